@@ -1,0 +1,1 @@
+"""Loading and typing the Kubernetes and Istio objects of a lab."""

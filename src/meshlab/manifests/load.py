@@ -1,0 +1,145 @@
+"""Turn manifest files into typed resources, in apply order, the way `kubectl apply -f` would.
+
+Rejects what the API server or Istio's webhook would reject (unknown kind or apiVersion,
+unknown fields, invalid names, weights, durations) as InputErrors with file:line.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+
+from meshlab.errors import InputError, InputErrors, Location
+from meshlab.manifests import istio, k8s
+from meshlab.schema import validate
+from meshlab.yamlio import PathKey, YamlDocument, load_documents
+
+_MODELS: dict[tuple[str, str], type[BaseModel]] = {
+    ("apps/v1", "Deployment"): k8s.Deployment,
+    ("v1", "Service"): k8s.Service,
+    ("v1", "Pod"): k8s.Pod,
+    **{(v, "VirtualService"): istio.VirtualService for v in istio.ISTIO_NETWORKING_VERSIONS},
+    **{(v, "DestinationRule"): istio.DestinationRule for v in istio.ISTIO_NETWORKING_VERSIONS},
+    **{
+        (v, kind): istio.OtherIstioNetworking
+        for v in istio.ISTIO_NETWORKING_VERSIONS
+        for kind in ("Gateway", "ServiceEntry", "Sidecar", "WorkloadEntry", "WorkloadGroup")
+    },
+    **{
+        ("v1", kind): k8s.Passive for kind in ("Namespace", "ConfigMap", "Secret", "ServiceAccount")
+    },
+}
+_KNOWN_KINDS = {kind: sorted(v for v, k in _MODELS if k == kind) for _, kind in _MODELS}
+_NAMESPACED_EXCEPTIONS = {"Namespace"}
+
+
+@dataclass(frozen=True)
+class Resource:
+    """One applied object: its typed body plus where it was written."""
+
+    kind: str
+    name: str
+    namespace: str
+    body: Any
+    document: YamlDocument
+    at: PathKey
+    order: int
+
+    @property
+    def ref(self) -> str:
+        """`VirtualService default/reviews`: how istioctl names an object."""
+        return f"{self.kind} {self.namespace}/{self.name}"
+
+    @property
+    def location(self) -> Location:
+        return self.document.locate(self.at)
+
+    def locate(self, *path: str | int) -> Location:
+        """Position of a field of this object, e.g. `locate("spec", "http", 0)`."""
+        return self.document.locate((*self.at, *path))
+
+
+def load_manifests(files: Sequence[Path], default_namespace: str = "default") -> list[Resource]:
+    """Every object of every file, validated, in apply order; all errors reported together."""
+    errors: list[InputError] = []
+    resources: dict[tuple[str, str, str], Resource] = {}
+    order = 0
+    for path in files:
+        try:
+            documents = load_documents(path)
+        except InputError as exc:
+            errors.append(exc)
+            continue
+        for document in documents:
+            for at, raw in _objects(document):
+                try:
+                    resource = _typed(raw, document, at, order, default_namespace)
+                except InputErrors as exc:
+                    errors.extend(exc.errors)
+                    continue
+                except InputError as exc:
+                    errors.append(exc)
+                    continue
+                order += 1
+                # `kubectl apply` of the same object twice: the later one is what remains.
+                resources[(resource.kind, resource.namespace, resource.name)] = resource
+    if errors:
+        raise InputErrors(errors) if len(errors) > 1 else errors[0]
+    return sorted(resources.values(), key=lambda r: r.order)
+
+
+def _objects(document: YamlDocument) -> Iterable[tuple[PathKey, Any]]:
+    """The objects of one document; a `kind: List` is flattened like kubectl does."""
+    data = document.data
+    if (
+        isinstance(data, dict)
+        and data.get("kind") == "List"
+        and isinstance(data.get("items"), list)
+    ):
+        for i, item in enumerate(data["items"]):
+            yield ("items", i), item
+    else:
+        yield (), data
+
+
+def _typed(raw: Any, document: YamlDocument, at: PathKey, order: int, namespace: str) -> Resource:
+    where = document.locate(at)
+    if not isinstance(raw, dict):
+        raise InputError(
+            "a manifest document must be a mapping with apiVersion, kind, metadata", where
+        )
+    api_version, kind = raw.get("apiVersion"), raw.get("kind")
+    if not isinstance(kind, str) or not kind:
+        raise InputError('missing required field "kind"', where)
+    if not isinstance(api_version, str) or not api_version:
+        raise InputError('missing required field "apiVersion"', where)
+    model = _MODELS.get((api_version, kind))
+    if model is None:
+        raise _unknown_type(api_version, kind, document, at)
+    body = validate(model, raw, document, at, what=kind)
+    metadata = body.metadata  # type: ignore[attr-defined]
+    if not metadata.name:
+        raise InputError(
+            f'{kind}: missing required field "metadata.name"', document.locate((*at, "metadata"))
+        )
+    object_namespace = "" if kind in _NAMESPACED_EXCEPTIONS else (metadata.namespace or namespace)
+    return Resource(kind, metadata.name, object_namespace, body, document, at, order)
+
+
+def _unknown_type(api_version: str, kind: str, document: YamlDocument, at: PathKey) -> InputError:
+    if kind in _KNOWN_KINDS:
+        versions = ", ".join(_KNOWN_KINDS[kind])
+        return InputError(
+            f'no matches for kind "{kind}" in version "{api_version}"',
+            document.locate((*at, "apiVersion")),
+            hint=f"{kind} is served as {versions}",
+        )
+    known = ", ".join(sorted(_KNOWN_KINDS))
+    return InputError(
+        f'unknown kind "{kind}" ({api_version}): meshlab knows {known}',
+        document.locate((*at, "kind")),
+    )

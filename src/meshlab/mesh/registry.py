@@ -1,0 +1,196 @@
+"""The service registry istiod builds from Kubernetes: services, their ports and endpoints.
+
+Deployments become pods here (one per replica, labels from the template), because istiod sees
+pods, not Deployments; a lab folder has only the Deployments.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from meshlab.manifests import k8s
+from meshlab.manifests.load import Resource
+
+CLUSTER_DOMAIN = "cluster.local"
+
+_PROTOCOLS = {
+    "http": "HTTP",
+    "http2": "HTTP2",
+    "https": "HTTPS",
+    "grpc": "GRPC",
+    "grpc-web": "GRPC-Web",
+    "tcp": "TCP",
+    "tls": "TLS",
+    "mongo": "Mongo",
+    "mysql": "MySQL",
+    "redis": "Redis",
+    "udp": "UDP",
+    "http_proxy": "HTTP_PROXY",
+}
+_APP_PROTOCOLS = {
+    "kubernetes.io/h2c": "HTTP2",
+    "kubernetes.io/ws": "HTTP",
+    "kubernetes.io/wss": "HTTPS",
+}
+_TCP_BY_PORT = {25, 53, 3306, 27017}
+HTTP_PROTOCOLS = {"HTTP", "HTTP2", "GRPC", "GRPC-Web", "AUTO"}
+
+
+def port_protocol(port: k8s.ServicePort) -> str:
+    """Istio's ConvertProtocol: appProtocol, then the name prefix, else auto-detect ("AUTO")."""
+    if port.protocol == "UDP":
+        return "UDP"
+    for candidate in (port.appProtocol, (port.name or "").split("-", 1)[0]):
+        if not candidate:
+            continue
+        lowered = candidate.lower()
+        if lowered in _APP_PROTOCOLS:
+            return _APP_PROTOCOLS[lowered]
+        if lowered in _PROTOCOLS:
+            return _PROTOCOLS[lowered]
+    return "TCP" if port.port in _TCP_BY_PORT else "AUTO"
+
+
+@dataclass(frozen=True)
+class ContainerPortInfo:
+    number: int
+    name: str | None
+
+
+@dataclass(frozen=True)
+class PodInstance:
+    """A pod as the mesh sees it: labels, image, ports; `owner` is its Deployment or Pod."""
+
+    name: str
+    namespace: str
+    labels: dict[str, str]
+    image: str
+    ports: tuple[ContainerPortInfo, ...]
+    owner: Resource
+
+    def resolve_target_port(self, target: int | str | None, service_port: int) -> int | None:
+        """The container port a Service port lands on, or None if a named port is missing."""
+        if target is None:
+            return service_port
+        if isinstance(target, int):
+            return target
+        if target.isdigit():
+            return int(target)
+        return next((p.number for p in self.ports if p.name == target), None)
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    pod: PodInstance
+    port: int  # container port on the pod
+
+
+@dataclass(frozen=True)
+class ServicePortInfo:
+    number: int
+    name: str | None
+    protocol: str
+    target: int | str | None
+
+    @property
+    def is_http(self) -> bool:
+        return self.protocol in HTTP_PROTOCOLS
+
+
+@dataclass
+class MeshService:
+    name: str
+    namespace: str
+    resource: Resource
+    ports: list[ServicePortInfo]
+    selector: dict[str, str] | None
+    endpoints: dict[int, list[Endpoint]] = field(default_factory=dict)
+
+    @property
+    def fqdn(self) -> str:
+        return f"{self.name}.{self.namespace}.svc.{CLUSTER_DOMAIN}"
+
+    def port(self, number: int) -> ServicePortInfo | None:
+        return next((p for p in self.ports if p.number == number), None)
+
+
+@dataclass
+class Registry:
+    services: list[MeshService]
+    pods: list[PodInstance]
+
+    def service_by_fqdn(self, fqdn: str) -> MeshService | None:
+        return next((s for s in self.services if s.fqdn == fqdn), None)
+
+
+def build_registry(resources: Sequence[Resource]) -> Registry:
+    pods = [pod for r in resources for pod in _pods_of(r)]
+    services: list[MeshService] = []
+    for r in resources:
+        if r.kind != "Service":
+            continue
+        spec: k8s.ServiceSpec = r.body.spec
+        if spec.type == "ExternalName":
+            continue
+        ports = [
+            ServicePortInfo(p.port, p.name, port_protocol(p), p.targetPort) for p in spec.ports
+        ]
+        service = MeshService(r.name, r.namespace, r, ports, spec.selector)
+        for port in ports:
+            service.endpoints[port.number] = _endpoints(service, port, pods)
+        services.append(service)
+    return Registry(services, pods)
+
+
+def _endpoints(
+    service: MeshService, port: ServicePortInfo, pods: list[PodInstance]
+) -> list[Endpoint]:
+    # A Service without a selector has manually managed endpoints: none exist in a lab.
+    if not service.selector:
+        return []
+    selector = service.selector
+    found = []
+    for pod in pods:
+        if pod.namespace != service.namespace:
+            continue
+        if any(pod.labels.get(k) != v for k, v in selector.items()):
+            continue
+        target = pod.resolve_target_port(port.target, port.number)
+        if target is not None:
+            found.append(Endpoint(pod, target))
+    return found
+
+
+def _pods_of(resource: Resource) -> list[PodInstance]:
+    if resource.kind == "Pod":
+        spec: k8s.PodSpec = resource.body.spec
+        labels = dict(resource.body.metadata.labels)
+        return [_pod(resource.name, resource, labels, spec)]
+    if resource.kind != "Deployment":
+        return []
+    dspec: k8s.DeploymentSpec = resource.body.spec
+    suffix = _template_hash(resource)
+    # The Deployment controller adds pod-template-hash to every pod; subsets can select on it.
+    labels = {**dspec.template.metadata.labels, "pod-template-hash": suffix}
+    return [
+        _pod(f"{resource.name}-{suffix}-{i}", resource, labels, dspec.template.spec)
+        for i in range(dspec.replicas)
+    ]
+
+
+def _pod(name: str, owner: Resource, labels: dict[str, str], spec: k8s.PodSpec) -> PodInstance:
+    container = spec.containers[0]
+    ports = tuple(
+        ContainerPortInfo(p.containerPort, p.name) for c in spec.containers for p in c.ports
+    )
+    return PodInstance(name, owner.namespace, labels, container.image or "", ports, owner)
+
+
+def _template_hash(resource: Resource) -> str:
+    """Stable like a ReplicaSet's pod-template-hash: the same manifest gives the same pod names."""
+    template = resource.body.spec.template.model_dump(mode="json", exclude_none=True)
+    digest = hashlib.sha256(json.dumps(template, sort_keys=True).encode()).hexdigest()
+    return digest[:10]
