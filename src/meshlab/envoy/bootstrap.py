@@ -374,3 +374,15 @@ def _static_cluster(name: str, endpoints: list[tuple[str, int]]) -> dict[str, An
             else [],
         },
     }
+
+
+def placeholder_addresses(plan: MeshPlan, first_port: int = 20000) -> dict[str, dict[int, int]]:
+    """Deterministic fake pod ports, for golden files and `meshlab envoy-config`."""
+    addresses: dict[str, dict[int, int]] = {}
+    port = first_port
+    for pod in plan.registry.pods:
+        addresses[pod.name] = {}
+        for container_port in sorted({p.number for p in pod.ports}):
+            addresses[pod.name][container_port] = port
+            port += 1
+    return addresses

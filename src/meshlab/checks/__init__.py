@@ -1,0 +1,12 @@
+"""Check kinds: what a lab asserts about the mesh. Each kind is one module that registers
+itself; the lab loader and runners only know this registry, so a new kind (sticky sessions,
+fault shares, latency) never touches the existing ones."""
+
+from __future__ import annotations
+
+from meshlab.checks.base import Check, CheckContext, CheckKind, CheckResult, parse_check, registry
+
+# Importing a kind's module registers it.
+from meshlab.checks import split as _split  # noqa: E402,F401  isort: skip
+
+__all__ = ["Check", "CheckContext", "CheckKind", "CheckResult", "parse_check", "registry"]

@@ -1,0 +1,137 @@
+"""The check-kind registry and the data every kind shares (spec, context, result)."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from pydantic import Field
+
+from meshlab.backends.base import Deployed
+from meshlab.errors import InputError, Location
+from meshlab.manifests.load import Resource
+from meshlab.mesh.plan import MeshPlan
+from meshlab.schema import Strict, validate
+from meshlab.stats import Design
+from meshlab.yamlio import PathKey, YamlDocument
+
+
+class CheckSpec(Strict):
+    """Fields every check has; each kind extends this with its own."""
+
+    name: str = Field(min_length=1)
+    kind: str
+    points: float = Field(default=1.0, ge=0)
+    description: str | None = None
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    kind: str
+    spec: Any
+    document: YamlDocument
+    at: PathKey
+
+    @property
+    def location(self) -> Location:
+        return self.document.locate(self.at)
+
+    def locate(self, *path: str | int) -> Location:
+        return self.document.locate((*self.at, *path))
+
+
+Progress = Callable[[int, int], None]  # (requests sent, current best guess of total)
+
+
+@dataclass
+class CheckContext:
+    """Everything a check may read: the objects, Istio's view of them, the live mesh."""
+
+    resources: list[Resource]
+    plan: MeshPlan
+    mesh: Deployed
+    design: Design = field(default_factory=Design)
+    requests_override: int | None = None
+    progress: Progress = lambda sent, total: None
+
+
+@dataclass
+class CheckResult:
+    name: str
+    kind: str
+    passed: bool
+    outcome: str  # pass | fail | inconclusive | error
+    message: str
+    requests: int
+    points: float
+    expected: Mapping[str, float] = field(default_factory=dict)
+    observed: Mapping[str, int] = field(default_factory=dict)
+    details: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def points_awarded(self) -> float:
+        return self.points if self.passed else 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "passed": self.passed,
+            "outcome": self.outcome,
+            "requests": self.requests,
+            "points": self.points,
+            "points_awarded": self.points_awarded,
+            "expected": dict(self.expected),
+            "observed": dict(self.observed),
+            "message": self.message,
+            **self.details,
+        }
+
+
+class CheckKind(ABC):
+    """A kind of check: its lab.yaml schema and how to run it against a deployed mesh."""
+
+    kind: ClassVar[str]
+    spec_model: ClassVar[type[CheckSpec]]
+
+    @abstractmethod
+    def run(self, check: Check, context: CheckContext) -> CheckResult: ...
+
+
+_REGISTRY: dict[str, CheckKind] = {}
+
+
+def register(kind: type[CheckKind]) -> type[CheckKind]:
+    """Class decorator: make a check kind available to lab.yaml under `kind.kind`."""
+    if kind.kind in _REGISTRY:
+        raise ValueError(f"check kind {kind.kind!r} registered twice")
+    _REGISTRY[kind.kind] = kind()
+    return kind
+
+
+def registry() -> Mapping[str, CheckKind]:
+    return dict(_REGISTRY)
+
+
+def parse_check(raw: Any, document: YamlDocument, at: PathKey) -> Check:
+    where = document.locate(at)
+    if not isinstance(raw, dict):
+        raise InputError("a check must be a mapping with name and kind", where)
+    kind = raw.get("kind")
+    if not isinstance(kind, str):
+        raise InputError(
+            'check: missing required field "kind"',
+            where,
+            hint=f"known kinds: {', '.join(sorted(_REGISTRY))}",
+        )
+    if kind not in _REGISTRY:
+        raise InputError(
+            f'unknown check kind "{kind}"',
+            document.locate((*at, "kind")),
+            hint=f"known kinds: {', '.join(sorted(_REGISTRY))}",
+        )
+    spec = validate(_REGISTRY[kind].spec_model, raw, document, at, what=f"check ({kind})")
+    return Check(spec.name, kind, spec, document, at)

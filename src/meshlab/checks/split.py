@@ -1,0 +1,270 @@
+"""`kind: split`: the observed distribution over buckets (a pod label, or a failure class)
+matches an expectation, decided by the sequential test in meshlab.stats."""
+
+from __future__ import annotations
+
+import math
+from collections import Counter, defaultdict
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import Field, PositiveInt, field_validator
+
+from meshlab.backends.base import ProbeRequest
+from meshlab.checks.base import Check, CheckContext, CheckKind, CheckResult, CheckSpec, register
+from meshlab.expect import ExpectedSplit, configured_split
+from meshlab.schema import Strict
+from meshlab.stats import BucketVerdict, SequentialSplitTest, SplitVerdict, fixed_split_test
+
+_METHODS = Literal["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+
+
+class RequestSpec(Strict):
+    url: str
+    method: _METHODS = "GET"
+    headers: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme != "http" or not parts.hostname:
+            raise ValueError(f"url {value!r} must look like http://service:port/path")
+        return value
+
+    def probe(self) -> ProbeRequest:
+        return ProbeRequest(self.url, self.method, dict(self.headers))
+
+
+class SplitSpec(CheckSpec):
+    kind: Literal["split"]
+    request: RequestSpec
+    by: str = Field(default="version", min_length=1)
+    expect: Literal["configured"] | dict[str, float] = "configured"
+    requests: Literal["auto"] | PositiveInt = "auto"
+
+    @field_validator("expect")
+    @classmethod
+    def _weights(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            if not value:
+                raise ValueError("expect needs at least one bucket, e.g. {safe: 90, risky: 10}")
+            if any(w < 0 for w in value.values()):
+                raise ValueError("expect: weights must be zero or more")
+            if sum(value.values()) <= 0:
+                raise ValueError("expect: at least one weight must be positive")
+        return value
+
+
+@register
+class SplitKind(CheckKind):
+    kind = "split"
+    spec_model = SplitSpec
+
+    def run(self, check: Check, context: CheckContext) -> CheckResult:
+        spec: SplitSpec = check.spec
+        request = spec.request.probe()
+        configured = configured_split(context.plan, request, spec.by)
+        if spec.expect == "configured":
+            expected = dict(configured.shares)
+        else:
+            total = sum(spec.expect.values())
+            expected = {k: v / total for k, v in spec.expect.items()}
+        fixed_n = context.requests_override or (spec.requests if spec.requests != "auto" else None)
+        run = _Sampler(context, request, spec.by)
+        verdict = run.fixed(expected, fixed_n) if fixed_n else run.sequential(expected)
+        return _result(check, spec, verdict, run, expected, configured)
+
+
+class _Sampler:
+    """Sends requests in batches and tallies buckets, response flags and transport errors."""
+
+    def __init__(self, context: CheckContext, request: ProbeRequest, by: str) -> None:
+        self.context = context
+        self.request = request
+        self.by = by
+        self.counts: Counter[str] = Counter()
+        self.flags: dict[str, Counter[str]] = defaultdict(Counter)
+        self.errors: Counter[str] = Counter()
+
+    def send(self, count: int, total_guess: int) -> None:
+        for outcome in self.context.mesh.send(self.request, count):
+            bucket = outcome.bucket(self.by)
+            self.counts[bucket] += 1
+            if outcome.failed:
+                self.flags[bucket][outcome.response_flags] += 1
+            if outcome.error:
+                self.errors[outcome.error] += 1
+        self.context.progress(sum(self.counts.values()), total_guess)
+
+    def sequential(self, expected: dict[str, float]) -> SplitVerdict:
+        design = self.context.design
+        test = SequentialSplitTest(expected, design)
+        guess = design.cap
+        while True:
+            n = sum(self.counts.values())
+            self.send(min(design.batch, design.cap - n), guess)
+            verdict = test.observe(self.counts)
+            if verdict.outcome != "continue":
+                return verdict
+
+    def fixed(self, expected: dict[str, float], n: int) -> SplitVerdict:
+        batch = max(self.context.design.batch, 50)
+        while (sent := sum(self.counts.values())) < n:
+            self.send(min(batch, n - sent), n)
+        return fixed_split_test(expected, self.counts, self.context.design)
+
+
+def _result(
+    check: Check,
+    spec: SplitSpec,
+    verdict: SplitVerdict,
+    run: _Sampler,
+    expected: dict[str, float],
+    configured: ExpectedSplit,
+) -> CheckResult:
+    message = _message(check.name, spec, verdict, run, configured)
+    details: dict[str, Any] = {
+        "request": {"url": spec.request.url, "method": spec.request.method},
+        "by": spec.by,
+        "expect": "configured" if spec.expect == "configured" else "explicit",
+        "route": configured.route,
+        "method": verdict.method,
+        "alpha": verdict.design.alpha,
+        "beta": verdict.design.beta,
+        "delta": verdict.design.delta,
+        "buckets": [_bucket_json(b) for b in verdict.buckets],
+        "sources": {k: [str(s) for s in v] for k, v in configured.sources.items()},
+        "causes": [
+            {
+                "bucket": c.bucket,
+                "effect": c.effect,
+                "reason": c.reason,
+                "location": str(c.location) if c.location else None,
+            }
+            for c in configured.causes
+        ],
+        "response_flags": {k: dict(v) for k, v in run.flags.items()},
+        "errors": dict(run.errors.most_common(5)),
+    }
+    return CheckResult(
+        name=check.name,
+        kind="split",
+        passed=verdict.passed,
+        outcome=verdict.outcome,
+        message=message,
+        requests=verdict.n,
+        points=spec.points,
+        expected=expected,
+        observed=dict(run.counts),
+        details=details,
+    )
+
+
+def _bucket_json(b: BucketVerdict) -> dict[str, Any]:
+    return {
+        "bucket": b.bucket,
+        "expected": b.expected,
+        "count": b.count,
+        "share": b.observed,
+        "band": list(b.band),
+        "interval": list(b.interval),
+        "status": b.status,
+    }
+
+
+def percent(x: float) -> str:
+    return f"{100 * x:.1f}%"
+
+
+def confidence_label(alpha: float) -> str:
+    """`99.9999%` for alpha = 1e-6: as many nines as the level has."""
+    digits = max(0, math.ceil(-math.log10(alpha)) - 2)
+    return f"{100 * (1 - alpha):.{digits}f}%"
+
+
+def _focus(verdict: SplitVerdict) -> BucketVerdict:
+    """The bucket a sentence should be about: the most-off one, else the smallest share."""
+    off = [b for b in verdict.buckets if b.status == "off"]
+    if off:  # ties (two complementary buckets) go to the smaller share: the canary
+        return max(off, key=lambda b: (round(abs(b.observed - b.expected), 6), -b.expected))
+    shares = [b for b in verdict.buckets if b.expected > 0]
+    return min(shares, key=lambda b: b.expected) if shares else verdict.buckets[0]
+
+
+def _message(
+    name: str, spec: SplitSpec, verdict: SplitVerdict, run: _Sampler, configured: ExpectedSplit
+) -> str:
+    focus = _focus(verdict)
+    n = verdict.n
+    level = confidence_label(verdict.design.alpha)
+    lo, hi = focus.interval
+    said = "configured" if spec.expect == "configured" else "expected"
+    where = ""
+    sources = configured.sources.get(focus.bucket, [])
+    if sources:
+        where = f" ({'; '.join(str(s) for s in sources[:2])})"
+    if focus.expected == 0:
+        head = f"{focus.bucket} for {focus.count} of {n} requests ({percent(focus.observed)}), {said} none"
+    else:
+        head = (
+            f"{focus.bucket} got {percent(focus.observed)} ({focus.count}/{n}, {level} CI "
+            f"{100 * lo:.1f}–{100 * hi:.1f}%), {said} {percent(focus.expected)}{where}"
+        )
+    if verdict.outcome == "fail":
+        lines = [f"{name} FAILED: {head}"]
+    elif verdict.outcome == "inconclusive":
+        lines = [f"{name} passed (inconclusive after {n} requests, the cap): {head}"]
+    else:
+        band = (
+            f", band {100 * focus.band[0]:.0f}–{100 * focus.band[1]:.0f}%"
+            if 0 < focus.expected < 1
+            else ""
+        )
+        lines = [f"{name} passed: {head}{band}"]
+    if verdict.outcome == "fail":
+        for other in verdict.buckets:
+            if (
+                other is not focus
+                and other.expected > 0
+                and other.status != "ok"
+                and other.count < other.expected * n
+            ):
+                at = configured.sources.get(other.bucket, [])
+                src = f", {at[0]}" if at else ""
+                lines.append(
+                    f"  {other.bucket} got {other.count}/{n} ({percent(other.observed)}), "
+                    f"{said} {percent(other.expected)}{src}"
+                )
+        for cause in configured.causes:
+            at = f" ({cause.location.short()})" if cause.location else ""
+            lines.append(f"  likely cause: {cause.reason}{at}; the mesh answers {cause.effect}")
+    did = (
+        ", ".join(
+            f"{bucket} {count} ({percent(count / n)})" + _flags(run.flags.get(bucket))
+            for bucket, count in run.counts.most_common()
+        )
+        if n
+        else "nothing"
+    )
+    lines.append(f"  what the mesh did: {did}")
+    if run.errors:
+        lines.append(f"  client errors: {next(iter(run.errors))}")
+    lines.append(
+        f"  {verdict.method}, N={n}, α={_sci(verdict.design.alpha)}, β={_sci(verdict.design.beta)}, "
+        f"δ={100 * verdict.design.delta:.0f} points"
+    )
+    return "\n".join(lines)
+
+
+def _flags(flags: Counter[str] | None) -> str:
+    if not flags:
+        return ""
+    named = [f for f in flags if f and f != "-"]
+    return f" [Envoy flags {', '.join(named)}]" if named else ""
+
+
+def _sci(x: float) -> str:
+    """1e-06 -> 1e-6: how people write small rates."""
+    mantissa, _, exponent = f"{x:.0e}".partition("e")
+    return f"{mantissa}e{int(exponent)}" if x < 0.01 else f"{x:g}"

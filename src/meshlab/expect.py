@@ -1,0 +1,242 @@
+"""What the configuration asks the mesh to do with one request, read off the plan.
+
+`expect: configured` means: the weights of the route that matches the request, each
+destination's share spread over the pods its subset selects (all of Istio's load-balancing
+policies are even across endpoints in expectation). Where the configuration asks for
+something the mesh cannot deliver (a subset no DestinationRule defines, a subset that selects
+no pods, a host that is no Service, a request no route matches), the expectation still names
+what was asked and records the cause, so the check fails and says why.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from dataclasses import dataclass, field
+from urllib.parse import parse_qsl, urlsplit
+
+from meshlab.backends.base import NO_RESPONSE, ProbeRequest
+from meshlab.errors import Location
+from meshlab.mesh.plan import (
+    PASSTHROUGH_CLUSTER,
+    DirectResponse,
+    Forward,
+    MeshPlan,
+    Redirect,
+    RouteMatchPlan,
+    RoutePlan,
+    StringMatchPlan,
+    VirtualHostPlan,
+    WeightedTarget,
+)
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where a configured share comes from: `VirtualService default/x, istio-rules.yaml:14`."""
+
+    what: str
+    location: Location | None
+    weight: int | None = None
+
+    def __str__(self) -> str:
+        return f"{self.what}, {self.location.short()}" if self.location else self.what
+
+
+@dataclass(frozen=True)
+class Cause:
+    """A known reason the mesh will not deliver part of the configured split."""
+
+    bucket: str
+    effect: str  # what the mesh will do, e.g. "503 NC (no cluster)"
+    reason: str
+    location: Location | None = None
+    flags: str | None = None
+
+
+@dataclass
+class ExpectedSplit:
+    shares: dict[str, float] = field(default_factory=dict)
+    sources: dict[str, list[Source]] = field(default_factory=lambda: defaultdict(list))
+    causes: list[Cause] = field(default_factory=list)
+    route: str = ""
+
+    def add(self, bucket: str, share: float, source: Source | None = None) -> None:
+        self.shares[bucket] = self.shares.get(bucket, 0.0) + share
+        if source is not None and source not in self.sources[bucket]:
+            self.sources[bucket].append(source)
+
+
+def configured_split(plan: MeshPlan, request: ProbeRequest, by: str) -> ExpectedSplit:
+    expected = ExpectedSplit()
+    listener = plan.listener_for(request.port)
+    vhost = _virtual_host(plan, request.host, request.port) if listener else None
+    if vhost is None or vhost.service is None:
+        expected.add(NO_RESPONSE, 1.0)
+        expected.causes.append(
+            Cause(
+                NO_RESPONSE,
+                "no response",
+                f"no Service named {request.host!r} serves port {request.port}",
+            )
+        )
+        return expected
+    route = next((r for r in vhost.routes if _route_matches(r.match, request)), None)
+    owner = (
+        vhost.virtual_service.ref
+        if vhost.virtual_service
+        else f"Service {vhost.service.namespace}/{vhost.service.name}"
+    )
+    if route is None:
+        expected.route = f"{owner}: no route matches"
+        expected.add("HTTP 404", 1.0)
+        expected.causes.append(
+            Cause(
+                "HTTP 404",
+                "404 NR (no route)",
+                f"no route of {owner} matches {request.method} {request.path}",
+                vhost.virtual_service.location if vhost.virtual_service else None,
+                "NR",
+            )
+        )
+        return expected
+    expected.route = f"{owner}, route {route.name or '#'}" + (
+        f" ({route.location.short()})" if route.location else ""
+    )
+    _expect_route(plan, route, owner, by, expected)
+    return expected
+
+
+def _expect_route(
+    plan: MeshPlan, route: RoutePlan, owner: str, by: str, expected: ExpectedSplit
+) -> None:
+    action = route.action
+    scale = 1.0
+    if route.fault and route.fault.abort_status is not None and route.fault.abort_percent > 0:
+        aborted = route.fault.abort_percent / 100.0
+        expected.add(
+            f"HTTP {route.fault.abort_status}",
+            aborted,
+            Source(f"{owner} fault.abort", route.location),
+        )
+        scale = 1.0 - aborted
+    if isinstance(action, Redirect):
+        expected.add(f"HTTP {action.code}", scale, Source(f"{owner} redirect", route.location))
+        return
+    if isinstance(action, DirectResponse):
+        expected.add(
+            f"HTTP {action.status}", scale, Source(f"{owner} directResponse", route.location)
+        )
+        return
+    total = sum(t.weight for t in action.targets) if action.weighted else 1
+    for target in action.targets:
+        share = scale * (target.weight / total if action.weighted else 1.0)
+        _expect_target(plan, target, share, owner, by, expected)
+
+
+def _expect_target(
+    plan: MeshPlan,
+    target: WeightedTarget,
+    share: float,
+    owner: str,
+    by: str,
+    expected: ExpectedSplit,
+) -> None:
+    source = Source(owner, target.location, target.weight)
+    cluster = plan.clusters.get(target.cluster)
+    if target.cluster == PASSTHROUGH_CLUSTER:
+        expected.add("HTTP 503", share, source)
+        return
+    if cluster is None:
+        bucket = target.subset or target.host
+        expected.add(bucket, share, source)
+        service = plan.registry.service_by_fqdn(target.host)
+        if service is None:
+            reason = f"destination host {target.host} is not a Service in the mesh"
+        elif target.subset:
+            defined = sorted(
+                {c.subset for c in plan.clusters.values() if c.service is service and c.subset}
+            )
+            known = (
+                f" (defined: {', '.join(defined)})"
+                if defined
+                else " (no DestinationRule defines subsets for it)"
+            )
+            reason = f'subset "{target.subset}" of host {service.name} is not defined by any DestinationRule{known}'
+        else:
+            reason = f"port {target.cluster.split('|')[1]} is not a port of Service {service.name}"
+        expected.causes.append(Cause(bucket, "503 NC (no cluster)", reason, target.location, "NC"))
+        return
+    if not cluster.endpoints:
+        bucket = cluster.subset_labels.get(by) or cluster.subset or cluster.service.name
+        expected.add(bucket, share, source)
+        labels = ", ".join(f"{k}={v}" for k, v in cluster.subset_labels.items())
+        what = (
+            f'subset "{cluster.subset}" (labels {labels})'
+            if cluster.subset
+            else f"Service {cluster.service.name}"
+        )
+        location = (
+            cluster.destination_rule.location
+            if cluster.destination_rule and cluster.subset
+            else None
+        )
+        expected.causes.append(
+            Cause(bucket, "503 UH (no healthy upstream)", f"{what} selects no pods", location, "UH")
+        )
+        return
+    per_endpoint = share / len(cluster.endpoints)
+    for endpoint in cluster.endpoints:
+        expected.add(endpoint.pod.labels.get(by, "unknown"), per_endpoint, source)
+
+
+def _virtual_host(plan: MeshPlan, host: str, port: int) -> VirtualHostPlan | None:
+    listener = plan.listener_for(port)
+    if listener is None or listener.route_table is None:
+        return None
+    vhosts = plan.route_tables[listener.route_table]
+    exact = next((v for v in vhosts if host in v.domains), None)
+    return exact or next((v for v in vhosts if "*" in v.domains), None)
+
+
+def _route_matches(match: RouteMatchPlan, request: ProbeRequest) -> bool:
+    parts = urlsplit(request.url)
+    path = parts.path or "/"
+    if not _string_matches(match.path, path, match.case_sensitive, full_regex=True):
+        return False
+    headers = {k.lower(): v for k, v in request.headers.items()}
+    headers.update(
+        {
+            ":method": request.method,
+            ":authority": f"{request.host}:{request.port}" if request.port != 80 else request.host,
+            ":scheme": parts.scheme or "http",
+            ":path": request.path,
+        }
+    )
+    for header in match.headers:
+        value = headers.get(header.name)
+        if header.invert:
+            ok = value is None or not _string_matches(header.match, value, True)
+        else:
+            ok = value is not None and _string_matches(header.match, value, True)
+        if not ok:
+            return False
+    query = dict(parse_qsl(parts.query, keep_blank_values=True))
+    for name, matcher in match.query:
+        if name not in query or not _string_matches(matcher, query[name], True):
+            return False
+    return True
+
+
+def _string_matches(
+    matcher: StringMatchPlan, value: str, case_sensitive: bool, full_regex: bool = True
+) -> bool:
+    if matcher.kind == "present":
+        return True
+    if matcher.kind == "regex":
+        flags = 0 if case_sensitive else re.IGNORECASE
+        return re.fullmatch(matcher.value, value, flags) is not None
+    left, right = (
+        (value, matcher.value) if case_sensitive else (value.lower(), matcher.value.lower())
+    )
+    return left == right if matcher.kind == "exact" else left.startswith(right)

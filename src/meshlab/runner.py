@@ -1,0 +1,112 @@
+"""One lab run, start to end: load -> plan (Istio semantics) -> backend -> checks -> report.
+
+The CLI and the pytest plugin both call these functions; neither has its own pipeline.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from meshlab import __version__
+from meshlab.backends import Backend, get_backend
+from meshlab.checks import Check, CheckContext, CheckResult, registry
+from meshlab.lab import Lab, load_lab
+from meshlab.manifests.load import Resource, load_manifests
+from meshlab.mesh.plan import MeshPlan, Note, build_plan
+from meshlab.stats import Design
+
+ProgressFactory = Callable[[Check], Callable[[int, int], None]]
+
+
+@dataclass
+class RunOptions:
+    backend: str = "embedded"
+    requests: int | None = None  # fixed N for every split check (None: the sequential design)
+    envoy: str | None = None
+    design: Design = field(default_factory=Design)
+
+
+@dataclass(frozen=True)
+class PreparedLab:
+    """A lab whose files parsed and validated: ready for any backend."""
+
+    lab: Lab
+    resources: list[Resource]
+    plan: MeshPlan
+
+    @property
+    def notes(self) -> list[Note]:
+        return self.plan.notes
+
+
+def prepare(path: Path) -> PreparedLab:
+    """Load lab.yaml and its manifests; InputError (exit 2) on anything invalid."""
+    lab = load_lab(path)
+    resources = load_manifests(list(lab.manifests), lab.namespace)
+    return PreparedLab(lab, resources, build_plan(resources, lab.namespace))
+
+
+@dataclass
+class LabReport:
+    lab: Lab
+    backend: dict[str, str]
+    results: list[CheckResult]
+    notes: list[Note]
+    seconds: float
+
+    @property
+    def passed(self) -> bool:
+        return all(r.passed for r in self.results)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "meshlab": __version__,
+            "lab": self.lab.name,
+            "title": self.lab.title,
+            "backend": self.backend.get("backend", ""),
+            "backend_info": self.backend,
+            "passed": self.passed,
+            "points": sum(r.points for r in self.results),
+            "points_awarded": sum(r.points_awarded for r in self.results),
+            "seconds": round(self.seconds, 3),
+            "notes": [
+                {"message": n.message, "location": str(n.location) if n.location else None}
+                for n in self.notes
+            ],
+            "checks": [r.to_json() for r in self.results],
+        }
+
+
+def run_check(check: Check, prepared: PreparedLab, context: CheckContext) -> CheckResult:
+    return registry()[check.kind].run(check, context)
+
+
+def run_lab(
+    path: Path,
+    options: RunOptions | None = None,
+    progress: ProgressFactory | None = None,
+    backend: Backend | None = None,
+) -> LabReport:
+    options = options or RunOptions()
+    prepared = prepare(path)
+    backend = backend or get_backend(options.backend, envoy=options.envoy)
+    info = dict(backend.describe())
+    started = time.perf_counter()
+    results = []
+    with backend.deploy(prepared.resources, prepared.lab.namespace) as mesh:
+        for check in prepared.lab.checks:
+            context = CheckContext(
+                resources=prepared.resources,
+                plan=prepared.plan,
+                mesh=mesh,
+                design=options.design,
+                requests_override=options.requests,
+            )
+            if progress is not None:
+                context.progress = progress(check)
+            results.append(run_check(check, prepared, context))
+    return LabReport(prepared.lab, info, results, prepared.notes, time.perf_counter() - started)
