@@ -1,0 +1,87 @@
+"""meshlab benchmark: what a student waits for, and what the embedded mesh can carry.
+
+    python bench/run.py [--runs 7] [--rps-requests 2000]
+
+Reports medians from one run (this machine is shared and noisy: compare ratios, not
+absolutes), and writes them to reports/bench.json:
+  * time to verdict for lab 2: whole `run_lab` (load, deploy, check, tear down) and the
+    check alone;
+  * requests the sequential test used vs the design's expected N for a correct config;
+  * requests/s through Envoy and a stand-in over one keep-alive connection.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from pathlib import Path
+
+from meshlab.backends.base import ProbeRequest
+from meshlab.backends.embedded import EmbeddedBackend
+from meshlab.runner import prepare, run_lab
+from meshlab.stats import Design, expected_requests, fixed_sample_size
+
+ROOT = Path(__file__).resolve().parent.parent
+LAB = ROOT / "labs" / "2-traffic"
+URL = "http://fleetman-staff-service:8080/driver/City%20Truck"
+
+
+def time_to_verdict(runs: int) -> dict[str, float]:
+    totals, checks, requests = [], [], []
+    for _ in range(runs):
+        started = time.perf_counter()
+        report = run_lab(LAB)
+        totals.append(time.perf_counter() - started)
+        checks.append(report.seconds)
+        requests.append(report.results[0].requests)
+        assert report.passed, report.results[0].message
+    shares = {"safe": 0.9, "risky": 0.1}
+    return {
+        "runs": runs,
+        "median_seconds_total": statistics.median(totals),
+        "median_seconds_deployed": statistics.median(checks),
+        "median_requests": statistics.median(requests),
+        "min_requests": min(requests),
+        "max_requests": max(requests),
+        "design_expected_requests": expected_requests(shares, Design()),
+        "fixed_n_equivalent": fixed_sample_size(shares, Design()),
+    }
+
+
+def throughput(requests: int, runs: int = 3) -> dict[str, float]:
+    prepared = prepare(LAB)
+    rates = []
+    with EmbeddedBackend().deploy(prepared.resources, prepared.lab.namespace) as mesh:
+        mesh.send(ProbeRequest(URL), 50)  # warm the connections
+        for _ in range(runs):
+            started = time.perf_counter()
+            outcomes = mesh.send(ProbeRequest(URL), requests)
+            rates.append(requests / (time.perf_counter() - started))
+            assert all(o.status == 200 for o in outcomes)
+    return {"requests_per_run": requests, "median_requests_per_second": statistics.median(rates)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=7)
+    parser.add_argument("--rps-requests", type=int, default=2000)
+    args = parser.parse_args()
+    verdict = time_to_verdict(args.runs)
+    rps = throughput(args.rps_requests)
+    print(f"lab 2 time to verdict: median {verdict['median_seconds_total']:.2f} s end to end, "
+          f"{verdict['median_seconds_deployed']:.2f} s deployed+checked ({args.runs} runs)")
+    print(f"requests used: median {verdict['median_requests']:.0f} "
+          f"(min {verdict['min_requests']:.0f}, max {verdict['max_requests']:.0f}); design E[N] "
+          f"{verdict['design_expected_requests']:.0f}; fixed-N test would need "
+          f"{verdict['fixed_n_equivalent']}")
+    print(f"embedded mesh: median {rps['median_requests_per_second']:.0f} requests/s "
+          "(one keep-alive connection through Envoy to a stand-in)")
+    out = ROOT / "reports" / "bench.json"
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(json.dumps({"time_to_verdict": verdict, "throughput": rps}, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
