@@ -63,13 +63,14 @@ def write_junit(report: LabReport, path: Path) -> None:
             },
         )
         props = ET.SubElement(case, "properties")
-        for key, value in (
+        facts: tuple[tuple[str, object], ...] = (
             ("points", result.points),
             ("points_awarded", result.points_awarded),
             ("requests", result.requests),
             ("outcome", result.outcome),
-        ):
-            ET.SubElement(props, "property", {"name": key, "value": str(value)})
+        )
+        for name, fact in facts:
+            ET.SubElement(props, "property", {"name": name, "value": str(fact)})
         if not result.passed:
             failure = ET.SubElement(case, "failure", {"message": result.message.splitlines()[0]})
             failure.text = result.message

