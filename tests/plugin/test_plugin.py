@@ -60,9 +60,7 @@ def test_requests_option_sets_fixed_n_and_junit_properties(
     junit = pytester.path / "junit.xml"
     result = pytester.runpytest("--requests", "120", f"--junitxml={junit}", str(lab_copy))
     result.assert_outcomes(passed=1)
-    props = {
-        p.get("name"): p.get("value") for p in ElementTree.parse(junit).iter("property")
-    }
+    props = {p.get("name"): p.get("value") for p in ElementTree.parse(junit).iter("property")}
     assert props["requests"] == "120"
     assert props["points"] == "1.0"
 

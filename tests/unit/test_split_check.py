@@ -1,0 +1,84 @@
+"""The split check end to end on the fake backend: verdicts, messages, report fields."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from meshlab.backends.fake import FakeBackend, weighted_pods
+from meshlab.report import render_text, write_json
+from meshlab.runner import RunOptions, run_lab
+
+
+def _run(lab: Path, weights: dict[str, float], seed: int = 1, **options: object):
+    return run_lab(lab, RunOptions(**options), backend=FakeBackend(weighted_pods(weights), seed))
+
+
+def test_correct_split_passes_with_the_canary_share_and_its_source(lab2_dir: Path) -> None:
+    report = _run(lab2_dir, {"safe": 90, "risky": 10})
+    result = report.results[0]
+    assert result.passed
+    assert result.expected == pytest.approx({"safe": 0.9, "risky": 0.1})
+    assert sum(result.observed.values()) == result.requests
+    first = result.message.splitlines()[0]
+    assert first.startswith("canary-split passed: risky got")
+    assert "configured 10.0%" in first
+    assert "istio-rules.yaml:21" in first  # the risky weight's line
+    assert "inside the band 5–20%" in first
+
+
+def test_wrong_split_fails_fast_and_names_the_weight(lab2_dir: Path) -> None:
+    result = _run(lab2_dir, {"safe": 50, "risky": 50}).results[0]
+    assert not result.passed
+    assert result.requests < 200  # gross errors stop early
+    assert result.message.startswith("canary-split FAILED: risky got")
+    assert "configured 10.0% (VirtualService default/fleetman-staff-service" in result.message
+
+
+def test_canary_starved_to_one_percent_fails(lab2_dir: Path) -> None:
+    assert not _run(lab2_dir, {"safe": 99, "risky": 1}).results[0].passed
+
+
+def test_failed_requests_are_their_own_bucket(lab2_dir: Path) -> None:
+    result = _run(lab2_dir, {"safe": 90, "HTTP 503": 10}).results[0]
+    assert not result.passed
+    assert "HTTP 503" in result.observed
+    assert result.details["response_flags"]["HTTP 503"] == {"UH": result.observed["HTTP 503"]}
+    assert "risky got 0/" in result.message
+
+
+def test_fixed_requests_option_sends_exactly_n(lab2_dir: Path) -> None:
+    result = _run(lab2_dir, {"safe": 90, "risky": 10}, requests=300).results[0]
+    assert result.requests == 300
+    assert result.details["method"].startswith("fixed-N")
+    assert "cannot promise to catch" in result.message
+
+
+def test_explicit_expectation_is_compared_with_the_configuration(
+    tmp_path: Path, lab2_dir: Path
+) -> None:
+    lab = tmp_path / "lab"
+    shutil.copytree(lab2_dir, lab)
+    lab_file = lab / "lab.yaml"
+    lab_file.write_text(
+        lab_file.read_text().replace("expect: configured", "expect: {safe: 50, risky: 50}")
+    )
+    result = _run(lab, {"safe": 90, "risky": 10}).results[0]
+    assert not result.passed
+    assert "expected 50.0%; the configuration gives it " in result.message
+
+
+def test_json_report_has_the_documented_shape(tmp_path: Path, lab2_dir: Path) -> None:
+    report = _run(lab2_dir, {"safe": 90, "risky": 10})
+    path = tmp_path / "r.json"
+    write_json(report, path)
+    data = json.loads(path.read_text())
+    assert {"lab", "backend", "passed", "checks"} <= set(data)
+    assert data["lab"] == "2-traffic" and data["backend"] == "fake" and data["passed"] is True
+    check = data["checks"][0]
+    assert {"name", "kind", "passed", "requests", "expected", "observed"} <= set(check)
+    assert check["expected"] == pytest.approx({"safe": 0.9, "risky": 0.1})
+    assert render_text(report).splitlines()[-1].startswith("1 passed, 0 failed (1/1 points)")
