@@ -71,8 +71,11 @@ def docs_serve(session: nox.Session) -> None:
 
 def _lab_session(lab: Path) -> None:
     title = next(
-        (line.split(":", 1)[1].strip() for line in (lab / "lab.yaml").read_text().splitlines()
-         if line.startswith("title:")),
+        (
+            line.split(":", 1)[1].strip()
+            for line in (lab / "lab.yaml").read_text().splitlines()
+            if line.startswith("title:")
+        ),
         lab.name,
     )
 

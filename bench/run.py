@@ -70,14 +70,20 @@ def main() -> None:
     args = parser.parse_args()
     verdict = time_to_verdict(args.runs)
     rps = throughput(args.rps_requests)
-    print(f"lab 2 time to verdict: median {verdict['median_seconds_total']:.2f} s end to end, "
-          f"{verdict['median_seconds_deployed']:.2f} s deployed+checked ({args.runs} runs)")
-    print(f"requests used: median {verdict['median_requests']:.0f} "
-          f"(min {verdict['min_requests']:.0f}, max {verdict['max_requests']:.0f}); design E[N] "
-          f"{verdict['design_expected_requests']:.0f}; fixed-N test would need "
-          f"{verdict['fixed_n_equivalent']}")
-    print(f"embedded mesh: median {rps['median_requests_per_second']:.0f} requests/s "
-          "(one keep-alive connection through Envoy to a stand-in)")
+    print(
+        f"lab 2 time to verdict: median {verdict['median_seconds_total']:.2f} s end to end, "
+        f"{verdict['median_seconds_deployed']:.2f} s deployed+checked ({args.runs} runs)"
+    )
+    print(
+        f"requests used: median {verdict['median_requests']:.0f} "
+        f"(min {verdict['min_requests']:.0f}, max {verdict['max_requests']:.0f}); design E[N] "
+        f"{verdict['design_expected_requests']:.0f}; fixed-N test would need "
+        f"{verdict['fixed_n_equivalent']}"
+    )
+    print(
+        f"embedded mesh: median {rps['median_requests_per_second']:.0f} requests/s "
+        "(one keep-alive connection through Envoy to a stand-in)"
+    )
     out = ROOT / "reports" / "bench.json"
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps({"time_to_verdict": verdict, "throughput": rps}, indent=2) + "\n")
