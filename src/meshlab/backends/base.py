@@ -47,6 +47,7 @@ class Outcome:
     response_flags: str = "-"
     upstream_cluster: str | None = None
     error: str | None = None
+    body: str = ""  # the first few KiB of the response body, for labs' own assertions
 
     @property
     def failed(self) -> bool:

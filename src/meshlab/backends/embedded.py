@@ -26,6 +26,9 @@ from meshlab.processes import ProcessGroup, start_standins
 from meshlab.standins import PodSpec, describe
 
 
+BODY_LIMIT = 4096
+
+
 class EmbeddedBackend:
     name = "embedded"
 
@@ -141,6 +144,7 @@ class EmbeddedMesh:
             labels=dict(pod.labels) if pod else {},
             response_flags=response.headers.get(RESPONSE_FLAGS_HEADER, "-"),
             upstream_cluster=response.headers.get(UPSTREAM_CLUSTER_HEADER),
+            body=response.text[:BODY_LIMIT],
         )
 
     def close(self) -> None:
