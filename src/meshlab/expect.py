@@ -20,7 +20,6 @@ from meshlab.errors import Location
 from meshlab.mesh.plan import (
     PASSTHROUGH_CLUSTER,
     DirectResponse,
-    Forward,
     MeshPlan,
     Redirect,
     RouteMatchPlan,
@@ -162,7 +161,10 @@ def _expect_target(
                 if defined
                 else " (no DestinationRule defines subsets for it)"
             )
-            reason = f'subset "{target.subset}" of host {service.name} is not defined by any DestinationRule{known}'
+            reason = (
+                f'subset "{target.subset}" of host {service.name} is not defined by any '
+                f"DestinationRule{known}"
+            )
         else:
             reason = f"port {target.cluster.split('|')[1]} is not a port of Service {service.name}"
         expected.causes.append(Cause(bucket, "503 NC (no cluster)", reason, target.location, "NC"))
@@ -215,8 +217,10 @@ def _route_matches(match: RouteMatchPlan, request: ProbeRequest) -> bool:
     )
     for header in match.headers:
         value = headers.get(header.name)
-        if header.invert:
-            ok = value is None or not _string_matches(header.match, value, True)
+        if header.invert and header.match.kind == "present":
+            ok = value is None
+        elif header.invert:  # treat_missing_header_as_empty: an absent header reads as ""
+            ok = not _string_matches(header.match, value or "", True)
         else:
             ok = value is not None and _string_matches(header.match, value, True)
         if not ok:

@@ -241,14 +241,17 @@ def _retry(retry: RetryPlan) -> dict[str, Any]:
     out: dict[str, Any] = {
         "retry_on": retry.retry_on,
         "num_retries": retry.attempts,
-        "retry_host_predicate": [
+        "host_selection_retry_max_attempts": "5",
+    }
+    if retry.previous_hosts:
+        out["retry_host_predicate"] = [
             {
                 "name": "envoy.retry_host_predicates.previous_hosts",
                 "typed_config": {"@type": _PREVIOUS_HOSTS},
             }
-        ],
-        "host_selection_retry_max_attempts": "5",
-    }
+        ]
+    if retry.backoff_s is not None:
+        out["retry_back_off"] = {"base_interval": _seconds(retry.backoff_s)}
     if retry.retriable_status_codes:
         out["retriable_status_codes"] = list(retry.retriable_status_codes)
     if retry.per_try_timeout_s is not None:

@@ -1,6 +1,6 @@
 """What istiod would send a client sidecar in the lab namespace, as plain data.
 
-`build_plan` is the one place where Istio semantics live (see docs/reference/semantics.md):
+`build_plan` is the one place where Istio semantics live (docs/reference/backends.md lists them):
 which VirtualService owns a host, how rules become ordered routes, how weights become
 weighted clusters, which DestinationRule defines subsets and load balancing. The Envoy
 renderer and the expectation code both read the plan, so they cannot disagree.
@@ -8,7 +8,7 @@ renderer and the expectation code both read the plan, so they cannot disagree.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -108,6 +108,8 @@ class RetryPlan:
     retry_on: str
     per_try_timeout_s: float | None = None
     retriable_status_codes: tuple[int, ...] = ()
+    previous_hosts: bool = True  # retry_host_predicate previous_hosts
+    backoff_s: float | None = None
 
 
 @dataclass(frozen=True)
@@ -176,6 +178,13 @@ def build_plan(resources: Sequence[Resource], client_namespace: str = "default")
     registry = build_registry(resources)
     notes: list[Note] = []
     destination_rules = [r for r in resources if r.kind == "DestinationRule"]
+
+    def rule_for(host: str) -> MergedRule | None:
+        service = registry.service_by_fqdn(host)
+        if service is None:
+            return None
+        return _destination_rule_for(service, destination_rules, client_namespace)
+
     virtual_services = _mesh_virtual_services(resources, client_namespace)
     clusters: dict[str, ClusterPlan] = {}
     for service in registry.services:
@@ -191,10 +200,9 @@ def build_plan(resources: Sequence[Resource], client_namespace: str = "default")
         for service in registry.services:
             if service.port(port) is None or not service.port(port).is_http:  # type: ignore[union-attr]
                 continue
-            rule = _destination_rule_for(service, destination_rules, client_namespace)
             vhosts.append(
                 _virtual_host(
-                    service, port, virtual_services, rule, client_namespace, registry, notes
+                    service, port, virtual_services, rule_for, client_namespace, registry, notes
                 )
             )
         vhosts.sort(key=lambda v: v.name)
@@ -237,7 +245,8 @@ def _destination_rule_for(
             if host_matches(host, service.fqdn):
                 candidates.append((specificity(host), host, rule))
         if candidates:
-            candidates.sort(key=lambda c: (c[0], c[2].order))
+            # Istio merges same-host rules in config order: oldest first, then by name.
+            candidates.sort(key=lambda c: (c[0], _config_order(c[2])))
             best_host = candidates[0][1]
             same_host = [c[2] for c in candidates if c[1] == best_host]
             return MergedRule.merge(same_host)
@@ -323,8 +332,8 @@ def _lb_policy(policy: istio.TrafficPolicy | None) -> str:
     }.get(lb.simple or "", "LEAST_REQUEST")
 
 
-def _hash_header(rule: MergedRule | None, subset: str | None) -> str | None:
-    """The consistent-hash header for a route (subset policy wins over the rule's)."""
+def _consistent_hash(rule: MergedRule | None, subset: str | None) -> istio.ConsistentHash | None:
+    """The consistentHash a route to this destination uses (subset policy wins over the rule's)."""
     if rule is None:
         return None
     policy = rule.policy
@@ -333,8 +342,14 @@ def _hash_header(rule: MergedRule | None, subset: str | None) -> str | None:
         if found and found[0].trafficPolicy and found[0].trafficPolicy.loadBalancer:
             policy = found[0].trafficPolicy
     lb = policy.loadBalancer if policy else None
-    if lb and lb.consistentHash and lb.consistentHash.httpHeaderName:
-        return lb.consistentHash.httpHeaderName.lower()
+    return lb.consistentHash if lb else None
+
+
+def _hash_header(rule: MergedRule | None, subset: str | None) -> str | None:
+    """The consistent-hash header for a route, if the hash is on a header."""
+    consistent_hash = _consistent_hash(rule, subset)
+    if consistent_hash and consistent_hash.httpHeaderName:
+        return consistent_hash.httpHeaderName.lower()
     return None
 
 
@@ -354,16 +369,20 @@ def _mesh_virtual_services(resources: Sequence[Resource], client_namespace: str)
         if not visible_to(spec.exportTo, r.namespace, client_namespace):
             continue
         private = spec.exportTo == ["."] and r.namespace == client_namespace
-        created = r.body.metadata.creationTimestamp or ""
-        found.append(((0 if private else 1, created, r.name, r.namespace), r))
+        found.append(((0 if private else 1, *_config_order(r)), r))
     return [r for _, r in sorted(found, key=lambda item: item[0])]
+
+
+def _config_order(r: Resource) -> tuple[str, str, str]:
+    """Istio's sortConfigByCreationTime: oldest creationTimestamp first, then name, namespace."""
+    return (r.body.metadata.creationTimestamp or "", r.name, r.namespace)
 
 
 def _virtual_host(
     service: MeshService,
     port: int,
     virtual_services: list[Resource],
-    rule: MergedRule | None,
+    rule_for: Callable[[str], MergedRule | None],
     client_namespace: str,
     registry: Registry,
     notes: list[Note],
@@ -374,11 +393,13 @@ def _virtual_host(
         hosts = [resolve_host(h, vs.namespace) for h in vs.body.spec.hosts]
         if not any(host_matches(h, service.fqdn) for h in hosts):
             continue
-        routes = _routes_for(vs, port, client_namespace, registry, rule, notes)
-        if routes:  # every route filtered out: Istio keeps the service's default route
+        routes = _routes_for(vs, port, client_namespace, registry, rule_for, notes)
+        # Every route filtered out: this VS yields no vhost, so the next VS for the host (if
+        # any) gets it; with none, Istio keeps the service's default route.
+        if routes:
             return VirtualHostPlan(name, domains, routes, service, vs)
-        break
-    return VirtualHostPlan(name, domains, [_default_route(service, port, rule)], service)
+    default = _default_route(service, port, rule_for(service.fqdn))
+    return VirtualHostPlan(name, domains, [default], service)
 
 
 def _default_route(service: MeshService, port: int, rule: MergedRule | None) -> RoutePlan:
@@ -407,7 +428,7 @@ def _routes_for(
     port: int,
     client_namespace: str,
     registry: Registry,
-    rule: MergedRule | None,
+    rule_for: Callable[[str], MergedRule | None],
     notes: list[Note],
 ) -> list[RoutePlan]:
     spec: istio.VirtualServiceSpec = vs.body.spec
@@ -422,7 +443,7 @@ def _routes_for(
             at = ("spec", "http", index) + (
                 ("match", match_index) if match_index is not None else ()
             )
-            route = _route(vs, http, index, match, port, registry, rule, notes)
+            route = _route(vs, http, index, match, port, registry, rule_for, notes)
             route.location = vs.locate(*at)
             routes.append(route)
             if route.match.is_catch_all:
@@ -432,12 +453,13 @@ def _routes_for(
 
 def _applies_to_sidecar(match: istio.HTTPMatchRequest, port: int, client_namespace: str) -> bool:
     """Config-time filters: port, gateways, sourceLabels, sourceNamespace (the probe client
-    is a pod in the lab namespace with no labels)."""
+    is a pod in the lab namespace with no labels). Istio's sourceMatchHTTP: a non-empty
+    match.gateways replaces the source checks (`mesh` listed = the sidecar matches)."""
     if match.port is not None and match.port != port:
         return False
-    if match.gateways and "mesh" not in match.gateways:
-        return False
-    if match.sourceLabels and not match.gateways:
+    if match.gateways:
+        return "mesh" in match.gateways
+    if match.sourceLabels:
         return False
     return match.sourceNamespace is None or match.sourceNamespace == client_namespace
 
@@ -449,7 +471,7 @@ def _route(
     match: istio.HTTPMatchRequest | None,
     port: int,
     registry: Registry,
-    rule: MergedRule | None,
+    rule_for: Callable[[str], MergedRule | None],
     notes: list[Note],
 ) -> RoutePlan:
     name = ".".join(part for part in (http.name, match.name if match else None) if part)
@@ -457,10 +479,15 @@ def _route(
         name, _match_plan(match), _action(vs, http, index, port, registry), virtual_service=vs
     )
     plan.timeout_s = istio.parse_duration(http.timeout) if http.timeout else 0.0
-    plan.retry = _retry(http.retries)
-    plan.fault = _fault(http.fault)
+    hashed = False
     if isinstance(plan.action, Forward) and len(plan.action.targets) == 1:
-        plan.hash_header = _hash_header(rule, plan.action.targets[0].subset)
+        target = plan.action.targets[0]  # the hash comes from the destination's own rule
+        rule = rule_for(target.host)
+        plan.hash_header = _hash_header(rule, target.subset)
+        hashed = _consistent_hash(rule, target.subset) is not None
+    # Istio's ConvertPolicy(policy, consistentHash): no previous_hosts next to a hash policy.
+    plan.retry = _retry(http.retries, hashed=hashed)
+    plan.fault = _fault(http.fault)
     if http.rewrite:
         plan.prefix_rewrite = http.rewrite.uri
         plan.authority_rewrite = http.rewrite.authority
@@ -550,9 +577,9 @@ def _action(
     return Forward(tuple(t for t in targets if t.weight > 0), weighted=True)
 
 
-def _retry(retries: istio.HTTPRetry | None) -> RetryPlan | None:
+def _retry(retries: istio.HTTPRetry | None, hashed: bool = False) -> RetryPlan | None:
     if retries is None:
-        return _default_retry()
+        return RetryPlan(attempts=2, retry_on=DEFAULT_RETRY_ON, previous_hosts=not hashed)
     if retries.attempts <= 0:
         return None
     retry_on = DEFAULT_RETRY_ON
@@ -565,7 +592,11 @@ def _retry(retries: istio.HTTPRetry | None) -> RetryPlan | None:
             named.append("retriable-status-codes")
         retry_on = ",".join(named)
     per_try = istio.parse_duration(retries.perTryTimeout) if retries.perTryTimeout else None
-    return RetryPlan(retries.attempts, retry_on, per_try, codes)
+    previous_hosts = not hashed
+    if retries.retryIgnorePreviousHosts is not None:
+        previous_hosts = retries.retryIgnorePreviousHosts
+    backoff = istio.parse_duration(retries.backoff) if retries.backoff else None
+    return RetryPlan(retries.attempts, retry_on, per_try, codes, previous_hosts, backoff)
 
 
 def _fault(fault: istio.HTTPFaultInjection | None) -> FaultPlan | None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from meshlab.manifests import k8s
 from meshlab.manifests.load import Resource
@@ -138,25 +138,43 @@ def build_registry(resources: Sequence[Resource]) -> Registry:
         ports = [
             ServicePortInfo(p.port, p.name, port_protocol(p), p.targetPort) for p in spec.ports
         ]
-        service = MeshService(r.name, r.namespace, r, ports, spec.selector)
-        for port in ports:
+        services.append(MeshService(r.name, r.namespace, r, ports, spec.selector))
+    # containerPort is informational in Kubernetes: a Service's target port reaches the pod
+    # whether declared or not, so the pod (its stand-in) must serve it.
+    pods = [_with_target_ports(pod, services) for pod in pods]
+    for service in services:
+        for port in service.ports:
             service.endpoints[port.number] = _endpoints(service, port, pods)
-        services.append(service)
     return Registry(services, pods)
+
+
+def _with_target_ports(pod: PodInstance, services: list[MeshService]) -> PodInstance:
+    declared = {p.number for p in pod.ports}
+    extra: list[ContainerPortInfo] = []
+    for service in services:
+        if not _selects(service, pod):
+            continue
+        for port in service.ports:
+            target = pod.resolve_target_port(port.target, port.number)
+            if target is not None and target not in declared:
+                declared.add(target)
+                extra.append(ContainerPortInfo(target, None))
+    return replace(pod, ports=pod.ports + tuple(extra)) if extra else pod
+
+
+def _selects(service: MeshService, pod: PodInstance) -> bool:
+    # A Service without a selector has manually managed endpoints: none exist in a lab.
+    if not service.selector or pod.namespace != service.namespace:
+        return False
+    return all(pod.labels.get(k) == v for k, v in service.selector.items())
 
 
 def _endpoints(
     service: MeshService, port: ServicePortInfo, pods: list[PodInstance]
 ) -> list[Endpoint]:
-    # A Service without a selector has manually managed endpoints: none exist in a lab.
-    if not service.selector:
-        return []
-    selector = service.selector
     found = []
     for pod in pods:
-        if pod.namespace != service.namespace:
-            continue
-        if any(pod.labels.get(k) != v for k, v in selector.items()):
+        if not _selects(service, pod):
             continue
         target = pod.resolve_target_port(port.target, port.number)
         if target is not None:
