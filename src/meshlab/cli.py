@@ -37,9 +37,8 @@ def main(argv: list[str] | None = None) -> None:
     except click.ClickException as exc:
         exc.show()
         code = 2
-    except click.exceptions.Abort:
-        code = EXIT_INTERRUPTED
-    except KeyboardInterrupt:
+    except (click.exceptions.Abort, KeyboardInterrupt):
+        # click turns Ctrl-C inside a command into Abort; by now every `with` has unwound.
         click.echo("interrupted: every process meshlab started has been stopped", err=True)
         code = EXIT_INTERRUPTED
     sys.exit(code if isinstance(code, int) else 0)
@@ -70,14 +69,14 @@ def cli() -> None:
 @click.option(
     "--json",
     "json_path",
-    type=click.Path(path_type=Path),
+    type=click.Path(path_type=Path, dir_okay=False),
     default=None,
     help="Write the JSON report here.",
 )
 @click.option(
     "--junit",
     "junit_path",
-    type=click.Path(path_type=Path),
+    type=click.Path(path_type=Path, dir_okay=False),
     default=None,
     help="Write a JUnit XML report here (one test case per check).",
 )
@@ -105,16 +104,18 @@ def run(
         report = run_lab(lab_dir, options, progress=progress)
     for line in render_text(report).splitlines():
         click.echo(_colour(line))
-    if json_path:
-        write_json(report, json_path)
-    if junit_path:
-        write_junit(report, junit_path)
+    for path, write in ((json_path, write_json), (junit_path, write_junit)):
+        if path is not None:
+            try:
+                write(report, path)
+            except OSError as exc:
+                raise click.FileError(str(path), hint=exc.strerror or str(exc)) from None
     raise click.exceptions.Exit(EXIT_PASSED if report.passed else EXIT_FAILED)
 
 
 def _colour(line: str) -> str:
     """Green/red verdict lines on a terminal; click drops the colour when piped."""
-    if " FAILED:" in line.split("\n")[0] and not line.startswith(" "):
+    if " FAILED:" in line.split("\n", maxsplit=1)[0] and not line.startswith(" "):
         return click.style(line, fg="red", bold=True)
     if " passed" in line and not line.startswith(" ") and line.split(" ")[1].startswith("passed"):
         return click.style(line, fg="green")
@@ -149,7 +150,9 @@ def _progress() -> Iterator[Callable[[Any], Callable[[int, int], None]] | None]:
 
 
 @cli.command("list")
-@click.argument("labs_dir", type=click.Path(path_type=Path), default=Path("labs"))
+@click.argument(
+    "labs_dir", type=click.Path(path_type=Path, exists=True, file_okay=False), default=Path("labs")
+)
 def list_labs(labs_dir: Path) -> None:
     """List the labs under LABS_DIR with their checks."""
     from meshlab.lab import LAB_FILE, load_lab

@@ -14,7 +14,7 @@ from typing import Any
 from pydantic import Field, field_validator
 
 from meshlab.checks import Check, parse_check
-from meshlab.errors import InputError, InputErrors
+from meshlab.errors import InputError, InputErrors, Location
 from meshlab.manifests.k8s import check_dns1123_label
 from meshlab.schema import Strict, validate
 from meshlab.yamlio import YamlDocument, load_documents
@@ -49,7 +49,8 @@ class Lab:
 
     @property
     def name(self) -> str:
-        return self.root.name
+        # resolve(): `meshlab run .` would otherwise be lab "" (Path(".").name is empty)
+        return self.root.resolve().name
 
 
 def find_lab_file(path: Path) -> Path:
@@ -68,7 +69,8 @@ def load_lab(path: Path) -> Lab:
     documents = load_documents(lab_file)
     if len(documents) != 1 or not isinstance(documents[0].data, dict):
         raise InputError(
-            f"{LAB_FILE} must hold exactly one mapping", documents[0].start if documents else None
+            f"{LAB_FILE} must hold exactly one mapping (title, manifests, checks)",
+            documents[0].start if documents else Location(lab_file, 1),
         )
     document = documents[0]
     spec = validate(LabFile, document.data, document, what=LAB_FILE)

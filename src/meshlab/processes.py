@@ -47,7 +47,7 @@ def _pdeathsig_preexec() -> Callable[[], None] | None:
         return None
     if threading.current_thread() is not threading.main_thread():
         return None
-    import ctypes  # noqa: PLC0415 (only Linux needs it)
+    import ctypes
 
     try:
         prctl = ctypes.CDLL(None, use_errno=True).prctl
@@ -320,9 +320,9 @@ def standin_argv(pod: PodSpec) -> list[str]:
 
 def _standin_env() -> dict[str, str]:
     """Our environment, plus our source tree on PYTHONPATH when meshlab is not installed."""
-    import site  # noqa: PLC0415 (only needed here)
+    import site
 
-    import meshlab  # noqa: PLC0415 (light by design)
+    import meshlab
 
     env = dict(os.environ)
     root = str(Path(meshlab.__file__).resolve().parent.parent)

@@ -25,17 +25,63 @@ class Strict(BaseModel):
 def validate(
     model: type[M], data: Any, document: YamlDocument, at: PathKey = (), what: str = ""
 ) -> M:
-    """Validate `data` (found at `at` in `document`) or raise InputErrors naming each key."""
+    """Validate `data` (found at `at` in `document`) or raise InputErrors naming each key.
+
+    Strict, like the API server: YAML already typed every scalar, so `requests: true` or
+    `port: "80"` is a type error rather than silently becoming 1 or 80.
+    """
     try:
-        return model.model_validate(data)
+        return model.model_validate(data, strict=True)
     except ValidationError as exc:
-        raise InputErrors(
-            [_to_input_error(err, document, at, what) for err in exc.errors()]
-        ) from None
+        errors = _merge_union_errors(exc.errors())
+        raise InputErrors([_to_input_error(err, document, at, what) for err in errors]) from None
+
+
+def _merge_union_errors(errors: list[Any]) -> list[Any]:
+    """One error per value for a union field (`requests: auto | positive int`).
+
+    pydantic reports each member that failed. If some member got inside the value (a dict
+    for `expect: {safe: x}`), only its errors matter; otherwise say what each member wanted.
+    """
+    out: list[Any] = []
+    groups: dict[tuple[Any, ...], list[Any]] = {}
+    for err in errors:
+        loc = err["loc"]
+        tag = next((i for i, part in enumerate(loc) if _is_union_tag(part)), None)
+        if tag is None:
+            out.append(err)
+            continue
+        prefix = tuple(loc[:tag])
+        if prefix not in groups:
+            groups[prefix] = []
+            out.append(prefix)  # placeholder keeps the first member's position in the order
+        groups[prefix].append(err)
+    merged: list[Any] = []
+    for item in out:
+        if isinstance(item, dict):
+            merged.append(item)
+            continue
+        members = groups[item]
+        deeper = [e for e in members if len(_clean_loc(e["loc"])) > len(item)]
+        if deeper:
+            merged.extend(deeper)
+            continue
+        wants = list(dict.fromkeys(_clean(e["msg"]) for e in members))
+        if all(w.startswith("Input should be ") for w in wants):
+            wants = [w.removeprefix("Input should be ") for w in wants]
+            message = "Input should be " + " or ".join(wants)
+        else:
+            message = "; or ".join(wants)
+        merged.append({**members[0], "msg": message, "type": "union"})
+    return merged
+
+
+def _clean_loc(loc: tuple[Any, ...]) -> tuple[Any, ...]:
+    return tuple(part for part in loc if not _is_union_tag(part))
 
 
 def _to_input_error(err: Any, document: YamlDocument, at: PathKey, what: str) -> InputError:
-    loc = tuple(part for part in err["loc"] if not _is_union_tag(part))
+    loc = _clean_loc(err["loc"])
     full = (*at, *loc)
     dotted = _dotted(full)
     kind = err["type"]
@@ -56,7 +102,7 @@ def _to_input_error(err: Any, document: YamlDocument, at: PathKey, what: str) ->
 def _is_union_tag(part: Any) -> bool:
     # pydantic inserts the union member's name into loc ("function-after[...]", "str", ...)
     return isinstance(part, str) and (
-        "[" in part or part in {"str", "int", "float", "bool", "dict[str,str]"}
+        "[" in part or part in {"str", "int", "float", "bool"} or part.startswith("constrained-")
     )
 
 

@@ -74,7 +74,14 @@ def read_text(path: Path) -> str:
 def load_documents(path: Path, text: str | None = None) -> list[YamlDocument]:
     """All non-empty documents of a YAML file, with positions; InputError on anything unsafe."""
     source = read_text(path) if text is None else text
-    loader = yaml.SafeLoader(source)
+    try:
+        loader = _Loader(source, path)  # PyYAML checks for control characters right here
+    except yaml.reader.ReaderError as exc:
+        raise InputError(
+            f"invalid YAML: unacceptable character #x{exc.character:04x} "
+            "(control characters are not allowed)",
+            _offset_location(path, source, exc.position),
+        ) from None
     documents: list[YamlDocument] = []
     budget = _Budget(path)
     try:
@@ -92,12 +99,48 @@ def load_documents(path: Path, text: str | None = None) -> list[YamlDocument]:
         mark = exc.problem_mark or exc.context_mark
         where = Location(path, mark.line + 1, mark.column + 1) if mark else Location(path, 1)
         problem = exc.problem or exc.context or "invalid YAML"
+        if exc.problem and exc.context and exc.context_mark and exc.context_mark is not mark:
+            # "while parsing a flow sequence" points at the `[` that was never closed
+            problem += f" ({exc.context} at line {exc.context_mark.line + 1})"
         raise InputError(f"invalid YAML: {problem}", where) from None
     except yaml.YAMLError as exc:
         raise InputError(f"invalid YAML: {exc}", Location(path, 1)) from None
+    except RecursionError:  # a last resort: the depth limits below should stop it first
+        raise InputError(f"YAML nested deeper than {MAX_DEPTH} levels", Location(path, 1)) from None
     finally:
         loader.dispose()
     return documents
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader whose composer refuses deep nesting before recursing into it.
+
+    PyYAML composes nodes recursively: a few thousand `[` would otherwise end in a
+    RecursionError (or worse) before the converter's depth check ever runs.
+    """
+
+    def __init__(self, stream: str, path: Path) -> None:
+        super().__init__(stream)
+        self._path = path
+        self._depth = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
+        self._depth += 1
+        try:
+            if self._depth > MAX_DEPTH + 1:
+                mark = self.peek_event().start_mark  # type: ignore[no-untyped-call]
+                raise InputError(
+                    f"YAML nested deeper than {MAX_DEPTH} levels",
+                    Location(self._path, mark.line + 1, mark.column + 1),
+                )
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+
+def _offset_location(path: Path, source: str, offset: int) -> Location:
+    line_start = source.rfind("\n", 0, offset) + 1
+    return Location(path, source.count("\n", 0, offset) + 1, offset - line_start + 1)
 
 
 def _is_empty(node: yaml.Node) -> bool:
@@ -125,6 +168,10 @@ class _Budget:
             )
 
 
+_MAP_TAG = "tag:yaml.org,2002:map"
+_SEQ_TAG = "tag:yaml.org,2002:seq"
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+_VALUE_TAG = "tag:yaml.org,2002:value"  # a plain `=`: YAML 1.1 reserves it; kubectl reads "="
 _PLAIN_TAGS = {
     "tag:yaml.org,2002:str",
     "tag:yaml.org,2002:int",
@@ -140,6 +187,8 @@ class _Converter:
         self.loader = loader
         self.document = document
         self.budget = budget
+        self._merged: dict[int, list[tuple[str, yaml.Node, yaml.Node]]] = {}
+        self._merging: set[int] = set()
 
     def convert(self, node: yaml.Node, path: PathKey, depth: int) -> Any:
         self.budget.spend(node)
@@ -150,7 +199,11 @@ class _Converter:
         if isinstance(node, yaml.MappingNode):
             return self._mapping(node, path, depth)
         if isinstance(node, yaml.SequenceNode):
+            if node.tag != _SEQ_TAG:
+                raise InputError(f"unsupported YAML tag {node.tag!r}", where)
             return [self.convert(item, (*path, i), depth + 1) for i, item in enumerate(node.value)]
+        if node.tag == _VALUE_TAG:
+            return node.value
         if node.tag not in _PLAIN_TAGS:
             raise InputError(f"unsupported YAML tag {node.tag!r}", where)
         value = self.loader.construct_object(node, deep=True)
@@ -158,25 +211,62 @@ class _Converter:
         return node.value if node.tag == "tag:yaml.org,2002:timestamp" else value
 
     def _mapping(self, node: yaml.MappingNode, path: PathKey, depth: int) -> dict[str, Any]:
-        if node.tag not in ("tag:yaml.org,2002:map",):
-            raise InputError(
-                f"unsupported YAML tag {node.tag!r}", _location(self.document.path, node)
-            )
-        self.loader.flatten_mapping(node)  # YAML merge keys (<<), which kubectl accepts too
         result: dict[str, Any] = {}
-        for key_node, value_node in node.value:
-            key = self._key(key_node)
-            key_where = _location(self.document.path, key_node)
-            if key in result:
-                first = self.document.key_positions[(*path, key)]
-                raise InputError(
-                    f'duplicate key "{key}" (first defined at line {first.line})', key_where
-                )
-            self.document.key_positions[(*path, key)] = key_where
+        for key, key_node, value_node in self._entries(node, 0):
+            self.document.key_positions[(*path, key)] = _location(self.document.path, key_node)
             result[key] = self.convert(value_node, (*path, key), depth + 1)
         return result
 
+    def _entries(self, node: yaml.Node, depth: int) -> list[tuple[str, yaml.Node, yaml.Node]]:
+        """A mapping's (key, key node, value node) after YAML merge keys (<<), as kubectl reads
+        them: explicit keys win over merged ones, earlier merged mappings over later ones.
+
+        Done here rather than by PyYAML's flatten_mapping, which copies every merged entry
+        (exponential for nested merges of aliases) and keeps overridden keys as duplicates.
+        Each mapping node is resolved once, so shared anchors cost nothing extra.
+        """
+        where = _location(self.document.path, node)
+        if not isinstance(node, yaml.MappingNode):
+            what = "list" if isinstance(node, yaml.SequenceNode) else "scalar"
+            raise InputError(f"<< merges mappings only, not a {what}", where)
+        if node.tag != _MAP_TAG:
+            raise InputError(f"unsupported YAML tag {node.tag!r}", where)
+        cached = self._merged.get(id(node))
+        if cached is not None:
+            return cached
+        if id(node) in self._merging or depth > MAX_DEPTH:
+            raise InputError("YAML merge keys (<<) nest too deeply or refer to themselves", where)
+        self._merging.add(id(node))
+        explicit: dict[str, tuple[str, yaml.Node, yaml.Node]] = {}
+        merged: list[yaml.Node] = []
+        for key_node, value_node in node.value:
+            self.budget.spend(key_node)
+            if key_node.tag == _MERGE_TAG:
+                is_list = isinstance(value_node, yaml.SequenceNode)
+                merged.extend(value_node.value if is_list else [value_node])
+                continue
+            key = self._key(key_node)
+            if key in explicit:
+                first = _location(self.document.path, explicit[key][1])
+                raise InputError(
+                    f'duplicate key "{key}" (first defined at line {first.line})',
+                    _location(self.document.path, key_node),
+                )
+            explicit[key] = (key, key_node, value_node)
+        entries = list(explicit.values())
+        for source in merged:
+            for entry in self._entries(source, depth + 1):
+                self.budget.spend(entry[1])
+                if entry[0] not in explicit:
+                    explicit[entry[0]] = entry
+                    entries.append(entry)
+        self._merging.discard(id(node))
+        self._merged[id(node)] = entries
+        return entries
+
     def _key(self, node: yaml.Node) -> str:
+        if isinstance(node, yaml.ScalarNode) and node.tag == _VALUE_TAG:
+            return str(node.value)
         if not isinstance(node, yaml.ScalarNode) or node.tag not in _PLAIN_TAGS:
             raise InputError(
                 "mapping keys must be plain scalars", _location(self.document.path, node)

@@ -67,6 +67,12 @@ class Destination(Strict):
     subset: str | None = None
     port: PortSelector | None = None
 
+    @field_validator("subset")
+    @classmethod
+    def _subset(cls, value: str | None) -> str | None:
+        # Istio's webhook validates the reference too, not only the DestinationRule's names.
+        return None if value is None else check_dns1123_label(value, "subset name")
+
 
 class HeaderOperations(Strict):
     set: dict[str, str] = Field(default_factory=dict)

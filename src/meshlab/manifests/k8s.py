@@ -17,6 +17,7 @@ _DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _DNS1123_SUBDOMAIN = re.compile(
     r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
 )
+_DNS1035_LABEL = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
 _LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
 _LABEL_NAME = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
 
@@ -71,6 +72,11 @@ class ObjectMeta(Strict):
     managedFields: Any = None
     selfLink: Any = None
 
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str | None) -> str | None:
+        return None if value is None else check_dns1123_subdomain(value, "name")
+
     @field_validator("namespace")
     @classmethod
     def _namespace(cls, value: str | None) -> str | None:
@@ -84,6 +90,21 @@ class ObjectMeta(Strict):
 
 class TemplateMeta(ObjectMeta):
     """Pod template metadata: same fields, the name is optional."""
+
+
+class ServiceMeta(ObjectMeta):
+    """A Service's name is also its DNS name: a DNS-1035 label, as the API server insists."""
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str | None) -> str | None:
+        if value is not None and (len(value) > 63 or not _DNS1035_LABEL.match(value)):
+            raise ValueError(
+                f"Service name {value!r} must be a DNS-1035 label: lowercase letters, digits "
+                "and '-', starting with a letter, ending with a letter or digit, at most 63 "
+                "characters"
+            )
+        return value
 
 
 class ContainerPort(Strict):
@@ -288,7 +309,7 @@ class Pod(Strict):
 class Service(Strict):
     apiVersion: Literal["v1"]
     kind: Literal["Service"]
-    metadata: ObjectMeta
+    metadata: ServiceMeta
     spec: ServiceSpec
     status: Any = None
 
