@@ -15,7 +15,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl, urlsplit
 
-from meshlab.backends.base import NO_RESPONSE, ProbeRequest
+from meshlab.backends.base import ProbeRequest
 from meshlab.errors import Location
 from meshlab.mesh.plan import (
     PASSTHROUGH_CLUSTER,
@@ -71,10 +71,11 @@ def configured_split(plan: MeshPlan, request: ProbeRequest, by: str) -> Expected
     listener = plan.listener_for(request.port)
     vhost = _virtual_host(plan, request.host, request.port) if listener else None
     if vhost is None or vhost.service is None:
-        expected.add(NO_RESPONSE, 1.0)
+        # Asked for: the host the request names. The mesh cannot deliver it (no response).
+        expected.add(request.host, 1.0)
         expected.causes.append(
             Cause(
-                NO_RESPONSE,
+                request.host,
                 "no response",
                 f"no Service named {request.host!r} serves port {request.port}",
             )
@@ -87,11 +88,12 @@ def configured_split(plan: MeshPlan, request: ProbeRequest, by: str) -> Expected
         else f"Service {vhost.service.namespace}/{vhost.service.name}"
     )
     if route is None:
+        # Asked for: the service the request names. No route takes it there (404 NR).
         expected.route = f"{owner}: no route matches"
-        expected.add("HTTP 404", 1.0)
+        expected.add(vhost.service.name, 1.0)
         expected.causes.append(
             Cause(
-                "HTTP 404",
+                vhost.service.name,
                 "404 NR (no route)",
                 f"no route of {owner} matches {request.method} {request.path}",
                 vhost.virtual_service.location if vhost.virtual_service else None,

@@ -56,6 +56,11 @@ class Lab:
 def find_lab_file(path: Path) -> Path:
     """`labs/2-traffic` or `labs/2-traffic/lab.yaml` -> the lab.yaml path."""
     candidate = path / LAB_FILE if path.is_dir() else path
+    if candidate.is_file() and candidate.name != LAB_FILE:
+        raise InputError(
+            f"{path} is not a lab: meshlab runs a lab folder (or its {LAB_FILE})",
+            hint="pass a lab folder such as labs/2-traffic",
+        )
     if not candidate.is_file():
         raise InputError(
             f"no {LAB_FILE} found at {path}", hint="pass a lab folder such as labs/2-traffic"

@@ -77,8 +77,23 @@ def test_json_report_has_the_documented_shape(tmp_path: Path, lab2_dir: Path) ->
     write_json(report, path)
     data = json.loads(path.read_text())
     assert {"lab", "backend", "passed", "checks"} <= set(data)
-    assert data["lab"] == "2-traffic" and data["backend"] == "fake" and data["passed"] is True
+    assert (data["lab"], data["backend"], data["passed"]) == ("2-traffic", "fake", True)
     check = data["checks"][0]
     assert {"name", "kind", "passed", "requests", "expected", "observed"} <= set(check)
     assert check["expected"] == pytest.approx({"safe": 0.9, "risky": 0.1})
     assert render_text(report).splitlines()[-1].startswith("1 passed, 0 failed (1/1 points)")
+
+
+def test_request_to_a_host_no_service_has_fails_with_the_cause(
+    tmp_path: Path, lab2_dir: Path
+) -> None:
+    from meshlab.backends.base import Outcome
+
+    lab = tmp_path / "lab"
+    shutil.copytree(lab2_dir, lab)
+    lab_file = lab / "lab.yaml"
+    lab_file.write_text(lab_file.read_text().replace("fleetman-staff-service:8080", "staff:8080"))
+    backend = FakeBackend(lambda request, rng: Outcome(status=None, error="could not resolve"))
+    result = run_lab(lab, backend=backend).results[0]
+    assert not result.passed
+    assert "likely cause: no Service named 'staff' serves port 8080" in result.message

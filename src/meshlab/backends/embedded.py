@@ -25,7 +25,6 @@ from meshlab.mesh.registry import PodInstance
 from meshlab.processes import ProcessGroup, start_standins
 from meshlab.standins import PodSpec, describe
 
-
 BODY_LIMIT = 4096
 
 
