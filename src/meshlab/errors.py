@@ -10,6 +10,8 @@ Anything else escaping the CLI is a bug in meshlab and is reported as one.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -88,3 +90,27 @@ class BackendError(MeshlabError):
     """The backend failed mid-run (Envoy crashed, a stand-in died); includes what it said."""
 
     exit_code = EXIT_BACKEND
+
+
+class ErrorCollector:
+    """Gathers InputErrors across a whole lab so a student sees every mistake in one run."""
+
+    def __init__(self) -> None:
+        self.errors: list[InputError] = []
+
+    @contextmanager
+    def collecting(self) -> Iterator[None]:
+        """Run the block; an InputError ends it (not the caller's loop) and is kept."""
+        try:
+            yield
+        except InputErrors as exc:
+            self.errors.extend(exc.errors)
+        except InputError as exc:
+            self.errors.append(exc)
+
+    def add(self, error: InputError) -> None:
+        self.errors.append(error)
+
+    def raise_if_any(self) -> None:
+        if self.errors:
+            raise InputErrors(self.errors) if len(self.errors) > 1 else self.errors[0]

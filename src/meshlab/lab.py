@@ -14,7 +14,7 @@ from typing import Any
 from pydantic import Field, field_validator
 
 from meshlab.checks import Check, parse_check
-from meshlab.errors import InputError, InputErrors, Location
+from meshlab.errors import ErrorCollector, InputError, Location
 from meshlab.manifests.k8s import check_dns1123_label
 from meshlab.schema import Strict, validate
 from meshlab.yamlio import YamlDocument, load_documents
@@ -79,37 +79,18 @@ def load_lab(path: Path) -> Lab:
         )
     document = documents[0]
     spec = validate(LabFile, document.data, document, what=LAB_FILE)
-    errors: list[InputError] = []
+    errors = ErrorCollector()
     manifests = []
     for index, entry in enumerate(spec.manifests):
-        try:
+        with errors.collecting():
             manifests.append(_manifest_path(root, entry, document, index))
-        except InputError as exc:
-            errors.append(exc)
-    checks = []
-    seen: dict[str, int] = {}
+    checks: list[Check] = []
     for index, raw in enumerate(spec.checks):
-        try:
+        with errors.collecting():
             check = parse_check(raw, document, ("checks", index))
-        except InputErrors as exc:
-            errors.extend(exc.errors)
-            continue
-        except InputError as exc:
-            errors.append(exc)
-            continue
-        if check.name in seen:
-            errors.append(InputError(f'duplicate check name "{check.name}"', check.location))
-        elif not _CHECK_NAME.match(check.name):
-            errors.append(
-                InputError(
-                    f'check name "{check.name}" may use letters, digits, "-", "_", "." only',
-                    check.location,
-                )
-            )
-        seen[check.name] = index
-        checks.append(check)
-    if errors:
-        raise InputErrors(errors) if len(errors) > 1 else errors[0]
+            _check_name(check, {c.name for c in checks})
+            checks.append(check)
+    errors.raise_if_any()
     return Lab(
         root,
         lab_file,
@@ -120,6 +101,17 @@ def load_lab(path: Path) -> Lab:
         document,
         spec.description,
     )
+
+
+def _check_name(check: Check, taken: set[str]) -> None:
+    """Check names become pytest item ids and report keys: unique, and plain."""
+    if check.name in taken:
+        raise InputError(f'duplicate check name "{check.name}"', check.location)
+    if not _CHECK_NAME.match(check.name):
+        raise InputError(
+            f'check name "{check.name}" may use letters, digits, "-", "_", "." only',
+            check.location,
+        )
 
 
 def _manifest_path(root: Path, entry: str, document: YamlDocument, index: int) -> Path:

@@ -6,6 +6,7 @@ unknown fields, invalid names, weights, durations) as InputErrors with file:line
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,7 +14,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from meshlab.errors import InputError, InputErrors, Location
+from meshlab.errors import ErrorCollector, InputError, Location
 from meshlab.manifests import istio, k8s
 from meshlab.schema import validate
 from meshlab.yamlio import PathKey, YamlDocument, load_documents
@@ -65,30 +66,21 @@ class Resource:
 
 def load_manifests(files: Sequence[Path], default_namespace: str = "default") -> list[Resource]:
     """Every object of every file, validated, in apply order; all errors reported together."""
-    errors: list[InputError] = []
+    errors = ErrorCollector()
     resources: dict[tuple[str, str, str], Resource] = {}
-    order = 0
+    documents: list[YamlDocument] = []
     for path in files:
-        try:
-            documents = load_documents(path)
-        except InputError as exc:
-            errors.append(exc)
-            continue
-        for document in documents:
-            for at, raw in _objects(document):
-                try:
-                    resource = _typed(raw, document, at, order, default_namespace)
-                except InputErrors as exc:
-                    errors.extend(exc.errors)
-                    continue
-                except InputError as exc:
-                    errors.append(exc)
-                    continue
-                order += 1
+        with errors.collecting():
+            documents += load_documents(path)
+    apply_order = itertools.count()
+    for document in documents:
+        for at, raw in _objects(document):
+            with errors.collecting():
+                resource = _typed(raw, document, at, next(apply_order), default_namespace)
                 # `kubectl apply` of the same object twice: the later one is what remains.
+                resources.pop((resource.kind, resource.namespace, resource.name), None)
                 resources[(resource.kind, resource.namespace, resource.name)] = resource
-    if errors:
-        raise InputErrors(errors) if len(errors) > 1 else errors[0]
+    errors.raise_if_any()
     return sorted(resources.values(), key=lambda r: r.order)
 
 
