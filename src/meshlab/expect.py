@@ -101,8 +101,10 @@ def configured_split(plan: MeshPlan, request: ProbeRequest, by: str) -> Expected
             )
         )
         return expected
-    expected.route = f"{owner}, route {route.name or '#'}" + (
-        f" ({route.location.short()})" if route.location else ""
+    expected.route = (
+        f"{owner}, route"
+        + (f" {route.name}" if route.name else "")
+        + (f" ({route.location.short()})" if route.location else "")
     )
     _expect_route(plan, route, owner, by, expected)
     return expected

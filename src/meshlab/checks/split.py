@@ -94,6 +94,8 @@ class _Sampler:
         self.counts: Counter[str] = Counter()
         self.flags: dict[str, Counter[str]] = defaultdict(Counter)
         self.errors: Counter[str] = Counter()
+        self.pods: Counter[str] = Counter()
+        self.pod_labels: dict[str, dict[str, str]] = {}
 
     def send(self, count: int, total_guess: int) -> None:
         outcomes = self.context.mesh.send(self.request, count)
@@ -108,6 +110,9 @@ class _Sampler:
                 self.flags[bucket][outcome.response_flags] += 1
             if outcome.error:
                 self.errors[outcome.error] += 1
+            if outcome.pod is not None:
+                self.pods[outcome.pod] += 1
+                self.pod_labels.setdefault(outcome.pod, dict(outcome.labels))
         self.context.progress(sum(self.counts.values()), total_guess)
 
     def sequential(self, expected: dict[str, float]) -> SplitVerdict:
@@ -158,6 +163,10 @@ def _result(
             for c in configured.causes
         ],
         "response_flags": {k: dict(v) for k, v in run.flags.items()},
+        "pods": [
+            {"name": pod, "labels": run.pod_labels[pod], "count": count}
+            for pod, count in sorted(run.pods.items())
+        ],
         "errors": dict(run.errors.most_common(5)),
     }
     return CheckResult(
