@@ -8,7 +8,7 @@ from meshlab.mesh.registry import CLUSTER_DOMAIN, MeshService
 def resolve_host(host: str, namespace: str) -> str:
     """Istio's ResolveShortnameToFQDN: dot-less names expand in the rule's namespace; any
     dotted name is taken literally (so `reviews.default` is NOT `reviews.default.svc...`)."""
-    if host == "*" or "." in host or _is_ip(host):
+    if host == "*" or "." in host:  # IPv4 addresses are dotted, so literal too
         return host
     return f"{host}.{namespace}.svc.{CLUSTER_DOMAIN}"
 
@@ -48,8 +48,3 @@ def visible_to(export_to: list[str], owner_namespace: str, client_namespace: str
         (target == "." and owner_namespace == client_namespace) or target == client_namespace
         for target in export_to
     )
-
-
-def _is_ip(host: str) -> bool:
-    parts = host.split(".")
-    return len(parts) == 4 and all(p.isdigit() for p in parts)

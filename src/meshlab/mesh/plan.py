@@ -325,11 +325,9 @@ def _lb_policy(policy: istio.TrafficPolicy | None) -> str:
         return "LEAST_REQUEST"
     if lb.consistentHash is not None:
         return "MAGLEV" if lb.consistentHash.maglev is not None else "RING_HASH"
-    return {
-        "ROUND_ROBIN": "ROUND_ROBIN",
-        "RANDOM": "RANDOM",
-        "PASSTHROUGH": "CLUSTER_PROVIDED",
-    }.get(lb.simple or "", "LEAST_REQUEST")
+    # PASSTHROUGH (original destination) has no meaning offline: it is noted, and the pods
+    # share traffic as with the default.
+    return {"ROUND_ROBIN": "ROUND_ROBIN", "RANDOM": "RANDOM"}.get(lb.simple or "", "LEAST_REQUEST")
 
 
 def _consistent_hash(rule: MergedRule | None, subset: str | None) -> istio.ConsistentHash | None:
@@ -623,6 +621,15 @@ def _note_unsimulated(resources: Sequence[Resource], notes: list[Note]) -> None:
             )
         if r.kind == "DestinationRule":
             policy = r.body.spec.trafficPolicy
+            lb = policy.loadBalancer if policy else None
+            if lb is not None and lb.simple == "PASSTHROUGH":
+                notes.append(
+                    Note(
+                        f"{r.ref}: loadBalancer PASSTHROUGH is not simulated by the embedded "
+                        "backend (pods share traffic as with LEAST_REQUEST)",
+                        r.locate("spec", "trafficPolicy", "loadBalancer", "simple"),
+                    )
+                )
             for part in ("connectionPool", "outlierDetection", "tls", "portLevelSettings"):
                 if policy is not None and getattr(policy, part) is not None:
                     notes.append(
