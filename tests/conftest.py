@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -14,3 +16,29 @@ ROOT = Path(__file__).resolve().parent.parent
 @pytest.fixture
 def lab2_dir() -> Path:
     return ROOT / "labs" / "2-traffic"
+
+
+class _Blocked(RuntimeError):
+    pass
+
+
+@pytest.fixture(autouse=True)
+def _envoy_only_when_marked(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A test that is not marked `envoy` cannot start Envoy by accident: the fast unit tests
+    stay fast and honest about what they exercise."""
+    if request.node.get_closest_marker("envoy") is not None:
+        return
+    real_popen = subprocess.Popen
+
+    class GuardedPopen(real_popen):  # type: ignore[misc,valid-type]
+        def __init__(self, args: Any, *rest: Any, **kwargs: Any) -> None:
+            argv = [args] if isinstance(args, str | Path) else list(args)
+            if argv and Path(str(argv[0])).name == "envoy":
+                raise _Blocked(
+                    f"blocked: {request.node.nodeid} starts Envoy without @pytest.mark.envoy"
+                )
+            super().__init__(args, *rest, **kwargs)
+
+    monkeypatch.setattr(subprocess, "Popen", GuardedPopen)
