@@ -321,12 +321,86 @@ class LoadBalancer(Strict):
     warmup: Any = None
 
 
+def _optional_duration(value: str | None) -> str | None:
+    return None if value is None else check_route_duration(value)
+
+
+class TcpKeepalive(Strict):
+    probes: int | None = Field(default=None, ge=0)
+    time: str | None = None
+    interval: str | None = None
+
+
+class TCPSettings(Strict):
+    maxConnections: int | None = Field(default=None, ge=0)
+    connectTimeout: str | None = None
+    tcpKeepalive: TcpKeepalive | None = None
+    maxConnectionDuration: str | None = None
+    idleTimeout: str | None = None
+
+    _durations = field_validator("connectTimeout", "maxConnectionDuration", "idleTimeout")(
+        _optional_duration
+    )
+
+
+class HTTPSettings(Strict):
+    http1MaxPendingRequests: int | None = Field(default=None, ge=0)
+    http2MaxRequests: int | None = Field(default=None, ge=0)
+    maxRequestsPerConnection: int | None = Field(default=None, ge=0)
+    maxRetries: int | None = Field(default=None, ge=0)
+    idleTimeout: str | None = None
+    h2UpgradePolicy: Literal["DEFAULT", "DO_NOT_UPGRADE", "UPGRADE"] | None = None
+    useClientProtocol: bool | None = None
+    maxConcurrentStreams: int | None = Field(default=None, ge=0)
+
+    _durations = field_validator("idleTimeout")(_optional_duration)
+
+
+class ConnectionPoolSettings(Strict):
+    tcp: TCPSettings | None = None
+    http: HTTPSettings | None = None
+
+
+class OutlierDetection(Strict):
+    consecutiveErrors: int | None = Field(default=None, ge=0)  # deprecated: IST0133
+    consecutive5xxErrors: int | None = Field(default=None, ge=0)
+    consecutiveGatewayErrors: int | None = Field(default=None, ge=0)
+    consecutiveLocalOriginFailures: int | None = Field(default=None, ge=0)
+    splitExternalLocalOriginErrors: bool | None = None
+    interval: str | None = None
+    baseEjectionTime: str | None = None
+    maxEjectionPercent: int | None = Field(default=None, ge=0, le=100)
+    minHealthPercent: int | None = Field(default=None, ge=0, le=100)
+
+    _durations = field_validator("interval", "baseEjectionTime")(_optional_duration)
+
+
+class ClientTLSSettings(Strict):
+    mode: Literal["DISABLE", "SIMPLE", "MUTUAL", "ISTIO_MUTUAL"] | None = None
+    clientCertificate: str | None = None
+    privateKey: str | None = None
+    caCertificates: str | None = None
+    credentialName: str | None = None
+    subjectAltNames: list[str] = Field(default_factory=list)
+    sni: str | None = None
+    insecureSkipVerify: bool | None = None
+    caCrl: str | None = None
+
+
+class PortTrafficPolicy(Strict):
+    port: PortSelector | None = None
+    loadBalancer: LoadBalancer | None = None
+    connectionPool: ConnectionPoolSettings | None = None
+    outlierDetection: OutlierDetection | None = None
+    tls: ClientTLSSettings | None = None
+
+
 class TrafficPolicy(Strict):
     loadBalancer: LoadBalancer | None = None
-    connectionPool: Any = None
-    outlierDetection: Any = None
-    tls: Any = None
-    portLevelSettings: Any = None
+    connectionPool: ConnectionPoolSettings | None = None
+    outlierDetection: OutlierDetection | None = None
+    tls: ClientTLSSettings | None = None
+    portLevelSettings: list[PortTrafficPolicy] | None = None
     tunnel: Any = None
     proxyProtocol: Any = None
     retryBudget: Any = None
@@ -371,14 +445,237 @@ class DestinationRule(Strict):
     status: Any = None
 
 
+_HOST = re.compile(
+    r"^(\*|(\*\.)?[A-Za-z0-9]([-A-Za-z0-9]*[A-Za-z0-9])?(\.[A-Za-z0-9]([-A-Za-z0-9]*[A-Za-z0-9])?)*\.?)$"
+)
+
+
+def check_host(value: str, what: str = "host") -> str:
+    """A DNS name, maybe with a leading `*.` wildcard, or `*` (Istio's ValidateWildcardDomain)."""
+    if len(value) > 255 or not _HOST.match(value):
+        raise ValueError(
+            f"{what} {value!r} is not a valid host name "
+            "(examples: reviews.default.svc.cluster.local, *.example.com)"
+        )
+    return value
+
+
+def check_namespaced_host(value: str, what: str = "host") -> str:
+    """`[namespace/]host` as Gateway servers and Sidecar egress write them."""
+    namespace, slash, host = value.rpartition("/")
+    if slash and namespace not in (".", "*", "~"):
+        check_dns1123_label(namespace, f"namespace of {what}")
+    return check_host(host, what) if host != "*" else value
+
+
+class GatewayPort(Strict):
+    number: int = Field(ge=1, le=65535)
+    protocol: str
+    name: str | None = None
+    targetPort: int | None = Field(default=None, ge=1, le=65535)
+
+    @field_validator("protocol")
+    @classmethod
+    def _protocol(cls, value: str) -> str:
+        known = ("HTTP", "HTTPS", "GRPC", "GRPC-WEB", "HTTP2", "MONGO", "TCP", "TLS", "UDP")
+        if value.upper() not in known:
+            raise ValueError(f"protocol {value!r} is not one of {', '.join(known)}")
+        return value
+
+
+class ServerTLSSettings(Strict):
+    httpsRedirect: bool | None = None
+    mode: (
+        Literal[
+            "PASSTHROUGH", "SIMPLE", "MUTUAL", "AUTO_PASSTHROUGH", "ISTIO_MUTUAL", "OPTIONAL_MUTUAL"
+        ]
+        | None
+    ) = None
+    serverCertificate: str | None = None
+    privateKey: str | None = None
+    caCertificates: str | None = None
+    caCrl: str | None = None
+    credentialName: str | None = None
+    credentialNames: list[str] = Field(default_factory=list)
+    tlsCertificates: Any = None
+    subjectAltNames: list[str] = Field(default_factory=list)
+    verifyCertificateSpki: list[str] = Field(default_factory=list)
+    verifyCertificateHash: list[str] = Field(default_factory=list)
+    minProtocolVersion: Literal["TLS_AUTO", "TLSV1_0", "TLSV1_1", "TLSV1_2", "TLSV1_3"] | None = (
+        None
+    )
+    maxProtocolVersion: Literal["TLS_AUTO", "TLSV1_0", "TLSV1_1", "TLSV1_2", "TLSV1_3"] | None = (
+        None
+    )
+    cipherSuites: list[str] = Field(default_factory=list)
+
+
+class Server(Strict):
+    port: GatewayPort
+    hosts: list[str] = Field(min_length=1)
+    tls: ServerTLSSettings | None = None
+    bind: str | None = None
+    defaultEndpoint: str | None = None
+    name: str | None = None
+
+    @field_validator("hosts")
+    @classmethod
+    def _hosts(cls, value: list[str]) -> list[str]:
+        return [check_namespaced_host(h, "server host") for h in value]
+
+    @model_validator(mode="after")
+    def _tls(self) -> Server:
+        if self.port.protocol.upper() in ("HTTPS", "TLS") and self.tls is None:
+            raise ValueError(
+                f"server on port {self.port.number}: protocol {self.port.protocol} "
+                "needs tls settings"
+            )
+        return self
+
+
+class GatewaySpec(Strict):
+    servers: list[Server] = Field(min_length=1)
+    selector: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("selector")
+    @classmethod
+    def _selector(cls, value: dict[str, str]) -> dict[str, str]:
+        return check_labels(value)
+
+    @model_validator(mode="after")
+    def _port_names(self) -> GatewaySpec:
+        names = [s.port.name for s in self.servers if s.port.name]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"servers: port names must be unique (duplicate {dupes[0]!r})")
+        return self
+
+
+class Gateway(Strict):
+    apiVersion: IstioNetworkingVersion
+    kind: Literal["Gateway"]
+    metadata: IstioMeta
+    spec: GatewaySpec
+    status: Any = None
+
+
+class ServiceEntryPort(Strict):
+    number: int = Field(ge=1, le=65535)
+    protocol: str | None = None
+    name: str | None = None
+    targetPort: int | None = Field(default=None, ge=1, le=65535)
+
+
+class WorkloadSelector(Strict):
+    labels: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("labels")
+    @classmethod
+    def _labels(cls, value: dict[str, str]) -> dict[str, str]:
+        return check_labels(value)
+
+
+class WorkloadEntrySpec(Strict):
+    address: str | None = None
+    ports: dict[str, int] = Field(default_factory=dict)
+    labels: dict[str, str] = Field(default_factory=dict)
+    network: str | None = None
+    locality: str | None = None
+    weight: int | None = Field(default=None, ge=0)
+    serviceAccount: str | None = None
+
+
+class ServiceEntrySpec(Strict):
+    hosts: list[str] = Field(min_length=1)
+    addresses: list[str] = Field(default_factory=list)
+    ports: list[ServiceEntryPort] = Field(default_factory=list)
+    location: Literal["MESH_EXTERNAL", "MESH_INTERNAL"] | None = None
+    resolution: Literal["NONE", "STATIC", "DNS", "DNS_ROUND_ROBIN", "DYNAMIC_DNS"] | None = None
+    endpoints: list[WorkloadEntrySpec] = Field(default_factory=list)
+    workloadSelector: WorkloadSelector | None = None
+    exportTo: list[str] = Field(default_factory=list)
+    subjectAltNames: list[str] = Field(default_factory=list)
+
+    @field_validator("hosts")
+    @classmethod
+    def _hosts(cls, value: list[str]) -> list[str]:
+        for host in value:
+            if host == "*":
+                raise ValueError('hosts: "*" is not allowed in a ServiceEntry')
+            check_host(host, "host")
+        return value
+
+    @model_validator(mode="after")
+    def _ports(self) -> ServiceEntrySpec:
+        names = [p.name for p in self.ports if p.name]
+        if len(names) != len(set(names)):
+            raise ValueError("ports: port names must be unique")
+        if self.endpoints and self.workloadSelector is not None:
+            raise ValueError("only one of endpoints and workloadSelector can be set")
+        return self
+
+
+class ServiceEntry(Strict):
+    apiVersion: IstioNetworkingVersion
+    kind: Literal["ServiceEntry"]
+    metadata: IstioMeta
+    spec: ServiceEntrySpec
+    status: Any = None
+
+
+class IstioEgressListener(Strict):
+    hosts: list[str] = Field(min_length=1)
+    port: ServiceEntryPort | None = None
+    bind: str | None = None
+    captureMode: Literal["DEFAULT", "IPTABLES", "NONE"] | None = None
+
+    @field_validator("hosts")
+    @classmethod
+    def _hosts(cls, value: list[str]) -> list[str]:
+        for host in value:
+            if "/" not in host:
+                raise ValueError(
+                    f"egress host {host!r} must be namespace/host (e.g. ./*, istio-system/*)"
+                )
+            check_namespaced_host(host, "egress host")
+        return value
+
+
+class IstioIngressListener(Strict):
+    port: ServiceEntryPort
+    bind: str | None = None
+    captureMode: Literal["DEFAULT", "IPTABLES", "NONE"] | None = None
+    defaultEndpoint: str | None = None
+    tls: ServerTLSSettings | None = None
+    connectionPool: ConnectionPoolSettings | None = None
+
+
+class OutboundTrafficPolicy(Strict):
+    mode: Literal["REGISTRY_ONLY", "ALLOW_ANY"] | None = None
+    egressProxy: Destination | None = None
+
+
+class SidecarSpec(Strict):
+    workloadSelector: WorkloadSelector | None = None
+    ingress: list[IstioIngressListener] = Field(default_factory=list)
+    egress: list[IstioEgressListener] = Field(default_factory=list)
+    outboundTrafficPolicy: OutboundTrafficPolicy | None = None
+    inboundConnectionPool: ConnectionPoolSettings | None = None
+
+
+class Sidecar(Strict):
+    apiVersion: IstioNetworkingVersion
+    kind: Literal["Sidecar"]
+    metadata: IstioMeta
+    spec: SidecarSpec
+    status: Any = None
+
+
 class OtherIstioNetworking(Strict):
-    """Gateway, ServiceEntry, Sidecar, ...: accepted; simulated by later backends/issues."""
+    """WorkloadEntry, EnvoyFilter, ...: accepted; simulated by later backends/issues."""
 
     apiVersion: IstioNetworkingVersion
     kind: Literal[
-        "Gateway",
-        "ServiceEntry",
-        "Sidecar",
         "WorkloadEntry",
         "WorkloadGroup",
         "EnvoyFilter",

@@ -25,10 +25,13 @@ _MODELS: dict[tuple[str, str], type[BaseModel]] = {
     ("v1", "Pod"): k8s.Pod,
     **{(v, "VirtualService"): istio.VirtualService for v in istio.ISTIO_NETWORKING_VERSIONS},
     **{(v, "DestinationRule"): istio.DestinationRule for v in istio.ISTIO_NETWORKING_VERSIONS},
+    **{(v, "Gateway"): istio.Gateway for v in istio.ISTIO_NETWORKING_VERSIONS},
+    **{(v, "ServiceEntry"): istio.ServiceEntry for v in istio.ISTIO_NETWORKING_VERSIONS},
+    **{(v, "Sidecar"): istio.Sidecar for v in istio.ISTIO_NETWORKING_VERSIONS},
     **{
         (v, kind): istio.OtherIstioNetworking
         for v in istio.ISTIO_NETWORKING_VERSIONS
-        for kind in ("Gateway", "ServiceEntry", "Sidecar", "WorkloadEntry", "WorkloadGroup")
+        for kind in ("WorkloadEntry", "WorkloadGroup")
     },
     **{
         ("v1", kind): k8s.Passive for kind in ("Namespace", "ConfigMap", "Secret", "ServiceAccount")
@@ -64,24 +67,86 @@ class Resource:
         return self.document.locate((*self.at, *path))
 
 
+@dataclass(frozen=True)
+class Rejected:
+    """An object the API server or Istio's webhook would refuse at apply time, and why."""
+
+    kind: str | None
+    namespace: str | None
+    name: str | None
+    errors: tuple[InputError, ...]
+
+    @property
+    def ref(self) -> str | None:
+        """`VirtualService default/reviews` when the object says that much about itself."""
+        if not self.kind or not self.name:
+            return None
+        return (
+            f"{self.kind} {self.namespace}/{self.name}"
+            if self.namespace
+            else f"{self.kind} {self.name}"
+        )
+
+
 def load_manifests(files: Sequence[Path], default_namespace: str = "default") -> list[Resource]:
     """Every object of every file, validated, in apply order; all errors reported together."""
     errors = ErrorCollector()
-    resources: dict[tuple[str, str, str], Resource] = {}
+    documents = _documents(files, errors)
+    resources, rejected = _load_objects(documents, default_namespace)
+    for refused in rejected:
+        errors.errors.extend(refused.errors)
+    errors.raise_if_any()
+    return resources
+
+
+def load_manifests_partial(
+    files: Sequence[Path], default_namespace: str = "default"
+) -> tuple[list[Resource], list[Rejected]]:
+    """Like load_manifests, but objects that would be refused are returned, not raised, so an
+    analysis can report them and go on with the rest. Unreadable files still raise."""
+    errors = ErrorCollector()
+    documents = _documents(files, errors)
+    errors.raise_if_any()
+    return _load_objects(documents, default_namespace)
+
+
+def _documents(files: Sequence[Path], errors: ErrorCollector) -> list[YamlDocument]:
     documents: list[YamlDocument] = []
     for path in files:
         with errors.collecting():
             documents += load_documents(path)
+    return documents
+
+
+def _load_objects(
+    documents: list[YamlDocument], default_namespace: str
+) -> tuple[list[Resource], list[Rejected]]:
+    resources: dict[tuple[str, str, str], Resource] = {}
+    rejected: list[Rejected] = []
     apply_order = itertools.count()
     for document in documents:
         for at, raw in _objects(document):
+            errors = ErrorCollector()
             with errors.collecting():
                 resource = _typed(raw, document, at, next(apply_order), default_namespace)
                 # `kubectl apply` of the same object twice: the later one is what remains.
                 resources.pop((resource.kind, resource.namespace, resource.name), None)
                 resources[(resource.kind, resource.namespace, resource.name)] = resource
-    errors.raise_if_any()
-    return sorted(resources.values(), key=lambda r: r.order)
+            if errors.errors:
+                rejected.append(_rejected(raw, default_namespace, errors.errors))
+    return sorted(resources.values(), key=lambda r: r.order), rejected
+
+
+def _rejected(raw: Any, default_namespace: str, errors: list[InputError]) -> Rejected:
+    raw = raw if isinstance(raw, dict) else {}
+    metadata = raw.get("metadata") if isinstance(raw.get("metadata"), dict) else {}
+    kind, name, namespace = raw.get("kind"), metadata.get("name"), metadata.get("namespace")
+    kind = kind if isinstance(kind, str) and kind else None
+    if kind in _NAMESPACED_EXCEPTIONS:
+        namespace = ""
+    elif not isinstance(namespace, str) or not namespace:
+        namespace = default_namespace
+    return Rejected(kind, namespace, name if isinstance(name, str) else None, tuple(errors))
 
 
 def _objects(document: YamlDocument) -> Iterable[tuple[PathKey, Any]]:
