@@ -185,3 +185,45 @@ def envoy_config(lab_dir: Path) -> None:
     prepared = prepare(lab_dir)
     config = render_bootstrap(prepared.plan, placeholder_addresses(prepared.plan))
     click.echo(json.dumps(config, indent=2))
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print the diagnostics as JSON.")
+@click.option(
+    "--severity",
+    type=click.Choice(["info", "warning", "error"]),
+    default="info",
+    show_default=True,
+    help="Show diagnostics at this level and above.",
+)
+@click.option(
+    "-n",
+    "--namespace",
+    default=None,
+    help="Namespace of objects that name none (default: the lab's, else `default`).",
+)
+def analyze(paths: tuple[Path, ...], as_json: bool, severity: str, namespace: str | None) -> None:
+    """Check Kubernetes and Istio objects offline: istioctl analyze's checks, and more.
+
+    PATHS are files, folders (their *.yaml and *.yml) or lab folders (the manifests their
+    lab.yaml lists). Exit 0: no errors (warnings allowed), 1: errors, 2: unreadable input.
+    """
+    from meshlab.analysis import Level, analyze_paths, render_text, summary
+
+    threshold: Level = "error" if severity == "error" else "warning"
+    threshold = "info" if severity == "info" else threshold
+    result = analyze_paths(list(paths), namespace)
+    if as_json:
+        click.echo(json.dumps(result.to_json(threshold), indent=2))
+    else:
+        colours = {"error": "red", "warning": "yellow"}
+        for line in render_text(result.diagnostics, threshold):
+            level = line.split(": ", 1)[1].split(" ", 1)[0] if ": " in line else ""
+            click.echo(click.style(line, fg=colours[level]) if level in colours else line)
+        files = len(result.files)
+        click.echo(
+            f"{summary(result.diagnostics)} ({len(result.resources)} objects in {files} "
+            f"file{'s' if files != 1 else ''})"
+        )
+    raise click.exceptions.Exit(EXIT_FAILED if result.errors else EXIT_PASSED)

@@ -19,6 +19,11 @@ def render_text(report: LabReport) -> str:
     lines += [
         f"note: {n.message}" + (f" ({n.location})" if n.location else "") for n in report.notes
     ]
+    # The static analysis, compiler-style: errors and warnings here, info in the JSON report.
+    lines += [line for d in report.diagnostics if d.level != "info" for line in str(d).splitlines()]
+    infos = sum(d.level == "info" for d in report.diagnostics)
+    if infos:
+        lines.append(f"analysis: {infos} info (`meshlab analyze {lab.root}` shows them)")
     for result in report.results:
         lines.append(result.message)
     passed = sum(r.passed for r in report.results)

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from meshlab import __version__
+from meshlab.analysis import Diagnostic, analyze
 from meshlab.backends import Backend, get_backend
 from meshlab.checks import Check, CheckContext, CheckResult, registry
 from meshlab.lab import Lab, load_lab
@@ -37,6 +38,7 @@ class PreparedLab:
     lab: Lab
     resources: list[Resource]
     plan: MeshPlan
+    diagnostics: list[Diagnostic] = field(default_factory=list)  # `meshlab analyze`'s findings
 
     @property
     def notes(self) -> list[Note]:
@@ -44,10 +46,12 @@ class PreparedLab:
 
 
 def prepare(path: Path) -> PreparedLab:
-    """Load lab.yaml and its manifests; InputError (exit 2) on anything invalid."""
+    """Load lab.yaml and its manifests; InputError (exit 2) on anything invalid. Then the
+    static analysis: its diagnostics never stop a run, they explain it."""
     lab = load_lab(path)
     resources = load_manifests(list(lab.manifests), lab.namespace)
-    return PreparedLab(lab, resources, build_plan(resources, lab.namespace))
+    plan = build_plan(resources, lab.namespace)
+    return PreparedLab(lab, resources, plan, analyze(resources, lab.namespace))
 
 
 @dataclass
@@ -57,6 +61,7 @@ class LabReport:
     results: list[CheckResult]
     notes: list[Note]
     seconds: float
+    diagnostics: list[Diagnostic] = field(default_factory=list)
 
     @property
     def passed(self) -> bool:
@@ -77,6 +82,7 @@ class LabReport:
                 {"message": n.message, "location": str(n.location) if n.location else None}
                 for n in self.notes
             ],
+            "diagnostics": [d.to_json() for d in self.diagnostics],
             "checks": [r.to_json() for r in self.results],
         }
 
@@ -105,8 +111,10 @@ def run_lab(
                 mesh=mesh,
                 design=options.design,
                 requests_override=options.requests,
+                diagnostics=prepared.diagnostics,
             )
             if progress is not None:
                 context.progress = progress(check)
             results.append(run_check(check, prepared, context))
-    return LabReport(prepared.lab, info, results, prepared.notes, time.perf_counter() - started)
+    seconds = time.perf_counter() - started
+    return LabReport(prepared.lab, info, results, prepared.notes, seconds, prepared.diagnostics)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import Field
 
@@ -16,6 +16,9 @@ from meshlab.mesh.plan import MeshPlan
 from meshlab.schema import Strict, validate
 from meshlab.stats import Design
 from meshlab.yamlio import PathKey, YamlDocument
+
+if TYPE_CHECKING:
+    from meshlab.analysis import Diagnostic
 
 
 class CheckSpec(Strict):
@@ -56,6 +59,15 @@ class CheckContext:
     design: Design = field(default_factory=Design)
     requests_override: int | None = None
     progress: Progress = lambda sent, total: None
+    diagnostics: list[Diagnostic] | None = None  # None: not analyzed yet (see analysis())
+
+    def analysis(self) -> list[Diagnostic]:
+        """The static analysis of these objects: the run's, or computed once on demand."""
+        if self.diagnostics is None:
+            from meshlab.analysis import analyze
+
+            self.diagnostics = analyze(self.resources, self.plan.client_namespace)
+        return self.diagnostics
 
 
 @dataclass

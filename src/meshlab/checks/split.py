@@ -10,6 +10,8 @@ from urllib.parse import urlsplit
 
 from pydantic import Field, PositiveInt, field_validator
 
+from meshlab.analysis import Diagnostic
+from meshlab.analysis.explain import explaining, request_hosts
 from meshlab.backends.base import ProbeRequest
 from meshlab.checks.base import Check, CheckContext, CheckKind, CheckResult, CheckSpec, register
 from meshlab.errors import BackendError
@@ -81,7 +83,17 @@ class SplitKind(CheckKind):
         fixed_n = context.requests_override or (spec.requests if spec.requests != "auto" else None)
         run = _Sampler(context, request, spec.by)
         verdict = run.fixed(expected, fixed_n) if fixed_n else run.sequential(expected)
-        return _result(check, spec, verdict, run, expected, configured)
+        diagnosed = _diagnosed(context, request, configured)
+        return _result(check, spec, verdict, run, expected, configured, diagnosed)
+
+
+def _diagnosed(
+    context: CheckContext, request: ProbeRequest, configured: ExpectedSplit
+) -> list[Diagnostic]:
+    """The static analysis findings about this request's hosts, less the known causes."""
+    hosts = request_hosts(context.resources, request.host, context.plan.client_namespace)
+    causes = [(c.flags, c.bucket) for c in configured.causes]
+    return explaining(context.analysis(), hosts, causes)
 
 
 class _Sampler:
@@ -140,8 +152,10 @@ def _result(
     run: _Sampler,
     expected: dict[str, float],
     configured: ExpectedSplit,
+    diagnosed: list[Diagnostic] | None = None,
 ) -> CheckResult:
-    message = _message(check.name, spec, verdict, run, configured)
+    diagnosed = diagnosed or []
+    message = _message(check.name, spec, verdict, run, configured, diagnosed)
     details: dict[str, Any] = {
         "request": {"url": spec.request.url, "method": spec.request.method},
         "by": spec.by,
@@ -162,6 +176,7 @@ def _result(
             }
             for c in configured.causes
         ],
+        "diagnostics": [d.to_json() for d in diagnosed],
         "response_flags": {k: dict(v) for k, v in run.flags.items()},
         "pods": [
             {"name": pod, "labels": run.pod_labels[pod], "count": count}
@@ -215,7 +230,12 @@ def _focus(verdict: SplitVerdict) -> BucketVerdict:
 
 
 def _message(
-    name: str, spec: SplitSpec, verdict: SplitVerdict, run: _Sampler, configured: ExpectedSplit
+    name: str,
+    spec: SplitSpec,
+    verdict: SplitVerdict,
+    run: _Sampler,
+    configured: ExpectedSplit,
+    diagnosed: list[Diagnostic] | None = None,
 ) -> str:
     """Headline about the bucket that matters, then causes, what the mesh did, the test."""
     said = "configured" if spec.expect == "configured" else "expected"
@@ -223,6 +243,12 @@ def _message(
     headline = _headline(verdict, focus, said, configured)
     if verdict.outcome == "fail":
         lines = [f"{name} FAILED: {headline}", *_failure_lines(verdict, focus, said, configured)]
+        lines += [
+            f"  likely cause: {d.message} ({d.code}"
+            + (f", {d.location.short()}" if d.location else "")
+            + ")"
+            for d in diagnosed or []
+        ]
     elif verdict.outcome == "inconclusive":
         lines = [f"{name} passed (inconclusive after {verdict.n} requests, the cap): {headline}"]
     else:

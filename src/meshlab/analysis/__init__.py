@@ -1,0 +1,169 @@
+"""Static analysis of a lab's objects: `istioctl analyze`'s checks for these kinds, offline,
+plus Kiali's validations and meshlab's own (see docs/reference/analyzer.md for every code).
+
+    analyze(resources, namespace) -> [Diagnostic]     objects already loaded
+    analyze_paths([path, ...])     -> Analysis          files and folders, as `meshlab analyze`
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from meshlab.analysis import messages
+from meshlab.analysis.base import (
+    LEVELS,
+    SERVICE_KINDS,
+    WORKLOAD_KINDS,
+    Analyzer,
+    Context,
+    Diagnostic,
+    Level,
+    Metadata,
+    severity,
+)
+from meshlab.analysis.registry import analyzers
+from meshlab.errors import InputError
+from meshlab.manifests.load import Rejected, Resource, load_manifests_partial
+
+__all__ = [
+    "LEVELS",
+    "Analysis",
+    "Analyzer",
+    "Context",
+    "Diagnostic",
+    "Level",
+    "Metadata",
+    "analyze",
+    "analyze_paths",
+    "analyzers",
+    "counts",
+    "render_text",
+    "severity",
+]
+
+_ISTIO_GROUP = "networking.istio.io/"
+_NEEDS_TEXT = {"services": "Services", "pods": "Deployments or Pods"}
+
+
+def analyze(
+    resources: Sequence[Resource],
+    namespace: str = "default",
+    rejected: Sequence[Rejected] = (),
+) -> list[Diagnostic]:
+    """Every diagnostic for these objects, sorted by file, line and column."""
+    ctx = Context(resources, namespace, rejected)
+    available = {"services": ctx.has_services, "pods": ctx.has_pods}
+    skipped: dict[str, list[str]] = {}
+    for analyzer in analyzers():
+        missing = [need for need in sorted(analyzer.metadata.needs) if not available[need]]
+        if missing:
+            skipped.setdefault(missing[0], []).append(analyzer.metadata.name)
+            continue
+        analyzer.analyze(ctx)
+    istio_objects = [r for r in resources if r.body.apiVersion.startswith(_ISTIO_GROUP)]
+    if skipped and istio_objects:
+        missing_text = " or ".join(_NEEDS_TEXT[need] for need in sorted(skipped))
+        names = [name for need in sorted(skipped) for name in skipped[need]]
+        ctx.report(
+            messages.ANALYSIS_INCOMPLETE(
+                None,
+                istio_objects[0].location,
+                missing=missing_text,
+                count=len(names),
+                skipped=", ".join(names),
+                hint="analyze the app's Services and Deployments together with the rules, "
+                "e.g. `meshlab analyze rules.yaml app.yaml`",
+            )
+        )
+    unique = {(d.code, d.location, d.message): d for d in ctx.diagnostics}
+    return sorted(unique.values(), key=Diagnostic.sort_key)
+
+
+@dataclass
+class Analysis:
+    """What `meshlab analyze` read and found."""
+
+    files: list[Path]
+    resources: list[Resource]
+    diagnostics: list[Diagnostic]
+
+    @property
+    def errors(self) -> int:
+        return sum(d.level == "error" for d in self.diagnostics)
+
+    def to_json(self, threshold: Level = "info") -> dict[str, Any]:
+        shown = [d for d in self.diagnostics if severity(d.level) >= severity(threshold)]
+        return {
+            "files": [str(f) for f in self.files],
+            "objects": len(self.resources),
+            "summary": counts(self.diagnostics),
+            "diagnostics": [d.to_json() for d in shown],
+        }
+
+
+def analyze_paths(paths: Sequence[Path], namespace: str | None = None) -> Analysis:
+    """Files, folders (their *.yaml, *.yml) or lab folders (the manifests lab.yaml lists, in
+    its namespace). Unreadable input is an InputError; objects that would be refused at apply
+    time become IST0106 diagnostics."""
+    from meshlab.lab import LAB_FILE, load_lab
+
+    groups: list[tuple[list[Path], str]] = []
+    loose: list[Path] = []
+    for path in paths:
+        if path.is_dir() and (path / LAB_FILE).is_file():
+            lab = load_lab(path)
+            groups.append((list(lab.manifests), namespace or lab.namespace))
+        elif path.is_dir():
+            yamls = sorted(p for p in path.iterdir() if p.suffix in (".yaml", ".yml"))
+            if not yamls:
+                raise InputError(f"no *.yaml or *.yml files in {path}")
+            loose += yamls
+        elif path.is_file():
+            loose.append(path)
+        else:
+            raise InputError(f"no such file or folder: {path}")
+    if loose:
+        groups.append((loose, namespace or "default"))
+    files: list[Path] = []
+    resources: list[Resource] = []
+    diagnostics: list[Diagnostic] = []
+    rejected: list[Rejected] = []
+    default_namespace = groups[0][1] if groups else "default"
+    for group, ns in groups:
+        unique = [f for f in dict.fromkeys(group) if f not in files]
+        files += unique
+        found, refused = load_manifests_partial(unique, ns)
+        resources += found
+        rejected += refused
+    diagnostics = analyze(resources, default_namespace, rejected)
+    return Analysis(files, resources, diagnostics)
+
+
+def counts(diagnostics: Sequence[Diagnostic]) -> dict[str, int]:
+    return {level: sum(d.level == level for d in diagnostics) for level in reversed(LEVELS)}
+
+
+def render_text(diagnostics: Sequence[Diagnostic], threshold: Level = "info") -> list[str]:
+    """Compiler-style lines (with hint lines) for the diagnostics at or above `threshold`."""
+    lines: list[str] = []
+    for diagnostic in diagnostics:
+        if severity(diagnostic.level) >= severity(threshold):
+            lines += str(diagnostic).splitlines()
+    return lines
+
+
+def summary(diagnostics: Sequence[Diagnostic]) -> str:
+    found = counts(diagnostics)
+    parts = [
+        f"{found['error']} error" + ("s" if found["error"] != 1 else ""),
+        f"{found['warning']} warning" + ("s" if found["warning"] != 1 else ""),
+        f"{found['info']} info",
+    ]
+    return ", ".join(parts)
+
+
+# Analyzers read kinds through Context; these tell callers which kinds make the registry.
+REGISTRY_KINDS = SERVICE_KINDS + WORKLOAD_KINDS

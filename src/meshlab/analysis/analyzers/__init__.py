@@ -1,0 +1,1 @@
+"""One module per concern; `meshlab.analysis.registry` lists the analyzers alphabetically."""

@@ -1,0 +1,247 @@
+"""Gateways and the VirtualServices bound to them: IST0101 (gateway, selector), IST0132,
+IST0145, IST0162, IST0133 (legacy gateway names), ML0203 (a VirtualService sidecars ignore).
+
+A lab folder has no istio-system: the demo profile's ingress and egress gateways (labels
+`istio: ingressgateway` / `istio: egressgateway`, Services with ports 80 and 443) are taken as
+installed unless the files define pods with those labels themselves.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from meshlab.analysis import messages as msg
+from meshlab.analysis.base import Analyzer, Context, Metadata
+from meshlab.analysis.util import (
+    MESH,
+    gateway_key,
+    hosts_overlap,
+    is_legacy_gateway_name,
+    labels_text,
+    resolve,
+    selects,
+)
+from meshlab.manifests import istio
+from meshlab.manifests.load import Resource
+from meshlab.yamlio import PathKey
+
+
+@dataclass(frozen=True)
+class GatewayPod:
+    name: str
+    namespace: str
+    labels: dict[str, str]
+    ports: frozenset[int]  # ports and targetPorts of the Services in front of it
+
+
+_DEFAULT_GATEWAYS = (
+    GatewayPod(
+        "istio-ingressgateway (demo profile)",
+        "istio-system",
+        {"app": "istio-ingressgateway", "istio": "ingressgateway"},
+        frozenset({15021, 80, 8080, 443, 8443}),
+    ),
+    GatewayPod(
+        "istio-egressgateway (demo profile)",
+        "istio-system",
+        {"app": "istio-egressgateway", "istio": "egressgateway"},
+        frozenset({80, 8080, 443, 8443}),
+    ),
+)
+
+
+def gateway_pods(ctx: Context) -> list[GatewayPod]:
+    registry = ctx.registry
+    pods = []
+    for pod in registry.pods:
+        ports: set[int] = set()
+        for service in registry.services:
+            if service.namespace != pod.namespace or not service.selector:
+                continue
+            if not selects(service.selector, pod.labels):
+                continue
+            for port in service.ports:
+                ports.add(port.number)
+                target = pod.resolve_target_port(port.target, port.number)
+                if target is not None:
+                    ports.add(target)
+        pods.append(GatewayPod(pod.name, pod.namespace, pod.labels, frozenset(ports)))
+    for default in _DEFAULT_GATEWAYS:
+        if not any(p.labels.get("istio") == default.labels["istio"] for p in pods):
+            pods.append(default)
+    return pods
+
+
+def _server_hosts(gateway: Resource, vs_namespace: str) -> list[str]:
+    """The hosts of a Gateway's servers that a VirtualService in `vs_namespace` may bind."""
+    found = []
+    spec: istio.GatewaySpec = gateway.body.spec
+    for server in spec.servers:
+        for entry in server.hosts:
+            ns, slash, host = entry.rpartition("/")
+            if slash and not (
+                ns == "*" or (ns == "." and gateway.namespace == vs_namespace) or ns == vs_namespace
+            ):
+                continue
+            found.append(host)
+    return found
+
+
+class VirtualServiceGatewayAnalyzer(Analyzer):
+    metadata = Metadata(
+        name="virtualservice.GatewayAnalyzer",
+        description="the gateways a VirtualService names exist and serve its hosts",
+        inputs=("VirtualService", "Gateway"),
+    )
+
+    def analyze(self, ctx: Context) -> None:
+        gateways = {(g.namespace, g.name): g for g in ctx.of_kind("Gateway")}
+        for vs in ctx.of_kind("VirtualService"):
+            spec: istio.VirtualServiceSpec = vs.body.spec
+            hosts = [resolve(h, vs.namespace) for h in spec.hosts]
+            references: list[tuple[PathKey, str]] = [
+                (("spec", "gateways", i), g) for i, g in enumerate(spec.gateways)
+            ]
+            for i, http in enumerate(spec.http):
+                for j, match in enumerate(http.match):
+                    references += [
+                        (("spec", "http", i, "match", j, "gateways", k), g)
+                        for k, g in enumerate(match.gateways)
+                    ]
+            for at, reference in references:
+                key = gateway_key(reference, vs.namespace)
+                if key is None:
+                    continue
+                if is_legacy_gateway_name(reference):
+                    ctx.report(
+                        msg.SCHEMA_WARNING(
+                            vs,
+                            vs.locate(*at),
+                            message=f"gateway {reference!r} uses the legacy name.namespace "
+                            f"form; Istio reads it as {key[0]}/{key[1]}",
+                            hint=f"write {key[0]}/{key[1]}",
+                        )
+                    )
+                gateway = gateways.get(key)
+                if gateway is None:
+                    ctx.report(
+                        msg.GATEWAY_NOT_FOUND(
+                            vs,
+                            vs.locate(*at),
+                            gateway=reference,
+                            namespace=key[0],
+                            name=key[1],
+                            hint="the gateway is written <namespace>/<name> or just <name> "
+                            "for one in the VirtualService's namespace",
+                        )
+                    )
+                    continue
+                if at[1] != "gateways":
+                    continue
+                server_hosts = _server_hosts(gateway, vs.namespace)
+                if not any(hosts_overlap(g, h) for g in server_hosts for h in spec.hosts + hosts):
+                    ctx.report(
+                        msg.HOST_NOT_IN_GATEWAY(
+                            vs,
+                            vs.locate(*at),
+                            hosts=", ".join(spec.hosts),
+                            gateway=reference,
+                            gateway_hosts=", ".join(server_hosts) or "none for this namespace",
+                        )
+                    )
+            if spec.gateways and MESH not in spec.gateways:
+                ctx.report(
+                    msg.VS_NOT_FOR_MESH(
+                        vs,
+                        vs.locate("spec", "gateways"),
+                        gateways=", ".join(spec.gateways),
+                        vs_hosts=", ".join(spec.hosts),
+                        hosts=hosts,
+                        hint="add `mesh` to gateways if traffic inside the mesh should follow "
+                        "these rules too",
+                    )
+                )
+
+
+class GatewaySelectorAnalyzer(Analyzer):
+    metadata = Metadata(
+        name="gateway.IngressGatewayPortAnalyzer",
+        description="a Gateway's selector picks gateway pods whose Services expose its ports",
+        inputs=("Gateway", "Service", "Deployment", "Pod"),
+        needs=frozenset({"pods"}),
+    )
+
+    def analyze(self, ctx: Context) -> None:
+        pods = gateway_pods(ctx)
+        for gateway in ctx.of_kind("Gateway"):
+            spec: istio.GatewaySpec = gateway.body.spec
+            if not spec.selector:
+                continue
+            chosen = [p for p in pods if selects(spec.selector, p.labels)]
+            if not chosen:
+                ctx.report(
+                    msg.GATEWAY_SELECTOR_NO_PODS(
+                        gateway,
+                        gateway.locate("spec", "selector"),
+                        selector=labels_text(spec.selector),
+                        hint="Istio's ingress gateway has the label istio: ingressgateway",
+                    )
+                )
+                continue
+            ports = frozenset().union(*(p.ports for p in chosen))
+            for i, server in enumerate(spec.servers):
+                if server.port.number not in ports:
+                    listed = ", ".join(map(str, sorted(ports))) or "none"
+                    ctx.report(
+                        msg.GATEWAY_PORT_NOT_ON_SERVICE(
+                            gateway,
+                            gateway.locate("spec", "servers", i, "port", "number"),
+                            port=server.port.number,
+                            selector=labels_text(spec.selector),
+                            hint=f"the gateway pods are reached on {listed}",
+                        )
+                    )
+
+
+class ConflictingGatewaysAnalyzer(Analyzer):
+    metadata = Metadata(
+        name="gateway.ConflictingGatewayAnalyzer",
+        description="no two Gateways claim the same host on the same port of the same pods",
+        inputs=("Gateway",),
+    )
+
+    def analyze(self, ctx: Context) -> None:
+        gateways = ctx.of_kind("Gateway")
+        for gateway in gateways:
+            spec: istio.GatewaySpec = gateway.body.spec
+            for other in gateways:
+                if other is gateway or other.body.spec.selector != spec.selector:
+                    continue
+                for i, server in enumerate(spec.servers):
+                    overlap = _overlap(server, other.body.spec.servers)
+                    if overlap:
+                        ctx.report(
+                            msg.CONFLICTING_GATEWAYS(
+                                gateway,
+                                gateway.locate("spec", "servers", i),
+                                other=f"{other.namespace}/{other.name}",
+                                selector=labels_text(spec.selector),
+                                port=server.port.number,
+                                overlap=", ".join(overlap),
+                                hint="serve these hosts from one Gateway, or give them "
+                                "different ports or hosts",
+                            )
+                        )
+
+
+def _overlap(server: istio.Server, others: list[istio.Server]) -> list[str]:
+    found: list[str] = []
+    for other in others:
+        if other.port.number != server.port.number:
+            continue
+        for a in server.hosts:
+            for b in other.hosts:
+                host_a, host_b = a.rpartition("/")[2], b.rpartition("/")[2]
+                if hosts_overlap(host_a, host_b) and host_a not in found:
+                    found.append(host_a)
+    return found

@@ -1,0 +1,70 @@
+"""Services: IST0118 (port names Istio cannot read a protocol from), ML0110 (no pods)."""
+
+from __future__ import annotations
+
+from meshlab.analysis import messages as msg
+from meshlab.analysis.base import Analyzer, Context, Metadata
+from meshlab.analysis.util import labels_text, selects, service_fqdn
+from meshlab.manifests import k8s
+from meshlab.mesh.plan import ROOT_NAMESPACE
+from meshlab.mesh.registry import port_protocol
+
+
+class PortNameAnalyzer(Analyzer):
+    metadata = Metadata(
+        name="service.PortNameAnalyzer",
+        description="Service ports say their protocol by name (http-..., tcp-...) or appProtocol",
+        inputs=("Service",),
+        needs=frozenset({"services"}),
+    )
+
+    def analyze(self, ctx: Context) -> None:
+        for service in ctx.of_kind("Service"):
+            spec: k8s.ServiceSpec = service.body.spec
+            if spec.type == "ExternalName" or service.namespace == ROOT_NAMESPACE:
+                continue
+            for i, port in enumerate(spec.ports):
+                if port_protocol(port) != "AUTO":
+                    continue
+                named = f"is named {port.name!r}" if port.name else "has no name"
+                ctx.report(
+                    msg.PORT_NAME_CONVENTION(
+                        service,
+                        service.locate("spec", "ports", i, "name" if port.name else "port"),
+                        port=port.port,
+                        service=service.name,
+                        named=named,
+                        hint="name it http, http-<suffix>, grpc-..., tcp-... "
+                        "(or set appProtocol: http)",
+                    )
+                )
+
+
+class ServicePodsAnalyzer(Analyzer):
+    metadata = Metadata(
+        name="service.SelectsPodsAnalyzer",
+        description="a Service's selector matches pods",
+        inputs=("Service", "Deployment", "Pod"),
+        needs=frozenset({"pods"}),
+    )
+
+    def analyze(self, ctx: Context) -> None:
+        pods = ctx.registry.pods
+        for service in ctx.of_kind("Service"):
+            spec: k8s.ServiceSpec = service.body.spec
+            if not spec.selector or spec.type == "ExternalName":
+                continue
+            if not any(
+                p.namespace == service.namespace and selects(spec.selector, p.labels) for p in pods
+            ):
+                ctx.report(
+                    msg.SERVICE_SELECTS_NO_PODS(
+                        service,
+                        service.locate("spec", "selector"),
+                        selector=labels_text(spec.selector),
+                        service=service.name,
+                        hosts=[service_fqdn(service)],
+                        hint="the selector must match the labels of the Deployment's pod "
+                        "template (spec.template.metadata.labels)",
+                    )
+                )

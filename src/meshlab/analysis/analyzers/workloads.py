@@ -1,0 +1,150 @@
+"""Deployments and the Services in front of them: IST0116, IST0137 (port conflicts),
+ML0201 (pods of a split service without `version`), ML0202 (overlapping selectors)."""
+
+from __future__ import annotations
+
+from meshlab.analysis import messages as msg
+from meshlab.analysis.analyzers.routes import destinations
+from meshlab.analysis.base import Analyzer, Context, Metadata
+from meshlab.analysis.util import labels_text, resolve, selects, service_fqdn
+from meshlab.manifests import istio, k8s
+from meshlab.manifests.load import Resource
+from meshlab.mesh.plan import ROOT_NAMESPACE
+
+
+def _services_of(deployment: Resource, services: list[Resource]) -> list[Resource]:
+    labels = deployment.body.spec.template.metadata.labels
+    return [
+        s
+        for s in services
+        if s.namespace == deployment.namespace
+        and s.body.spec.selector
+        and selects(s.body.spec.selector, labels)
+    ]
+
+
+def _target(port: k8s.ServicePort, deployment: Resource) -> int | str:
+    target = port.targetPort if port.targetPort is not None else port.port
+    if isinstance(target, str) and not target.isdigit():
+        for container in deployment.body.spec.template.spec.containers:
+            for cport in container.ports:
+                if cport.name == target:
+                    return int(cport.containerPort)
+        return target
+    return int(target)
+
+
+class MultiServiceAnalyzer(Analyzer):
+    metadata = Metadata(
+        name="deployment.MultiServiceAnalyzer",
+        description="Services sharing a Deployment's pods agree on ports and protocols",
+        inputs=("Deployment", "Service"),
+        needs=frozenset({"services", "pods"}),
+    )
+
+    def analyze(self, ctx: Context) -> None:
+        services = ctx.of_kind("Service")
+        for deployment in ctx.of_kind("Deployment"):
+            if deployment.namespace == ROOT_NAMESPACE:
+                continue
+            mine = _services_of(deployment, services)
+            if len(mine) < 2:
+                continue
+            protocols: dict[int, dict[str, list[str]]] = {}
+            targets: dict[int | str, list[tuple[str, int]]] = {}
+            for service in mine:
+                for port in service.body.spec.ports:
+                    protocols.setdefault(port.port, {}).setdefault(port.protocol, []).append(
+                        service.name
+                    )
+                    targets.setdefault(_target(port, deployment), []).append(
+                        (service.name, port.port)
+                    )
+            at = deployment.locate("spec", "template", "metadata", "labels")
+            for number, by_protocol in sorted(protocols.items()):
+                if len(by_protocol) > 1:
+                    ctx.report(
+                        msg.MULTIPLE_SERVICES_PROTOCOL(
+                            deployment,
+                            at,
+                            services=", ".join(
+                                sorted({n for v in by_protocol.values() for n in v})
+                            ),
+                            port=number,
+                            protocols=", ".join(sorted(by_protocol)),
+                        )
+                    )
+            for target, users in targets.items():
+                ports = sorted({p for _, p in users})
+                if len(ports) > 1:
+                    ctx.report(
+                        msg.CONFLICTING_PORTS(
+                            deployment,
+                            at,
+                            services=", ".join(sorted({n for n, _ in users})),
+                            ports=", ".join(map(str, ports)),
+                            target=target,
+                            hint="let each target port be reached through one Service port",
+                        )
+                    )
+
+
+class VersionLabelAnalyzer(Analyzer):
+    metadata = Metadata(
+        name="deployment.VersionLabelAnalyzer",
+        description="pods of a service split by subsets carry a `version` label (Kiali)",
+        inputs=("Deployment", "Service", "VirtualService", "DestinationRule"),
+        needs=frozenset({"services", "pods"}),
+    )
+
+    def analyze(self, ctx: Context) -> None:
+        split: set[str] = set()
+        for vs in ctx.of_kind("VirtualService"):
+            split.update(resolve(r.host, vs.namespace) for r in destinations(vs) if r.subset)
+        for dr in ctx.of_kind("DestinationRule"):
+            spec: istio.DestinationRuleSpec = dr.body.spec
+            if spec.subsets:
+                split.add(resolve(spec.host, dr.namespace))
+        services = [s for s in ctx.of_kind("Service") if service_fqdn(s) in split]
+        for deployment in ctx.of_kind("Deployment"):
+            labels = deployment.body.spec.template.metadata.labels
+            if "version" in labels or "app.kubernetes.io/version" in labels:
+                continue
+            for service in _services_of(deployment, services):
+                ctx.report(
+                    msg.MISSING_VERSION_LABEL(
+                        deployment,
+                        deployment.locate("spec", "template", "metadata", "labels"),
+                        service=service.name,
+                        hosts=[service_fqdn(service)],
+                        hint="add `version: <name>` to the pod template's labels",
+                    )
+                )
+                break
+
+
+class OverlappingSelectorsAnalyzer(Analyzer):
+    metadata = Metadata(
+        name="deployment.OverlappingSelectorsAnalyzer",
+        description="a Deployment's selector matching another Deployment's pods (allowed)",
+        inputs=("Deployment",),
+    )
+
+    def analyze(self, ctx: Context) -> None:
+        deployments = ctx.of_kind("Deployment")
+        for deployment in deployments:
+            selector: k8s.LabelSelector = deployment.body.spec.selector
+            for other in deployments:
+                if other is deployment or other.namespace != deployment.namespace:
+                    continue
+                if selector.matches(other.body.spec.template.metadata.labels):
+                    ctx.report(
+                        msg.OVERLAPPING_SELECTORS(
+                            deployment,
+                            deployment.locate("spec", "selector"),
+                            selector=labels_text(selector.matchLabels)
+                            if not selector.matchExpressions
+                            else "of this Deployment",
+                            other=other.name,
+                        )
+                    )

@@ -1,0 +1,133 @@
+"""What every analyzer shares: the Diagnostic it produces, its metadata, the context it reads.
+
+An analyzer is one concern (VirtualService destinations, DestinationRule subsets, Gateways...).
+It declares the kinds it reads, reads them only through `Context.of_kind` (a meta-test checks
+that the two agree), and reports only through the message constructors in `messages.py`.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any, ClassVar, Literal
+
+from meshlab.errors import Location
+from meshlab.manifests.load import Rejected, Resource
+from meshlab.mesh.registry import Registry, build_registry
+
+Level = Literal["error", "warning", "info"]
+LEVELS: tuple[Level, ...] = ("info", "warning", "error")  # ascending severity
+
+#: Kinds whose objects make the service registry (Services) and the pods (workloads).
+SERVICE_KINDS = ("Service",)
+WORKLOAD_KINDS = ("Deployment", "Pod")
+
+
+def severity(level: Level) -> int:
+    return LEVELS.index(level)
+
+
+@dataclass(frozen=True)
+class Diagnostic:
+    """One finding: `rules.yaml:14:9: error IST0101 [VirtualService default/x] message`."""
+
+    code: str
+    level: Level
+    message: str
+    resource: str | None
+    location: Location | None
+    hint: str | None = None
+    hosts: tuple[
+        str, ...
+    ] = ()  # FQDNs the finding is about: checks pick the ones for their request
+    explains_traffic: bool = False  # a likely cause of a split that differs from the weights
+
+    def __str__(self) -> str:
+        where = f"{self.location}: " if self.location else ""
+        resource = f" [{self.resource}]" if self.resource else ""
+        text = f"{where}{self.level} {self.code}{resource} {self.message}"
+        return text + (f"\n  hint: {self.hint}" if self.hint else "")
+
+    def sort_key(self) -> tuple[str, int, int, int, str, str]:
+        where = self.location
+        return (
+            str(where.path) if where else "",
+            where.line if where else 0,
+            where.column if where else 0,
+            -severity(self.level),
+            self.code,
+            self.message,
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        where = self.location
+        return {
+            "code": self.code,
+            "level": self.level,
+            "message": self.message,
+            "resource": self.resource,
+            "file": str(where.path) if where else None,
+            "line": where.line if where else None,
+            "column": where.column if where else None,
+            "location": str(where) if where else None,
+            "hint": self.hint,
+        }
+
+
+@dataclass(frozen=True)
+class Metadata:
+    """`name` is unique; `inputs` are the kinds the analyzer reads; `needs` says which of
+    services/pods must be in the input for its findings to mean anything (else it is skipped,
+    as `istioctl analyze --use-kube=false` skips the analyzers that need a cluster)."""
+
+    name: str
+    description: str
+    inputs: tuple[str, ...]
+    needs: frozenset[Literal["services", "pods"]] = frozenset()
+
+
+@dataclass
+class Context:
+    """The objects under analysis and Istio's view of them, plus where findings go."""
+
+    resources: Sequence[Resource]
+    namespace: str = "default"
+    rejected: Sequence[Rejected] = ()
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+    kinds_read: set[str] = field(default_factory=set)
+
+    def of_kind(self, *kinds: str) -> list[Resource]:
+        """The objects of these kinds, in apply order (recorded for the inputs meta-test)."""
+        self.kinds_read.update(kinds)
+        return [r for r in self.resources if r.kind in kinds]
+
+    @cached_property
+    def _registry(self) -> Registry:
+        return build_registry(self.resources)
+
+    @property
+    def registry(self) -> Registry:
+        """Services with their endpoints and the pods synthesized from Deployments."""
+        self.kinds_read.update(SERVICE_KINDS + WORKLOAD_KINDS)
+        return self._registry
+
+    @property
+    def has_services(self) -> bool:
+        return any(r.kind in SERVICE_KINDS for r in self.resources)
+
+    @property
+    def has_pods(self) -> bool:
+        return any(r.kind in WORKLOAD_KINDS for r in self.resources)
+
+    def report(self, diagnostic: Diagnostic) -> None:
+        self.diagnostics.append(diagnostic)
+
+
+class Analyzer(ABC):
+    metadata: ClassVar[Metadata]
+
+    @abstractmethod
+    def analyze(self, ctx: Context) -> None:
+        """Read ctx, report findings with ctx.report(message(...))."""

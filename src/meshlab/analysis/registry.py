@@ -1,0 +1,54 @@
+"""Every analyzer, in alphabetical order of metadata name (a meta-test keeps it sorted)."""
+
+from __future__ import annotations
+
+from meshlab.analysis.analyzers.conflicts import ConflictingMeshHostsAnalyzer
+from meshlab.analysis.analyzers.destinationrules import (
+    DestinationRuleHostAnalyzer,
+    SubsetPodsAnalyzer,
+    SubsetUsageAnalyzer,
+)
+from meshlab.analysis.analyzers.destinations import (
+    DestinationHostAnalyzer,
+    DestinationSubsetAnalyzer,
+)
+from meshlab.analysis.analyzers.gateways import (
+    ConflictingGatewaysAnalyzer,
+    GatewaySelectorAnalyzer,
+    VirtualServiceGatewayAnalyzer,
+)
+from meshlab.analysis.analyzers.rules import UnreachableRulesAnalyzer
+from meshlab.analysis.analyzers.schema import DeprecationAnalyzer, SchemaAnalyzer
+from meshlab.analysis.analyzers.services import PortNameAnalyzer, ServicePodsAnalyzer
+from meshlab.analysis.analyzers.weights import WeightsAnalyzer
+from meshlab.analysis.analyzers.workloads import (
+    MultiServiceAnalyzer,
+    OverlappingSelectorsAnalyzer,
+    VersionLabelAnalyzer,
+)
+from meshlab.analysis.base import Analyzer
+
+ANALYZERS: tuple[Analyzer, ...] = (
+    MultiServiceAnalyzer(),
+    OverlappingSelectorsAnalyzer(),
+    VersionLabelAnalyzer(),
+    DeprecationAnalyzer(),
+    SubsetPodsAnalyzer(),
+    SubsetUsageAnalyzer(),
+    DestinationRuleHostAnalyzer(),
+    ConflictingGatewaysAnalyzer(),
+    GatewaySelectorAnalyzer(),
+    SchemaAnalyzer(),
+    PortNameAnalyzer(),
+    ServicePodsAnalyzer(),
+    ConflictingMeshHostsAnalyzer(),
+    DestinationHostAnalyzer(),
+    DestinationSubsetAnalyzer(),
+    VirtualServiceGatewayAnalyzer(),
+    UnreachableRulesAnalyzer(),
+    WeightsAnalyzer(),
+)
+
+
+def analyzers() -> tuple[Analyzer, ...]:
+    return ANALYZERS
