@@ -1,0 +1,490 @@
+"""The probe on a real mesh: a meshed client pod, its sidecar's access log, the pod map.
+
+How the serving pod of a request is known: the probe pod's own sidecar (the client side)
+logs every request with Envoy's `%UPSTREAM_HOST%` (the address of the pod that answered),
+`%RESPONSE_FLAGS%` and `%UPSTREAM_CLUSTER%`, keyed by the `x-request-id` the probe set. A
+`Telemetry` object turns that log on for the probe pod only (Istio's built-in `envoy`
+provider). meshlab reads the log through the API, maps the address to the pod with that IP
+in the lab's namespace, and so gets the pod's name and its real labels.
+
+Batching: one exec into the probe pod runs a whole batch (podscript.py), and a batch is
+grown past what a check asked for, to about two seconds of requests, with the surplus kept
+for the next call with the same request. Outcomes are handed out in the order the requests
+were sent, so the sequence a check sees is exactly the sequence the mesh produced; requests
+are independent draws, so sending some early changes no statistic. Requests sent but never
+asked for are counted in `requests_sent` and discarded with the deployment.
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+import json
+import re
+import secrets
+from collections import deque
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from meshlab.backends.base import Outcome, PodInfo, ProbeRequest
+from meshlab.backends.kind.apply import Clock, Progress, Retarget
+from meshlab.backends.kind.kube import Kube, Obj
+from meshlab.errors import BackendError
+from meshlab.mesh.plan import Forward, MeshPlan
+
+PROBE_POD = "meshlab-probe"
+PROBE_CONTAINER = "probe"
+PROBE_LABEL = "meshlab.io/probe"
+PROBE_IMAGE = "python:3.13-alpine"  # a rolling tag: no digest could be looked up here
+SCRIPT_DIR = "/meshlab"
+SCRIPT_PATH = f"{SCRIPT_DIR}/probe.py"
+SIDECAR = "istio-proxy"
+TELEMETRY_NAME = "meshlab-probe-access-log"
+
+REQUEST_TIMEOUT = 30.0  # per request, inside the pod
+TARGET_BATCH_SECONDS = 2.0
+MAX_BATCH = 500
+LOG_TIMEOUT = 20.0  # istio-proxy flushes its access log every second
+LOG_POLL = 0.5
+SYNC_TIMEOUT = 90.0
+SYNC_POLL = 1.0
+
+
+def probe_objects(namespace: str) -> list[Obj]:
+    """The probe: its script (ConfigMap), its access log (Telemetry), its pod."""
+    script = importlib.resources.files("meshlab.backends.kind").joinpath("podscript.py")
+    return [
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": PROBE_POD, "namespace": namespace},
+            "data": {"probe.py": script.read_text(encoding="utf-8")},
+        },
+        {
+            "apiVersion": "telemetry.istio.io/v1",
+            "kind": "Telemetry",
+            "metadata": {"name": TELEMETRY_NAME, "namespace": namespace},
+            "spec": {
+                "selector": {"matchLabels": {PROBE_LABEL: "true"}},
+                "accessLogging": [{"match": {"mode": "CLIENT"}, "providers": [{"name": "envoy"}]}],
+            },
+        },
+        {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {
+                "name": PROBE_POD,
+                "namespace": namespace,
+                "labels": {PROBE_LABEL: "true"},
+                "annotations": {
+                    "proxy.istio.io/config": '{"holdApplicationUntilProxyStarts": true}'
+                },
+            },
+            "spec": {
+                "terminationGracePeriodSeconds": 1,
+                "containers": [
+                    {
+                        "name": PROBE_CONTAINER,
+                        "image": PROBE_IMAGE,
+                        "command": ["python3", "-c", "import time\nwhile True: time.sleep(3600)"],
+                        "volumeMounts": [
+                            {"name": "script", "mountPath": SCRIPT_DIR, "readOnly": True}
+                        ],
+                    }
+                ],
+                "volumes": [{"name": "script", "configMap": {"name": PROBE_POD}}],
+            },
+        },
+    ]
+
+
+# --- the client sidecar's access log -----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AccessEntry:
+    request_id: str
+    response_code: int | None
+    response_flags: str
+    upstream_host: str | None
+    upstream_cluster: str | None
+
+
+# Istio's default TEXT format (pilot/pkg/model/telemetry_logging.go, EnvoyTextLogFormat):
+# [START] "METHOD PATH PROTO" CODE FLAGS DETAILS TERMINATION "FAILURE" RX TX DURATION
+# UPSTREAM_TIME "XFF" "USER-AGENT" "REQUEST-ID" "AUTHORITY" "UPSTREAM_HOST" UPSTREAM_CLUSTER ...
+_TEXT_LINE = re.compile(
+    r'^\[[^\]]*\] "[^"]*" (?P<code>\d+) (?P<flags>\S+) \S+ \S+ "[^"]*" \S+ \S+ \S+ \S+ '
+    r'"[^"]*" "[^"]*" "(?P<rid>[^"]*)" "[^"]*" "(?P<host>[^"]*)" (?P<cluster>\S+)'
+)
+
+
+def _present(value: Any) -> str | None:
+    text = None if value is None else str(value)
+    return None if text in (None, "", "-") else text
+
+
+def parse_access_log_line(line: str) -> AccessEntry | None:
+    """One access-log line in Istio's JSON (accessLogEncoding: JSON) or default TEXT format;
+    None for anything else the sidecar prints."""
+    line = line.strip()
+    if line.startswith("{"):
+        try:
+            data = json.loads(line)
+        except ValueError:
+            return None
+        if not isinstance(data, dict) or not _present(data.get("request_id")):
+            return None
+        code = _present(data.get("response_code"))
+        return AccessEntry(
+            str(data["request_id"]),
+            int(code) if code and code.isdigit() else None,
+            _present(data.get("response_flags")) or "-",
+            _present(data.get("upstream_host")),
+            _present(data.get("upstream_cluster")),
+        )
+    match = _TEXT_LINE.match(line)
+    if match is None or not _present(match["rid"]):
+        return None
+    return AccessEntry(
+        match["rid"],
+        int(match["code"]),
+        match["flags"],
+        _present(match["host"]),
+        _present(match["cluster"]),
+    )
+
+
+class AccessLog:
+    """Reads the probe sidecar's log until every request of a batch has its line."""
+
+    def __init__(self, kube: Kube, namespace: str, clock: Clock) -> None:
+        self.kube = kube
+        self.namespace = namespace
+        self.clock = clock
+
+    def wait_for(self, request_ids: Iterable[str], started: float) -> dict[str, AccessEntry]:
+        wanted = set(request_ids)
+        found: dict[str, AccessEntry] = {}
+        deadline = self.clock.monotonic() + LOG_TIMEOUT
+        while True:
+            since = int(self.clock.monotonic() - started) + 5
+            text = self.kube.logs(self.namespace, PROBE_POD, SIDECAR, since_seconds=since)
+            for line in text.splitlines():
+                entry = parse_access_log_line(line)
+                if entry is not None and entry.request_id in wanted:
+                    found[entry.request_id] = entry
+            if len(found) == len(wanted):
+                return found
+            if self.clock.monotonic() >= deadline:
+                missing = len(wanted) - len(found)
+                raise BackendError(
+                    f"the probe's sidecar logged no access-log line for {missing} of "
+                    f"{len(wanted)} requests within {LOG_TIMEOUT:.0f} s, so meshlab cannot tell "
+                    f"which pod served them. Is access logging on? (Telemetry "
+                    f"{self.namespace}/{TELEMETRY_NAME}; a mesh whose meshConfig.accessLogFormat "
+                    "is customised is not supported)"
+                )
+            self.clock.sleep(LOG_POLL)
+
+
+# --- the deployed mesh -------------------------------------------------------------------
+
+
+def pod_info(pod: Obj) -> PodInfo:
+    meta, spec, status = (pod.get(k) or {} for k in ("metadata", "spec", "status"))
+    images = [c.get("image", "") for c in spec.get("containers") or [] if c.get("name") != SIDECAR]
+    detail = f"{status.get('phase', '?')}, IP {status.get('podIP', '-')}"
+    if spec.get("nodeName"):
+        detail += f", node {spec['nodeName']}"
+    return PodInfo(
+        meta.get("name", "?"), dict(meta.get("labels") or {}), images[0] if images else "", detail
+    )
+
+
+def pod_ips(pod: Obj) -> list[str]:
+    status = pod.get("status") or {}
+    ips = [str(p.get("ip")) for p in status.get("podIPs") or [] if p.get("ip")]
+    if status.get("podIP") and status["podIP"] not in ips:
+        ips.append(str(status["podIP"]))
+    return ips
+
+
+def host_ip(upstream_host: str) -> str:
+    """`10.244.0.7:8080` -> `10.244.0.7`; `[fd00::7]:8080` -> `fd00::7`."""
+    if upstream_host.startswith("["):
+        return upstream_host[1:].split("]", 1)[0]
+    return upstream_host.rsplit(":", 1)[0] if upstream_host.count(":") == 1 else upstream_host
+
+
+class KindMesh:
+    """`Deployed` on a real cluster: requests from the meshed probe pod."""
+
+    def __init__(
+        self,
+        kube: Kube,
+        namespace: str,
+        retarget: Retarget,
+        clock: Clock | None = None,
+        progress: Progress = lambda line: None,
+        run_id: str | None = None,
+    ) -> None:
+        self.kube = kube
+        self.namespace = namespace
+        self.retarget = retarget
+        self.clock = clock or Clock()
+        self.progress = progress
+        self.run_id = run_id or secrets.token_hex(4)
+        self.access_log = AccessLog(kube, namespace, self.clock)
+        self.requests_sent = 0
+        self.requests_served = 0
+        self.batches = 0
+        self._buffers: dict[tuple[str, str, tuple[tuple[str, str], ...]], deque[Outcome]] = {}
+        self._seconds_per_request: float | None = None
+        self._pods: list[PodInfo] = []
+        self._by_ip: dict[str, PodInfo] = {}
+        self.refresh_pods()
+
+    @property
+    def pods(self) -> Sequence[PodInfo]:
+        return self._pods
+
+    def refresh_pods(self) -> None:
+        pods = [
+            p
+            for p in self.kube.list("v1", "Pod", self.namespace)
+            if (p.get("metadata") or {}).get("name") != PROBE_POD
+        ]
+        self._pods = [pod_info(p) for p in pods]
+        self._by_ip = {
+            ip: info for p, info in zip(pods, self._pods, strict=True) for ip in pod_ips(p)
+        }
+
+    def send(self, request: ProbeRequest, count: int) -> list[Outcome]:
+        if count <= 0:
+            return []
+        key = (request.method, request.url, tuple(sorted(request.headers.items())))
+        buffer = self._buffers.setdefault(key, deque())
+        while len(buffer) < count:
+            buffer.extend(self._batch(request, self.batch_size(count - len(buffer))))
+        self.requests_served += count
+        return [buffer.popleft() for _ in range(count)]
+
+    def batch_size(self, needed: int) -> int:
+        """What one exec sends: at least `needed`, else about TARGET_BATCH_SECONDS' worth."""
+        if self._seconds_per_request is None:
+            return needed  # the first batch measures how long a request takes
+        fill = int(TARGET_BATCH_SECONDS / max(self._seconds_per_request, 1e-4))
+        return max(needed, min(fill, MAX_BATCH))
+
+    def _batch(self, request: ProbeRequest, count: int) -> list[Outcome]:
+        self.batches += 1
+        prefix = f"meshlab-{self.run_id}-{self.batches}-"
+        spec = {
+            "url": self.retarget.url(request.url),
+            "method": request.method,
+            "headers": dict(request.headers),
+            "count": count,
+            "prefix": prefix,
+            "timeout": REQUEST_TIMEOUT,
+        }
+        started = self.clock.monotonic()
+        argv = ["python3", SCRIPT_PATH, "batch", json.dumps(spec)]
+        result = self.kube.exec(
+            self.namespace, PROBE_POD, PROBE_CONTAINER, argv, 60.0 + count * (REQUEST_TIMEOUT + 1)
+        )
+        if result.returncode != 0:
+            state = "still running" if result.returncode is None else f"exit {result.returncode}"
+            raise BackendError(
+                f"the probe's batch of {count} requests failed in pod "
+                f"{self.namespace}/{PROBE_POD} ({state}): {result.stderr.strip()[-800:]}"
+            )
+        lines = parse_batch(result.stdout, prefix, count)
+        self.requests_sent += count
+        spent = sum(float(line.get("seconds", 0.0)) for line in lines)
+        self._seconds_per_request = spent / count
+        answered = [line["rid"] for line in lines if line.get("status") is not None]
+        entries = self.access_log.wait_for(answered, started) if answered else {}
+        return [self._outcome(line, entries.get(line["rid"])) for line in lines]
+
+    def _outcome(self, line: Mapping[str, Any], entry: AccessEntry | None) -> Outcome:
+        status = line.get("status")
+        if status is None:
+            return Outcome(status=None, error=str(line.get("error") or "no response"))
+        body = str(line.get("body", ""))
+        if entry is None:  # wait_for guarantees one; kept for type safety
+            return Outcome(status=int(status), body=body, error="no access-log line")
+        pod = self._pod_at(entry.upstream_host) if entry.upstream_host else None
+        error = None
+        if entry.upstream_host and pod is None:
+            error = f"upstream {entry.upstream_host} is no pod of namespace {self.namespace}"
+        return Outcome(
+            status=int(status),
+            pod=pod.name if pod else None,
+            labels=dict(pod.labels) if pod else {},
+            response_flags=entry.response_flags,
+            upstream_cluster=self.retarget.back(entry.upstream_cluster)
+            if entry.upstream_cluster
+            else None,
+            error=error,
+            body=body,
+        )
+
+    def _pod_at(self, upstream_host: str) -> PodInfo | None:
+        ip = host_ip(upstream_host)
+        if ip not in self._by_ip:
+            self.refresh_pods()  # a pod restarted or was rescheduled
+        return self._by_ip.get(ip)
+
+    # -- config sync ----------------------------------------------------------------------
+
+    def envoy_summary(self) -> dict[str, Any]:
+        """The probe sidecar's clusters and routes, from its admin port."""
+        argv = ["python3", SCRIPT_PATH, "envoy"]
+        result = self.kube.exec(self.namespace, PROBE_POD, PROBE_CONTAINER, argv, 60.0)
+        if result.returncode != 0:
+            raise BackendError(
+                f"could not read the probe sidecar's config: {result.stderr.strip()[-500:]}"
+            )
+        try:
+            data = json.loads(result.stdout)
+        except ValueError:
+            raise BackendError(
+                f"the probe printed no config summary: {result.stdout[:200]!r}"
+            ) from None
+        return dict(data) if isinstance(data, dict) else {}
+
+    def wait_for_config(self, expected: Sequence[ExpectedRoute]) -> None:
+        """Until the client sidecar routes as the lab says: counting earlier would measure
+        the configuration before the lab's (istiod pushes it within seconds)."""
+        if not expected:
+            return
+        deadline = self.clock.monotonic() + SYNC_TIMEOUT
+        while True:
+            problems = config_problems(expected, self.envoy_summary())
+            if not problems:
+                self.progress("the probe's sidecar has the lab's routes; counting starts")
+                return
+            if self.clock.monotonic() >= deadline:
+                raise BackendError(
+                    f"the probe's sidecar did not get the lab's routing within "
+                    f"{SYNC_TIMEOUT:.0f} s:\n" + "\n".join(f"  {p}" for p in problems)
+                )
+            self.clock.sleep(SYNC_POLL)
+
+
+def parse_batch(stdout: str, prefix: str, count: int) -> list[dict[str, Any]]:
+    lines = []
+    for raw in stdout.splitlines():
+        if not raw.strip():
+            continue
+        try:
+            line = json.loads(raw)
+        except ValueError:
+            raise BackendError(
+                f"the probe printed a line that is not JSON: {raw[:200]!r}"
+            ) from None
+        if not isinstance(line, dict) or not str(line.get("rid", "")).startswith(prefix):
+            raise BackendError(f"the probe printed an unexpected line: {raw[:200]!r}")
+        lines.append(line)
+    if len(lines) != count:
+        raise BackendError(f"the probe reported {len(lines)} of {count} requests")
+    return lines
+
+
+# --- what the sidecar should have --------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ExpectedRoute:
+    """In route table `table`, the virtual host of `fqdn` sends to every one of `clusters`
+    (run-namespace names), and each cluster has at least `endpoints[c]` endpoints."""
+
+    table: str
+    fqdn: str
+    clusters: tuple[str, ...]
+    endpoints: Mapping[str, int]
+
+
+def expected_routes(plan: MeshPlan, retarget: Retarget) -> list[ExpectedRoute]:
+    """From meshlab's plan (what istiod would send), for every lab Service on every port."""
+    expected = []
+    for table, vhosts in sorted(plan.route_tables.items()):
+        for vhost in vhosts:
+            if vhost.service is None:
+                continue
+            clusters: dict[str, None] = {}
+            for route in vhost.routes:
+                if isinstance(route.action, Forward):
+                    for target in route.action.targets:
+                        clusters[target.cluster] = None
+            endpoints = {
+                retarget.cluster(name): len(plan.clusters[name].endpoints)
+                for name in clusters
+                if name in plan.clusters
+            }
+            expected.append(
+                ExpectedRoute(
+                    table,
+                    retarget.cluster(vhost.service.fqdn),
+                    tuple(retarget.cluster(c) for c in clusters),
+                    endpoints,
+                )
+            )
+    return expected
+
+
+def config_problems(expected: Sequence[ExpectedRoute], summary: Mapping[str, Any]) -> list[str]:
+    """What the sidecar still lacks; empty when it routes as the plan says."""
+    routes = summary.get("routes") or {}
+    clusters = summary.get("clusters") or {}
+    problems = []
+    for want in expected:
+        vhost = next(
+            (v for v in routes.get(want.table) or [] if want.fqdn in (v.get("domains") or [])),
+            None,
+        )
+        if vhost is None:
+            problems.append(f"route table {want.table}: no virtual host for {want.fqdn} yet")
+            continue
+        have = {t[0] for t in vhost.get("targets") or []}
+        missing = [c for c in want.clusters if c not in have]
+        if missing:
+            problems.append(
+                f"route table {want.table}, {want.fqdn}: routes to {', '.join(sorted(have))}; "
+                f"not yet to {', '.join(missing)}"
+            )
+        for name, count in want.endpoints.items():
+            hosts = clusters.get(name)
+            if hosts is None:
+                problems.append(f"cluster {name}: not in the sidecar yet")
+            elif len(hosts) < count:
+                problems.append(f"cluster {name}: {len(hosts)} of {count} endpoints so far")
+    return problems
+
+
+def render_routes(summary: Mapping[str, Any], fqdns: Iterable[str]) -> str:
+    """The sidecar's routes and endpoints for the lab's services, for failure reports."""
+    wanted = set(fqdns)
+    routes = summary.get("routes") or {}
+    clusters = summary.get("clusters") or {}
+    lines = []
+    used: dict[str, None] = {}
+    for table, vhosts in sorted(routes.items()):
+        for vhost in vhosts or []:
+            if not wanted.intersection(vhost.get("domains") or []):
+                continue
+            targets = ", ".join(
+                f"{name}" + (f" weight {weight}" if weight is not None else "")
+                for name, weight in vhost.get("targets") or []
+            )
+            lines.append(f"route {table} {vhost.get('name')}: {targets or '(no routes)'}")
+            for name, _ in vhost.get("targets") or []:
+                used[name] = None
+    for name in used:
+        hosts = clusters.get(name)
+        shown = (
+            ", ".join(hosts) if hosts else "(none)" if hosts is not None else "(no such cluster)"
+        )
+        lines.append(f"cluster {name}: {shown}")
+    return "\n".join(lines) if lines else "(the sidecar has no routes for the lab's services)"

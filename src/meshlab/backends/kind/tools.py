@@ -1,0 +1,338 @@
+"""Pinned versions, the external commands (docker, kind, istioctl) and how to get them.
+
+Binaries are fetched only when someone runs the kind backend on their own machine, into a
+user cache directory, and checked with SHA-256 before they are ever executed. Every command
+goes through a `Runner`, so tests see (and assert) the exact argv without running anything.
+
+Where a digest comes from: `ToolPin.sha256` when meshlab pins one; these are None today
+because the machine this was written on had no internet to read the release assets, so the
+digest is taken from the checksum file the release publishes next to the asset
+(`kind-linux-amd64.sha256sum`, `istioctl-….tar.gz.sha256`) and recorded in the cache; later
+runs re-hash the cached binary against that record.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import platform
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from meshlab.errors import BackendError, BackendUnavailable
+
+# kind v0.32.0 defaults to this node image (kind pkg/apis/config/defaults/image.go); Istio
+# 1.30 and 1.31 support Kubernetes 1.32-1.36. pytest-kind's own defaults date from 2022.
+KIND_VERSION = "v0.32.0"
+NODE_IMAGE = (
+    "kindest/node:v1.36.1@sha256:3489c7674813ba5d8b1a9977baea8a6e553784dab7b84759d1014dbd78f7ebd5"
+)
+ISTIO_VERSION = "1.31.1"
+SUPPORTED_ISTIO_VERSIONS = ("1.31.1", "1.30.5")
+
+ENV_KIND = "MESHLAB_KIND"
+ENV_ISTIOCTL = "MESHLAB_ISTIOCTL"
+ENV_CACHE = "MESHLAB_CACHE_DIR"
+
+DOCKER_INFO_TIMEOUT = 15.0
+_SHA256 = re.compile(r"\b([0-9a-f]{64})\b")
+
+
+# --- running commands --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Completed:
+    argv: tuple[str, ...]
+    returncode: int
+    stdout: str = ""
+    stderr: str = ""
+
+    def failure(self, what: str) -> str:
+        tail = (self.stderr or self.stdout).strip().splitlines()[-15:]
+        shown = "\n".join(f"    {line}" for line in tail) or "    (no output)"
+        return f"{what}\n  command: {shlex.join(self.argv)}\n  exit code {self.returncode}\n{shown}"
+
+
+class Runner(Protocol):
+    """Runs one command to completion; a seam so tests record argv instead of running it."""
+
+    def run(
+        self, argv: Sequence[str], *, timeout: float, env: Mapping[str, str] | None = None
+    ) -> Completed: ...
+
+
+class SubprocessRunner:
+    """The real runner: captured output, a timeout, never a shell."""
+
+    def run(
+        self, argv: Sequence[str], *, timeout: float, env: Mapping[str, str] | None = None
+    ) -> Completed:
+        args = tuple(str(a) for a in argv)
+        try:
+            done = subprocess.run(
+                args,
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+                check=False,
+                env=None if env is None else {**os.environ, **env},
+            )
+        except subprocess.TimeoutExpired as exc:
+            out = exc.stderr or exc.stdout or b""
+            text = out.decode("utf-8", "replace") if isinstance(out, bytes) else out
+            return Completed(args, -1, "", f"timed out after {timeout:g} s\n{text}")
+        except OSError as exc:
+            return Completed(args, -1, "", f"could not start: {exc}")
+        return Completed(args, done.returncode, done.stdout, done.stderr)
+
+
+# --- Docker ------------------------------------------------------------------------------
+
+DOCKER_HOWTO = (
+    "Install and start Docker (Docker Desktop on macOS/Windows, Docker Engine on Linux: "
+    "https://docs.docker.com/get-docker/), or pass --kubeconfig FILE to use a cluster you "
+    "already have."
+)
+
+
+def check_docker(runner: Runner, which: Callable[[str], str | None] | None = None) -> str:
+    """The Docker engine's version; BackendUnavailable (with how to fix it) if unreachable."""
+    docker = (which or shutil.which)("docker")
+    if docker is None:
+        raise BackendUnavailable(
+            f"the kind backend needs Docker and there is no `docker` command here. {DOCKER_HOWTO}"
+        )
+    done = runner.run(
+        [docker, "info", "--format", "{{.ServerVersion}}"], timeout=DOCKER_INFO_TIMEOUT
+    )
+    if done.returncode != 0 or not done.stdout.strip():
+        said = (done.stderr or done.stdout).strip().splitlines()
+        detail = said[0] if said else f"exit code {done.returncode}"
+        raise BackendUnavailable(
+            f"the kind backend needs a running Docker engine and none is reachable "
+            f"(`docker info`: {detail}). {DOCKER_HOWTO}"
+        )
+    return done.stdout.strip()
+
+
+# --- pinned binaries ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ToolPin:
+    """One downloadable binary for one platform."""
+
+    name: str
+    version: str
+    url: str
+    checksum_url: str
+    sha256: str | None = None  # pinned digest; None: use the release's published checksum
+    member: str | None = None  # the file inside a .tar.gz archive
+
+
+def host_platform() -> tuple[str, str]:
+    """(os, arch) in Go's spelling: ("linux", "amd64"), ("darwin", "arm64"), ..."""
+    system = sys.platform
+    os_name = "darwin" if system == "darwin" else "windows" if system == "win32" else "linux"
+    machine = platform.machine().lower()
+    arch = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64"}.get(
+        machine, machine
+    )
+    return os_name, arch
+
+
+def kind_pin(os_name: str, arch: str) -> ToolPin:
+    asset = f"kind-{os_name}-{arch}"
+    base = f"https://github.com/kubernetes-sigs/kind/releases/download/{KIND_VERSION}/{asset}"
+    return ToolPin("kind", KIND_VERSION, base, f"{base}.sha256sum")
+
+
+def istioctl_pin(version: str, os_name: str, arch: str) -> ToolPin:
+    if os_name == "windows":
+        raise BackendUnavailable(
+            f"meshlab does not download istioctl for Windows; get istioctl {version} from "
+            f"https://github.com/istio/istio/releases/tag/{version} and set ${ENV_ISTIOCTL}."
+        )
+    suffix = f"osx-{arch}" if os_name == "darwin" else f"linux-{arch}"
+    asset = f"istioctl-{version}-{suffix}.tar.gz"
+    base = f"https://github.com/istio/istio/releases/download/{version}/{asset}"
+    return ToolPin("istioctl", version, base, f"{base}.sha256", member="istioctl")
+
+
+class Downloader(Protocol):
+    def fetch(self, url: str) -> bytes: ...
+
+
+class HttpDownloader:
+    """HTTPS downloads with redirects (GitHub release assets live behind one)."""
+
+    def fetch(self, url: str) -> bytes:
+        import httpx
+
+        try:
+            response = httpx.get(url, follow_redirects=True, timeout=120.0)
+            response.raise_for_status()
+        except httpx.HTTPError as exc:
+            raise BackendUnavailable(
+                f"could not download {url}: {exc}. Download it yourself and point meshlab at "
+                f"the binary (${ENV_KIND} / ${ENV_ISTIOCTL})."
+            ) from None
+        return response.content
+
+
+def cache_dir() -> Path:
+    """$MESHLAB_CACHE_DIR, else the platform's user cache directory plus `meshlab`."""
+    if os.environ.get(ENV_CACHE):
+        return Path(os.environ[ENV_CACHE])
+    if sys.platform == "darwin":
+        return Path.home() / "Library" / "Caches" / "meshlab"
+    if sys.platform == "win32":
+        base = os.environ.get("LOCALAPPDATA") or str(Path.home() / "AppData" / "Local")
+        return Path(base) / "meshlab" / "Cache"
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "meshlab"
+
+
+def sha256_of(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _published_digest(text: str, url: str) -> str:
+    match = _SHA256.search(text.lower())
+    if match is None:
+        raise BackendUnavailable(f"the checksum file {url} holds no SHA-256 digest")
+    return match.group(1)
+
+
+@dataclass(frozen=True)
+class ResolvedTool:
+    name: str
+    path: Path
+    version: str
+    source: str  # "$MESHLAB_KIND", "PATH", "cache", "downloaded"
+
+    def describe(self) -> str:
+        return f"{self.name} {self.version} ({self.path}, {self.source})"
+
+
+class Tools:
+    """Finds kind and istioctl: $MESHLAB_KIND/$MESHLAB_ISTIOCTL, the cache, PATH (only at the
+    pinned version), else downloads the pinned release into the cache and verifies it."""
+
+    def __init__(
+        self,
+        runner: Runner,
+        downloader: Downloader | None = None,
+        cache: Path | None = None,
+        env: Mapping[str, str] | None = None,
+        which: Callable[[str], str | None] | None = None,
+        platform_: tuple[str, str] | None = None,
+        progress: Callable[[str], None] = lambda line: None,
+    ) -> None:
+        self.runner = runner
+        self.downloader = downloader or HttpDownloader()
+        self.cache = cache or cache_dir()
+        self.env = os.environ if env is None else env
+        self.which = which or shutil.which
+        self.platform = platform_ or host_platform()
+        self.progress = progress
+
+    def kind(self) -> ResolvedTool:
+        return self._resolve(
+            kind_pin(*self.platform), ENV_KIND, ["version"], re.compile(r"\bv(\d+\.\d+\.\d+)")
+        )
+
+    def istioctl(self, version: str) -> ResolvedTool:
+        pattern = re.compile(r"(\d+\.\d+\.\d+)")
+        if self.env.get(ENV_ISTIOCTL):
+            return self._explicit("istioctl", ENV_ISTIOCTL, ["version", "--remote=false"], pattern)
+        pin = istioctl_pin(version, *self.platform)
+        return self._resolve(pin, ENV_ISTIOCTL, ["version", "--remote=false"], pattern)
+
+    # -- internals ------------------------------------------------------------------------
+
+    def _resolve(
+        self, pin: ToolPin, env: str, version_args: list[str], pattern: re.Pattern[str]
+    ) -> ResolvedTool:
+        if self.env.get(env):
+            return self._explicit(pin.name, env, version_args, pattern)
+        cached = self._cached_path(pin)
+        if cached.is_file():
+            self._verify_cached(pin, cached)
+            return ResolvedTool(pin.name, cached, pin.version, "cache")
+        on_path = self.which(pin.name)
+        if on_path is not None:
+            found = self._version(Path(on_path), version_args, pattern)
+            if found is not None and found.lstrip("v") == pin.version.lstrip("v"):
+                return ResolvedTool(pin.name, Path(on_path), pin.version, "PATH")
+        return self._download(pin)
+
+    def _explicit(
+        self, name: str, env: str, version_args: list[str], pattern: re.Pattern[str]
+    ) -> ResolvedTool:
+        path = Path(self.env[env])
+        if not path.is_file():
+            raise BackendUnavailable(f"${env} is {path}, which is not a file")
+        version = self._version(path, version_args, pattern) or "unknown version"
+        return ResolvedTool(name, path, version, f"${env}")
+
+    def _version(self, path: Path, args: list[str], pattern: re.Pattern[str]) -> str | None:
+        done = self.runner.run([str(path), *args], timeout=30.0)
+        match = pattern.search(done.stdout + done.stderr) if done.returncode == 0 else None
+        return match.group(1) if match else None
+
+    def _cached_path(self, pin: ToolPin) -> Path:
+        suffix = ".exe" if self.platform[0] == "windows" else ""
+        return self.cache / "tools" / f"{pin.name}-{pin.version}" / f"{pin.name}{suffix}"
+
+    def _verify_cached(self, pin: ToolPin, path: Path) -> None:
+        record = path.with_name(path.name + ".sha256")  # the digest written at download
+        expected = record.read_text().strip() if record.is_file() else None
+        if expected is None or sha256_of(path.read_bytes()) != expected:
+            raise BackendError(
+                f"the cached {pin.name} {pin.version} at {path} does not match its recorded "
+                f"SHA-256; delete {path.parent} and run again to download it afresh"
+            )
+
+    def _download(self, pin: ToolPin) -> ResolvedTool:
+        self.progress(f"downloading {pin.name} {pin.version} from {pin.url}")
+        payload = self.downloader.fetch(pin.url)
+        published = _published_digest(
+            self.downloader.fetch(pin.checksum_url).decode("utf-8", "replace"), pin.checksum_url
+        )
+        expected = pin.sha256 or published
+        actual = sha256_of(payload)
+        if actual != expected or (pin.sha256 is not None and published != pin.sha256):
+            raise BackendUnavailable(
+                f"{pin.url} failed its SHA-256 check: got {actual}, expected {expected} "
+                f"(published in {pin.checksum_url}: {published}). Nothing was installed."
+            )
+        binary = _extract(payload, pin) if pin.member else payload
+        path = self._cached_path(pin)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path.parent, delete=False) as tmp:
+            tmp.write(binary)
+        Path(tmp.name).chmod(0o755)
+        Path(tmp.name).replace(path)
+        path.with_name(path.name + ".sha256").write_text(sha256_of(binary) + "\n")
+        return ResolvedTool(pin.name, path, pin.version, f"downloaded from {pin.url}")
+
+
+def _extract(archive: bytes, pin: ToolPin) -> bytes:
+    with tarfile.open(fileobj=io.BytesIO(archive), mode="r:gz") as tar:
+        for member in tar.getmembers():
+            if member.isfile() and Path(member.name).name == pin.member:
+                extracted = tar.extractfile(member)
+                if extracted is not None:
+                    return extracted.read()
+    raise BackendUnavailable(f"{pin.url} does not contain {pin.member}")
