@@ -227,3 +227,31 @@ def analyze(paths: tuple[Path, ...], as_json: bool, severity: str, namespace: st
             f"file{'s' if files != 1 else ''})"
         )
     raise click.exceptions.Exit(EXIT_FAILED if result.errors else EXIT_PASSED)
+
+
+@cli.command("results-page")
+@click.argument("report", type=click.Path(path_type=Path, exists=True, dir_okay=False))
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Write the page here (default: standard output). Parent folders are created.",
+)
+def results_page(report: Path, output: Path | None) -> None:
+    """Render REPORT (from `meshlab run --json`) as a Markdown page for the course site.
+
+    The page has the versioned app graph of each split check and a chart of the observed
+    against the configured shares, both as inline SVG (no JavaScript, works offline).
+    """
+    from meshlab.results_page import load_report, render_page
+
+    page = render_page(load_report(report), source=report)
+    if output is None:
+        click.echo(page, nl=False)
+        return
+    try:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(page, encoding="utf-8")
+    except OSError as exc:
+        raise click.FileError(str(output), hint=exc.strerror or str(exc)) from None
