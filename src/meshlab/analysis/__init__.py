@@ -113,7 +113,7 @@ def analyze_paths(paths: Sequence[Path], namespace: str | None = None) -> Analys
     groups: list[tuple[list[Path], str]] = []
     loose: list[Path] = []
     for path in paths:
-        if path.is_dir() and (path / LAB_FILE).is_file():
+        if (path.is_dir() and (path / LAB_FILE).is_file()) or path.name == LAB_FILE:
             lab = load_lab(path)
             groups.append((list(lab.manifests), namespace or lab.namespace))
         elif path.is_dir():

@@ -7,9 +7,6 @@ from meshlab.analysis.base import Analyzer, Context, Metadata
 from meshlab.analysis.util import mesh_bound, resolve
 from meshlab.manifests import istio
 from meshlab.manifests.load import Resource
-from meshlab.mesh.hosts import visible_to
-
-_ELSEWHERE = "\0another-namespace"  # a namespace no object names: what `*` exports to
 
 
 def _config_order(r: Resource) -> tuple[str, str, str]:
@@ -35,15 +32,8 @@ class ConflictingMeshHostsAnalyzer(Analyzer):
                 if all(other is not vs for other, _ in entries):
                     entries.append((vs, index))
         for fqdn, entries in by_host.items():
-            if len(entries) < 2:
-                continue
-            namespaces = {vs.namespace for vs, _ in entries} | {_ELSEWHERE}
             for vs, index in entries:
-                rivals = [
-                    other
-                    for other, _ in entries
-                    if other is not vs and _share_a_namespace(vs, other, namespaces)
-                ]
+                rivals = [o for o, _ in entries if o is not vs and _scope(o) == _scope(vs)]
                 if not rivals:
                     continue
                 group = sorted([vs, *rivals], key=_config_order)
@@ -60,12 +50,7 @@ class ConflictingMeshHostsAnalyzer(Analyzer):
                 )
 
 
-def _share_a_namespace(a: Resource, b: Resource, namespaces: set[str]) -> bool:
-    names = set(namespaces)
-    for vs in (a, b):
-        names.update(t for t in vs.body.spec.exportTo if t not in (".", "*", "~"))
-    return any(
-        visible_to(a.body.spec.exportTo, a.namespace, ns)
-        and visible_to(b.body.spec.exportTo, b.namespace, ns)
-        for ns in names
-    )
+def _scope(vs: Resource) -> frozenset[str]:
+    """Where a VirtualService is visible: `.` is its own namespace, nothing means `*`."""
+    export_to = vs.body.spec.exportTo or ["*"]
+    return frozenset(vs.namespace if t == "." else t for t in export_to)

@@ -135,6 +135,16 @@ class VirtualServiceGatewayAnalyzer(Analyzer):
                             "for one in the VirtualService's namespace",
                         )
                     )
+                    if at[1] == "gateways":  # istioctl says both, as meshlab does
+                        ctx.report(
+                            msg.HOST_NOT_IN_GATEWAY(
+                                vs,
+                                vs.locate(*at),
+                                vs_hosts=", ".join(spec.hosts),
+                                gateway=reference,
+                                gateway_hosts="it does not exist",
+                            )
+                        )
                     continue
                 if at[1] != "gateways":
                     continue
@@ -144,7 +154,7 @@ class VirtualServiceGatewayAnalyzer(Analyzer):
                         msg.HOST_NOT_IN_GATEWAY(
                             vs,
                             vs.locate(*at),
-                            hosts=", ".join(spec.hosts),
+                            vs_hosts=", ".join(spec.hosts),
                             gateway=reference,
                             gateway_hosts=", ".join(server_hosts) or "none for this namespace",
                         )
