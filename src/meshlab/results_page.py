@@ -903,6 +903,7 @@ def render_page(report: Mapping[str, Any], source: str | Path | None = None) -> 
                 f"    - {_md(_str(note.get('message')))}" + (f" ({_code(where)})" if where else "")
             )
         lines.append("")
+    lines += _diagnostics(report.get("diagnostics"), "the lab's files")
     used: set[str] = set()
     for index, check in enumerate(checks):
         lines += _check_section(check, index, used)
@@ -933,11 +934,59 @@ def _check_section(check: Mapping[str, Any], index: int, used: set[str]) -> list
     ]
     if check.get("kind") == "split" or "buckets" in check:
         lines += _split_section(check, slug)
+    lines += _diagnostics(check.get("diagnostics"), "this check")
     if message:
         fence = "`" * max(3, max((len(m) for m in re.findall(r"`+", message)), default=0) + 1)
         lines += [f"??? note {_title('Everything meshlab run printed')}", "", f"    {fence}text"]
         lines += [f"    {line}" if line else "" for line in message.splitlines()]
         lines += [f"    {fence}", ""]
+    return lines
+
+
+LEVELS = ("error", "warning", "info")
+
+
+def _rank(diagnostic: Mapping[str, Any]) -> int:
+    level = _str(diagnostic.get("level"), "info")
+    return LEVELS.index(level) if level in LEVELS else len(LEVELS)
+
+
+def _diagnostics(raw: Any, about: str) -> list[str]:
+    """What `meshlab analyze` found (the report's `diagnostics`): errors and warnings in plain
+    view, info folded away."""
+    items = [d for d in raw or [] if isinstance(d, dict)] if isinstance(raw, list) else []
+    if not items:
+        return []
+    lines: list[str] = []
+    serious = [d for d in items if _str(d.get("level")) in ("error", "warning")]
+    rest = [d for d in items if d not in serious]
+    for group, collapsed in ((serious, False), (rest, True)):
+        if not group:
+            continue
+        counts = {level: sum(1 for d in group if _str(d.get("level")) == level) for level in LEVELS}
+        summary = (
+            ", ".join(
+                f"{count} {level}{'s' if count != 1 and level != 'info' else ''}"
+                for level, count in counts.items()
+                if count
+            )
+            or f"{len(group)} findings"
+        )
+        kind = "failure" if counts["error"] else "warning" if counts["warning"] else "info"
+        marker = "???" if collapsed else "!!!"
+        lines += [f"{marker} {kind} {_title(f'Analysis of {about}: {summary}')}", ""]
+        for d in sorted(group, key=_rank):
+            where = _str(d.get("location"))
+            resource = _str(d.get("resource"))
+            hint = _str(d.get("hint"))
+            lines.append(
+                f"    - **{_md(_str(d.get('code'), '?'))}** {_md(_str(d.get('level'), ''))}"
+                + (f" · {_md(resource)}" if resource else "")
+                + f": {_md(_str(d.get('message')))}"
+                + (f" ({_code(where)})" if where else "")
+                + (f". Hint: {_md(hint)}" if hint else "")
+            )
+        lines.append("")
     return lines
 
 

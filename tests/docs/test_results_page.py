@@ -367,3 +367,32 @@ def test_the_command_refuses_a_missing_or_broken_report(tmp_path: Path) -> None:
         with pytest.raises(SystemExit) as exit_info:
             main(argv)
         assert exit_info.value.code == 2
+
+
+def test_analysis_findings_are_shown_errors_first_and_info_folded() -> None:
+    def finding(code: str, level: str) -> dict[str, Any]:
+        return {
+            "code": code,
+            "level": level,
+            "message": f"{code} says so",
+            "resource": "VirtualService default/fleetman-staff-service",
+            "location": "2-traffic/istio-rules.yaml:20:17",
+            "hint": "did you mean risky-group?" if level == "error" else None,
+        }
+
+    report = {
+        "lab": "2-traffic",
+        "diagnostics": [finding("ML0202", "info"), finding("IST0101", "error")],
+        "checks": [
+            {"name": "c", "outcome": "pass", "diagnostics": [finding("KIA1107", "warning")]}
+        ],
+    }
+    page = render_page(report)
+    assert '!!! failure "Analysis of the lab\'s files: 1 error"' in page
+    assert '??? info "Analysis of the lab\'s files: 1 info"' in page
+    assert '!!! warning "Analysis of this check: 1 warning"' in page
+    assert (
+        "- **IST0101** error · VirtualService default/fleetman-staff-service: IST0101 says so "
+        "(`2-traffic/istio-rules.yaml:20:17`). Hint: did you mean risky-group?"
+    ) in page
+    assert page.index("IST0101") < page.index("ML0202")
