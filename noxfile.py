@@ -55,17 +55,34 @@ def bench(session: nox.Session) -> None:
     session.run("python", "bench/run.py", *session.posargs)
 
 
+# Labs whose latest run the site shows as a results page (docs/results/lab-NAME.md, generated).
+RESULTS_LABS = ["2-traffic"]
+
+
+def _results_pages(session: nox.Session) -> None:
+    """Run each lab of RESULTS_LABS and render its report as a page under docs/results/.
+
+    A failing lab (exit 1) still gets its page; a lab that cannot run (exit 2 or 3) stops here.
+    """
+    for lab in RESULTS_LABS:
+        report = f"reports/lab-{lab}.json"
+        session.run("meshlab", "run", f"labs/{lab}", "--json", report, success_codes=[0, 1])
+        session.run("meshlab", "results-page", report, "-o", f"docs/results/lab-{lab}.md")
+
+
 @nox.session(default=False)
 def docs(session: nox.Session) -> None:
-    """Build the course site strictly, offline, into site/."""
+    """Run lab 2, render its results page, then build the course site strictly, offline."""
     install(session, "docs")
+    _results_pages(session)
     session.run("mkdocs", "build", "--strict", *session.posargs)
 
 
 @nox.session(name="docs-serve", default=False)
 def docs_serve(session: nox.Session) -> None:
-    """Serve the site with live reload on 127.0.0.1:8000."""
+    """Run lab 2, render its results page, serve the site with live reload on 127.0.0.1:8000."""
     install(session, "docs")
+    _results_pages(session)
     session.run("mkdocs", "serve", "-a", "127.0.0.1:8000", *session.posargs)
 
 
