@@ -114,3 +114,17 @@ def test_course_files_analyze_clean(paths: list[str]) -> None:
     found = analyze_paths([ROOT / p for p in paths]).diagnostics
     loud = [str(d) for d in found if d.level != "info"]
     assert not loud, "\n".join(loud)
+
+
+def test_the_outputs_shown_in_the_docs_are_current() -> None:
+    text = DOCS.read_text(encoding="utf-8")
+    blocks = re.findall(r"`meshlab analyze ([^`]+)`:\n\n```text\n(.*?)```", text, flags=re.DOTALL)
+    assert len(blocks) >= len(by_code())
+    for path, block in blocks:
+        produced = {
+            line
+            for d in analyze_paths([ROOT / path]).diagnostics
+            for line in str(d).replace(str(ROOT) + "/", "").splitlines()
+        }
+        for line in block.splitlines():
+            assert line in produced, f"docs show a line `meshlab analyze {path}` no longer prints"
