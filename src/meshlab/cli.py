@@ -11,7 +11,7 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import click
 from rich.console import Console
@@ -211,8 +211,7 @@ def analyze(paths: tuple[Path, ...], as_json: bool, severity: str, namespace: st
     """
     from meshlab.analysis import Level, analyze_paths, render_text, summary
 
-    threshold: Level = "error" if severity == "error" else "warning"
-    threshold = "info" if severity == "info" else threshold
+    threshold = cast(Level, severity)
     result = analyze_paths(list(paths), namespace)
     if as_json:
         click.echo(json.dumps(result.to_json(threshold), indent=2))
