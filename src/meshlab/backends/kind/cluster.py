@@ -133,19 +133,11 @@ class KindSession:
             )
         self._cluster = self.factory(self.name, self.kubeconfig, NODE_IMAGE, kind.path)
         try:
-            self._cluster.create()
-            exported = self.runner.run(
-                [
-                    str(kind.path),
-                    "export",
-                    "kubeconfig",
-                    f"--name={self.name}",
-                    f"--kubeconfig={self.kubeconfig}",
-                ],
-                timeout=60.0,
-            )
-            if exported.returncode != 0:
-                raise BackendError(exported.failure("kind could not write the kubeconfig"))
+            if exists:
+                # KindCluster.create() reads the kubeconfig of a cluster it finds; kind
+                # writes a fresh one (the API server's port changes when Docker restarts).
+                self._export_kubeconfig(kind.path)
+            self._cluster.create()  # `kind create cluster ...` unless it exists
         except subprocess.CalledProcessError as exc:
             self._abandon(exists)
             command = shlex.join(str(a) for a in exc.cmd)
@@ -155,6 +147,12 @@ class KindSession:
         except BaseException:
             self._abandon(exists)
             raise
+
+    def _export_kubeconfig(self, kind: Path) -> None:
+        argv = [str(kind), "export", "kubeconfig", f"--name={self.name}"]
+        exported = self.runner.run([*argv, f"--kubeconfig={self.kubeconfig}"], timeout=60.0)
+        if exported.returncode != 0:
+            raise BackendError(exported.failure("kind could not write the kubeconfig"))
 
     def _abandon(self, existed: bool) -> None:
         """A cluster this run started to create is deleted again, --keep-cluster or not."""

@@ -1,0 +1,56 @@
+"""The kind backend's tests run no cluster, no Docker, no kind and no istioctl: every command
+goes to a FakeRunner, the Kubernetes API to a FakeKube (or a fake HTTP pool), pytest-kind's
+subprocess calls to a recorder. A test that starts one of those tools for real fails, unless
+it is marked `kind` (the e2e tests, which need a real cluster and skip without one)."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kind_fakes import Events, FakeKube, FakeRunner, FakeSubprocess
+
+_REAL_TOOLS = {"docker", "kind", "istioctl", "kubectl"}
+
+
+@pytest.fixture(autouse=True)
+def _no_real_cluster_tools(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    if request.node.get_closest_marker("kind") is not None:
+        return
+    real_popen = subprocess.Popen
+
+    class GuardedPopen(real_popen):  # type: ignore[misc,valid-type]
+        def __init__(self, args: Any, *rest: Any, **kwargs: Any) -> None:
+            argv = [args] if isinstance(args, str | Path) else list(args)
+            if argv and Path(str(argv[0])).name.split("-")[0] in _REAL_TOOLS:
+                raise RuntimeError(f"blocked: {request.node.nodeid} runs {argv[0]} for real")
+            super().__init__(args, *rest, **kwargs)
+
+    monkeypatch.setattr(subprocess, "Popen", GuardedPopen)
+
+
+@pytest.fixture
+def events() -> Events:
+    return Events()
+
+
+@pytest.fixture
+def runner(events: Events) -> FakeRunner:
+    return FakeRunner(events)
+
+
+@pytest.fixture
+def kube(events: Events) -> FakeKube:
+    return FakeKube(events)
+
+
+@pytest.fixture
+def kind_subprocess(monkeypatch: pytest.MonkeyPatch, runner: FakeRunner) -> FakeSubprocess:
+    """pytest-kind's own `subprocess` calls, answered by the same FakeRunner."""
+    import pytest_kind.cluster
+
+    fake = FakeSubprocess(runner)
+    monkeypatch.setattr(pytest_kind.cluster, "subprocess", fake)
+    return fake

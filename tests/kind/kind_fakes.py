@@ -1,0 +1,429 @@
+"""Test doubles for the kind backend's boundaries, all writing to one `Events` log so a test
+can assert the exact order of commands and API calls, teardown included.
+
+* FakeRunner: the commands (docker, kind, istioctl) by exact argv, with scripted answers.
+* FakeSubprocess: pytest-kind's `subprocess` module, routed to the same FakeRunner.
+* FakeKube: the Kubernetes API at the `Kube` level, with a tiny controller (Deployments
+  roll out, pods get IPs and turn Ready) and a tiny mesh behind the probe pod: requests go
+  to pods by the version weights the test sets, and the probe sidecar's access log gets a
+  JSON line for each, exactly as Istio writes it with accessLogEncoding JSON.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import random
+import shlex
+import subprocess
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from meshlab.backends.kind.kube import ApiError, ExecResult, Obj
+from meshlab.backends.kind.tools import Completed
+
+
+class Events(list[str]):
+    """The ordered log of everything the fakes were asked to do."""
+
+    def matching(self, prefix: str) -> list[str]:
+        return [e for e in self if e.startswith(prefix)]
+
+
+Answer = Completed | Callable[[tuple[str, ...]], Completed]
+
+
+class FakeRunner:
+    """Records each command; answers by the first matching rule (argv[1:] prefix)."""
+
+    def __init__(self, events: Events) -> None:
+        self.events = events
+        self.calls: list[tuple[str, ...]] = []
+        self.rules: list[tuple[tuple[str, ...], Answer]] = []
+        self.clusters: list[str] = []  # what `kind get clusters` lists
+        self.interrupt_on: tuple[str, ...] | None = None
+
+    def on(self, *args: str, returncode: int = 0, stdout: str = "", stderr: str = "") -> None:
+        self.rules.insert(0, (args, Completed((), returncode, stdout, stderr)))
+
+    def run(
+        self, argv: Sequence[str], *, timeout: float, env: Mapping[str, str] | None = None
+    ) -> Completed:
+        args = tuple(str(a) for a in argv)
+        self.calls.append(args)
+        self.events.append(f"run: {shlex.join([Path(args[0]).name, *args[1:]])}")
+        if (
+            self.interrupt_on is not None
+            and args[1:][: len(self.interrupt_on)] == self.interrupt_on
+        ):
+            raise KeyboardInterrupt
+        for prefix, answer in self.rules:
+            if args[1:][: len(prefix)] == prefix:
+                done = answer(args) if callable(answer) else answer
+                return Completed(args, done.returncode, done.stdout, done.stderr)
+        return self._default(args)
+
+    def _default(self, args: tuple[str, ...]) -> Completed:
+        tool, rest = Path(args[0]).name, args[1:]
+        if tool == "docker" and rest[:1] == ("info",):
+            return Completed(args, 0, "29.1.0\n")
+        if tool == "kind" and rest == ("get", "clusters"):
+            return Completed(args, 0, "".join(f"{c}\n" for c in self.clusters))
+        if tool == "kind" and rest[:2] in (("create", "cluster"), ("export", "kubeconfig")):
+            name = next(a.split("=", 1)[1] for a in rest if a.startswith("--name="))
+            if rest[0] == "create":
+                self.clusters.append(name)
+            kubeconfig = next(a.split("=", 1)[1] for a in rest if a.startswith("--kubeconfig="))
+            Path(kubeconfig).write_text(KUBECONFIG.format(name=name))  # as kind writes one
+            return Completed(args, 0)
+        if tool == "kind" and rest[:2] == ("delete", "cluster"):
+            name = next(a.split("=", 1)[1] for a in rest if a.startswith("--name="))
+            if name in self.clusters:
+                self.clusters.remove(name)
+            return Completed(args, 0)
+        if tool == "kind" and rest[:1] == ("version",):
+            return Completed(args, 0, "kind v0.32.0 go1.25.3 linux/amd64\n")
+        if tool == "istioctl" and rest[:1] == ("version",):
+            return Completed(args, 0, "client version: 1.31.1\n")
+        return Completed(args, 0)
+
+
+KUBECONFIG = """\
+apiVersion: v1
+kind: Config
+clusters:
+- cluster: {{server: "https://127.0.0.1:40123", insecure-skip-tls-verify: true}}
+  name: kind-{name}
+contexts:
+- context: {{cluster: kind-{name}, user: kind-{name}}}
+  name: kind-{name}
+current-context: kind-{name}
+users:
+- name: kind-{name}
+  user: {{token: not-a-real-token}}
+"""
+
+
+class FakeSubprocess:
+    """Stands in for the `subprocess` module inside pytest_kind.cluster."""
+
+    CalledProcessError = subprocess.CalledProcessError
+    PIPE = subprocess.PIPE
+
+    def __init__(self, runner: FakeRunner) -> None:
+        self.runner = runner
+
+    def check_output(self, cmd: Sequence[Any], **kwargs: Any) -> str:
+        done = self.runner.run(cmd, timeout=60)
+        if done.returncode != 0:
+            raise subprocess.CalledProcessError(done.returncode, list(cmd), done.stdout)
+        return done.stdout
+
+    def run(self, cmd: Sequence[Any], check: bool = False, **kwargs: Any) -> Completed:
+        done = self.runner.run(cmd, timeout=600)
+        if check and done.returncode != 0:
+            raise subprocess.CalledProcessError(done.returncode, list(cmd))
+        return done
+
+    def Popen(self, *args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("blocked: pytest-kind tried to start a process")
+
+
+# --- the cluster -------------------------------------------------------------------------
+
+
+def _name(obj: Obj) -> str:
+    return str((obj.get("metadata") or {}).get("name"))
+
+
+@dataclass
+class FakeMeshBehaviour:
+    """How the fake mesh answers the probe: version weights, else a fixed failure."""
+
+    weights: dict[str, float] = field(default_factory=lambda: {"safe": 0.9, "risky": 0.1})
+    status: int = 200
+    fail_with: str | None = None  # "HTTP 503 UH": no pod; "error: ...": no response
+    body: str = '{"name": "Pam Parry", "photo": "x"}'
+    seed: int = 7
+
+
+class FakeKube:
+    """The Kubernetes API as `Kube`: objects in memory, a controller, a mesh, a log."""
+
+    def __init__(self, events: Events) -> None:
+        self.events = events
+        self.objects: dict[tuple[str, str | None, str], Obj] = {}
+        self.istiod_version: str | None = "1.31.1"
+        self.gateway = False
+        self.ready = True  # Deployments roll out and pods turn Ready at once
+        self.sync_after = 0  # `envoy` summaries that still show the old routes
+        self.mesh = FakeMeshBehaviour()
+        self.log_delay = 0  # reads of the sidecar log before new lines show up
+        self.drop_log_lines = False
+        self.exec_calls: list[list[str]] = []
+        self.interrupt_in_watch = False
+        self.closed = False
+        self._rng = random.Random(self.mesh.seed)
+        self._next_ip = 10
+        self._sidecar_log: list[tuple[int, str]] = []  # (visible from read #, line)
+        self._log_reads = 0
+        self._envoy_reads = 0
+        self.refuse: dict[str, ApiError] = {}  # kind -> refusal on create
+
+    # -- Kube ---------------------------------------------------------------------------
+
+    def server_version(self) -> str:
+        self.events.append("api: version")
+        return "v1.36.1"
+
+    def get(self, api_version: str, kind: str, namespace: str | None, name: str) -> Obj | None:
+        if (kind, namespace, name) == ("Deployment", "istio-system", "istiod"):
+            if self.istiod_version is None:
+                return None
+            image = f"docker.io/istio/pilot:{self.istiod_version}-distroless"
+            return {"spec": {"template": {"spec": {"containers": [{"image": image}]}}}}
+        if (kind, namespace, name) == ("Deployment", "istio-system", "istio-ingressgateway"):
+            return {"metadata": {"name": name}} if self.gateway else None
+        found = self.objects.get((kind, namespace, name))
+        return copy.deepcopy(found) if found else None
+
+    def list(
+        self, api_version: str, kind: str, namespace: str | None, label_selector: str = ""
+    ) -> list[Obj]:
+        wanted = dict(p.split("=", 1) for p in label_selector.split(",") if p)
+        out = []
+        for (k, ns, _), obj in self.objects.items():
+            labels = (obj.get("metadata") or {}).get("labels") or {}
+            in_scope = k == kind and (namespace is None or ns == namespace)
+            if in_scope and all(labels.get(key) == value for key, value in wanted.items()):
+                out.append(copy.deepcopy(obj))
+        return out
+
+    def create(self, obj: Obj, namespace: str | None) -> None:
+        kind = str(obj["kind"])
+        self.events.append(f"create: {kind} {namespace or ''}/{_name(obj)}".replace(" /", " "))
+        if kind in self.refuse:
+            raise self.refuse[kind]
+        stored = copy.deepcopy(obj)
+        ns = None if kind == "Namespace" else namespace
+        self.objects[(kind, ns, _name(obj))] = stored
+        if kind == "Deployment":
+            self._roll_out(stored, str(namespace))
+        elif kind == "Pod":
+            self._start_pod(stored, str(namespace))
+        elif kind == "Event":
+            pass
+
+    def delete_namespace(self, name: str) -> None:
+        self.events.append(f"delete: Namespace {name}")
+        self.objects = {k: v for k, v in self.objects.items() if k[1] != name and k[2:] != (name,)}
+        self.objects.pop(("Namespace", None, name), None)
+
+    def watch(self, api_version: str, kind: str, namespace: str, timeout_s: int) -> Iterator[Obj]:
+        self.events.append(f"watch: {kind} {namespace}")
+        if self.interrupt_in_watch:
+            raise KeyboardInterrupt
+        return iter(self.list(api_version, kind, namespace))
+
+    def logs(self, namespace: str, pod: str, container: str, since_seconds: int) -> str:
+        self._log_reads += 1
+        visible = [line for read, line in self._sidecar_log if read <= self._log_reads]
+        return "".join(f"{line}\n" for line in visible)
+
+    def exec(
+        self, namespace: str, pod: str, container: str, argv: Sequence[str], timeout_s: float
+    ) -> ExecResult:
+        self.exec_calls.append(list(argv))
+        self.events.append(f"exec: {pod} {' '.join(argv[:3])}")
+        if list(argv[:3]) == ["python3", "/meshlab/probe.py", "batch"]:
+            return self._batch(namespace, json.loads(argv[3]))
+        if list(argv[:3]) == ["python3", "/meshlab/probe.py", "envoy"]:
+            self._envoy_reads += 1
+            return ExecResult(json.dumps(self._envoy_summary(namespace)), "", 0)
+        return ExecResult("", f"unknown command {argv}", 1)
+
+    def close(self) -> None:
+        self.closed = True
+        self.events.append("api: close")
+
+    # -- the controller -----------------------------------------------------------------
+
+    def _roll_out(self, deployment: Obj, namespace: str) -> None:
+        replicas = int(deployment["spec"].get("replicas", 1))
+        deployment["metadata"]["generation"] = 1
+        ready = replicas if self.ready else 0
+        deployment["status"] = {
+            "observedGeneration": 1,
+            "replicas": replicas,
+            "updatedReplicas": replicas,
+            "availableReplicas": ready,
+        }
+        template = deployment["spec"]["template"]
+        for index in range(replicas):
+            pod = {
+                "apiVersion": "v1",
+                "kind": "Pod",
+                "metadata": {
+                    "name": f"{_name(deployment)}-7d9f8-{index:05d}",
+                    "labels": {**template["metadata"]["labels"], "pod-template-hash": "7d9f8"},
+                },
+                "spec": copy.deepcopy(template["spec"]),
+            }
+            self._start_pod(pod, namespace)
+            self.objects[("Pod", namespace, _name(pod))] = pod
+
+    def _start_pod(self, pod: Obj, namespace: str) -> None:
+        self._next_ip += 1
+        containers = pod["spec"].setdefault("containers", [])
+        containers.append({"name": "istio-proxy", "image": "docker.io/istio/proxyv2:1.31.1"})
+        if self.ready:
+            pod["status"] = {
+                "phase": "Running",
+                "podIP": f"10.244.0.{self._next_ip}",
+                "conditions": [{"type": "Ready", "status": "True"}],
+                "containerStatuses": [{"name": c["name"], "ready": True} for c in containers],
+            }
+        else:
+            pod["status"] = {
+                "phase": "Pending",
+                "containerStatuses": [
+                    {
+                        "name": containers[0]["name"],
+                        "ready": False,
+                        "state": {"waiting": {"reason": "ImagePullBackOff", "message": "pull"}},
+                    }
+                ],
+            }
+
+    # -- the mesh behind the probe --------------------------------------------------------
+
+    def _pods(self, namespace: str) -> list[Obj]:
+        return [
+            o
+            for (k, ns, name), o in self.objects.items()
+            if k == "Pod" and ns == namespace and name != "meshlab-probe"
+        ]
+
+    def _batch(self, namespace: str, spec: Mapping[str, Any]) -> ExecResult:
+        lines = []
+        behaviour = self.mesh
+        visible_from = self._log_reads + 1 + self.log_delay
+        for index in range(int(spec["count"])):
+            rid = f"{spec['prefix']}{index}"
+            if behaviour.fail_with and behaviour.fail_with.startswith("error:"):
+                lines.append({"rid": rid, "status": None, "error": behaviour.fail_with[7:]})
+                continue
+            host, cluster, flags, status = "-", "-", "-", behaviour.status
+            if behaviour.fail_with:
+                status, flags = int(behaviour.fail_with.split()[1]), behaviour.fail_with.split()[2]
+            else:
+                version = self._rng.choices(
+                    list(behaviour.weights), list(behaviour.weights.values())
+                )[0]
+                pod = next(
+                    p
+                    for p in self._pods(namespace)
+                    if p["metadata"]["labels"].get("app") == "staff-service"
+                    and p["metadata"]["labels"].get("version") == version
+                )
+                host = f"{pod['status']['podIP']}:8080"
+                cluster = (
+                    f"outbound|8080|{version}|fleetman-staff-service.{namespace}.svc.cluster.local"
+                )
+            body = behaviour.body if status < 500 else "no healthy upstream"
+            lines.append({"rid": rid, "status": status, "body": body, "seconds": 0.002})
+            if not self.drop_log_lines:
+                entry = {
+                    "request_id": rid,
+                    "response_code": str(status),
+                    "response_flags": flags,
+                    "upstream_host": host if host != "-" else None,
+                    "upstream_cluster": cluster,
+                    "authority": "fleetman-staff-service:8080",
+                }
+                self._sidecar_log.append((visible_from, json.dumps(entry)))
+        stdout = "".join(json.dumps(line) + "\n" for line in lines)
+        return ExecResult(stdout, "", 0)
+
+    def _envoy_summary(self, namespace: str) -> dict[str, Any]:
+        fqdn = f"fleetman-staff-service.{namespace}.svc.cluster.local"
+        pods = {v: [] for v in ("safe", "risky")}  # type: dict[str, list[str]]
+        for pod in self._pods(namespace):
+            version = pod["metadata"]["labels"].get("version")
+            if (
+                pod["metadata"]["labels"].get("app") == "staff-service"
+                and version in pods
+                and "podIP" in pod.get("status", {})
+            ):
+                pods[version].append(f"{pod['status']['podIP']}:8080")
+        clusters = {f"outbound|8080|{v}|{fqdn}": hosts for v, hosts in pods.items()}
+        clusters[f"outbound|8080||{fqdn}"] = pods["safe"] + pods["risky"]
+        if self._envoy_reads <= self.sync_after:
+            targets = [[f"outbound|8080||{fqdn}", None]]  # before the VirtualService arrived
+        else:
+            targets = [[f"outbound|8080|safe|{fqdn}", 90], [f"outbound|8080|risky|{fqdn}", 10]]
+        vhosts = [
+            {
+                "name": f"{fqdn}:8080",
+                "domains": [fqdn, "fleetman-staff-service", f"fleetman-staff-service.{namespace}"],
+                "targets": targets,
+            }
+        ]
+        for other in (
+            "fleetman-api-gateway",
+            "fleetman-position-tracker",
+            "fleetman-vehicle-telemetry",
+        ):
+            ofqdn = f"{other}.{namespace}.svc.cluster.local"
+            vhosts.append(
+                {
+                    "name": f"{ofqdn}:8080",
+                    "domains": [ofqdn],
+                    "targets": [[f"outbound|8080||{ofqdn}", None]],
+                }
+            )
+            clusters[f"outbound|8080||{ofqdn}"] = ["10.244.0.99:8080"]
+        webapp = f"fleetman-webapp.{namespace}.svc.cluster.local"
+        clusters[f"outbound|80||{webapp}"] = ["10.244.0.98:80"]
+        return {
+            "clusters": clusters,
+            "routes": {
+                "8080": vhosts,
+                "80": [
+                    {
+                        "name": f"{webapp}:80",
+                        "domains": [webapp],
+                        "targets": [[f"outbound|80||{webapp}", None]],
+                    }
+                ],
+            },
+        }
+
+
+@dataclass
+class FakeClock:
+    """Time that moves only when the code sleeps (or a test says so)."""
+
+    now: float = 1000.0
+    slept: list[float] = field(default_factory=list)
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
+
+
+class FakeDownloader:
+    def __init__(self, files: Mapping[str, bytes]) -> None:
+        self.files = dict(files)
+        self.fetched: list[str] = []
+
+    def fetch(self, url: str) -> bytes:
+        self.fetched.append(url)
+        if url not in self.files:
+            raise AssertionError(f"unexpected download {url}")
+        return self.files[url]

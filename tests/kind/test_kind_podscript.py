@@ -1,0 +1,183 @@
+"""The in-pod script, run here against a local HTTP server (its own code, really executed),
+and its summaries of Envoy admin output."""
+
+from __future__ import annotations
+
+import io
+import json
+import socket
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import ClassVar
+
+import pytest
+
+from meshlab.backends.kind import podscript
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive, as a meshed app's client would see
+    seen: ClassVar[list[tuple[str, str, dict[str, str], int]]] = []
+
+    def do_GET(self) -> None:
+        body = json.dumps({"path": self.path, "big": "x" * 5000}).encode()
+        headers = {k.lower(): v for k, v in self.headers.items()}
+        self.seen.append((self.command, self.path, headers, id(self.connection)))
+        self.send_response(200)
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def server() -> Iterator[str]:
+    _Handler.seen = []
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+def _run(spec: dict[str, object]) -> list[dict[str, object]]:
+    out = io.StringIO()
+    podscript.run_batch(spec, out)
+    return [json.loads(line) for line in out.getvalue().splitlines()]
+
+
+def test_a_batch_on_one_keep_alive_connection(server: str) -> None:
+    lines = _run(
+        {
+            "url": f"{server}/driver/City%20Truck?x=1",
+            "method": "GET",
+            "headers": {"end-user": "jason"},
+            "count": 3,
+            "prefix": "meshlab-ab-1-",
+        }
+    )
+    assert [line["rid"] for line in lines] == ["meshlab-ab-1-0", "meshlab-ab-1-1", "meshlab-ab-1-2"]
+    assert {line["status"] for line in lines} == {200}
+    assert all(len(str(line["body"])) == podscript.BODY_LIMIT for line in lines)
+    assert all(isinstance(line["seconds"], float) for line in lines)
+    paths = {path for _, path, _, _ in _Handler.seen}
+    assert paths == {"/driver/City%20Truck?x=1"}
+    headers = [h for _, _, h, _ in _Handler.seen]
+    assert [h["x-request-id"] for h in headers] == [line["rid"] for line in lines]
+    assert {h["end-user"] for h in headers} == {"jason"}
+    assert {h["user-agent"] for h in headers} == {"meshlab-probe"}
+    assert len({conn for *_, conn in _Handler.seen}) == 1  # one connection for the batch
+
+
+def test_a_request_that_gets_no_answer_is_an_outcome() -> None:
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    lines = _run({"url": f"http://127.0.0.1:{port}/", "count": 2, "prefix": "p-"})
+    assert [line["status"] for line in lines] == [None, None]
+    assert str(lines[0]["error"]).startswith("connection failed")
+
+
+def test_it_runs_as_a_script_with_this_python(server: str) -> None:
+    """The pod runs the file with `python3 probe.py batch SPEC`: the same here."""
+    spec = json.dumps({"url": f"{server}/", "count": 2, "prefix": "s-"})
+    done = subprocess.run(
+        [sys.executable, str(Path(podscript.__file__)), "batch", spec],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert [json.loads(line)["rid"] for line in done.stdout.splitlines()] == ["s-0", "s-1"]
+    usage = subprocess.run(
+        [sys.executable, str(Path(podscript.__file__))],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert usage.returncode == 2
+    assert "usage" in usage.stderr
+
+
+def test_summaries_of_envoy_admin_output() -> None:
+    clusters = {
+        "cluster_statuses": [
+            {
+                "name": "outbound|8080|risky|fleetman-staff-service.ns.svc.cluster.local",
+                "host_statuses": [
+                    {"address": {"socket_address": {"address": "10.244.0.7", "port_value": 8080}}}
+                ],
+            },
+            {"name": "BlackHoleCluster"},
+        ]
+    }
+    assert podscript.summarize_clusters(clusters) == {
+        "outbound|8080|risky|fleetman-staff-service.ns.svc.cluster.local": ["10.244.0.7:8080"],
+        "BlackHoleCluster": [],
+    }
+    dump = {
+        "configs": [
+            {
+                "@type": "type.googleapis.com/envoy.admin.v3.RoutesConfigDump.DynamicRouteConfig",
+                "route_config": {
+                    "name": "8080",
+                    "virtual_hosts": [
+                        {
+                            "name": "fleetman-staff-service.ns.svc.cluster.local:8080",
+                            "domains": ["fleetman-staff-service.ns.svc.cluster.local"],
+                            "routes": [
+                                {
+                                    "route": {
+                                        "weighted_clusters": {
+                                            "clusters": [
+                                                {"name": "outbound|8080|safe|f", "weight": 90},
+                                                {
+                                                    "name": "outbound|8080|risky|f",
+                                                    "weight": {"value": 10},
+                                                },
+                                            ]
+                                        }
+                                    }
+                                }
+                            ],
+                        },
+                        {
+                            "name": "allow_any",
+                            "domains": ["*"],
+                            "routes": [{"route": {"cluster": "PassthroughCluster"}}],
+                        },
+                    ],
+                },
+            }
+        ]
+    }
+    assert podscript.summarize_routes(dump) == {
+        "8080": [
+            {
+                "name": "fleetman-staff-service.ns.svc.cluster.local:8080",
+                "domains": ["fleetman-staff-service.ns.svc.cluster.local"],
+                "targets": [["outbound|8080|safe|f", 90], ["outbound|8080|risky|f", 10]],
+            },
+            {"name": "allow_any", "domains": ["*"], "targets": [["PassthroughCluster", None]]},
+        ]
+    }
+
+
+def test_the_script_needs_only_the_standard_library() -> None:
+    source = Path(podscript.__file__).read_text(encoding="utf-8")
+    imports = {
+        line.split()[1].split(".")[0]
+        for line in source.splitlines()
+        if line.startswith(("import ", "from "))
+    }
+    assert imports <= {"__future__", "http", "json", "socket", "sys", "time", "typing", "urllib"}

@@ -1,0 +1,216 @@
+"""Pinned tools: the Docker check, finding kind/istioctl, downloads with SHA-256 checks."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import sys
+import tarfile
+from pathlib import Path
+
+import pytest
+from kind_fakes import Events, FakeDownloader, FakeRunner
+
+from meshlab.backends.kind import tools
+from meshlab.backends.kind.tools import (
+    NODE_IMAGE,
+    Completed,
+    SubprocessRunner,
+    Tools,
+    check_docker,
+    istioctl_pin,
+    kind_pin,
+)
+from meshlab.errors import BackendError, BackendUnavailable
+
+
+def test_pins_are_the_supported_versions() -> None:
+    assert tools.KIND_VERSION == "v0.32.0"
+    assert NODE_IMAGE.startswith("kindest/node:v1.36.1@sha256:3489c767")
+    assert tools.ISTIO_VERSION == "1.31.1"
+    assert tools.SUPPORTED_ISTIO_VERSIONS == ("1.31.1", "1.30.5")
+
+
+def test_release_urls() -> None:
+    kind = kind_pin("linux", "amd64")
+    assert kind.url == (
+        "https://github.com/kubernetes-sigs/kind/releases/download/v0.32.0/kind-linux-amd64"
+    )
+    assert kind.checksum_url == kind.url + ".sha256sum"
+    istioctl = istioctl_pin("1.31.1", "darwin", "arm64")
+    assert istioctl.url == (
+        "https://github.com/istio/istio/releases/download/1.31.1/istioctl-1.31.1-osx-arm64.tar.gz"
+    )
+    assert istioctl.checksum_url == istioctl.url + ".sha256"
+    assert istioctl.member == "istioctl"
+    with pytest.raises(BackendUnavailable, match="MESHLAB_ISTIOCTL"):
+        istioctl_pin("1.31.1", "windows", "amd64")
+
+
+# --- Docker ------------------------------------------------------------------------------
+
+
+def test_docker_missing_says_what_to_install(runner: FakeRunner) -> None:
+    with pytest.raises(BackendUnavailable) as info:
+        check_docker(runner, which=lambda name: None)
+    assert "no `docker` command" in str(info.value)
+    assert "https://docs.docker.com/get-docker/" in str(info.value)
+    assert "--kubeconfig" in str(info.value)
+    assert runner.calls == []
+
+
+def test_docker_without_engine_is_refused_with_what_docker_said(runner: FakeRunner) -> None:
+    runner.on(
+        "info",
+        returncode=1,
+        stderr="Cannot connect to the Docker daemon at unix:///var/run/docker.sock. "
+        "Is the docker daemon running?\n",
+    )
+    with pytest.raises(BackendUnavailable) as info:
+        check_docker(runner, which=lambda name: "/usr/bin/docker")
+    assert runner.calls == [("/usr/bin/docker", "info", "--format", "{{.ServerVersion}}")]
+    message = str(info.value)
+    assert "needs a running Docker engine" in message
+    assert "Cannot connect to the Docker daemon" in message
+    assert "Install and start Docker" in message
+
+
+def test_docker_engine_version(runner: FakeRunner) -> None:
+    assert check_docker(runner, which=lambda name: "/usr/bin/docker") == "29.1.0"
+
+
+# --- the real runner (with this Python, never a cluster tool) ------------------------------
+
+
+def test_subprocess_runner_captures_and_times_out() -> None:
+    runner = SubprocessRunner()
+    done = runner.run([sys.executable, "-c", "print('out'); import sys; sys.exit(3)"], timeout=30)
+    assert (done.returncode, done.stdout) == (3, "out\n")
+    slow = runner.run([sys.executable, "-c", "import time; time.sleep(5)"], timeout=0.3)
+    assert slow.returncode == -1
+    assert "timed out" in slow.stderr
+    missing = runner.run(["/nonexistent/meshlab-tool"], timeout=5)
+    assert missing.returncode == -1
+    assert "could not start" in missing.stderr
+
+
+def test_failure_text_names_command_exit_and_output() -> None:
+    done = Completed(("istioctl", "install", "-y"), 1, "", "line 1\nError: boom\n")
+    text = done.failure("istioctl could not install Istio")
+    assert "command: istioctl install -y" in text
+    assert "exit code 1" in text
+    assert "Error: boom" in text
+
+
+# --- finding and downloading ---------------------------------------------------------------
+
+
+def _tools(runner: FakeRunner, tmp_path: Path, files: dict[str, bytes], **kwargs: object) -> Tools:
+    return Tools(
+        runner,
+        FakeDownloader(files),
+        cache=tmp_path / "cache",
+        env=kwargs.pop("env", {}),  # type: ignore[arg-type]
+        which=kwargs.pop("which", lambda name: None),  # type: ignore[arg-type]
+        platform_=("linux", "amd64"),
+    )
+
+
+def _sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def test_kind_is_downloaded_verified_and_cached(runner: FakeRunner, tmp_path: Path) -> None:
+    binary = b"\x7fELF fake kind"
+    pin = kind_pin("linux", "amd64")
+    files = {pin.url: binary, pin.checksum_url: f"{_sha(binary)}  kind-linux-amd64\n".encode()}
+    found = _tools(runner, tmp_path, files).kind()
+    assert found.path == tmp_path / "cache" / "tools" / "kind-v0.32.0" / "kind"
+    assert found.path.read_bytes() == binary
+    assert found.path.stat().st_mode & 0o111
+    assert found.source == f"downloaded from {pin.url}"
+    again = _tools(runner, tmp_path, {}).kind()  # no download the second time
+    assert (again.path, again.source) == (found.path, "cache")
+
+
+def test_a_checksum_mismatch_installs_nothing(runner: FakeRunner, tmp_path: Path) -> None:
+    pin = kind_pin("linux", "amd64")
+    files = {pin.url: b"tampered", pin.checksum_url: f"{'0' * 64}  kind-linux-amd64\n".encode()}
+    with pytest.raises(BackendUnavailable, match="failed its SHA-256 check"):
+        _tools(runner, tmp_path, files).kind()
+    assert not (tmp_path / "cache" / "tools" / "kind-v0.32.0" / "kind").exists()
+
+
+def test_a_pinned_digest_must_match_the_published_one(
+    runner: FakeRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    binary = b"kind"
+    pin = kind_pin("linux", "amd64")
+    monkeypatch.setattr(
+        tools,
+        "kind_pin",
+        lambda os_name, arch: tools.ToolPin(**{**pin.__dict__, "sha256": "1" * 64}),
+    )
+    files = {pin.url: binary, pin.checksum_url: _sha(binary).encode()}
+    with pytest.raises(BackendUnavailable, match="failed its SHA-256 check"):
+        _tools(runner, tmp_path, files).kind()
+
+
+def test_a_tampered_cache_is_refused(runner: FakeRunner, tmp_path: Path) -> None:
+    binary = b"kind"
+    pin = kind_pin("linux", "amd64")
+    files = {pin.url: binary, pin.checksum_url: _sha(binary).encode()}
+    found = _tools(runner, tmp_path, files).kind()
+    found.path.write_bytes(b"changed")
+    with pytest.raises(BackendError, match="does not match its recorded SHA-256"):
+        _tools(runner, tmp_path, {}).kind()
+
+
+def test_istioctl_comes_out_of_its_archive(runner: FakeRunner, tmp_path: Path) -> None:
+    archive = io.BytesIO()
+    with tarfile.open(fileobj=archive, mode="w:gz") as tar:
+        data = b"istioctl binary"
+        info = tarfile.TarInfo("istioctl")
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+    pin = istioctl_pin("1.31.1", "linux", "amd64")
+    payload = archive.getvalue()
+    files = {pin.url: payload, pin.checksum_url: f"{_sha(payload)}  x.tar.gz".encode()}
+    found = _tools(runner, tmp_path, files).istioctl("1.31.1")
+    assert found.path.name == "istioctl"
+    assert found.path.read_bytes() == b"istioctl binary"
+    assert found.version == "1.31.1"
+
+
+def test_on_path_only_at_the_pinned_version(runner: FakeRunner, tmp_path: Path) -> None:
+    on_path = tmp_path / "bin" / "kind"
+    on_path.parent.mkdir()
+    on_path.write_text("")
+    found = _tools(runner, tmp_path, {}, which=lambda name: str(on_path)).kind()
+    assert (found.path, found.source) == (on_path, "PATH")
+    assert runner.calls == [(str(on_path), "version")]
+    runner.on("version", stdout="kind v0.20.0 go1.20 linux/amd64\n")
+    binary = b"kind"
+    pin = kind_pin("linux", "amd64")
+    files = {pin.url: binary, pin.checksum_url: _sha(binary).encode()}
+    newer = _tools(runner, tmp_path, files, which=lambda name: str(on_path)).kind()
+    assert newer.source.startswith("downloaded")  # v0.20.0 on PATH is not the pinned one
+
+
+def test_explicit_binaries_win(runner: FakeRunner, tmp_path: Path, events: Events) -> None:
+    mine = tmp_path / "mine" / "istioctl"
+    mine.parent.mkdir()
+    mine.write_text("")
+    found = _tools(runner, tmp_path, {}, env={"MESHLAB_ISTIOCTL": str(mine)}).istioctl("1.31.1")
+    assert (found.path, found.source, found.version) == (mine, "$MESHLAB_ISTIOCTL", "1.31.1")
+    with pytest.raises(BackendUnavailable, match="not a file"):
+        _tools(runner, tmp_path, {}, env={"MESHLAB_KIND": str(tmp_path / "nope")}).kind()
+
+
+def test_cache_dir_follows_the_platform(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("MESHLAB_CACHE_DIR", str(tmp_path))
+    assert tools.cache_dir() == tmp_path
+    monkeypatch.delenv("MESHLAB_CACHE_DIR")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    if sys.platform.startswith("linux"):
+        assert tools.cache_dir() == tmp_path / "xdg" / "meshlab"
