@@ -756,18 +756,19 @@ def _chart_row(split: Split, bucket: Bucket, px: _Scale, cy: float) -> list[str]
         f'data-status="{_x(bucket.status)}"/>\n'
     )
     right = px.x0 + px.width + 14
-    verdict = STATUS_WORD.get(bucket.status, bucket.status)
-    out.append(_text(right, cy - 2, f"{_pct(bucket.share)} ({bucket.count}/{split.requests})"))
-    out.append(
-        _text(
-            right,
-            cy + 12,
-            f"configured {_pct_short(bucket.expected)} · {verdict}",
-            size=SMALL,
-            opacity=0.75,
-        )
-    )
+    first, second = _row_texts(split, bucket)
+    out.append(_text(right, cy - 2, first))
+    out.append(_text(right, cy + 12, second, size=SMALL, opacity=0.75))
     return out
+
+
+def _row_texts(split: Split, bucket: Bucket) -> tuple[str, str]:
+    """What the chart writes right of a row: the observed share, then configured and verdict."""
+    verdict = STATUS_WORD.get(bucket.status, bucket.status)
+    return (
+        f"{_pct(bucket.share)} ({bucket.count}/{split.requests})",
+        f"configured {_pct_short(bucket.expected)} · {verdict}",
+    )
 
 
 def _legend_mark(kind: str, x: float, y: float) -> str:
@@ -831,7 +832,14 @@ def share_chart_svg(check: Mapping[str, Any], ident: str = "chart") -> str:
     out = _chart_axis(px, top, rows_h)
     for i, bucket in enumerate(split.buckets):
         out += _chart_row(split, bucket, px, top + CHART_ROW * i + CHART_ROW / 2)
-    limit = px.x0 + CHART_W + CHART_RIGHT
+    right_w = max(
+        [CHART_RIGHT]
+        + [
+            14 + max(_text_width(first), _text_width(second, SMALL))
+            for first, second in (_row_texts(split, b) for b in split.buckets)
+        ]
+    )
+    limit = px.x0 + CHART_W + right_w
     legend, last = _chart_legend(split, px.x0, limit, top + rows_h + 24)
     level = _level(split.tested_alpha())
     desc = "; ".join(

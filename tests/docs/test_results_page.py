@@ -396,3 +396,29 @@ def test_analysis_findings_are_shown_errors_first_and_info_folded() -> None:
         "(`2-traffic/istio-rules.yaml:20:17`). Hint: did you mean risky-group?"
     ) in page
     assert page.index("IST0101") < page.index("ML0202")
+
+
+def fits(root: ET.Element) -> list[str]:
+    """Texts that would stick out of the picture (with the module's generous glyph width)."""
+    from meshlab.results_page import CHAR, FONT_SIZE
+
+    width = float(root.get("width", "0"))
+    height = float(root.get("height", "0"))
+    outside = []
+    for element in root.iter(f"{SVG}text"):
+        x, y = float(element.get("x", "0")), float(element.get("y", "0"))
+        size = float(element.get("font-size", FONT_SIZE))
+        w = len(element.text or "") * CHAR * size / FONT_SIZE
+        left = {"start": x, "middle": x - w / 2, "end": x - w}[element.get("text-anchor", "start")]
+        if left < 0 or left + w > width or y > height or y - size < 0:
+            outside.append(f"{element.text!r} at {x:.0f},{y:.0f} in {width:.0f}x{height:.0f}")
+    return outside
+
+
+@pytest.mark.parametrize(
+    "weights", [{"safe": 90, "risky": 10}, {"safe": 50, "risky": 50}, {"safe": 90, "HTTP 503": 10}]
+)
+def test_every_label_fits_inside_its_picture(lab2_dir: Path, weights: dict[str, float]) -> None:
+    check = report_of(lab2_dir, weights, seed=5)["checks"][0]
+    assert not fits(svg(app_graph_svg(check)))
+    assert not fits(svg(share_chart_svg(check)))
