@@ -25,10 +25,21 @@ import math
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from statistics import NormalDist
-from typing import Literal
+from typing import Any, Literal
 
-from scipy.optimize import brentq  # type: ignore[import-untyped]
-from scipy.special import bdtr, bdtrc, betaincinv, betaln  # type: ignore[import-untyped]
+
+def _special() -> Any:
+    """scipy.special, imported on first use: `meshlab analyze` and `--help` never pay for it."""
+    import scipy.special  # type: ignore[import-untyped]
+
+    return scipy.special
+
+
+def _brentq(f: Callable[[float], float], lo: float, hi: float) -> float:
+    import scipy.optimize  # type: ignore[import-untyped]
+
+    return float(scipy.optimize.brentq(f, lo, hi, xtol=1e-13, rtol=1e-12, maxiter=200))
+
 
 __all__ = [
     "DEFAULT_DESIGN",
@@ -259,7 +270,7 @@ def _log_mixture(s: int, n: int, prior: tuple[float, float]) -> Callable[[float]
     probability at most x, however often and whenever one looks.
     """
     a, b = prior
-    common = float(betaln(a + s, b + n - s) - betaln(a, b))
+    common = float(_special().betaln(a + s, b + n - s) - _special().betaln(a, b))
 
     def log_m(q: float) -> float:
         hits = s * math.log(q) if s else 0.0
@@ -270,7 +281,7 @@ def _log_mixture(s: int, n: int, prior: tuple[float, float]) -> Callable[[float]
 
 
 def _root(f: Callable[[float], float], lo: float, hi: float) -> float:
-    return float(brentq(f, lo, hi, xtol=1e-13, rtol=1e-12, maxiter=200))
+    return _brentq(f, lo, hi)
 
 
 def _confidence_sequence(
@@ -448,8 +459,8 @@ class SequentialSplitTest:
 
 def _clopper_pearson(s: int, n: int, alpha: float) -> tuple[float, float]:
     """Exact equal-tailed 1 - alpha interval; unlike Wilson it stays honest at 0 counts."""
-    lower = 0.0 if s == 0 else float(betaincinv(s, n - s + 1, alpha / 2.0))
-    upper = 1.0 if s == n else float(betaincinv(s + 1, n - s, 1.0 - alpha / 2.0))
+    lower = 0.0 if s == 0 else float(_special().betaincinv(s, n - s + 1, alpha / 2.0))
+    upper = 1.0 if s == n else float(_special().betaincinv(s + 1, n - s, 1.0 - alpha / 2.0))
     return (lower, upper)
 
 
@@ -497,7 +508,7 @@ def _acceptance_start(n: int, p: float, tail: float) -> tuple[int, int]:
     lo, hi = 0, n
     while lo < hi:  # smallest S with P(X <= S) >= tail
         mid = (lo + hi) // 2
-        if bdtr(mid, n, p) >= tail:
+        if _special().bdtr(mid, n, p) >= tail:
             hi = mid
         else:
             lo = mid + 1
@@ -514,7 +525,7 @@ def _acceptance_start(n: int, p: float, tail: float) -> tuple[int, int]:
 
 def _upper_tail(s: int, n: int, p: float) -> float:
     """P(X >= s) for X ~ Binomial(n, p)."""
-    return 1.0 if s <= 0 else float(bdtrc(s - 1, n, p))
+    return 1.0 if s <= 0 else float(_special().bdtrc(s - 1, n, p))
 
 
 def _power_curve(
@@ -528,12 +539,13 @@ def _power_curve(
         yield (
             n,
             min(
-                (float(bdtr(s_lo - 1, n, q)) if s_lo > 0 else 0.0) + float(bdtrc(s_hi, n, q))
+                (float(_special().bdtr(s_lo - 1, n, q)) if s_lo > 0 else 0.0)
+                + float(_special().bdtrc(s_hi, n, q))
                 for q in alternatives
             ),
         )
         n += 1  # each acceptance edge moves up by 0 or 1 when N grows by one
-        if bdtr(s_lo, n, p) < tail:
+        if _special().bdtr(s_lo, n, p) < tail:
             s_lo += 1
         if _upper_tail(s_hi + 1, n, p) >= tail:
             s_hi += 1

@@ -8,5 +8,5 @@ import pytest
 
 
 def test_unmarked_test_cannot_start_envoy() -> None:
-    with pytest.raises(RuntimeError, match="without @pytest.mark.envoy"):
+    with pytest.raises(RuntimeError, match=r"without @pytest\.mark\.envoy"):
         subprocess.run(["/does/not/matter/envoy", "--version"], check=False)
