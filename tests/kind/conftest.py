@@ -5,6 +5,7 @@ it is marked `kind` (the e2e tests, which need a real cluster and skip without o
 
 from __future__ import annotations
 
+import importlib.util
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,14 @@ import pytest
 from kind_fakes import Events, FakeKube, FakeRunner, FakeSubprocess
 
 _REAL_TOOLS = {"docker", "kind", "istioctl", "kubectl"}
+
+
+@pytest.fixture(autouse=True)
+def _kind_extra() -> None:
+    """The backend's client libraries come with the kind extra (nox's tests session has it)."""
+    for module in ("kubernetes", "pytest_kind"):
+        if importlib.util.find_spec(module) is None:
+            pytest.skip(f"needs the kind extra ({module}): pip install -e '.[kind]'")
 
 
 @pytest.fixture(autouse=True)

@@ -9,10 +9,13 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from kubernetes import client
 
 from meshlab.backends.kind.kube import ApiError, KubeApi, collect_exec, plural_of
 from meshlab.errors import BackendError
+
+client = pytest.importorskip(
+    "kubernetes.client", reason="needs the kind extra: pip install -e '.[kind]'"
+)
 
 
 class FakeResponse:

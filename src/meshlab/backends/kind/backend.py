@@ -279,6 +279,7 @@ class KindBackend:
                 waiter.deployments(deployments, self.options.rollout_timeout)
                 waiter.pods([*pods, PROBE_POD], self.options.rollout_timeout)
                 mesh = KindMesh(kube, run_namespace, retarget, self.clock, self.progress, suffix)
+                mesh.fqdns = fqdns
                 mesh.wait_for_config(expected_routes(plan, retarget))
                 yield mesh
             except KeyboardInterrupt:

@@ -243,6 +243,7 @@ class KindMesh:
         self._seconds_per_request: float | None = None
         self._pods: list[PodInfo] = []
         self._by_ip: dict[str, PodInfo] = {}
+        self.fqdns: list[str] = []  # the lab's Services, for the routes in diagnostics
         self.refresh_pods()
 
     @property
@@ -335,6 +336,12 @@ class KindMesh:
         if ip not in self._by_ip:
             self.refresh_pods()  # a pod restarted or was rescheduled
         return self._by_ip.get(ip)
+
+    def diagnostics(self) -> str:
+        """Pods, events and the probe's routes, now: for a check that just failed."""
+        from meshlab.backends.kind import diagnostics
+
+        return diagnostics.render(diagnostics.collect(self.kube, self.namespace, self, self.fqdns))
 
     # -- config sync ----------------------------------------------------------------------
 
