@@ -147,6 +147,7 @@ class FakeMeshBehaviour:
     fail_with: str | None = None  # "HTTP 503 UH": no pod; "error: ...": no response
     body: str = '{"name": "Pam Parry", "photo": "x"}'
     seed: int = 7
+    closed_batches: int = 0  # the first batches find the apps not listening yet (URX,UF)
 
 
 class FakeKube:
@@ -163,6 +164,7 @@ class FakeKube:
         self.log_delay = 0  # reads of the sidecar log before new lines show up
         self.drop_log_lines = False
         self.exec_calls: list[list[str]] = []
+        self.batches_seen = 0
         self.interrupt_in_watch = False
         self.closed = False
         self._rng = random.Random(self.mesh.seed)
@@ -310,6 +312,8 @@ class FakeKube:
         lines = []
         behaviour = self.mesh
         visible_from = self._log_reads + 1 + self.log_delay
+        self.batches_seen += 1
+        starting = self.batches_seen <= behaviour.closed_batches
         for index in range(int(spec["count"])):
             rid = f"{spec['prefix']}{index}"
             if behaviour.fail_with and behaviour.fail_with.startswith("error:"):
@@ -332,7 +336,9 @@ class FakeKube:
                 cluster = (
                     f"outbound|8080|{version}|fleetman-staff-service.{namespace}.svc.cluster.local"
                 )
-            body = behaviour.body if status < 500 else "no healthy upstream"
+            if starting:
+                status, flags = 503, "URX,UF"
+            body = behaviour.body if status < 500 else "upstream connect error"
             lines.append({"rid": rid, "status": status, "body": body, "seconds": 0.002})
             if not self.drop_log_lines:
                 entry = {

@@ -142,16 +142,18 @@ def test_pods_are_the_labs_with_their_real_labels(deployed: KindMesh) -> None:
 def test_one_exec_per_batch_with_the_exact_command(deployed: KindMesh, kube: FakeKube) -> None:
     outcomes = deployed.send(ProbeRequest(URL, headers={"x-user": "a"}), 10)
     assert len(outcomes) == 10
-    (argv,) = kube.exec_calls
-    assert argv[:3] == ["python3", "/meshlab/probe.py", "batch"]
-    assert json.loads(argv[3]) == {
+    warmup, counted = kube.exec_calls  # a warm-up batch, then one counted batch
+    for argv in (warmup, counted):
+        assert argv[:3] == ["python3", "/meshlab/probe.py", "batch"]
+    assert json.loads(warmup[3]) == {
         "url": URL,
         "method": "GET",
         "headers": {"x-user": "a"},
-        "count": 10,
+        "count": 20,
         "prefix": "meshlab-ab-1-",
         "timeout": 30.0,
     }
+    assert json.loads(counted[3])["prefix"] == "meshlab-ab-2-"
 
 
 def test_outcomes_name_the_serving_pod(deployed: KindMesh) -> None:
@@ -176,28 +178,28 @@ def test_batches_grow_to_a_couple_of_seconds_and_the_rest_is_kept(
     deployed: KindMesh, kube: FakeKube
 ) -> None:
     first = deployed.send(ProbeRequest(URL), 10)
-    assert deployed.requests_sent == 10  # the first batch only measures
-    second = deployed.send(ProbeRequest(URL), 10)  # 2 ms a request: the next batch is full
-    assert deployed.requests_sent == 10 + MAX_BATCH
-    third = deployed.send(ProbeRequest(URL), 10)  # served from what was already sent
-    assert len(kube.exec_calls) == 2
-    assert [len(first), len(second), len(third)] == [10, 10, 10]
-    assert deployed.requests_served == 30
-    assert json.loads(kube.exec_calls[1][3])["count"] == MAX_BATCH
-    other = deployed.send(ProbeRequest(URL, headers={"end-user": "x"}), 5)  # another request
-    assert len(other) == 5
+    # the warm-up batch measured 2 ms a request, so the first counted batch is a full one
+    assert (deployed.requests_warmup, deployed.requests_sent) == (20, 20 + MAX_BATCH)
+    second = deployed.send(ProbeRequest(URL), 10)  # served from what was already sent
+    third = deployed.send(ProbeRequest(URL), MAX_BATCH)  # 480 left: one more batch
     assert len(kube.exec_calls) == 3
+    assert [len(first), len(second), len(third)] == [10, 10, MAX_BATCH]
+    assert deployed.requests_served == 20 + MAX_BATCH
+    assert [json.loads(c[3])["count"] for c in kube.exec_calls] == [20, MAX_BATCH, MAX_BATCH]
+    other = deployed.send(ProbeRequest(URL, headers={"end-user": "x"}), 5)  # another request
+    assert len(other) == 5  # same host and port: no second warm-up
+    assert len(kube.exec_calls) == 4
 
 
 def test_outcomes_come_in_the_order_they_were_sent(deployed: KindMesh, kube: FakeKube) -> None:
-    deployed.send(ProbeRequest(URL), 1)
+    deployed.send(ProbeRequest(URL), 1)  # warm-up (20 requests), then a batch of 500
     seen = [o.pod for o in deployed.send(ProbeRequest(URL), 60)]
     log = [
         json.loads(line) for line in kube.logs(NS, "meshlab-probe", "istio-proxy", 0).splitlines()
     ]
     ips = {p.detail.split("IP ")[1].split(",")[0]: p.name for p in deployed.pods}
     in_log = [ips[entry["upstream_host"].split(":")[0]] for entry in log]
-    assert seen == in_log[1:61]
+    assert seen == in_log[21:81]
 
 
 def test_failures_without_a_pod(deployed: KindMesh, kube: FakeKube) -> None:
@@ -217,13 +219,44 @@ def test_access_log_lines_arrive_late(deployed: KindMesh, kube: FakeKube) -> Non
     assert isinstance(clock, FakeClock)
     outcomes = deployed.send(ProbeRequest(URL), 5)
     assert all(o.pod for o in outcomes)
-    assert clock.slept == [0.5, 0.5]
+    assert clock.slept == [0.5] * 4  # two reads per batch, warm-up and counted
 
 
 def test_no_access_log_is_an_error_not_a_guess(deployed: KindMesh, kube: FakeKube) -> None:
     kube.drop_log_lines = True
-    with pytest.raises(BackendError, match="logged no access-log line for 3 of 3 requests"):
+    with pytest.raises(BackendError, match="logged no access-log line for 20 of 20 requests"):
         deployed.send(ProbeRequest(URL), 3)
+
+
+def test_warm_up_waits_for_apps_that_are_still_starting(deployed: KindMesh, kube: FakeKube) -> None:
+    kube.mesh.closed_batches = 3  # Spring Boot still starting: connection refused (URX,UF)
+    lines: list[str] = []
+    deployed.progress = lines.append
+    outcomes = deployed.send(ProbeRequest(URL), 10)
+    assert all(o.status == 200 for o in outcomes)  # nothing from the warm-up is counted
+    assert deployed.requests_warmup == 4 * 20
+    assert len(lines) == 3
+    assert lines[0] == (
+        "warming up fleetman-staff-service:8080: 20 of 20 requests found no listening app yet "
+        "(Envoy flag UF); its pods may still be starting"
+    )
+
+
+def test_warm_up_gives_up_and_counts_what_the_mesh_does(deployed: KindMesh, kube: FakeKube) -> None:
+    kube.mesh.closed_batches = 10**6  # e.g. a Service whose targetPort nothing listens on
+    lines: list[str] = []
+    deployed.progress = lines.append
+    outcomes = deployed.send(ProbeRequest(URL), 10)
+    assert {o.bucket("version") for o in outcomes} == {"HTTP 503"}
+    assert {o.response_flags for o in outcomes} == {"URX,UF"}
+    assert lines[-1].endswith("still find no listening app (Envoy flag UF); counting anyway")
+
+
+def test_routing_failures_are_no_reason_to_wait(deployed: KindMesh, kube: FakeKube) -> None:
+    kube.mesh.fail_with = "HTTP 503 NC"  # a subset with no cluster: the lab is measured as is
+    deployed.send(ProbeRequest(URL), 10)
+    assert deployed.requests_warmup == 20
+    assert len(kube.exec_calls) == 2
 
 
 def test_probe_output_is_checked() -> None:

@@ -293,6 +293,7 @@ class KindBackend:
                 if mesh is not None:
                     self.facts["requests_sent"] = str(mesh.requests_sent)
                     self.facts["requests_counted"] = str(mesh.requests_served)
+                    self.facts["requests_warmup"] = str(mesh.requests_warmup)
 
     def _drop_namespace(self, kube: Kube, namespace: str) -> None:
         keep = self.options.keep_namespace or self.options.keep_cluster

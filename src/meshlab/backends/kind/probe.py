@@ -7,6 +7,14 @@ logs every request with Envoy's `%UPSTREAM_HOST%` (the address of the pod that a
 provider). meshlab reads the log through the API, maps the address to the pod with that IP
 in the lab's namespace, and so gets the pod's name and its real labels.
 
+Warm-up: a pod is Ready when its containers run, and the fleetman images declare no readiness
+probe, so a Java app may still be starting when the rollout is done. Before the first counted
+request to a host and port, meshlab sends batches of WARMUP_BATCH requests and discards them
+until none finds a closed port (Envoy's UF flag: upstream connection failure), or until
+WARMUP_TIMEOUT. Routing answers such as NC, NR, UH or an injected fault end the warm-up at
+once, so a lab that is meant to fail is measured as it is. Only requests after the warm-up
+count, and whether one is discarded never depends on which subset served it.
+
 Batching: one exec into the probe pod runs a whole batch (podscript.py), and a batch is
 grown past what a check asked for, to about two seconds of requests, with the surplus kept
 for the next call with the same request. Outcomes are handed out in the order the requests
@@ -48,6 +56,9 @@ LOG_TIMEOUT = 20.0  # istio-proxy flushes its access log every second
 LOG_POLL = 0.5
 SYNC_TIMEOUT = 90.0
 SYNC_POLL = 1.0
+WARMUP_BATCH = 20
+WARMUP_TIMEOUT = 180.0
+WARMUP_PAUSE = 2.0
 
 
 def probe_objects(namespace: str) -> list[Obj]:
@@ -238,7 +249,9 @@ class KindMesh:
         self.access_log = AccessLog(kube, namespace, self.clock)
         self.requests_sent = 0
         self.requests_served = 0
+        self.requests_warmup = 0
         self.batches = 0
+        self._warm: set[tuple[str, int]] = set()
         self._buffers: dict[tuple[str, str, tuple[tuple[str, str], ...]], deque[Outcome]] = {}
         self._seconds_per_request: float | None = None
         self._pods: list[PodInfo] = []
@@ -264,12 +277,39 @@ class KindMesh:
     def send(self, request: ProbeRequest, count: int) -> list[Outcome]:
         if count <= 0:
             return []
+        if (request.host, request.port) not in self._warm:
+            self._warm_up(request)
         key = (request.method, request.url, tuple(sorted(request.headers.items())))
         buffer = self._buffers.setdefault(key, deque())
         while len(buffer) < count:
             buffer.extend(self._batch(request, self.batch_size(count - len(buffer))))
         self.requests_served += count
         return [buffer.popleft() for _ in range(count)]
+
+    def _warm_up(self, request: ProbeRequest) -> None:
+        """Discard batches while the app behind the route is not listening yet."""
+        started = self.clock.monotonic()
+        while True:
+            outcomes = self._batch(request, WARMUP_BATCH)
+            self.requests_warmup += len(outcomes)
+            closed = sum(1 for o in outcomes if cannot_connect(o))
+            waited = self.clock.monotonic() - started
+            if closed == 0:
+                break
+            if waited >= WARMUP_TIMEOUT:
+                self.progress(
+                    f"{request.host}:{request.port}: after {waited:.0f} s, {closed} of "
+                    f"{len(outcomes)} requests still find no listening app (Envoy flag UF); "
+                    "counting anyway"
+                )
+                break
+            self.progress(
+                f"warming up {request.host}:{request.port}: {closed} of {len(outcomes)} "
+                "requests found no listening app yet (Envoy flag UF); its pods may still be "
+                "starting"
+            )
+            self.clock.sleep(WARMUP_PAUSE)
+        self._warm.add((request.host, request.port))
 
     def batch_size(self, needed: int) -> int:
         """What one exec sends: at least `needed`, else about TARGET_BATCH_SECONDS' worth."""
@@ -378,6 +418,11 @@ class KindMesh:
                     f"{SYNC_TIMEOUT:.0f} s:\n" + "\n".join(f"  {p}" for p in problems)
                 )
             self.clock.sleep(SYNC_POLL)
+
+
+def cannot_connect(outcome: Outcome) -> bool:
+    """Envoy found the upstream port closed (UF, possibly after retries: URX,UF)."""
+    return "UF" in outcome.response_flags.split(",")
 
 
 def parse_batch(stdout: str, prefix: str, count: int) -> list[dict[str, Any]]:
