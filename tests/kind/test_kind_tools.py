@@ -214,3 +214,29 @@ def test_cache_dir_follows_the_platform(monkeypatch: pytest.MonkeyPatch, tmp_pat
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     if sys.platform.startswith("linux"):
         assert tools.cache_dir() == tmp_path / "xdg" / "meshlab"
+
+
+def test_preflight_says_what_would_be_downloaded(runner: FakeRunner, tmp_path: Path) -> None:
+    notes = _tools(runner, tmp_path, {}).preflight("1.31.1")
+    assert notes == [
+        f"kind v0.32.0 will be downloaded from {kind_pin('linux', 'amd64').url}",
+        f"istioctl 1.31.1 will be downloaded from {istioctl_pin('1.31.1', 'linux', 'amd64').url}",
+    ]
+    assert runner.calls == []  # nothing is run or fetched to find out
+    on_path = _tools(runner, tmp_path, {}, which=lambda name: f"/usr/local/bin/{name}")
+    assert on_path.preflight("1.31.1") == []  # on PATH: the version is checked at the start
+
+
+def test_preflight_refuses_what_cannot_be_had(runner: FakeRunner, tmp_path: Path) -> None:
+    with pytest.raises(BackendUnavailable, match=r"\$MESHLAB_KIND is .* not a file"):
+        _tools(runner, tmp_path, {}, env={"MESHLAB_KIND": str(tmp_path / "nope")}).preflight(
+            "1.31.1"
+        )
+    odd = Tools(runner, FakeDownloader({}), cache=tmp_path, env={}, platform_=("linux", "386"))
+    with pytest.raises(BackendUnavailable, match="amd64 and arm64 only"):
+        odd.preflight("1.31.1")
+    windows = Tools(
+        runner, FakeDownloader({}), cache=tmp_path, env={}, platform_=("windows", "amd64")
+    )
+    with pytest.raises(BackendUnavailable, match="MESHLAB_ISTIOCTL"):
+        windows.preflight("1.31.1")

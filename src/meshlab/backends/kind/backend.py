@@ -121,6 +121,7 @@ class KindBackend:
         self._cluster: ClusterHandle | None = None
         self._kube: Kube | None = None
         self._atexit = False
+        self._downloads: list[str] = []
 
     # -- refusing early -------------------------------------------------------------------
 
@@ -161,6 +162,7 @@ class KindBackend:
             return
         if not self.has_module("pytest_kind"):
             raise BackendUnavailable(_EXTRA_HINT)
+        self._downloads = self.tools.preflight(version)
         self.facts["docker"] = check_docker(self.runner, self.which)
 
     def describe(self) -> Mapping[str, str]:
@@ -188,6 +190,8 @@ class KindBackend:
             self._cluster = ExistingCluster(self.options.kubeconfig)
             self._kube = self._kube or self.kube_factory(self.options.kubeconfig)
             return self._kube
+        for note in self._downloads:
+            self.progress(note)
         session = KindSession(
             self.options.cluster_name,
             self.tools,

@@ -259,6 +259,31 @@ class Tools:
         pin = istioctl_pin(version, *self.platform)
         return self._resolve(pin, ENV_ISTIOCTL, ["version", "--remote=false"], pattern)
 
+    def preflight(self, istio_version: str) -> list[str]:
+        """Without running or fetching anything: refuse (BackendUnavailable) when kind or
+        istioctl cannot be had here; else say which of them a run would download."""
+        notes = []
+        os_name, arch = self.platform
+        for name, env in (("kind", ENV_KIND), ("istioctl", ENV_ISTIOCTL)):
+            explicit = self.env.get(env)
+            if explicit:
+                if not Path(explicit).is_file():
+                    raise BackendUnavailable(f"${env} is {explicit}, which is not a file")
+                continue
+            if arch not in ("amd64", "arm64"):
+                raise BackendUnavailable(
+                    f"meshlab downloads {name} for amd64 and arm64 only, and this machine is "
+                    f"{arch}; install {name} yourself and set ${env}"
+                )
+            pin = (
+                kind_pin(os_name, arch)
+                if name == "kind"
+                else istioctl_pin(istio_version, os_name, arch)
+            )
+            if not self._cached_path(pin).is_file() and self.which(name) is None:
+                notes.append(f"{name} {pin.version} will be downloaded from {pin.url}")
+        return notes
+
     # -- internals ------------------------------------------------------------------------
 
     def _resolve(
