@@ -7,6 +7,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import scipy.optimize
+import scipy.special  # noqa: F401
+
+# meshlab imports scipy on first use. pytester's in-process runs restore sys.modules after
+# each run, and numpy refuses to load twice in one process: load scipy before any of them.
 
 pytest_plugins = ["pytester"]
 
