@@ -16,6 +16,7 @@ from meshlab.manifests.load import load_manifests
 from meshlab.mesh.plan import (
     DEFAULT_RETRY_ON,
     Forward,
+    HashPolicyPlan,
     MeshPlan,
     RoutePlan,
     VirtualHostPlan,
@@ -867,7 +868,7 @@ def test_subset_load_balancer_replaces_the_rules(tmp_path: Path) -> None:
 def test_consistent_hash_header_gives_ring_hash_and_a_hash_policy() -> None:
     plan = build_plan(load_manifests([APPS, DATA / "ring-hash.yaml"]))
     [route] = routes(plan)
-    assert route.hash_header == "x-user"
+    assert route.hash_policy == HashPolicyPlan("header", "x-user")
     [envoy] = envoy_routes(plan)
     assert envoy["route"]["hash_policy"] == [{"header": {"header_name": "x-user"}}]
     # Istio: a single-destination route with a hash retries without previous_hosts
@@ -895,9 +896,52 @@ def test_consistent_hash_on_the_default_route(tmp_path: Path) -> None:
     )
     [route] = routes(plan)
     assert route.name == "default"
-    assert route.hash_header == "x-user"
+    assert route.hash_policy == HashPolicyPlan("header", "x-user")
     [envoy] = envoy_routes(plan)
     assert envoy["route"]["hash_policy"] == [{"header": {"header_name": "x-user"}}]
+
+
+@pytest.mark.parametrize(
+    ("consistent_hash", "policy", "envoy"),
+    [
+        (
+            "{httpCookie: {name: user, ttl: 60s, path: /}}",
+            HashPolicyPlan("cookie", "user", 60.0, "/"),
+            {"cookie": {"name": "user", "ttl": "60s", "path": "/"}},
+        ),
+        (
+            "{useSourceIp: true}",
+            HashPolicyPlan("source_ip"),
+            {"connection_properties": {"source_ip": True}},
+        ),
+        (
+            "{httpQueryParameterName: user}",
+            HashPolicyPlan("query_parameter", "user"),
+            {"query_parameter": {"name": "user"}},
+        ),
+    ],
+)
+def test_every_consistent_hash_key_becomes_an_envoy_hash_policy(
+    tmp_path: Path, consistent_hash: str, policy: HashPolicyPlan, envoy: dict[str, Any]
+) -> None:
+    plan = plan_of(
+        tmp_path,
+        f"""
+        apiVersion: networking.istio.io/v1
+        kind: DestinationRule
+        metadata:
+          name: staff
+        spec:
+          host: fleetman-staff-service
+          trafficPolicy:
+            loadBalancer:
+              consistentHash: {consistent_hash}
+        """,
+    )
+    [route] = routes(plan)
+    assert route.hash_policy == policy
+    [rendered] = envoy_routes(plan)
+    assert rendered["route"]["hash_policy"] == [envoy]
 
 
 def test_the_hash_policy_comes_from_the_destinations_rule(tmp_path: Path) -> None:
@@ -934,8 +978,8 @@ def test_the_hash_policy_comes_from_the_destinations_rule(tmp_path: Path) -> Non
         ),
         files=(LAB2 / "fleetman.yaml",),
     )
-    assert routes(plan, WEBAPP, 80)[0].hash_header == "x-user"
-    assert routes(plan, STAFF, 8080)[0].hash_header is None
+    assert routes(plan, WEBAPP, 80)[0].hash_policy == HashPolicyPlan("header", "x-user")
+    assert routes(plan, STAFF, 8080)[0].hash_policy is None
 
 
 # --- retries and timeouts ------------------------------------------------------------------

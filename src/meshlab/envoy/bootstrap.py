@@ -17,6 +17,7 @@ from meshlab.mesh.plan import (
     DirectResponse,
     FaultPlan,
     Forward,
+    HashPolicyPlan,
     HeaderMatchPlan,
     ListenerPlan,
     MeshPlan,
@@ -224,13 +225,28 @@ def _route_action(route: RoutePlan, action: Forward) -> dict[str, Any]:
     out["timeout"] = _seconds(route.timeout_s)
     if route.retry is not None:
         out["retry_policy"] = _retry(route.retry)
-    if route.hash_header:
-        out["hash_policy"] = [{"header": {"header_name": route.hash_header}}]
+    if route.hash_policy is not None:
+        out["hash_policy"] = [_hash_policy(route.hash_policy)]
     if route.prefix_rewrite:
         out["prefix_rewrite"] = route.prefix_rewrite
     if route.authority_rewrite:
         out["host_rewrite_literal"] = route.authority_rewrite
     return out
+
+
+def _hash_policy(policy: HashPolicyPlan) -> dict[str, Any]:
+    if policy.kind == "header":
+        return {"header": {"header_name": policy.name}}
+    if policy.kind == "cookie":
+        cookie: dict[str, Any] = {"name": policy.name}
+        if policy.ttl_s is not None:
+            cookie["ttl"] = _seconds(policy.ttl_s)
+        if policy.path:
+            cookie["path"] = policy.path
+        return {"cookie": cookie}
+    if policy.kind == "source_ip":
+        return {"connection_properties": {"source_ip": True}}
+    return {"query_parameter": {"name": policy.name}}
 
 
 def _seconds(value: float) -> str:

@@ -298,9 +298,23 @@ class Subset(Strict):
         return check_labels(value)
 
 
+class HTTPCookie(Strict):
+    name: str = Field(min_length=1)
+    path: str | None = None
+    ttl: str | None = None
+    attributes: Any = None
+
+    @field_validator("ttl")
+    @classmethod
+    def _ttl(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_duration(value)
+        return value
+
+
 class ConsistentHash(Strict):
     httpHeaderName: str | None = None
-    httpCookie: Any = None
+    httpCookie: HTTPCookie | None = None
     useSourceIp: bool | None = None
     httpQueryParameterName: str | None = None
     ringHash: Any = None

@@ -120,6 +120,17 @@ class FaultPlan:
     abort_percent: float = 0.0
 
 
+@dataclass(frozen=True)
+class HashPolicyPlan:
+    """What a consistent hash keys on: a header, a cookie (Envoy sets it when a ttl is given),
+    the client's address, or a query parameter."""
+
+    kind: Literal["header", "cookie", "source_ip", "query_parameter"]
+    name: str = ""
+    ttl_s: float | None = None
+    path: str | None = None
+
+
 @dataclass
 class RoutePlan:
     name: str
@@ -128,7 +139,7 @@ class RoutePlan:
     timeout_s: float = 0.0
     retry: RetryPlan | None = None
     fault: FaultPlan | None = None
-    hash_header: str | None = None
+    hash_policy: HashPolicyPlan | None = None
     prefix_rewrite: str | None = None
     authority_rewrite: str | None = None
     request_headers_set: dict[str, str] = field(default_factory=dict)
@@ -343,11 +354,21 @@ def _consistent_hash(rule: MergedRule | None, subset: str | None) -> istio.Consi
     return lb.consistentHash if lb else None
 
 
-def _hash_header(rule: MergedRule | None, subset: str | None) -> str | None:
-    """The consistent-hash header for a route, if the hash is on a header."""
+def _hash_policy(rule: MergedRule | None, subset: str | None) -> HashPolicyPlan | None:
+    """Istio's ConsistentHashToHashPolicy: the route's hash key for this destination."""
     consistent_hash = _consistent_hash(rule, subset)
-    if consistent_hash and consistent_hash.httpHeaderName:
-        return consistent_hash.httpHeaderName.lower()
+    if consistent_hash is None:
+        return None
+    if consistent_hash.httpHeaderName:
+        return HashPolicyPlan("header", consistent_hash.httpHeaderName.lower())
+    if consistent_hash.httpCookie is not None:
+        cookie = consistent_hash.httpCookie
+        ttl = istio.parse_duration(cookie.ttl) if cookie.ttl else None
+        return HashPolicyPlan("cookie", cookie.name, ttl, cookie.path)
+    if consistent_hash.useSourceIp:
+        return HashPolicyPlan("source_ip")
+    if consistent_hash.httpQueryParameterName:
+        return HashPolicyPlan("query_parameter", consistent_hash.httpQueryParameterName)
     return None
 
 
@@ -407,7 +428,7 @@ def _default_route(service: MeshService, port: int, rule: MergedRule | None) -> 
         RouteMatchPlan(),
         Forward((target,), weighted=False),
         retry=_default_retry(),
-        hash_header=_hash_header(rule, None),
+        hash_policy=_hash_policy(rule, None),
     )
 
 
@@ -481,7 +502,7 @@ def _route(
     if isinstance(plan.action, Forward) and len(plan.action.targets) == 1:
         target = plan.action.targets[0]  # the hash comes from the destination's own rule
         rule = rule_for(target.host)
-        plan.hash_header = _hash_header(rule, target.subset)
+        plan.hash_policy = _hash_policy(rule, target.subset)
         hashed = _consistent_hash(rule, target.subset) is not None
     # Istio's ConvertPolicy(policy, consistentHash): no previous_hosts next to a hash policy.
     plan.retry = _retry(http.retries, hashed=hashed)
