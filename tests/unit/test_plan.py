@@ -1088,3 +1088,61 @@ def test_timeout_defaults_to_zero_and_takes_the_vs_value(tmp_path: Path) -> None
     )
     assert routes(plan)[0].timeout_s == 1.5
     assert envoy_routes(plan)[0]["route"]["timeout"] == "1.500s"
+
+
+def _header_plan(tmp_path: Path) -> MeshPlan:
+    return plan_of(
+        tmp_path,
+        SUBSETS,
+        vs(
+            """
+            hosts: [fleetman-staff-service]
+            http:
+            - headers:
+                request:
+                  set: {x-env: lab}
+                  add: {x-trace: meshlab}
+                  remove: [x-debug]
+                response:
+                  set: {x-served-by: mesh}
+              route:
+              - destination: {host: fleetman-staff-service, subset: safe}
+                weight: 90
+                headers:
+                  request: {add: {x-canary: "no"}}
+              - destination: {host: fleetman-staff-service, subset: risky}
+                weight: 10
+                headers:
+                  response: {set: {x-canary: "yes"}}
+            """
+        ),
+    )
+
+
+def test_header_operations_set_overwrites_add_appends_remove_drops(tmp_path: Path) -> None:
+    [route] = envoy_routes(_header_plan(tmp_path))
+    assert route["request_headers_to_add"] == [
+        {"header": {"key": "x-env", "value": "lab"}, "append_action": "OVERWRITE_IF_EXISTS_OR_ADD"},
+        {
+            "header": {"key": "x-trace", "value": "meshlab"},
+            "append_action": "APPEND_IF_EXISTS_OR_ADD",
+        },
+    ]
+    assert route["request_headers_to_remove"] == ["x-debug"]
+    assert route["response_headers_to_add"][0]["header"] == {"key": "x-served-by", "value": "mesh"}
+    safe, risky = route["route"]["weighted_clusters"]["clusters"]
+    assert safe["request_headers_to_add"][0]["append_action"] == "APPEND_IF_EXISTS_OR_ADD"
+    assert risky["response_headers_to_add"][0]["header"] == {"key": "x-canary", "value": "yes"}
+
+
+@pytest.mark.envoy
+def test_header_operations_are_valid_envoy_config(tmp_path: Path) -> None:
+    from meshlab.envoy.binary import find_envoy
+    from meshlab.envoy.process import validate_bootstrap, write_bootstrap
+
+    plan = _header_plan(tmp_path)
+    config = write_bootstrap(
+        render_bootstrap(plan, placeholder_addresses(plan)), tmp_path / "envoy.json"
+    )
+    ok, output = validate_bootstrap(find_envoy(), config)
+    assert ok, output

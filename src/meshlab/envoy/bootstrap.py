@@ -19,6 +19,7 @@ from meshlab.mesh.plan import (
     Forward,
     HashPolicyPlan,
     HeaderMatchPlan,
+    HeaderOpsPlan,
     ListenerPlan,
     MeshPlan,
     Redirect,
@@ -166,8 +167,8 @@ def _http_connection_manager(
     }
 
 
-def _header(key: str, value: str) -> dict[str, Any]:
-    return {"header": {"key": key, "value": value}, "append_action": "OVERWRITE_IF_EXISTS_OR_ADD"}
+def _header(key: str, value: str, action: str = "OVERWRITE_IF_EXISTS_OR_ADD") -> dict[str, Any]:
+    return {"header": {"key": key, "value": value}, "append_action": action}
 
 
 def _virtual_host(vhost: VirtualHostPlan) -> dict[str, Any]:
@@ -201,16 +202,20 @@ def _route(route: RoutePlan) -> dict[str, Any]:
         out["route"] = _route_action(route, action)
     if route.fault is not None:
         out["typed_per_filter_config"] = {"envoy.filters.http.fault": _fault(route.fault)}
-    if route.request_headers_set:
-        out["request_headers_to_add"] = [
-            _header(k, v) for k, v in route.request_headers_set.items()
-        ]
-    if route.request_headers_remove:
-        out["request_headers_to_remove"] = list(route.request_headers_remove)
-    if route.response_headers_set:
-        out["response_headers_to_add"] = [
-            _header(k, v) for k, v in route.response_headers_set.items()
-        ]
+    out.update(_header_ops("request", route.request_headers))
+    out.update(_header_ops("response", route.response_headers))
+    return out
+
+
+def _header_ops(direction: str, ops: HeaderOpsPlan) -> dict[str, Any]:
+    """Envoy's `<direction>_headers_to_add/_to_remove`: set overwrites, add appends."""
+    out: dict[str, Any] = {}
+    added = [_header(k, v) for k, v in ops.set]
+    added += [_header(k, v, "APPEND_IF_EXISTS_OR_ADD") for k, v in ops.add]
+    if added:
+        out[f"{direction}_headers_to_add"] = added
+    if ops.remove:
+        out[f"{direction}_headers_to_remove"] = list(ops.remove)
     return out
 
 
@@ -218,7 +223,12 @@ def _route_action(route: RoutePlan, action: Forward) -> dict[str, Any]:
     out: dict[str, Any] = {}
     if action.weighted:
         out["weighted_clusters"] = {
-            "clusters": [{"name": t.cluster, "weight": t.weight} for t in action.targets]
+            "clusters": [
+                {"name": t.cluster, "weight": t.weight}
+                | _header_ops("request", t.request_headers)
+                | _header_ops("response", t.response_headers)
+                for t in action.targets
+            ]
         }
     else:
         out["cluster"] = action.targets[0].cluster

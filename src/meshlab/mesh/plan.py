@@ -9,7 +9,7 @@ renderer and the expectation code both read the plan, so they cannot disagree.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal
 
 from meshlab.errors import Location
@@ -75,12 +75,35 @@ class RouteMatchPlan:
 
 
 @dataclass(frozen=True)
+class HeaderOpsPlan:
+    """Istio's HeaderOperations: `set` overwrites, `add` appends, `remove` drops."""
+
+    set: tuple[tuple[str, str], ...] = ()
+    add: tuple[tuple[str, str], ...] = ()
+    remove: tuple[str, ...] = ()
+
+    @staticmethod
+    def of(ops: istio.HeaderOperations | None) -> HeaderOpsPlan:
+        if ops is None:
+            return HeaderOpsPlan()
+        return HeaderOpsPlan(tuple(ops.set.items()), tuple(ops.add.items()), tuple(ops.remove))
+
+    def __add__(self, other: HeaderOpsPlan) -> HeaderOpsPlan:
+        return HeaderOpsPlan(self.set + other.set, self.add + other.add, self.remove + other.remove)
+
+    def __bool__(self) -> bool:
+        return bool(self.set or self.add or self.remove)
+
+
+@dataclass(frozen=True)
 class WeightedTarget:
     cluster: str
     weight: int
     host: str
     subset: str | None
     location: Location | None
+    request_headers: HeaderOpsPlan = HeaderOpsPlan()
+    response_headers: HeaderOpsPlan = HeaderOpsPlan()
 
 
 @dataclass(frozen=True)
@@ -142,9 +165,8 @@ class RoutePlan:
     hash_policy: HashPolicyPlan | None = None
     prefix_rewrite: str | None = None
     authority_rewrite: str | None = None
-    request_headers_set: dict[str, str] = field(default_factory=dict)
-    request_headers_remove: list[str] = field(default_factory=list)
-    response_headers_set: dict[str, str] = field(default_factory=dict)
+    request_headers: HeaderOpsPlan = HeaderOpsPlan()
+    response_headers: HeaderOpsPlan = HeaderOpsPlan()
     virtual_service: Resource | None = None
     location: Location | None = None
 
@@ -510,11 +532,14 @@ def _route(
     if http.rewrite:
         plan.prefix_rewrite = http.rewrite.uri
         plan.authority_rewrite = http.rewrite.authority
-    if http.headers and http.headers.request:
-        plan.request_headers_set = {**http.headers.request.add, **http.headers.request.set}
-        plan.request_headers_remove = list(http.headers.request.remove)
-    if http.headers and http.headers.response:
-        plan.response_headers_set = {**http.headers.response.add, **http.headers.response.set}
+    if http.headers is not None:
+        plan.request_headers = HeaderOpsPlan.of(http.headers.request)
+        plan.response_headers = HeaderOpsPlan.of(http.headers.response)
+    if isinstance(plan.action, Forward) and not plan.action.weighted:
+        # One destination: Istio puts its header operations on the route itself.
+        only = plan.action.targets[0]
+        plan.request_headers += only.request_headers
+        plan.response_headers += only.response_headers
     for unsupported in ("mirror", "mirrors", "corsPolicy", "delegate"):
         if getattr(http, unsupported) is not None:
             notes.append(
@@ -589,6 +614,8 @@ def _action(
                 host,
                 dest.destination.subset,
                 location,
+                HeaderOpsPlan.of(dest.headers.request if dest.headers else None),
+                HeaderOpsPlan.of(dest.headers.response if dest.headers else None),
             )
         )
     if len(targets) == 1:
