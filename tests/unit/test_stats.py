@@ -36,6 +36,7 @@ from meshlab.stats import (
     fixed_sample_size,
     fixed_split_test,
     normalise_shares,
+    sequential_cap,
     share_band,
 )
 
@@ -245,6 +246,28 @@ def test_small_shares_need_a_larger_cap() -> None:
     assert short.p_cap > 0.2
     longer = _sequential_oc(shares, Design(cap=4800), truth=0.025)
     assert longer.p_pass + longer.p_cap <= DEFAULT_DESIGN.beta
+
+
+@pytest.mark.parametrize("minor", [5, 3])
+def test_sequential_cap_restores_beta_for_small_shares(minor: int) -> None:
+    shares = normalise_shares({"stable": 100 - minor, "canary": minor})
+    cap = sequential_cap(shares)
+    assert cap > DEFAULT_DESIGN.cap
+    design = Design(cap=cap)
+    low, high = share_band(minor / 100, design.delta)
+    for truth in (low, high):
+        shifted = _sequential_oc(shares, design, truth=truth)
+        assert shifted.p_pass + shifted.p_cap <= DEFAULT_DESIGN.beta, (minor, truth, shifted)
+    correct = _sequential_oc(shares, design)
+    assert correct.p_fail <= DEFAULT_DESIGN.alpha
+    assert correct.p_cap <= 1e-6
+
+
+def test_sequential_cap_is_never_below_the_design_cap_or_twice_fixed_n() -> None:
+    assert sequential_cap({"safe": 90, "risky": 10}) == 3520  # 2 x 1759, whole batches
+    assert sequential_cap({"a": 50, "b": 50}) == 3150  # 2 x 1573
+    assert sequential_cap({"only": 1}) == DEFAULT_DESIGN.cap
+    assert sequential_cap({"a": 90, "b": 10}, Design(cap=5000)) == 5000
 
 
 # --------------------------------------------------------------------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter, defaultdict
+from dataclasses import replace
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
@@ -24,6 +25,7 @@ from meshlab.stats import (
     anytime_interval,
     fixed_sample_size,
     fixed_split_test,
+    sequential_cap,
 )
 
 _METHODS = Literal["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
@@ -128,7 +130,7 @@ class _Sampler:
         self.context.progress(sum(self.counts.values()), total_guess)
 
     def sequential(self, expected: dict[str, float]) -> SplitVerdict:
-        design = self.context.design
+        design = replace(self.context.design, cap=sequential_cap(expected, self.context.design))
         test = SequentialSplitTest(expected, design)
         guess = design.cap
         while True:
