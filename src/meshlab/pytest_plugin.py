@@ -28,7 +28,6 @@ from meshlab.checks import Check, CheckContext, CheckResult
 from meshlab.errors import BackendUnavailable, InputError, MeshlabError
 from meshlab.lab import LAB_FILE
 from meshlab.runner import PreparedLab, prepare, run_check
-from meshlab.stats import Design
 
 
 def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginManager) -> None:
@@ -186,12 +185,8 @@ class _Labs:
             self.close(key)
 
     def context(self, deployment: _Deployment) -> CheckContext:
-        return CheckContext(
-            resources=deployment.prepared.resources,
-            plan=deployment.prepared.plan,
-            mesh=deployment.mesh,
-            design=Design(),
-            requests_override=self.config.getoption("requests"),
+        return deployment.prepared.context(
+            deployment.mesh, requests=self.config.getoption("requests")
         )
 
 
@@ -234,7 +229,7 @@ class LabCheckItem(pytest.Item):
             if self.config.getoption("backend") != "embedded":
                 pytest.skip(str(exc))
             raise
-        result: CheckResult = run_check(self.check, deployment.prepared, labs.context(deployment))
+        result: CheckResult = run_check(self.check, labs.context(deployment))
         self.user_properties += [
             ("points", result.points),
             ("points_awarded", result.points_awarded),
@@ -296,7 +291,7 @@ class AppliedLab:
         check = next((c for c in self.prepared.lab.checks if c.name == name), None)
         if check is None:
             raise KeyError(f"lab {self.prepared.lab.name} has no check named {name!r}")
-        return run_check(check, self.prepared, self._context())
+        return run_check(check, self._context())
 
 
 @pytest.fixture

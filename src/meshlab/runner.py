@@ -13,7 +13,7 @@ from typing import Any
 
 from meshlab import __version__
 from meshlab.analysis import Diagnostic, analyze
-from meshlab.backends import Backend, get_backend
+from meshlab.backends import Backend, Deployed, get_backend
 from meshlab.checks import Check, CheckContext, CheckResult, registry
 from meshlab.lab import Lab, load_lab
 from meshlab.manifests.load import Resource, load_manifests
@@ -43,6 +43,19 @@ class PreparedLab:
     @property
     def notes(self) -> list[Note]:
         return self.plan.notes
+
+    def context(
+        self, mesh: Deployed, *, design: Design | None = None, requests: int | None = None
+    ) -> CheckContext:
+        """What a check of this lab reads, on a mesh where the lab is deployed."""
+        return CheckContext(
+            resources=self.resources,
+            plan=self.plan,
+            mesh=mesh,
+            design=design or Design(),
+            requests_override=requests,
+            diagnostics=self.diagnostics,
+        )
 
 
 def prepare(path: Path) -> PreparedLab:
@@ -87,7 +100,7 @@ class LabReport:
         }
 
 
-def run_check(check: Check, prepared: PreparedLab, context: CheckContext) -> CheckResult:
+def run_check(check: Check, context: CheckContext) -> CheckResult:
     return registry()[check.kind].run(check, context)
 
 
@@ -105,16 +118,9 @@ def run_lab(
     results = []
     with backend.deploy(prepared.resources, prepared.lab.namespace) as mesh:
         for check in prepared.lab.checks:
-            context = CheckContext(
-                resources=prepared.resources,
-                plan=prepared.plan,
-                mesh=mesh,
-                design=options.design,
-                requests_override=options.requests,
-                diagnostics=prepared.diagnostics,
-            )
+            context = prepared.context(mesh, design=options.design, requests=options.requests)
             if progress is not None:
                 context.progress = progress(check)
-            results.append(run_check(check, prepared, context))
+            results.append(run_check(check, context))
     seconds = time.perf_counter() - started
     return LabReport(prepared.lab, info, results, prepared.notes, seconds, prepared.diagnostics)
