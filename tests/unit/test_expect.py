@@ -36,6 +36,23 @@ def write(tmp_path: Path, text: str, name: str = "rules.yaml") -> Path:
     return path
 
 
+VS_HEAD = """\
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata:
+  name: fleetman-staff-service
+spec:
+  hosts: [fleetman-staff-service]
+  http:
+"""
+
+
+def write_vs(tmp_path: Path, http: str) -> Path:
+    """rules.yaml with a VirtualService for the staff service whose `http` list is `http`."""
+    rules = textwrap.indent(textwrap.dedent(http).strip("\n") + "\n", "  ")
+    return write(tmp_path, VS_HEAD + rules)
+
+
 def line_of(path: Path, text: str) -> int:
     """1-based line of the only line of `path` containing `text`."""
     [line] = [i for i, s in enumerate(path.read_text().splitlines(), 1) if text in s]
@@ -73,16 +90,9 @@ def test_missing_subset_is_asked_for_and_explained_as_nc() -> None:
 
 
 def test_missing_subset_without_any_destination_rule(tmp_path: Path) -> None:
-    rules = write(
+    rules = write_vs(
         tmp_path,
         """
-        apiVersion: networking.istio.io/v1
-        kind: VirtualService
-        metadata:
-          name: fleetman-staff-service
-        spec:
-          hosts: [fleetman-staff-service]
-          http:
           - route:
             - destination: {host: fleetman-staff-service, subset: safe}
         """,
@@ -132,16 +142,9 @@ def test_header_match_selects_a_different_route() -> None:
 
 
 def test_without_headers_follows_envoys_missing_as_empty_rule(tmp_path: Path) -> None:
-    rules = write(
+    rules = write_vs(
         tmp_path,
         """
-        apiVersion: networking.istio.io/v1
-        kind: VirtualService
-        metadata:
-          name: fleetman-staff-service
-        spec:
-          hosts: [fleetman-staff-service]
-          http:
           - name: never
             match:
             - withoutHeaders:
@@ -166,16 +169,9 @@ def test_without_headers_follows_envoys_missing_as_empty_rule(tmp_path: Path) ->
 
 
 def test_fault_abort_percentage_gives_an_http_status_share(tmp_path: Path) -> None:
-    rules = write(
+    rules = write_vs(
         tmp_path,
         """
-        apiVersion: networking.istio.io/v1
-        kind: VirtualService
-        metadata:
-          name: fleetman-staff-service
-        spec:
-          hosts: [fleetman-staff-service]
-          http:
           - fault:
               abort:
                 httpStatus: 503
@@ -207,16 +203,9 @@ def test_replicas_spread_the_share_over_pods(tmp_path: Path) -> None:
 
 
 def test_dotted_destination_host_is_no_service(tmp_path: Path) -> None:
-    rules = write(
+    rules = write_vs(
         tmp_path,
         """
-        apiVersion: networking.istio.io/v1
-        kind: VirtualService
-        metadata:
-          name: fleetman-staff-service
-        spec:
-          hosts: [fleetman-staff-service]
-          http:
           - route:
             - destination: {host: fleetman-staff-service.default}
         """,

@@ -61,6 +61,14 @@ def _match_name(index: int, match: istio.HTTPMatchRequest) -> str:
     return f"[{index}]" + (f' "{match.name}"' if match.name else "")
 
 
+def _unreachable(
+    ctx: Context, vs: Resource, index: int, rule: str, hosts: list[str], reason: str, hint: str
+) -> None:
+    """IST0130 for rule `index`: an earlier rule without match always takes its requests."""
+    location = vs.locate("spec", "http", index)
+    ctx.report(msg.UNREACHABLE_RULE(vs, location, rule=rule, reason=reason, hint=hint, hosts=hosts))
+
+
 class UnreachableRulesAnalyzer(Analyzer):
     metadata = Metadata(
         name="virtualservice.UnreachableRulesAnalyzer",
@@ -85,31 +93,28 @@ class UnreachableRulesAnalyzer(Analyzer):
             first = rule_name(empty_rule, spec.http[empty_rule]) if empty_rule is not None else ""
             if not http.match:
                 if empty_rule is not None:
-                    ctx.report(
-                        msg.UNREACHABLE_RULE(
-                            vs,
-                            vs.locate(*at),
-                            rule=name,
-                            reason=f"only the last rule can have no match ({first} has none)",
-                            hint="a rule without match takes every request: move it last",
-                            hosts=hosts,
-                        )
+                    _unreachable(
+                        ctx,
+                        vs,
+                        i,
+                        name,
+                        hosts,
+                        f"only the last rule can have no match ({first} has none)",
+                        "a rule without match takes every request: move it last",
                     )
                 elif catch_all is not None:
                     self._after_catch_all(ctx, vs, i, name, catch_all, spec)
                 empty_rule = i
                 continue
             if empty_rule is not None:
-                ctx.report(
-                    msg.UNREACHABLE_RULE(
-                        vs,
-                        vs.locate(*at),
-                        rule=name,
-                        reason=f"{first} before it has no match and takes every request",
-                        hint="put rules with a match (headers, uri...) before the rule "
-                        "without match",
-                        hosts=hosts,
-                    )
+                _unreachable(
+                    ctx,
+                    vs,
+                    i,
+                    name,
+                    hosts,
+                    f"{first} before it has no match and takes every request",
+                    "put rules with a match (headers, uri...) before the rule without match",
                 )
                 continue
             duplicates = 0
