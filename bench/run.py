@@ -20,10 +20,10 @@ import statistics
 import time
 from pathlib import Path
 
-from meshlab.backends.base import ProbeRequest
-from meshlab.backends.embedded import EmbeddedBackend
-from meshlab.runner import prepare, run_lab
-from meshlab.stats import Design, expected_requests, fixed_sample_size
+from meshlab.backends.embedded.backend import EmbeddedBackend
+from meshlab.checks.stats import Design, expected_requests, fixed_sample_size
+from meshlab.mesh.request import ProbeRequest
+from meshlab.pipeline import prepare, run_lab
 
 ROOT = Path(__file__).resolve().parent.parent
 LAB = ROOT / "labs" / "2-traffic"

@@ -16,9 +16,9 @@ import sys
 import time
 from typing import Any
 
-from meshlab.processes import ProcessGroup, start_standins
-from meshlab.standins import PodSpec, behaviour_for
-from meshlab.standins.server import Response, Standin, StandinHandler, ready_line
+from meshlab.backends.embedded.processes import ProcessGroup, start_standins
+from meshlab.backends.embedded.standins import PodSpec, behaviour_for
+from meshlab.backends.embedded.standins.server import Response, Standin, StandinHandler, ready_line
 
 IMAGE = "richardchesterwood/istio-fleetman-staff-service:6"
 PATH = "/driver/City%20Truck"

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import json
 
-from meshlab.backends import Deployed, ProbeRequest
+from meshlab.backends.base import Deployed
+from meshlab.mesh.request import ProbeRequest
 
 PLACEHOLDER = "https://rac-istio-course-images.s3.amazonaws.com/placeholder.png"
 URL = "http://fleetman-staff-service:8080/driver/City%20Truck"

@@ -1,7 +1,7 @@
 """meshlab: check Istio traffic rules by sending real traffic through a real Envoy.
 
-This module stays import-light on purpose: stand-in pods start as `python -m meshlab.standins`
-and must not pay for scipy or pydantic at start-up.
+This module stays import-light on purpose: stand-in pods start as
+`python -m meshlab.backends.embedded.standins` and must not pay for scipy or pydantic.
 """
 
 __version__ = "0.1.0"

@@ -18,9 +18,9 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from meshlab import __version__
-from meshlab.backends import available_backends
+from meshlab.backends.registry import available_backends
 from meshlab.errors import EXIT_FAILED, EXIT_PASSED, MeshlabError
-from meshlab.report import render_text, write_json, write_junit
+from meshlab.report.text import render_text, write_json, write_junit
 
 EXIT_INTERRUPTED = 130
 
@@ -115,8 +115,8 @@ def run(
     keep_namespace: bool,
 ) -> None:
     """Apply LAB_DIR's manifests, send traffic as a meshed client, check the observed split."""
-    from meshlab.backends import backend_extras, close_backend, get_backend
-    from meshlab.runner import RunOptions, run_lab
+    from meshlab.backends.registry import backend_extras, close_backend, get_backend
+    from meshlab.pipeline import RunOptions, run_lab
 
     if backend != "kind" and (kubeconfig or keep_cluster or keep_namespace):
         raise click.UsageError(
@@ -203,12 +203,13 @@ def _progress() -> Iterator[Callable[[Any], Callable[[int, int], None]] | None]:
 )
 def list_labs(labs_dir: Path) -> None:
     """List the labs under LABS_DIR with their checks."""
-    from meshlab.lab import LAB_FILE, load_lab
+    from meshlab.checks import load_checked_lab
+    from meshlab.load.lab import LAB_FILE
 
     for lab_file in sorted(labs_dir.glob(f"*/{LAB_FILE}")):
-        lab = load_lab(lab_file)
-        checks = ", ".join(f"{c.name} ({c.kind})" for c in lab.checks)
-        click.echo(f"{lab.name}: {lab.title} — {checks}")
+        checked = load_checked_lab(lab_file)
+        checks = ", ".join(f"{c.name} ({c.kind})" for c in checked.checks)
+        click.echo(f"{checked.lab.name}: {checked.lab.title} — {checks}")
 
 
 @cli.command()
@@ -217,7 +218,7 @@ def list_labs(labs_dir: Path) -> None:
 )
 def doctor(envoy: Path | None) -> None:
     """Say which Envoy the embedded backend would run, and whether it works."""
-    from meshlab.envoy.binary import find_envoy
+    from meshlab.backends.embedded.envoy.binary import find_envoy
 
     binary = find_envoy(envoy)
     click.echo(f"embedded backend: {binary.describe()}")
@@ -226,7 +227,7 @@ def doctor(envoy: Path | None) -> None:
 
 def _kind_status() -> str:
     """Whether `--backend kind` could start here (the same fast check a run makes)."""
-    from meshlab.backends import get_backend
+    from meshlab.backends.registry import get_backend
     from meshlab.errors import BackendUnavailable
 
     try:
@@ -244,8 +245,8 @@ def _kind_status() -> str:
 @click.argument("lab_dir", type=click.Path(path_type=Path))
 def envoy_config(lab_dir: Path) -> None:
     """Print the Envoy configuration meshlab derives from LAB_DIR (pods at placeholder ports)."""
-    from meshlab.envoy.bootstrap import placeholder_addresses, render_bootstrap
-    from meshlab.runner import prepare
+    from meshlab.backends.embedded.envoy.bootstrap import placeholder_addresses, render_bootstrap
+    from meshlab.pipeline import prepare
 
     prepared = prepare(lab_dir)
     config = render_bootstrap(prepared.plan, placeholder_addresses(prepared.plan))
@@ -308,7 +309,7 @@ def results_page(report: Path, output: Path | None) -> None:
     The page has the versioned app graph of each split check and a chart of the observed
     against the configured shares, both as inline SVG (no JavaScript, works offline).
     """
-    from meshlab.results_page import load_report, render_page
+    from meshlab.report.page import load_report, render_page
 
     page = render_page(load_report(report), source=report)
     if output is None:

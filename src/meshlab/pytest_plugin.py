@@ -16,18 +16,13 @@ from typing import Any
 
 import pytest
 
-from meshlab.backends import (
-    Backend,
-    Deployed,
-    ProbeRequest,
-    available_backends,
-    close_backend,
-    get_backend,
-)
+from meshlab.backends.base import Backend, Deployed
+from meshlab.backends.registry import available_backends, close_backend, get_backend
 from meshlab.checks import Check, CheckContext, CheckResult
 from meshlab.errors import BackendUnavailable, InputError, MeshlabError
-from meshlab.lab import LAB_FILE
-from meshlab.runner import PreparedLab, prepare, run_check
+from meshlab.load.lab import LAB_FILE
+from meshlab.mesh.request import ProbeRequest
+from meshlab.pipeline import PreparedLab, prepare, run_check
 
 
 def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginManager) -> None:
@@ -195,10 +190,9 @@ _LABS = pytest.StashKey[_Labs]()
 
 class LabFile(pytest.File):
     def collect(self) -> Iterator[pytest.Item]:
-        from meshlab.lab import load_lab
+        from meshlab.checks import load_checked_lab
 
-        lab = load_lab(self.path)
-        for check in lab.checks:
+        for check in load_checked_lab(self.path).checks:
             yield LabCheckItem.from_parent(self, name=check.name, check=check)
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
@@ -288,7 +282,7 @@ class AppliedLab:
     _context: Callable[[], CheckContext]
 
     def run_check(self, name: str) -> CheckResult:
-        check = next((c for c in self.prepared.lab.checks if c.name == name), None)
+        check = next((c for c in self.prepared.checks if c.name == name), None)
         if check is None:
             raise KeyError(f"lab {self.prepared.lab.name} has no check named {name!r}")
         return run_check(check, self._context())

@@ -193,7 +193,7 @@ Service, Pod, Namespace, ConfigMap, Secret, ServiceAccount; VirtualService, Dest
 Gateway, ServiceEntry, Sidecar (strict), WorkloadEntry, WorkloadGroup (accepted), each in
 `networking.istio.io/v1alpha3`, `v1beta1` and `v1`.
 
-The schemas are meshlab's pydantic models (`meshlab.manifests.k8s`, `meshlab.manifests.istio`).
+The schemas are meshlab's pydantic models (`meshlab.load.k8s`, `meshlab.load.istio`).
 The maintained sources on PyPI were evaluated first (in a scratch virtualenv, nothing
 installed in the project):
 

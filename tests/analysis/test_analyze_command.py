@@ -13,8 +13,8 @@ from meshlab.analysis import analyze_paths
 from meshlab.backends.fake import FakeBackend, weighted_pods
 from meshlab.cli import main
 from meshlab.errors import InputError
-from meshlab.report import render_text
-from meshlab.runner import RunOptions, prepare, run_lab
+from meshlab.pipeline import RunOptions, prepare, run_lab
+from meshlab.report.text import render_text
 
 ROOT = Path(__file__).resolve().parents[2]
 CORPUS = Path(__file__).parent / "corpus"

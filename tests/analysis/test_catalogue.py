@@ -11,7 +11,7 @@ from test_corpus import CASES, expectations
 
 from meshlab.analysis import Context, analyze_paths, analyzers
 from meshlab.analysis.messages import CATALOGUE, by_code
-from meshlab.manifests.load import load_manifests_partial
+from meshlab.load.manifests import load_manifests_partial
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs" / "reference" / "analyzer.md"

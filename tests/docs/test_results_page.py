@@ -18,13 +18,14 @@ import markdown
 import pytest
 from click.testing import CliRunner
 
-from meshlab.backends.base import Outcome, ProbeRequest
+from meshlab.backends.base import Outcome
 from meshlab.backends.fake import FakeBackend
+from meshlab.checks.stats import Design, anytime_interval
 from meshlab.cli import cli
 from meshlab.errors import InputError
-from meshlab.results_page import app_graph_svg, load_report, render_page, share_chart_svg
-from meshlab.runner import RunOptions, run_lab
-from meshlab.stats import Design, anytime_interval
+from meshlab.mesh.request import ProbeRequest
+from meshlab.pipeline import RunOptions, run_lab
+from meshlab.report.page import app_graph_svg, load_report, render_page, share_chart_svg
 
 SVG = "{http://www.w3.org/2000/svg}"
 
@@ -400,7 +401,7 @@ def test_analysis_findings_are_shown_errors_first_and_info_folded() -> None:
 
 def fits(root: ET.Element) -> list[str]:
     """Texts that would stick out of the picture (with the module's generous glyph width)."""
-    from meshlab.results_page import CHAR, FONT_SIZE
+    from meshlab.report.page import CHAR, FONT_SIZE
 
     width = float(root.get("width", "0"))
     height = float(root.get("height", "0"))

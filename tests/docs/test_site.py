@@ -30,8 +30,8 @@ from urllib.parse import unquote, urljoin, urlsplit
 import pytest
 import yaml
 
-from meshlab.results_page import render_page
-from meshlab.runner import run_lab
+from meshlab.pipeline import run_lab
+from meshlab.report.page import render_page
 
 pytestmark = pytest.mark.envoy  # the results page comes from a real run of lab 2
 

@@ -15,11 +15,11 @@ from pathlib import Path
 import psutil
 import pytest
 
-from meshlab.backends.base import ProbeRequest
-from meshlab.backends.embedded import EmbeddedBackend, EmbeddedMesh
+from meshlab.backends.embedded.backend import EmbeddedBackend, EmbeddedMesh
 from meshlab.errors import BackendUnavailable
-from meshlab.expect import configured_split
-from meshlab.manifests.load import load_manifests
+from meshlab.load.manifests import load_manifests
+from meshlab.mesh.expect import configured_split
+from meshlab.mesh.request import ProbeRequest
 
 pytestmark = pytest.mark.envoy
 

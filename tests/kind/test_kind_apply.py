@@ -18,8 +18,8 @@ from meshlab.backends.kind.apply import (
 )
 from meshlab.backends.kind.kube import ApiError
 from meshlab.errors import BackendError, BackendUnavailable
-from meshlab.manifests.load import load_manifests
-from meshlab.runner import prepare
+from meshlab.load.manifests import load_manifests
+from meshlab.pipeline import prepare
 
 RUN = Retarget("default", "meshlab-2-traffic-abc123")
 

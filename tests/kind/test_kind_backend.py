@@ -11,13 +11,13 @@ from pathlib import Path
 import pytest
 from kind_fakes import Events, FakeClock, FakeKube, FakeRunner, FakeSubprocess
 
-from meshlab.backends import available_backends, backend_extras, close_backend, get_backend
-from meshlab.backends.base import ProbeRequest
 from meshlab.backends.kind import KindBackend, KindOptions
 from meshlab.backends.kind.backend import namespace_for
 from meshlab.backends.kind.tools import NODE_IMAGE, Tools
+from meshlab.backends.registry import available_backends, backend_extras, close_backend, get_backend
 from meshlab.errors import BackendError, BackendUnavailable
-from meshlab.runner import RunOptions, prepare, run_lab
+from meshlab.mesh.request import ProbeRequest
+from meshlab.pipeline import RunOptions, prepare, run_lab
 
 URL = "http://fleetman-staff-service:8080/driver/City%20Truck"
 

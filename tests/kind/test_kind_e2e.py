@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from meshlab.backends import Backend
-from meshlab.runner import RunOptions, run_lab
+from meshlab.backends.base import Backend
+from meshlab.pipeline import RunOptions, run_lab
 
 pytestmark = pytest.mark.kind
 

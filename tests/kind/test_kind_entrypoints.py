@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from kind_fakes import Events, FakeClock, FakeKube, FakeRunner, FakeSubprocess
 
-import meshlab.backends
+import meshlab.backends.registry
 from meshlab.backends.kind import KindBackend, KindOptions
 from meshlab.backends.kind.tools import Tools
 from meshlab.cli import main
@@ -95,7 +95,7 @@ def test_a_failing_run_reports_the_clusters_state(  # type: ignore[no-untyped-de
         made.append(backend)
         return backend
 
-    monkeypatch.setattr(meshlab.backends, "get_backend", fake_backend)
+    monkeypatch.setattr(meshlab.backends.registry, "get_backend", fake_backend)
     report = tmp_path / "report.json"
     code, out, _ = _run_cli(
         ["run", str(lab2_dir), "--backend", "kind", "--keep-namespace", "--json", str(report)],

@@ -17,7 +17,7 @@ from meshlab.backends.kind.istio import (
 )
 from meshlab.backends.kind.tools import Tools
 from meshlab.errors import BackendError, BackendUnavailable
-from meshlab.runner import prepare
+from meshlab.pipeline import prepare
 
 KUBECONFIG = Path("/cache/clusters/meshlab/kubeconfig")
 

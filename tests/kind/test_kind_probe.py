@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 from kind_fakes import FakeClock, FakeKube
 
-from meshlab.backends.base import ProbeRequest
 from meshlab.backends.kind import podscript
 from meshlab.backends.kind.apply import Retarget, apply_objects, lab_objects
 from meshlab.backends.kind.kube import ExecResult
@@ -25,7 +24,8 @@ from meshlab.backends.kind.probe import (
     render_routes,
 )
 from meshlab.errors import BackendError
-from meshlab.runner import prepare
+from meshlab.mesh.request import ProbeRequest
+from meshlab.pipeline import prepare
 
 NS = "meshlab-2-traffic-abc123"
 RUN = Retarget("default", NS)

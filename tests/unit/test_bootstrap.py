@@ -14,11 +14,11 @@ from typing import Any
 
 import pytest
 
-from meshlab.envoy.binary import EnvoyBinary, find_envoy
-from meshlab.envoy.bootstrap import placeholder_addresses, render_bootstrap
-from meshlab.envoy.process import validate_bootstrap
+from meshlab.backends.embedded.envoy.binary import EnvoyBinary, find_envoy
+from meshlab.backends.embedded.envoy.bootstrap import placeholder_addresses, render_bootstrap
+from meshlab.backends.embedded.envoy.process import validate_bootstrap
 from meshlab.errors import BackendUnavailable
-from meshlab.manifests.load import load_manifests
+from meshlab.load.manifests import load_manifests
 from meshlab.mesh.plan import build_plan
 
 ROOT = Path(__file__).resolve().parents[2]

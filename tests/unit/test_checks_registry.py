@@ -8,11 +8,10 @@ from typing import Literal
 import pytest
 
 from meshlab.backends.fake import FakeBackend, weighted_pods
-from meshlab.checks import base
+from meshlab.checks import base, load_checked_lab
 from meshlab.checks.base import Check, CheckContext, CheckKind, CheckResult, CheckSpec
 from meshlab.errors import InputError
-from meshlab.lab import load_lab
-from meshlab.runner import run_lab
+from meshlab.pipeline import run_lab
 
 
 class AllOkSpec(CheckSpec):
@@ -28,7 +27,7 @@ class AllOkKind(CheckKind):
     spec_model = AllOkSpec
 
     def run(self, check: Check, context: CheckContext) -> CheckResult:
-        from meshlab.backends.base import ProbeRequest
+        from meshlab.mesh.request import ProbeRequest
 
         spec: AllOkSpec = check.spec
         outcomes = context.mesh.send(ProbeRequest(spec.url), spec.requests)
@@ -59,7 +58,7 @@ def lab_with_new_kind(tmp_path: Path, lab2_dir: Path, monkeypatch: pytest.Monkey
 
 
 def test_registered_kind_is_parsed_and_run(lab_with_new_kind: Path) -> None:
-    lab = load_lab(lab_with_new_kind)
+    lab = load_checked_lab(lab_with_new_kind)
     assert [c.kind for c in lab.checks] == ["all-ok", "split"]
     report = run_lab(lab_with_new_kind, backend=FakeBackend(weighted_pods({"safe": 9, "risky": 1})))
     assert [r.name for r in report.results] == ["ok", "split"]
@@ -70,7 +69,7 @@ def test_new_kind_fields_are_validated_strictly(lab_with_new_kind: Path) -> None
     lab_file = lab_with_new_kind / "lab.yaml"
     lab_file.write_text(lab_file.read_text().replace("    url: http", "    urll: http"))
     with pytest.raises(InputError, match="unknown field"):
-        load_lab(lab_with_new_kind)
+        load_checked_lab(lab_with_new_kind)
 
 
 def test_registering_a_kind_twice_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from meshlab.backends.base import ProbeRequest
-from meshlab.expect import ExpectedSplit, configured_split
-from meshlab.manifests.load import load_manifests
+from meshlab.load.manifests import load_manifests
+from meshlab.mesh.expect import ExpectedSplit, configured_split
 from meshlab.mesh.plan import MeshPlan, build_plan
+from meshlab.mesh.request import ProbeRequest
 
 ROOT = Path(__file__).resolve().parents[2]
 LAB2 = ROOT / "labs" / "2-traffic"

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from meshlab.checks import load_checked_lab
 from meshlab.errors import InputError, InputErrors
-from meshlab.lab import load_lab
+from meshlab.load.lab import load_lab
 
 REPO = Path(__file__).parents[2]
 TRAFFIC_LAB = REPO / "labs" / "2-traffic"
@@ -37,7 +38,7 @@ def write_lab(root: Path, text: str) -> Path:
 
 def errors(root: Path, text: str) -> list[InputError]:
     with pytest.raises(InputError) as caught:
-        load_lab(write_lab(root, text))
+        load_checked_lab(write_lab(root, text))
     exc = caught.value
     return list(exc.errors) if isinstance(exc, InputErrors) else [exc]
 
@@ -198,7 +199,7 @@ def test_check_name_characters(lab_dir: Path) -> None:
 def test_several_lab_errors_are_reported_together(lab_dir: Path) -> None:
     text = GOOD.replace("[rules.yaml]", "[/etc/hosts]") + CHECK.replace("kind: split", "kind: nope")
     found = errors(lab_dir, text)
-    assert [e.location.line for e in found if e.location] == [2, 9]
+    assert [e.location.line for e in found if e.location] == [2, 8, 9]
 
 
 def test_empty_lab_yaml_is_located(lab_dir: Path) -> None:

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from meshlab.errors import InputError, InputErrors
-from meshlab.manifests import istio
-from meshlab.manifests.load import Resource, load_manifests
+from meshlab.load import istio
+from meshlab.load.manifests import Resource, load_manifests
 
 BAD = Path(__file__).parents[1] / "data" / "bad"
 

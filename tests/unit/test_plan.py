@@ -9,10 +9,9 @@ from typing import Any
 
 import pytest
 
-from meshlab.backends.base import ProbeRequest
-from meshlab.envoy.bootstrap import placeholder_addresses, render_bootstrap
-from meshlab.expect import configured_split
-from meshlab.manifests.load import load_manifests
+from meshlab.backends.embedded.envoy.bootstrap import placeholder_addresses, render_bootstrap
+from meshlab.load.manifests import load_manifests
+from meshlab.mesh.expect import configured_split
 from meshlab.mesh.plan import (
     DEFAULT_RETRY_ON,
     Forward,
@@ -22,6 +21,7 @@ from meshlab.mesh.plan import (
     VirtualHostPlan,
     build_plan,
 )
+from meshlab.mesh.request import ProbeRequest
 
 ROOT = Path(__file__).resolve().parents[2]
 LAB2 = ROOT / "labs" / "2-traffic"
@@ -1137,8 +1137,8 @@ def test_header_operations_set_overwrites_add_appends_remove_drops(tmp_path: Pat
 
 @pytest.mark.envoy
 def test_header_operations_are_valid_envoy_config(tmp_path: Path) -> None:
-    from meshlab.envoy.binary import find_envoy
-    from meshlab.envoy.process import validate_bootstrap, write_bootstrap
+    from meshlab.backends.embedded.envoy.binary import find_envoy
+    from meshlab.backends.embedded.envoy.process import validate_bootstrap, write_bootstrap
 
     plan = _header_plan(tmp_path)
     config = write_bootstrap(

@@ -15,10 +15,10 @@ from pathlib import Path
 import psutil
 import pytest
 
-from meshlab import processes
+from meshlab.backends.embedded import processes
+from meshlab.backends.embedded.processes import ProcessGroup, start_standins
+from meshlab.backends.embedded.standins import PodSpec
 from meshlab.errors import BackendError
-from meshlab.processes import ProcessGroup, start_standins
-from meshlab.standins import PodSpec
 
 STAFF = "richardchesterwood/istio-fleetman-staff-service"
 FLEETMAN = "richardchesterwood/istio-fleetman-"
@@ -250,8 +250,8 @@ def test_start_standins_rejects_duplicate_pod_names() -> None:
 
 ORPHANING_PARENT = """
     import sys, threading, time
-    from meshlab.processes import ProcessGroup, start_standins, standin_argv
-    from meshlab.standins import PodSpec
+    from meshlab.backends.embedded.processes import ProcessGroup, start_standins, standin_argv
+    from meshlab.backends.embedded.standins import PodSpec
     group = ProcessGroup()
     if sys.argv[1] == "standin-from-thread":  # no PDEATHSIG off the main thread: stdin only
         pod = PodSpec("orphan", "default", "nginx", {}, (80,))

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from meshlab.backends.fake import FakeBackend, weighted_pods
-from meshlab.report import render_text, write_json
-from meshlab.runner import RunOptions, run_lab
+from meshlab.pipeline import RunOptions, run_lab
+from meshlab.report.text import render_text, write_json
 
 
 def _run(lab: Path, weights: dict[str, float], seed: int = 1, **options: object):

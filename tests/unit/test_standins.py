@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 import psutil
 import pytest
 
-from meshlab.standins import (
+from meshlab.backends.embedded.standins import (
     Behaviour,
     PodSpec,
     Request,
@@ -26,7 +26,7 @@ from meshlab.standins import (
     parse_image,
     register,
 )
-from meshlab.standins.server import Standin, StandinHandler
+from meshlab.backends.embedded.standins.server import Standin, StandinHandler
 
 STAFF = "richardchesterwood/istio-fleetman-staff-service"
 FLEETMAN = "richardchesterwood/istio-fleetman-"
@@ -384,7 +384,7 @@ def test_a_failing_behaviour_answers_500_and_keeps_serving(
 
 @contextmanager
 def standin_process(*args: str) -> Iterator[tuple[subprocess.Popen[bytes], dict[str, Any]]]:
-    argv = [sys.executable, "-m", "meshlab.standins", *args]
+    argv = [sys.executable, "-m", "meshlab.backends.embedded.standins", *args]
     proc = subprocess.Popen(
         argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE
     )
@@ -451,7 +451,17 @@ def test_cli_exits_quietly(how: str) -> None:
 
 def test_cli_rejects_bad_arguments() -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "meshlab.standins", "--pod", "p", "--image", "i", "--label", "x"],
+        [
+            sys.executable,
+            "-m",
+            "meshlab.backends.embedded.standins",
+            "--pod",
+            "p",
+            "--image",
+            "i",
+            "--label",
+            "x",
+        ],
         capture_output=True,
         timeout=30,
         check=False,
@@ -462,7 +472,8 @@ def test_cli_rejects_bad_arguments() -> None:
 
 def test_standins_import_is_stdlib_only() -> None:
     code = (
-        "import sys, meshlab.standins, meshlab.standins.__main__\n"
+        "import sys, meshlab.backends.embedded.standins\n"
+        "import meshlab.backends.embedded.standins.__main__\n"
         "heavy = {'pydantic', 'scipy', 'numpy', 'yaml', 'click', 'httpx', 'rich', 'psutil'}\n"
         "print(sorted(m for m in sys.modules if m.split('.')[0] in heavy))\n"
     )

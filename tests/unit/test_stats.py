@@ -1,4 +1,4 @@
-"""Error rates of meshlab.stats, verified exactly rather than hoped for.
+"""Error rates of meshlab.checks.stats, verified exactly rather than hoped for.
 
 The sequential rule is re-implemented here with numpy (vectorised over the count S) and
 checked three ways:
@@ -23,7 +23,7 @@ from scipy.special import betaln
 from scipy.stats import beta as beta_dist
 from scipy.stats import binom
 
-from meshlab.stats import (
+from meshlab.checks.stats import (
     DEFAULT_DESIGN,
     FIXED_METHOD,
     SEQUENTIAL_METHOD,

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from meshlab import yamlio
 from meshlab.errors import InputError, Location
-from meshlab.yamlio import MAX_DEPTH, MAX_FILE_BYTES, MAX_NODES_PER_FILE, load_documents
+from meshlab.load import yamlio
+from meshlab.load.yamlio import MAX_DEPTH, MAX_FILE_BYTES, MAX_NODES_PER_FILE, load_documents
 
 BAD = Path(__file__).parents[1] / "data" / "bad"
 
@@ -277,7 +277,7 @@ def test_hostile_files_do_not_blow_up_memory() -> None:
         import json, resource
         from pathlib import Path
         from meshlab.errors import InputError
-        from meshlab.yamlio import load_documents
+        from meshlab.load.yamlio import load_documents
         outcomes = []
         for name in ("alias-bomb.yaml", "merge-bomb.yaml"):
             try:

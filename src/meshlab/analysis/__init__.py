@@ -26,7 +26,7 @@ from meshlab.analysis.base import (
 )
 from meshlab.analysis.registry import analyzers
 from meshlab.errors import InputError
-from meshlab.manifests.load import Rejected, Resource, load_manifests_partial
+from meshlab.load.manifests import Rejected, Resource, load_manifests_partial
 
 __all__ = [
     "LEVELS",
@@ -108,7 +108,7 @@ def analyze_paths(paths: Sequence[Path], namespace: str | None = None) -> Analys
     """Files, folders (their *.yaml, *.yml) or lab folders (the manifests lab.yaml lists, in
     its namespace). Unreadable input is an InputError; objects that would be refused at apply
     time become IST0106 diagnostics."""
-    from meshlab.lab import LAB_FILE, load_lab
+    from meshlab.load.lab import LAB_FILE, load_lab
 
     groups: list[tuple[list[Path], str]] = []
     loose: list[Path] = []

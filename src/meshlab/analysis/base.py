@@ -14,7 +14,7 @@ from functools import cached_property
 from typing import Any, ClassVar, Literal
 
 from meshlab.errors import Location
-from meshlab.manifests.load import Rejected, Resource
+from meshlab.load.manifests import Rejected, Resource
 from meshlab.mesh.registry import Registry, build_registry
 
 Level = Literal["error", "warning", "info"]

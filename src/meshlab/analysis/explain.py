@@ -8,7 +8,7 @@ from collections.abc import Iterable, Sequence
 from meshlab.analysis.analyzers.routes import destinations
 from meshlab.analysis.base import Diagnostic
 from meshlab.analysis.util import resolve, service_fqdn
-from meshlab.manifests.load import Resource
+from meshlab.load.manifests import Resource
 from meshlab.mesh.hosts import host_matches
 
 # A cause the expectation found (its Envoy flag) already says what these codes say.

@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from meshlab.analysis.base import Diagnostic, Level
 from meshlab.errors import Location
-from meshlab.manifests.load import Resource
+from meshlab.load.manifests import Resource
 
 Origin = Literal["istioctl", "kiali", "meshlab"]
 

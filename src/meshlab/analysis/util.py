@@ -5,8 +5,8 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterable, Sequence
 
-from meshlab.manifests import istio, k8s
-from meshlab.manifests.load import Resource
+from meshlab.load import istio, k8s
+from meshlab.load.manifests import Resource
 from meshlab.mesh.hosts import host_matches, resolve_host, visible_to
 from meshlab.mesh.registry import CLUSTER_DOMAIN
 

@@ -7,34 +7,11 @@ from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Protocol
-from urllib.parse import urlsplit
 
-from meshlab.manifests.load import Resource
+from meshlab.load.manifests import Resource
+from meshlab.mesh.request import ProbeRequest
 
 NO_RESPONSE = "no response"
-
-
-@dataclass(frozen=True)
-class ProbeRequest:
-    """One request as a meshed client in the lab namespace would send it."""
-
-    url: str
-    method: str = "GET"
-    headers: Mapping[str, str] = field(default_factory=dict)
-
-    @property
-    def host(self) -> str:
-        return urlsplit(self.url).hostname or ""
-
-    @property
-    def port(self) -> int:
-        parts = urlsplit(self.url)
-        return parts.port or (443 if parts.scheme == "https" else 80)
-
-    @property
-    def path(self) -> str:
-        parts = urlsplit(self.url)
-        return (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
 
 
 @dataclass(frozen=True)

@@ -11,9 +11,10 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from meshlab.backends.base import Outcome, PodInfo, ProbeRequest
-from meshlab.manifests.load import Resource
+from meshlab.backends.base import Outcome, PodInfo
+from meshlab.load.manifests import Resource
 from meshlab.mesh.registry import build_registry
+from meshlab.mesh.request import ProbeRequest
 
 Responder = Callable[[ProbeRequest, random.Random], Outcome]
 

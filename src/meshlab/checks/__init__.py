@@ -4,9 +4,27 @@ fault shares, latency) never touches the existing ones."""
 
 from __future__ import annotations
 
-from meshlab.checks.base import Check, CheckContext, CheckKind, CheckResult, parse_check, registry
+from meshlab.checks.base import (
+    Check,
+    CheckContext,
+    CheckedLab,
+    CheckKind,
+    CheckResult,
+    load_checked_lab,
+    parse_check,
+    registry,
+)
 
 # Importing a kind's module registers it.
 from meshlab.checks import split as _split  # noqa: F401  isort: skip
 
-__all__ = ["Check", "CheckContext", "CheckKind", "CheckResult", "parse_check", "registry"]
+__all__ = [
+    "Check",
+    "CheckContext",
+    "CheckKind",
+    "CheckResult",
+    "CheckedLab",
+    "load_checked_lab",
+    "parse_check",
+    "registry",
+]

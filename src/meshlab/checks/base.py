@@ -5,17 +5,18 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import Field
 
 from meshlab.backends.base import Deployed
-from meshlab.errors import InputError, Location
-from meshlab.manifests.load import Resource
+from meshlab.checks.stats import Design
+from meshlab.errors import ErrorCollector, InputError
+from meshlab.load.lab import CheckEntry, Lab, load_lab
+from meshlab.load.manifests import Resource
+from meshlab.load.schema import Strict, validate
 from meshlab.mesh.plan import MeshPlan
-from meshlab.schema import Strict, validate
-from meshlab.stats import Design
-from meshlab.yamlio import PathKey, YamlDocument
 
 if TYPE_CHECKING:
     from meshlab.analysis import Diagnostic
@@ -31,19 +32,10 @@ class CheckSpec(Strict):
 
 
 @dataclass(frozen=True)
-class Check:
-    name: str
-    kind: str
-    spec: Any
-    document: YamlDocument
-    at: PathKey
+class Check(CheckEntry):
+    """A lab.yaml check validated against its kind's schema (`spec`, that kind's model)."""
 
-    @property
-    def location(self) -> Location:
-        return self.document.locate(self.at)
-
-    def locate(self, *path: str | int) -> Location:
-        return self.document.locate((*self.at, *path))
+    spec: Any = None
 
 
 Progress = Callable[[int, int], None]  # (requests sent, current best guess of total)
@@ -128,7 +120,9 @@ def registry() -> Mapping[str, CheckKind]:
     return dict(_REGISTRY)
 
 
-def parse_check(raw: Any, document: YamlDocument, at: PathKey) -> Check:
+def parse_check(entry: CheckEntry) -> Check:
+    """Validate a lab.yaml check against its kind's schema: InputError with file:line."""
+    raw, document, at = entry.raw, entry.document, entry.at
     where = document.locate(at)
     if not isinstance(raw, dict):
         raise InputError("a check must be a mapping with name and kind", where)
@@ -146,4 +140,24 @@ def parse_check(raw: Any, document: YamlDocument, at: PathKey) -> Check:
             hint=f"known kinds: {', '.join(sorted(_REGISTRY))}",
         )
     spec = validate(_REGISTRY[kind].spec_model, raw, document, at, what=f"check ({kind})")
-    return Check(spec.name, kind, spec, document, at)
+    return Check(spec.name, kind, raw, document, at, spec)
+
+
+@dataclass(frozen=True)
+class CheckedLab:
+    """A lab whose checks all validated against their kinds."""
+
+    lab: Lab
+    checks: tuple[Check, ...]
+
+
+def load_checked_lab(path: Path) -> CheckedLab:
+    """lab.yaml with every check validated; all mistakes of the file reported together."""
+    errors = ErrorCollector()
+    lab = load_lab(path, errors)
+    checks = []
+    for entry in lab.checks:
+        with errors.collecting():
+            checks.append(parse_check(entry))
+    errors.raise_if_any()
+    return CheckedLab(lab, tuple(checks))

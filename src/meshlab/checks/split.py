@@ -1,5 +1,5 @@
 """`kind: split`: the observed distribution over buckets (a pod label, or a failure class)
-matches an expectation, decided by the sequential test in meshlab.stats."""
+matches an expectation, decided by the sequential test in meshlab.checks.stats."""
 
 from __future__ import annotations
 
@@ -13,12 +13,8 @@ from pydantic import Field, PositiveInt, field_validator
 
 from meshlab.analysis import Diagnostic
 from meshlab.analysis.explain import explaining, request_hosts
-from meshlab.backends.base import ProbeRequest
 from meshlab.checks.base import Check, CheckContext, CheckKind, CheckResult, CheckSpec, register
-from meshlab.errors import BackendError
-from meshlab.expect import ExpectedSplit, configured_split
-from meshlab.schema import Strict
-from meshlab.stats import (
+from meshlab.checks.stats import (
     BucketVerdict,
     SequentialSplitTest,
     SplitVerdict,
@@ -27,6 +23,10 @@ from meshlab.stats import (
     fixed_split_test,
     sequential_cap,
 )
+from meshlab.errors import BackendError
+from meshlab.load.schema import Strict
+from meshlab.mesh.expect import ExpectedSplit, configured_split
+from meshlab.mesh.request import ProbeRequest
 
 _METHODS = Literal["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from typing import Literal
 
 from meshlab.errors import Location
-from meshlab.manifests import istio
-from meshlab.manifests.load import Resource
+from meshlab.load import istio
+from meshlab.load.manifests import Resource
 from meshlab.mesh.hosts import host_matches, resolve_host, specificity, vhost_domains, visible_to
 from meshlab.mesh.registry import Endpoint, MeshService, Registry, build_registry
 

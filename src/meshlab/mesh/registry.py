@@ -11,8 +11,8 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
-from meshlab.manifests import k8s
-from meshlab.manifests.load import Resource
+from meshlab.load import k8s
+from meshlab.load.manifests import Resource
 
 CLUSTER_DOMAIN = "cluster.local"
 

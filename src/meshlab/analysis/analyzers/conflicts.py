@@ -5,8 +5,8 @@ from __future__ import annotations
 from meshlab.analysis import messages as msg
 from meshlab.analysis.base import Analyzer, Context, Metadata
 from meshlab.analysis.util import mesh_bound, resolve
-from meshlab.manifests import istio
-from meshlab.manifests.load import Resource
+from meshlab.load import istio
+from meshlab.load.manifests import Resource
 
 
 def _config_order(r: Resource) -> tuple[str, str, str]:

@@ -7,8 +7,8 @@ from meshlab.analysis import messages as msg
 from meshlab.analysis.analyzers.routes import destinations
 from meshlab.analysis.base import Analyzer, Context, Metadata
 from meshlab.analysis.util import HostIndex, labels_text, resolve, selects
-from meshlab.manifests import istio
-from meshlab.manifests.load import Resource
+from meshlab.load import istio
+from meshlab.load.manifests import Resource
 from meshlab.mesh.registry import Endpoint, MeshService
 
 

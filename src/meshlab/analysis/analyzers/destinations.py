@@ -8,7 +8,7 @@ from meshlab.analysis import messages as msg
 from meshlab.analysis.analyzers.routes import DestinationRef, destinations
 from meshlab.analysis.base import Analyzer, Context, Metadata
 from meshlab.analysis.util import HostIndex, close_match, resolve, service_ports
-from meshlab.manifests import istio
+from meshlab.load import istio
 
 
 class DestinationHostAnalyzer(Analyzer):

@@ -21,9 +21,9 @@ from meshlab.analysis.util import (
     resolve,
     selects,
 )
-from meshlab.manifests import istio
-from meshlab.manifests.load import Resource
-from meshlab.yamlio import PathKey
+from meshlab.load import istio
+from meshlab.load.manifests import Resource
+from meshlab.load.yamlio import PathKey
 
 
 @dataclass(frozen=True)

@@ -6,9 +6,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from meshlab.manifests import istio
-from meshlab.manifests.load import Resource
-from meshlab.yamlio import PathKey
+from meshlab.load import istio
+from meshlab.load.manifests import Resource
+from meshlab.load.yamlio import PathKey
 
 
 @dataclass(frozen=True)

@@ -9,8 +9,8 @@ from meshlab.analysis import messages as msg
 from meshlab.analysis.analyzers.routes import rule_name
 from meshlab.analysis.base import Analyzer, Context, Metadata
 from meshlab.analysis.util import resolve
-from meshlab.manifests import istio
-from meshlab.manifests.load import Resource
+from meshlab.load import istio
+from meshlab.load.manifests import Resource
 
 _FILTERS = ("port", "sourceLabels", "gateways", "sourceNamespace")
 _CONDITIONS = ("scheme", "method", "authority", "headers", "queryParams", "withoutHeaders")

@@ -7,8 +7,8 @@ from typing import Any
 
 from meshlab.analysis import messages as msg
 from meshlab.analysis.base import Analyzer, Context, Metadata
-from meshlab.manifests import istio
-from meshlab.manifests.load import Resource
+from meshlab.load import istio
+from meshlab.load.manifests import Resource
 
 
 class SchemaAnalyzer(Analyzer):

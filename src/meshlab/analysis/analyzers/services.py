@@ -5,7 +5,7 @@ from __future__ import annotations
 from meshlab.analysis import messages as msg
 from meshlab.analysis.base import Analyzer, Context, Metadata
 from meshlab.analysis.util import labels_text, selects, service_fqdn
-from meshlab.manifests import k8s
+from meshlab.load import k8s
 from meshlab.mesh.plan import ROOT_NAMESPACE
 from meshlab.mesh.registry import port_protocol
 

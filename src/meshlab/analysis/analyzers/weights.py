@@ -9,7 +9,7 @@ from meshlab.analysis import messages as msg
 from meshlab.analysis.analyzers.routes import rule_name
 from meshlab.analysis.base import Analyzer, Context, Metadata
 from meshlab.analysis.util import resolve
-from meshlab.manifests import istio
+from meshlab.load import istio
 
 
 class WeightsAnalyzer(Analyzer):

@@ -7,8 +7,8 @@ from meshlab.analysis import messages as msg
 from meshlab.analysis.analyzers.routes import destinations
 from meshlab.analysis.base import Analyzer, Context, Metadata
 from meshlab.analysis.util import labels_text, resolve, selects, service_fqdn
-from meshlab.manifests import istio, k8s
-from meshlab.manifests.load import Resource
+from meshlab.load import istio, k8s
+from meshlab.load.manifests import Resource
 from meshlab.mesh.plan import ROOT_NAMESPACE
 
 

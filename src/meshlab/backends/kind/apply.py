@@ -19,7 +19,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from meshlab.backends.kind.kube import ApiError, Kube, Obj
 from meshlab.errors import BackendError, BackendUnavailable
-from meshlab.manifests.load import Resource
+from meshlab.load.manifests import Resource
 
 Progress = Callable[[str], None]
 

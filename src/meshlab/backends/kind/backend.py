@@ -58,7 +58,7 @@ from meshlab.backends.kind.tools import (
     check_docker,
 )
 from meshlab.errors import BackendError, BackendUnavailable, MeshlabError
-from meshlab.manifests.load import Resource
+from meshlab.load.manifests import Resource
 from meshlab.mesh.plan import build_plan
 
 MANAGED_BY = "app.kubernetes.io/managed-by"

@@ -14,7 +14,7 @@ from meshlab.backends.kind.apply import Progress
 from meshlab.backends.kind.kube import Kube
 from meshlab.backends.kind.tools import SUPPORTED_ISTIO_VERSIONS, Runner, Tools
 from meshlab.errors import BackendError, BackendUnavailable
-from meshlab.manifests.load import Resource
+from meshlab.load.manifests import Resource
 
 ISTIO_NAMESPACE = "istio-system"
 INSTALL_TIMEOUT = 900.0

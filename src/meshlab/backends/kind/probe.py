@@ -34,11 +34,12 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from meshlab.backends.base import Outcome, PodInfo, ProbeRequest
+from meshlab.backends.base import Outcome, PodInfo
 from meshlab.backends.kind.apply import Clock, Progress, Retarget
 from meshlab.backends.kind.kube import Kube, Obj
 from meshlab.errors import BackendError
 from meshlab.mesh.plan import Forward, MeshPlan
+from meshlab.mesh.request import ProbeRequest
 
 PROBE_POD = "meshlab-probe"
 PROBE_CONTAINER = "probe"

@@ -6,7 +6,7 @@ import json
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from meshlab.runner import LabReport
+from meshlab.pipeline import LabReport
 
 
 def render_text(report: LabReport) -> str:

@@ -11,8 +11,8 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from meshlab.manifests.k8s import ObjectMeta, check_dns1123_label, check_labels
-from meshlab.schema import Strict
+from meshlab.load.k8s import ObjectMeta, check_dns1123_label, check_labels
+from meshlab.load.schema import Strict
 
 ISTIO_NETWORKING_VERSIONS = (
     "networking.istio.io/v1alpha3",

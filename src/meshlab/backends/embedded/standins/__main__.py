@@ -1,4 +1,4 @@
-"""`python -m meshlab.standins --pod NAME --namespace NS --image IMAGE --port 8080 ...`
+"""`python -m meshlab.backends.embedded.standins --pod NAME --namespace NS --image IMAGE ...`
 
 Prints one JSON ready line, then serves until SIGTERM, SIGINT or EOF on stdin (the
 supervisor's lifeline). Exits through os._exit: daemon handler threads may still hold
@@ -12,8 +12,8 @@ import os
 import sys
 from collections.abc import Sequence
 
-from meshlab.standins import PodSpec, behaviour_for
-from meshlab.standins.server import run
+from meshlab.backends.embedded.standins import PodSpec, behaviour_for
+from meshlab.backends.embedded.standins.server import run
 
 
 def _label(text: str) -> tuple[str, str]:
@@ -24,7 +24,9 @@ def _label(text: str) -> tuple[str, str]:
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m meshlab.standins", description=__doc__)
+    p = argparse.ArgumentParser(
+        prog="python -m meshlab.backends.embedded.standins", description=__doc__
+    )
     p.add_argument("--pod", required=True, help="pod name (sent back as x-meshlab-pod)")
     p.add_argument("--namespace", default="default")
     p.add_argument("--image", required=True, help="container image; picks the behaviour")

@@ -1,9 +1,10 @@
 """The HTTP side of a stand-in pod: request/response types, the keep-alive server, `run()`.
 
-Stdlib only: every pod is its own `python -m meshlab.standins` process and must be ready in
-tens of milliseconds. Envoy reuses upstream connections, so the server speaks HTTP/1.1 with
-keep-alive, sets TCP_NODELAY and writes each response in one `send` (a header write followed
-by a body write would otherwise meet the peer's delayed ACK and stall ~40 ms per request).
+Stdlib only: every pod is its own `python -m meshlab.backends.embedded.standins` process and
+must be ready in tens of milliseconds. Envoy reuses upstream connections, so the server speaks
+HTTP/1.1 with keep-alive, sets TCP_NODELAY and writes each response in one `send` (a header write
+followed by a body write would otherwise meet the peer's delayed ACK and stall ~40 ms per
+request).
 """
 
 from __future__ import annotations

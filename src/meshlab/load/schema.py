@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from meshlab.errors import InputError, InputErrors
-from meshlab.yamlio import PathKey, YamlDocument
+from meshlab.load.yamlio import PathKey, YamlDocument
 
 M = TypeVar("M", bound=BaseModel)
 

@@ -10,7 +10,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from meshlab.standins.server import Behaviour, Request, Response, error_response, json_response
+from meshlab.backends.embedded.standins.server import (
+    Behaviour,
+    Request,
+    Response,
+    error_response,
+    json_response,
+)
 
 REPO_PREFIX = "richardchesterwood/istio-fleetman-"
 PHOTO_HOST = "https://rac-istio-course-images.s3.amazonaws.com"

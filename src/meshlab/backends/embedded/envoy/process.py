@@ -15,9 +15,9 @@ from typing import Any
 
 import httpx
 
-from meshlab.envoy.binary import EnvoyBinary
+from meshlab.backends.embedded.envoy.binary import EnvoyBinary
+from meshlab.backends.embedded.processes import ManagedProcess, ProcessGroup
 from meshlab.errors import BackendError
-from meshlab.processes import ManagedProcess, ProcessGroup
 
 START_TIMEOUT = 30.0
 

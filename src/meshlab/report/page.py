@@ -27,8 +27,8 @@ from pathlib import Path
 from typing import Any
 
 from meshlab.backends.base import NO_RESPONSE
+from meshlab.checks.stats import Design, anytime_interval
 from meshlab.errors import InputError
-from meshlab.stats import Design, anytime_interval
 
 __all__ = ["app_graph_svg", "load_report", "render_page", "share_chart_svg"]
 

@@ -27,8 +27,8 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any
 
+from meshlab.backends.embedded.standins import PodSpec
 from meshlab.errors import BackendError
-from meshlab.standins import PodSpec
 
 __all__ = ["ManagedProcess", "ProcessGroup", "standin_argv", "start_standins"]
 
@@ -309,7 +309,7 @@ class ProcessGroup:
 
 def standin_argv(pod: PodSpec) -> list[str]:
     """The command line that runs `pod` as a stand-in with this interpreter."""
-    argv = [sys.executable, "-m", "meshlab.standins", "--pod", pod.name]
+    argv = [sys.executable, "-m", "meshlab.backends.embedded.standins", "--pod", pod.name]
     argv += ["--namespace", pod.namespace, "--image", pod.image]
     for port in pod.container_ports:
         argv += ["--port", str(port)]

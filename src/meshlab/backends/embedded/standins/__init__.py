@@ -1,6 +1,7 @@
 """Stand-in pods: one small local HTTP server per Kubernetes pod, chosen by container image.
 
-Stdlib only, on purpose: `python -m meshlab.standins` runs once per pod and must start fast.
+Stdlib only, on purpose: `python -m meshlab.backends.embedded.standins` runs once per pod and
+must start fast.
 Behaviours are looked up by image repository, so a new image is one `register()` away;
 unknown images get a generic echo that shows what reached the pod.
 """
@@ -9,8 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from meshlab.standins import fleetman
-from meshlab.standins.server import (
+from meshlab.backends.embedded.standins import fleetman
+from meshlab.backends.embedded.standins.server import (
     Behaviour,
     PodSpec,
     Request,

@@ -10,20 +10,21 @@ from pathlib import Path
 
 import httpx
 
-from meshlab.backends.base import Outcome, PodInfo, ProbeRequest
-from meshlab.envoy.binary import EnvoyBinary, find_envoy
-from meshlab.envoy.bootstrap import (
+from meshlab.backends.base import Outcome, PodInfo
+from meshlab.backends.embedded.envoy.binary import EnvoyBinary, find_envoy
+from meshlab.backends.embedded.envoy.bootstrap import (
     RESPONSE_FLAGS_HEADER,
     UPSTREAM_CLUSTER_HEADER,
     UPSTREAM_HOST_HEADER,
     render_bootstrap,
 )
-from meshlab.envoy.process import RunningEnvoy, start_envoy, write_bootstrap
-from meshlab.manifests.load import Resource
+from meshlab.backends.embedded.envoy.process import RunningEnvoy, start_envoy, write_bootstrap
+from meshlab.backends.embedded.processes import ProcessGroup, start_standins
+from meshlab.backends.embedded.standins import PodSpec, describe
+from meshlab.load.manifests import Resource
 from meshlab.mesh.plan import MeshPlan, build_plan
 from meshlab.mesh.registry import PodInstance
-from meshlab.processes import ProcessGroup, start_standins
-from meshlab.standins import PodSpec, describe
+from meshlab.mesh.request import ProbeRequest
 
 BODY_LIMIT = 4096
 

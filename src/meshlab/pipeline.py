@@ -13,12 +13,13 @@ from typing import Any
 
 from meshlab import __version__
 from meshlab.analysis import Diagnostic, analyze
-from meshlab.backends import Backend, Deployed, get_backend
-from meshlab.checks import Check, CheckContext, CheckResult, registry
-from meshlab.lab import Lab, load_lab
-from meshlab.manifests.load import Resource, load_manifests
+from meshlab.backends.base import Backend, Deployed
+from meshlab.backends.registry import get_backend
+from meshlab.checks import Check, CheckContext, CheckResult, load_checked_lab, registry
+from meshlab.checks.stats import Design
+from meshlab.load.lab import Lab
+from meshlab.load.manifests import Resource, load_manifests
 from meshlab.mesh.plan import MeshPlan, Note, build_plan
-from meshlab.stats import Design
 
 ProgressFactory = Callable[[Check], Callable[[int, int], None]]
 
@@ -36,6 +37,7 @@ class PreparedLab:
     """A lab whose files parsed and validated: ready for any backend."""
 
     lab: Lab
+    checks: tuple[Check, ...]
     resources: list[Resource]
     plan: MeshPlan
     diagnostics: list[Diagnostic] = field(default_factory=list)  # `meshlab analyze`'s findings
@@ -61,10 +63,11 @@ class PreparedLab:
 def prepare(path: Path) -> PreparedLab:
     """Load lab.yaml and its manifests; InputError (exit 2) on anything invalid. Then the
     static analysis: its diagnostics never stop a run, they explain it."""
-    lab = load_lab(path)
+    checked = load_checked_lab(path)
+    lab = checked.lab
     resources = load_manifests(list(lab.manifests), lab.namespace)
     plan = build_plan(resources, lab.namespace)
-    return PreparedLab(lab, resources, plan, analyze(resources, lab.namespace))
+    return PreparedLab(lab, checked.checks, resources, plan, analyze(resources, lab.namespace))
 
 
 @dataclass
@@ -117,7 +120,7 @@ def run_lab(
     started = time.perf_counter()
     results = []
     with backend.deploy(prepared.resources, prepared.lab.namespace) as mesh:
-        for check in prepared.lab.checks:
+        for check in prepared.checks:
             context = prepared.context(mesh, design=options.design, requests=options.requests)
             if progress is not None:
                 context.progress = progress(check)

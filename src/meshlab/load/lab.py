@@ -1,7 +1,9 @@
 """The lab format: a folder with `lab.yaml` naming its manifests and its checks.
 
 This is a contract other tools read, so it is validated strictly: unknown keys, wrong types,
-unknown check kinds and manifest paths outside the lab folder are errors with file:line.
+and manifest paths outside the lab folder are errors with file:line. Each check stays a raw
+entry here (its name and kind checked); the check kinds, a later stage, validate the rest
+(`meshlab.checks.load_checked_lab`), so loading never depends on what the kinds are.
 """
 
 from __future__ import annotations
@@ -13,11 +15,10 @@ from typing import Any
 
 from pydantic import Field, field_validator
 
-from meshlab.checks import Check, parse_check
 from meshlab.errors import ErrorCollector, InputError, Location
-from meshlab.manifests.k8s import check_dns1123_label
-from meshlab.schema import Strict, validate
-from meshlab.yamlio import YamlDocument, load_documents
+from meshlab.load.k8s import check_dns1123_label
+from meshlab.load.schema import Strict, validate
+from meshlab.load.yamlio import PathKey, YamlDocument, load_documents
 
 LAB_FILE = "lab.yaml"
 _CHECK_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -37,13 +38,32 @@ class LabFile(Strict):
 
 
 @dataclass(frozen=True)
+class CheckEntry:
+    """One item of `checks:` as written: a name, a kind and the rest, not yet validated
+    against its kind's schema."""
+
+    name: str
+    kind: str
+    raw: dict[str, Any]
+    document: YamlDocument
+    at: PathKey
+
+    @property
+    def location(self) -> Location:
+        return self.document.locate(self.at)
+
+    def locate(self, *path: str | int) -> Location:
+        return self.document.locate((*self.at, *path))
+
+
+@dataclass(frozen=True)
 class Lab:
     root: Path
     file: Path
     title: str
     namespace: str
     manifests: tuple[Path, ...]
-    checks: tuple[Check, ...]
+    checks: tuple[CheckEntry, ...]
     document: YamlDocument
     description: str | None = None
 
@@ -68,7 +88,9 @@ def find_lab_file(path: Path) -> Path:
     return candidate
 
 
-def load_lab(path: Path) -> Lab:
+def load_lab(path: Path, errors: ErrorCollector | None = None) -> Lab:
+    """Read and validate lab.yaml. With `errors`, mistakes in entries are collected there for
+    the caller to raise together with its own (a student sees every mistake in one run)."""
     lab_file = find_lab_file(path)
     root = lab_file.parent
     documents = load_documents(lab_file)
@@ -79,18 +101,21 @@ def load_lab(path: Path) -> Lab:
         )
     document = documents[0]
     spec = validate(LabFile, document.data, document, what=LAB_FILE)
-    errors = ErrorCollector()
+    collector = errors if errors is not None else ErrorCollector()
     manifests = []
     for index, entry in enumerate(spec.manifests):
-        with errors.collecting():
+        with collector.collecting():
             manifests.append(_manifest_path(root, entry, document, index))
-    checks: list[Check] = []
+    checks: list[CheckEntry] = []
     for index, raw in enumerate(spec.checks):
-        with errors.collecting():
-            check = parse_check(raw, document, ("checks", index))
-            _check_name(check, {c.name for c in checks})
-            checks.append(check)
-    errors.raise_if_any()
+        with collector.collecting():
+            check = _check_entry(raw, document, ("checks", index))
+            taken = {c.name for c in checks}
+            checks.append(check)  # a bad name still gets its kind's checks
+            if check.name:  # else the kind's schema says the name is missing
+                _check_name(check, taken)
+    if errors is None:
+        collector.raise_if_any()
     return Lab(
         root,
         lab_file,
@@ -103,7 +128,20 @@ def load_lab(path: Path) -> Lab:
     )
 
 
-def _check_name(check: Check, taken: set[str]) -> None:
+def _check_entry(raw: dict[str, Any], document: YamlDocument, at: PathKey) -> CheckEntry:
+    """Name and kind, as every check has them; a missing kind is reported by the kinds' stage
+    (it knows which kinds exist)."""
+    name, kind = raw.get("name"), raw.get("kind")
+    return CheckEntry(
+        name if isinstance(name, str) else "",
+        kind if isinstance(kind, str) else "",
+        raw,
+        document,
+        at,
+    )
+
+
+def _check_name(check: CheckEntry, taken: set[str]) -> None:
     """Check names become pytest item ids and report keys: unique, and plain."""
     if check.name in taken:
         raise InputError(f'duplicate check name "{check.name}"', check.location)

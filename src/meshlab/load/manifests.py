@@ -15,9 +15,9 @@ from typing import Any
 from pydantic import BaseModel
 
 from meshlab.errors import ErrorCollector, InputError, Location
-from meshlab.manifests import istio, k8s
-from meshlab.schema import validate
-from meshlab.yamlio import PathKey, YamlDocument, load_documents
+from meshlab.load import istio, k8s
+from meshlab.load.schema import validate
+from meshlab.load.yamlio import PathKey, YamlDocument, load_documents
 
 _MODELS: dict[tuple[str, str], type[BaseModel]] = {
     ("apps/v1", "Deployment"): k8s.Deployment,

@@ -15,7 +15,6 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl, urlsplit
 
-from meshlab.backends.base import ProbeRequest
 from meshlab.errors import Location
 from meshlab.mesh.plan import (
     PASSTHROUGH_CLUSTER,
@@ -28,6 +27,7 @@ from meshlab.mesh.plan import (
     VirtualHostPlan,
     WeightedTarget,
 )
+from meshlab.mesh.request import ProbeRequest
 
 
 @dataclass(frozen=True)

@@ -1,1 +1,0 @@
-"""Loading and typing the Kubernetes and Istio objects of a lab."""
