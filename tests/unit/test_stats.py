@@ -30,8 +30,6 @@ from meshlab.checks.stats import (
     Design,
     SequentialSplitTest,
     SplitVerdict,
-    _fixed_n,
-    _sequential_oc,
     expected_requests,
     fixed_sample_size,
     fixed_split_test,
@@ -39,6 +37,8 @@ from meshlab.checks.stats import (
     sequential_cap,
     share_band,
 )
+from meshlab.checks.stats.fixed import _fixed_n
+from meshlab.checks.stats.planning import _sequential_oc
 
 # --------------------------------------------------------------------------------------------
 # Independent numpy implementation of the sequential rule for one tested share
