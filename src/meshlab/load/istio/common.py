@@ -1,0 +1,89 @@
+"""What every Istio networking kind shares: API versions, durations, string matches, host
+names as the webhook accepts them, object metadata."""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from meshlab.load.k8s import ObjectMeta, check_dns1123_label
+from meshlab.load.schema import Strict
+
+ISTIO_NETWORKING_VERSIONS = (
+    "networking.istio.io/v1alpha3",
+    "networking.istio.io/v1beta1",
+    "networking.istio.io/v1",
+)
+IstioNetworkingVersion = Literal[
+    "networking.istio.io/v1alpha3", "networking.istio.io/v1beta1", "networking.istio.io/v1"
+]
+
+_DURATION = re.compile(r"^(\d+(\.\d+)?(h|m|s|ms|us|µs|ns))+$")
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(h|ms|m|s|us|µs|ns)")
+_UNIT_SECONDS = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 1e-3, "us": 1e-6, "µs": 1e-6, "ns": 1e-9}
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in a protobuf/Go duration such as `1.5s` or `1m30s`."""
+    if not _DURATION.match(text):
+        raise ValueError(f"{text!r} is not a duration (examples: 10ms, 1.5s, 2m)")
+    return sum(float(n) * _UNIT_SECONDS[u] for n, u in _DURATION_PART.findall(text))
+
+
+def check_route_duration(text: str) -> str:
+    """Istio rejects route durations below 1ms or with sub-millisecond parts."""
+    seconds = parse_duration(text)
+    if seconds < 1e-3:
+        raise ValueError(f"duration {text!r} must be at least 1ms")
+    if abs(round(seconds * 1000) - seconds * 1000) > 1e-6:
+        raise ValueError(f"duration {text!r} must be a whole number of milliseconds")
+    return text
+
+
+class StringMatch(Strict):
+    exact: str | None = None
+    prefix: str | None = None
+    regex: str | None = None
+
+    @model_validator(mode="after")
+    def _one_of(self) -> StringMatch:
+        chosen = [k for k in ("exact", "prefix", "regex") if getattr(self, k) is not None]
+        if len(chosen) > 1:
+            raise ValueError(f"set only one of exact, prefix, regex (got {', '.join(chosen)})")
+        return self
+
+
+class PortSelector(Strict):
+    number: int = Field(ge=1, le=65535)
+
+
+class IstioMeta(ObjectMeta):
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str | None) -> str | None:
+        return None if value is None else check_dns1123_label(value, "name")
+
+
+_HOST = re.compile(
+    r"^(\*|(\*\.)?[A-Za-z0-9]([-A-Za-z0-9]*[A-Za-z0-9])?(\.[A-Za-z0-9]([-A-Za-z0-9]*[A-Za-z0-9])?)*\.?)$"
+)
+
+
+def check_host(value: str, what: str = "host") -> str:
+    """A DNS name, maybe with a leading `*.` wildcard, or `*` (Istio's ValidateWildcardDomain)."""
+    if len(value) > 255 or not _HOST.match(value):
+        raise ValueError(
+            f"{what} {value!r} is not a valid host name "
+            "(examples: reviews.default.svc.cluster.local, *.example.com)"
+        )
+    return value
+
+
+def check_namespaced_host(value: str, what: str = "host") -> str:
+    """`[namespace/]host` as Gateway servers and Sidecar egress write them."""
+    namespace, slash, host = value.rpartition("/")
+    if slash and namespace not in (".", "*", "~"):
+        check_dns1123_label(namespace, f"namespace of {what}")
+    return check_host(host, what) if host != "*" else value

@@ -1,0 +1,180 @@
+"""DestinationRule: subsets and traffic policies (load balancing, connection pools, outlier
+detection, TLS), as Istio's validating webhook accepts them."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from meshlab.load.istio.common import (
+    IstioMeta,
+    IstioNetworkingVersion,
+    PortSelector,
+    check_route_duration,
+    parse_duration,
+)
+from meshlab.load.k8s import check_dns1123_label, check_labels
+from meshlab.load.schema import Strict
+
+
+class Subset(Strict):
+    name: str
+    labels: dict[str, str] = Field(default_factory=dict)
+    trafficPolicy: TrafficPolicy | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        return check_dns1123_label(value, "subset name")
+
+    @field_validator("labels")
+    @classmethod
+    def _labels(cls, value: dict[str, str]) -> dict[str, str]:
+        return check_labels(value)
+
+
+class HTTPCookie(Strict):
+    name: str = Field(min_length=1)
+    path: str | None = None
+    ttl: str | None = None
+    attributes: Any = None
+
+    @field_validator("ttl")
+    @classmethod
+    def _ttl(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_duration(value)
+        return value
+
+
+class ConsistentHash(Strict):
+    httpHeaderName: str | None = None
+    httpCookie: HTTPCookie | None = None
+    useSourceIp: bool | None = None
+    httpQueryParameterName: str | None = None
+    ringHash: Any = None
+    maglev: Any = None
+    minimumRingSize: int | None = None
+
+
+class LoadBalancer(Strict):
+    simple: (
+        Literal[
+            "UNSPECIFIED", "LEAST_CONN", "RANDOM", "PASSTHROUGH", "ROUND_ROBIN", "LEAST_REQUEST"
+        ]
+        | None
+    ) = None
+    consistentHash: ConsistentHash | None = None
+    localityLbSetting: Any = None
+    warmupDurationSecs: Any = None
+    warmup: Any = None
+
+
+def _optional_duration(value: str | None) -> str | None:
+    return None if value is None else check_route_duration(value)
+
+
+class TcpKeepalive(Strict):
+    probes: int | None = Field(default=None, ge=0)
+    time: str | None = None
+    interval: str | None = None
+
+
+class TCPSettings(Strict):
+    maxConnections: int | None = Field(default=None, ge=0)
+    connectTimeout: str | None = None
+    tcpKeepalive: TcpKeepalive | None = None
+    maxConnectionDuration: str | None = None
+    idleTimeout: str | None = None
+
+    _durations = field_validator("connectTimeout", "maxConnectionDuration", "idleTimeout")(
+        _optional_duration
+    )
+
+
+class HTTPSettings(Strict):
+    http1MaxPendingRequests: int | None = Field(default=None, ge=0)
+    http2MaxRequests: int | None = Field(default=None, ge=0)
+    maxRequestsPerConnection: int | None = Field(default=None, ge=0)
+    maxRetries: int | None = Field(default=None, ge=0)
+    idleTimeout: str | None = None
+    h2UpgradePolicy: Literal["DEFAULT", "DO_NOT_UPGRADE", "UPGRADE"] | None = None
+    useClientProtocol: bool | None = None
+    maxConcurrentStreams: int | None = Field(default=None, ge=0)
+
+    _durations = field_validator("idleTimeout")(_optional_duration)
+
+
+class ConnectionPoolSettings(Strict):
+    tcp: TCPSettings | None = None
+    http: HTTPSettings | None = None
+
+
+class OutlierDetection(Strict):
+    consecutiveErrors: int | None = Field(default=None, ge=0)  # deprecated: IST0133
+    consecutive5xxErrors: int | None = Field(default=None, ge=0)
+    consecutiveGatewayErrors: int | None = Field(default=None, ge=0)
+    consecutiveLocalOriginFailures: int | None = Field(default=None, ge=0)
+    splitExternalLocalOriginErrors: bool | None = None
+    interval: str | None = None
+    baseEjectionTime: str | None = None
+    maxEjectionPercent: int | None = Field(default=None, ge=0, le=100)
+    minHealthPercent: int | None = Field(default=None, ge=0, le=100)
+
+    _durations = field_validator("interval", "baseEjectionTime")(_optional_duration)
+
+
+class ClientTLSSettings(Strict):
+    mode: Literal["DISABLE", "SIMPLE", "MUTUAL", "ISTIO_MUTUAL"] | None = None
+    clientCertificate: str | None = None
+    privateKey: str | None = None
+    caCertificates: str | None = None
+    credentialName: str | None = None
+    subjectAltNames: list[str] = Field(default_factory=list)
+    sni: str | None = None
+    insecureSkipVerify: bool | None = None
+    caCrl: str | None = None
+
+
+class PortTrafficPolicy(Strict):
+    port: PortSelector | None = None
+    loadBalancer: LoadBalancer | None = None
+    connectionPool: ConnectionPoolSettings | None = None
+    outlierDetection: OutlierDetection | None = None
+    tls: ClientTLSSettings | None = None
+
+
+class TrafficPolicy(Strict):
+    loadBalancer: LoadBalancer | None = None
+    connectionPool: ConnectionPoolSettings | None = None
+    outlierDetection: OutlierDetection | None = None
+    tls: ClientTLSSettings | None = None
+    portLevelSettings: list[PortTrafficPolicy] | None = None
+    tunnel: Any = None
+    proxyProtocol: Any = None
+    retryBudget: Any = None
+
+
+class DestinationRuleSpec(Strict):
+    host: str = Field(min_length=1)
+    trafficPolicy: TrafficPolicy | None = None
+    subsets: list[Subset] = Field(default_factory=list)
+    exportTo: list[str] = Field(default_factory=list)
+    workloadSelector: Any = None
+
+    @model_validator(mode="after")
+    def _unique_subsets(self) -> DestinationRuleSpec:
+        names = [s.name for s in self.subsets]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"subsets: duplicate subset name {dupes[0]!r}")
+        return self
+
+
+class DestinationRule(Strict):
+    apiVersion: IstioNetworkingVersion
+    kind: Literal["DestinationRule"]
+    metadata: IstioMeta
+    spec: DestinationRuleSpec
+    status: Any = None
