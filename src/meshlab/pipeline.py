@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from meshlab import __version__
+from meshlab.version import __version__
 from meshlab.analysis import Diagnostic, analyze
 from meshlab.backends.base import Backend, Deployed
 from meshlab.backends.registry import get_backend

@@ -322,10 +322,8 @@ def _standin_env() -> dict[str, str]:
     """Our environment, plus our source tree on PYTHONPATH when meshlab is not installed."""
     import site
 
-    import meshlab
-
     env = dict(os.environ)
-    root = str(Path(meshlab.__file__).resolve().parent.parent)
+    root = str(Path(__file__).resolve().parents[3])  # the folder holding the meshlab package
     site_dirs = [*site.getsitepackages(), site.getusersitepackages()]
     site_dirs = [str(Path(d).resolve()) for d in site_dirs]
     if root not in site_dirs:  # adding site-packages itself would shadow the stdlib
