@@ -75,6 +75,13 @@ def test_host_matches(pattern: str, host: str, matches: bool) -> None:
     assert names.host_matches(pattern, host) is matches
 
 
+@pytest.mark.parametrize(
+    ("host", "wildcard"), [("*", True), ("*.example.com", True), (STAFF, False), ("staff", False)]
+)
+def test_is_wildcard(host: str, wildcard: bool) -> None:
+    assert names.is_wildcard(host) is wildcard
+
+
 def test_hosts_overlap_both_ways() -> None:
     assert names.hosts_overlap(STAFF, "*.svc.cluster.local")
     assert names.hosts_overlap("*.svc.cluster.local", STAFF)

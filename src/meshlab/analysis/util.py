@@ -8,7 +8,7 @@ from collections.abc import Iterable, Sequence
 
 from meshlab.load import istio, k8s
 from meshlab.load.manifests import Resource
-from meshlab.mesh.names import host_matches, hosts_overlap, service_fqdn, visible_to
+from meshlab.mesh.names import host_matches, hosts_overlap, is_wildcard, service_fqdn, visible_to
 
 
 def labels_text(labels: dict[str, str]) -> str:
@@ -35,7 +35,7 @@ class HostIndex:
         return None
 
     def known(self, host: str, from_namespace: str) -> bool:
-        if "*" in host:
+        if is_wildcard(host):
             return any(host_matches(host, fqdn) for fqdn in self.services) or (
                 self.entry(host, from_namespace) is not None
             )

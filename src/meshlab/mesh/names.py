@@ -69,12 +69,17 @@ def split_service_host(host: str) -> tuple[str, str, str] | None:
     return name, namespace, suffix
 
 
+def is_wildcard(host: str) -> bool:
+    """`*` or `*.suffix` (pkg/config/host/name.go Name.IsWildCarded: a leading `*`)."""
+    return host.startswith("*")
+
+
 def host_matches(pattern: str, fqdn: str) -> bool:
     """pkg/config/host/name.go Name.Matches, one way: exact, or a `*.suffix` wildcard
     covering the name, or `*` covering everything."""
     if pattern == ANY_HOST:
         return True
-    if pattern.startswith("*"):
+    if is_wildcard(pattern):
         return fqdn.endswith(pattern[1:])
     return pattern == fqdn
 
@@ -87,7 +92,7 @@ def hosts_overlap(a: str, b: str) -> bool:
 def specificity(pattern: str) -> tuple[int, int]:
     """Sort key, most specific first (pkg/config/host/names.go, and Envoy's vhost choice):
     exact names before wildcards, longer wildcards before shorter, `*` last."""
-    return (1, -len(pattern)) if pattern.startswith("*") else (0, -len(pattern))
+    return (1, -len(pattern)) if is_wildcard(pattern) else (0, -len(pattern))
 
 
 def most_specific(host: str, patterns: Iterable[str]) -> str | None:

@@ -3,7 +3,8 @@
 `build_plan` is the one place where Istio semantics live (docs/reference/backends.md lists them):
 which VirtualService owns a host, how rules become ordered routes, how weights become
 weighted clusters, which DestinationRule defines subsets and load balancing. The Envoy
-renderer and the expectation code both read the plan, so they cannot disagree.
+renderer and the expectation code both read the plan, so they cannot disagree. How names
+resolve (hosts, wildcards, exportTo, selectors, mesh binding) is meshlab.mesh.names.
 """
 
 from __future__ import annotations

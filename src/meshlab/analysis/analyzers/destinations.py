@@ -9,7 +9,7 @@ from meshlab.analysis.analyzers.routes import DestinationRef, destinations
 from meshlab.analysis.base import Analyzer, Context, Metadata
 from meshlab.analysis.util import HostIndex, close_match, service_ports
 from meshlab.load import istio
-from meshlab.mesh.names import resolve_host
+from meshlab.mesh.names import is_wildcard, resolve_host
 
 
 class DestinationHostAnalyzer(Analyzer):
@@ -29,7 +29,7 @@ class DestinationHostAnalyzer(Analyzer):
     def _check(self, ctx: Context, index: HostIndex, ref: DestinationRef) -> None:
         vs = ref.vs
         host = resolve_host(ref.host, vs.namespace)
-        if "*" in host:
+        if is_wildcard(host):
             return  # a wildcard destination names no single cluster; nothing to look up
         if not index.known(host, vs.namespace):
             where = f" visible from namespace {vs.namespace}" if "." not in ref.host else ""
