@@ -7,9 +7,8 @@ from collections.abc import Iterable, Sequence
 
 from meshlab.analysis.analyzers.routes import destinations
 from meshlab.analysis.base import Diagnostic
-from meshlab.analysis.util import resolve, service_fqdn
 from meshlab.load.manifests import Resource
-from meshlab.mesh.hosts import host_matches
+from meshlab.mesh.names import host_matches, resolve_host, service_fqdn, split_service_host
 
 # A cause the expectation found (its Envoy flag) already says what these codes say.
 _SAME_AS_CAUSE = {"IST0101": "NC", "IST0173": "UH", "ML0109": "UH", "ML0110": "UH"}
@@ -17,19 +16,16 @@ _SAME_AS_CAUSE = {"IST0101": "NC", "IST0173": "UH", "ML0109": "UH", "ML0110": "U
 
 def request_hosts(resources: Sequence[Resource], host: str, namespace: str) -> set[str]:
     """The FQDN a request for `host` reaches, and every host its VirtualServices route to."""
-    fqdns = {resolve(host, namespace)}
-    for service in (r for r in resources if r.kind == "Service"):
-        fqdn = service_fqdn(service)
-        if host in (
-            fqdn,
-            f"{service.name}.{service.namespace}",
-            f"{service.name}.{service.namespace}.svc",
-        ):
-            fqdns.add(fqdn)
+    fqdns = {resolve_host(host, namespace)}
+    spelled = split_service_host(host)  # `name.ns[.svc]` reaches the Service, as DNS does
+    if spelled is not None and any(
+        r.kind == "Service" and (r.name, r.namespace) == spelled[:2] for r in resources
+    ):
+        fqdns.add(service_fqdn(*spelled[:2]))
     for vs in (r for r in resources if r.kind == "VirtualService"):
-        hosts = [resolve(h, vs.namespace) for h in vs.body.spec.hosts]
+        hosts = [resolve_host(h, vs.namespace) for h in vs.body.spec.hosts]
         if any(host_matches(h, f) for h in hosts for f in list(fqdns)):
-            fqdns.update(resolve(d.host, vs.namespace) for d in destinations(vs))
+            fqdns.update(resolve_host(d.host, vs.namespace) for d in destinations(vs))
     return fqdns
 
 

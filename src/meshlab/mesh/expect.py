@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from urllib.parse import parse_qsl, urlsplit
 
 from meshlab.errors import Location
+from meshlab.mesh.names import most_specific, specificity
 from meshlab.mesh.plan import (
     PASSTHROUGH_CLUSTER,
     DirectResponse,
@@ -200,9 +201,14 @@ def _virtual_host(plan: MeshPlan, host: str, port: int) -> VirtualHostPlan | Non
     listener = plan.listener_for(port)
     if listener is None or listener.route_table is None:
         return None
-    vhosts = plan.route_tables[listener.route_table]
-    exact = next((v for v in vhosts if host in v.domains), None)
-    return exact or next((v for v in vhosts if "*" in v.domains), None)
+    # Envoy picks the vhost whose domain names the host most specifically (exact, then the
+    # longest wildcard, `*` last), the order of Istio's host specificity.
+    best: tuple[tuple[int, int], VirtualHostPlan] | None = None
+    for vhost in plan.route_tables[listener.route_table]:
+        domain = most_specific(host, vhost.domains)
+        if domain is not None and (best is None or specificity(domain) < best[0]):
+            best = (specificity(domain), vhost)
+    return best[1] if best else None
 
 
 def _route_matches(match: RouteMatchPlan, request: ProbeRequest) -> bool:

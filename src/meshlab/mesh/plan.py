@@ -3,7 +3,8 @@
 `build_plan` is the one place where Istio semantics live (docs/reference/backends.md lists them):
 which VirtualService owns a host, how rules become ordered routes, how weights become
 weighted clusters, which DestinationRule defines subsets and load balancing. The Envoy
-renderer and the expectation code both read the plan, so they cannot disagree.
+renderer and the expectation code both read the plan, so they cannot disagree. How names
+resolve (hosts, wildcards, exportTo, selectors, mesh binding) is meshlab.mesh.names.
 """
 
 from __future__ import annotations
@@ -15,10 +16,19 @@ from typing import Literal
 from meshlab.errors import Location
 from meshlab.load import istio
 from meshlab.load.manifests import Resource
-from meshlab.mesh.hosts import host_matches, resolve_host, specificity, vhost_domains, visible_to
+from meshlab.mesh.names import (
+    ROOT_NAMESPACE,
+    bound_to_mesh,
+    catch_all_uri,
+    host_matches,
+    resolve_host,
+    selects,
+    specificity,
+    vhost_domains,
+    visible_to,
+)
 from meshlab.mesh.registry import Endpoint, MeshService, Registry, build_registry
 
-ROOT_NAMESPACE = "istio-system"
 PASSTHROUGH_CLUSTER = "PassthroughCluster"
 DEFAULT_RETRY_ON = "connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes"
 
@@ -70,7 +80,9 @@ class RouteMatchPlan:
 
     @property
     def is_catch_all(self) -> bool:
-        path_all = self.path in (StringMatchPlan("prefix", "/"), StringMatchPlan("regex", ".*"))
+        """Istio's isCatchAllRoute (pilot/pkg/networking/core/route/route.go): a catch-all
+        path and no header or query matcher; the config-time filters are already applied."""
+        path_all = catch_all_uri(self.path.kind, self.path.value)
         return path_all and not self.headers and not self.query
 
 
@@ -328,7 +340,7 @@ def _clusters_for(
             )
         )
         for subset, owner, _ in rule.subsets if rule else []:
-            selected = [e for e in endpoints if _labels_include(e.pod.labels, subset.labels)]
+            selected = [e for e in endpoints if selects(subset.labels, e.pod.labels)]
             lb = base_lb
             if subset.trafficPolicy and subset.trafficPolicy.loadBalancer:
                 lb = _lb_policy(subset.trafficPolicy)
@@ -345,10 +357,6 @@ def _clusters_for(
                 )
             )
     return clusters
-
-
-def _labels_include(labels: dict[str, str], wanted: dict[str, str]) -> bool:
-    return all(labels.get(k) == v for k, v in wanted.items())
 
 
 def _lb_policy(policy: istio.TrafficPolicy | None) -> str:
@@ -405,7 +413,7 @@ def _mesh_virtual_services(resources: Sequence[Resource], client_namespace: str)
         if r.kind != "VirtualService":
             continue
         spec: istio.VirtualServiceSpec = r.body.spec
-        if spec.gateways and "mesh" not in spec.gateways:
+        if not bound_to_mesh(spec.gateways):
             continue
         if not visible_to(spec.exportTo, r.namespace, client_namespace):
             continue
@@ -429,7 +437,7 @@ def _virtual_host(
     notes: list[Note],
 ) -> VirtualHostPlan:
     name = f"{service.fqdn}:{port}"
-    domains = vhost_domains(service, client_namespace)
+    domains = vhost_domains(service.name, service.namespace, client_namespace)
     for vs in virtual_services:
         hosts = [resolve_host(h, vs.namespace) for h in vs.body.spec.hosts]
         if not any(host_matches(h, service.fqdn) for h in hosts):
@@ -499,7 +507,7 @@ def _applies_to_sidecar(match: istio.HTTPMatchRequest, port: int, client_namespa
     if match.port is not None and match.port != port:
         return False
     if match.gateways:
-        return "mesh" in match.gateways
+        return bound_to_mesh(match.gateways)
     if match.sourceLabels:
         return False
     return match.sourceNamespace is None or match.sourceNamespace == client_namespace

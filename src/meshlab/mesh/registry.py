@@ -13,8 +13,7 @@ from dataclasses import dataclass, field, replace
 
 from meshlab.load import k8s
 from meshlab.load.manifests import Resource
-
-CLUSTER_DOMAIN = "cluster.local"
+from meshlab.mesh.names import selects, service_fqdn
 
 _PROTOCOLS = {
     "http": "HTTP",
@@ -111,7 +110,7 @@ class MeshService:
 
     @property
     def fqdn(self) -> str:
-        return f"{self.name}.{self.namespace}.svc.{CLUSTER_DOMAIN}"
+        return service_fqdn(self.name, self.namespace)
 
     def port(self, number: int) -> ServicePortInfo | None:
         return next((p for p in self.ports if p.number == number), None)
@@ -166,7 +165,7 @@ def _selects(service: MeshService, pod: PodInstance) -> bool:
     # A Service without a selector has manually managed endpoints: none exist in a lab.
     if not service.selector or pod.namespace != service.namespace:
         return False
-    return all(pod.labels.get(k) == v for k, v in service.selector.items())
+    return selects(service.selector, pod.labels)
 
 
 def _endpoints(

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from meshlab.analysis import messages as msg
 from meshlab.analysis.base import Analyzer, Context, Metadata
-from meshlab.analysis.util import mesh_bound, resolve
 from meshlab.load import istio
 from meshlab.load.manifests import Resource
+from meshlab.mesh.names import bound_to_mesh, export_scope, resolve_host
 
 
 def _config_order(r: Resource) -> tuple[str, str, str]:
@@ -24,10 +24,10 @@ class ConflictingMeshHostsAnalyzer(Analyzer):
         by_host: dict[str, list[tuple[Resource, int]]] = {}
         for vs in ctx.of_kind("VirtualService"):
             spec: istio.VirtualServiceSpec = vs.body.spec
-            if not mesh_bound(spec):
+            if not bound_to_mesh(spec.gateways):
                 continue
             for index, host in enumerate(spec.hosts):
-                fqdn = resolve(host, vs.namespace)
+                fqdn = resolve_host(host, vs.namespace)
                 entries = by_host.setdefault(fqdn, [])
                 if all(other is not vs for other, _ in entries):
                     entries.append((vs, index))
@@ -51,6 +51,4 @@ class ConflictingMeshHostsAnalyzer(Analyzer):
 
 
 def _scope(vs: Resource) -> frozenset[str]:
-    """Where a VirtualService is visible: `.` is its own namespace, nothing means `*`."""
-    export_to = vs.body.spec.exportTo or ["*"]
-    return frozenset(vs.namespace if t == "." else t for t in export_to)
+    return export_scope(vs.body.spec.exportTo, vs.namespace)

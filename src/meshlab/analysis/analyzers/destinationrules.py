@@ -6,9 +6,10 @@ from __future__ import annotations
 from meshlab.analysis import messages as msg
 from meshlab.analysis.analyzers.routes import destinations
 from meshlab.analysis.base import Analyzer, Context, Metadata
-from meshlab.analysis.util import HostIndex, labels_text, resolve, selects
+from meshlab.analysis.util import HostIndex, labels_text
 from meshlab.load import istio
 from meshlab.load.manifests import Resource
+from meshlab.mesh.names import resolve_host, selects
 from meshlab.mesh.registry import Endpoint, MeshService
 
 
@@ -28,7 +29,7 @@ class DestinationRuleHostAnalyzer(Analyzer):
         index = HostIndex(ctx.of_kind("Service"), ctx.of_kind("ServiceEntry"))
         for dr in ctx.of_kind("DestinationRule"):
             spec: istio.DestinationRuleSpec = dr.body.spec
-            host = resolve(spec.host, dr.namespace)
+            host = resolve_host(spec.host, dr.namespace)
             if not index.known(host, dr.namespace):
                 ctx.report(
                     msg.UNKNOWN_DR_HOST(
@@ -53,7 +54,7 @@ class SubsetPodsAnalyzer(Analyzer):
         registry = ctx.registry
         for dr in ctx.of_kind("DestinationRule"):
             spec: istio.DestinationRuleSpec = dr.body.spec
-            host = resolve(spec.host, dr.namespace)
+            host = resolve_host(spec.host, dr.namespace)
             service = registry.service_by_fqdn(host)
             for i, subset in enumerate(spec.subsets):
                 if not subset.labels:
@@ -124,7 +125,7 @@ class SubsetUsageAnalyzer(Analyzer):
         used: set[tuple[str, str]] = set()
         for vs in ctx.of_kind("VirtualService"):
             for ref in destinations(vs):
-                host = resolve(ref.host, vs.namespace)
+                host = resolve_host(ref.host, vs.namespace)
                 routed.add(host)
                 if ref.subset:
                     used.add((host, ref.subset))
@@ -132,7 +133,7 @@ class SubsetUsageAnalyzer(Analyzer):
         first: dict[tuple[str, str, str], Resource] = {}
         for dr in rules:
             spec: istio.DestinationRuleSpec = dr.body.spec
-            host = resolve(spec.host, dr.namespace)
+            host = resolve_host(spec.host, dr.namespace)
             if spec.subsets and host not in routed and "*" not in host:
                 ctx.report(
                     msg.SUBSETS_WITHOUT_VS(

@@ -7,8 +7,9 @@ from __future__ import annotations
 from meshlab.analysis import messages as msg
 from meshlab.analysis.analyzers.routes import DestinationRef, destinations
 from meshlab.analysis.base import Analyzer, Context, Metadata
-from meshlab.analysis.util import HostIndex, close_match, resolve, service_ports
+from meshlab.analysis.util import HostIndex, close_match, service_ports
 from meshlab.load import istio
+from meshlab.mesh.names import is_wildcard, resolve_host
 
 
 class DestinationHostAnalyzer(Analyzer):
@@ -27,8 +28,8 @@ class DestinationHostAnalyzer(Analyzer):
 
     def _check(self, ctx: Context, index: HostIndex, ref: DestinationRef) -> None:
         vs = ref.vs
-        host = resolve(ref.host, vs.namespace)
-        if "*" in host:
+        host = resolve_host(ref.host, vs.namespace)
+        if is_wildcard(host):
             return  # a wildcard destination names no single cluster; nothing to look up
         if not index.known(host, vs.namespace):
             where = f" visible from namespace {vs.namespace}" if "." not in ref.host else ""
@@ -106,13 +107,13 @@ class DestinationSubsetAnalyzer(Analyzer):
         subsets: dict[str, list[str]] = {}
         for dr in ctx.of_kind("DestinationRule"):
             spec: istio.DestinationRuleSpec = dr.body.spec
-            names = subsets.setdefault(resolve(spec.host, dr.namespace), [])
+            names = subsets.setdefault(resolve_host(spec.host, dr.namespace), [])
             names += [s.name for s in spec.subsets if s.name not in names]
         for vs in ctx.of_kind("VirtualService"):
             for ref in destinations(vs):
                 if ref.subset is None:
                     continue
-                host = resolve(ref.host, vs.namespace)
+                host = resolve_host(ref.host, vs.namespace)
                 defined = subsets.get(host, [])
                 if ref.subset in defined:
                     continue

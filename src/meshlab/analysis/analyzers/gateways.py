@@ -12,18 +12,21 @@ from dataclasses import dataclass
 
 from meshlab.analysis import messages as msg
 from meshlab.analysis.base import Analyzer, Context, Metadata
-from meshlab.analysis.util import (
-    MESH,
-    gateway_key,
-    hosts_overlap,
-    is_legacy_gateway_name,
-    labels_text,
-    resolve,
-    selects,
-)
+from meshlab.analysis.util import labels_text
 from meshlab.load import istio
 from meshlab.load.manifests import Resource
 from meshlab.load.yamlio import PathKey
+from meshlab.mesh.names import (
+    ISTIO_SYSTEM_NAMESPACE,
+    bound_to_mesh,
+    gateway_key,
+    hosts_overlap,
+    is_legacy_gateway_name,
+    namespace_admits,
+    resolve_host,
+    selects,
+    split_namespaced_host,
+)
 
 
 @dataclass(frozen=True)
@@ -37,13 +40,13 @@ class GatewayPod:
 _DEFAULT_GATEWAYS = (
     GatewayPod(
         "istio-ingressgateway (demo profile)",
-        "istio-system",
+        ISTIO_SYSTEM_NAMESPACE,
         {"app": "istio-ingressgateway", "istio": "ingressgateway"},
         frozenset({15021, 80, 8080, 443, 8443}),
     ),
     GatewayPod(
         "istio-egressgateway (demo profile)",
-        "istio-system",
+        ISTIO_SYSTEM_NAMESPACE,
         {"app": "istio-egressgateway", "istio": "egressgateway"},
         frozenset({80, 8080, 443, 8443}),
     ),
@@ -78,12 +81,9 @@ def _server_hosts(gateway: Resource, vs_namespace: str) -> list[str]:
     spec: istio.GatewaySpec = gateway.body.spec
     for server in spec.servers:
         for entry in server.hosts:
-            ns, slash, host = entry.rpartition("/")
-            if slash and not (
-                ns == "*" or (ns == "." and gateway.namespace == vs_namespace) or ns == vs_namespace
-            ):
-                continue
-            found.append(host)
+            ns, host = split_namespaced_host(entry)
+            if namespace_admits(ns, gateway.namespace, vs_namespace):
+                found.append(host)
     return found
 
 
@@ -98,7 +98,7 @@ class VirtualServiceGatewayAnalyzer(Analyzer):
         gateways = {(g.namespace, g.name): g for g in ctx.of_kind("Gateway")}
         for vs in ctx.of_kind("VirtualService"):
             spec: istio.VirtualServiceSpec = vs.body.spec
-            hosts = [resolve(h, vs.namespace) for h in spec.hosts]
+            hosts = [resolve_host(h, vs.namespace) for h in spec.hosts]
             references: list[tuple[PathKey, str]] = [
                 (("spec", "gateways", i), g) for i, g in enumerate(spec.gateways)
             ]
@@ -159,7 +159,7 @@ class VirtualServiceGatewayAnalyzer(Analyzer):
                             gateway_hosts=", ".join(server_hosts) or "none for this namespace",
                         )
                     )
-            if spec.gateways and MESH not in spec.gateways:
+            if not bound_to_mesh(spec.gateways):
                 ctx.report(
                     msg.VS_NOT_FOR_MESH(
                         vs,
@@ -251,7 +251,7 @@ def _overlap(server: istio.Server, others: list[istio.Server]) -> list[str]:
             continue
         for a in server.hosts:
             for b in other.hosts:
-                host_a, host_b = a.rpartition("/")[2], b.rpartition("/")[2]
+                host_a, host_b = split_namespaced_host(a)[1], split_namespaced_host(b)[1]
                 if hosts_overlap(host_a, host_b) and host_a not in found:
                     found.append(host_a)
     return found

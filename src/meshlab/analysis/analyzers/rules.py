@@ -8,9 +8,10 @@ import json
 from meshlab.analysis import messages as msg
 from meshlab.analysis.analyzers.routes import rule_name
 from meshlab.analysis.base import Analyzer, Context, Metadata
-from meshlab.analysis.util import resolve
 from meshlab.load import istio
 from meshlab.load.manifests import Resource
+from meshlab.mesh.names import catch_all as catch_all_reason
+from meshlab.mesh.names import resolve_host
 
 _FILTERS = ("port", "sourceLabels", "gateways", "sourceNamespace")
 _CONDITIONS = ("scheme", "method", "authority", "headers", "queryParams", "withoutHeaders")
@@ -20,21 +21,6 @@ def _as_json(match: istio.HTTPMatchRequest) -> str:
     data = match.model_dump(mode="json", exclude_unset=True)
     data.pop("name", None)  # the name labels a match; it does not change what it matches
     return json.dumps(data, sort_keys=True)
-
-
-def _catch_all(match: istio.HTTPMatchRequest) -> str | None:
-    """Why this match takes every request (uri prefix `/` or regex `.*`, nothing else)."""
-    data = match.model_dump(mode="json", exclude_unset=True, exclude_defaults=True)
-    data.pop("name", None)
-    uri = data.pop("uri", None)
-    if data:
-        return None
-    if uri is None:
-        return "an empty match"
-    if uri in ({"prefix": "/"}, {"regex": ".*"}):
-        kind, value = next(iter(uri.items()))
-        return f"uri {kind} {value!r}"
-    return None
 
 
 def _covers(earlier: istio.HTTPMatchRequest, later: istio.HTTPMatchRequest) -> bool:
@@ -82,7 +68,7 @@ class UnreachableRulesAnalyzer(Analyzer):
 
     def _rules(self, ctx: Context, vs: Resource) -> None:
         spec: istio.VirtualServiceSpec = vs.body.spec
-        hosts = [resolve(h, vs.namespace) for h in spec.hosts]
+        hosts = [resolve_host(h, vs.namespace) for h in spec.hosts]
         seen: dict[str, int] = {}
         earlier: list[istio.HTTPMatchRequest] = []
         empty_rule: int | None = None
@@ -161,7 +147,7 @@ class UnreachableRulesAnalyzer(Analyzer):
                 self._after_catch_all(ctx, vs, i, name, catch_all, spec)
                 continue
             earlier += http.match
-            why = next((w for m in http.match if (w := _catch_all(m))), None)
+            why = next((w for m in http.match if (w := catch_all_reason(m))), None)
             if why is not None:
                 catch_all = (i, why)
 
@@ -182,7 +168,7 @@ class UnreachableRulesAnalyzer(Analyzer):
                 rule=name,
                 earlier=rule_name(first, spec.http[first]),
                 why=why,
-                hosts=[resolve(h, vs.namespace) for h in spec.hosts],
+                hosts=[resolve_host(h, vs.namespace) for h in spec.hosts],
                 hint="order rules from the most specific match to the catch-all",
             )
         )

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from meshlab.analysis import messages as msg
 from meshlab.analysis.base import Analyzer, Context, Metadata
-from meshlab.analysis.util import labels_text, selects, service_fqdn
+from meshlab.analysis.util import labels_text
 from meshlab.load import k8s
-from meshlab.mesh.plan import ROOT_NAMESPACE
+from meshlab.mesh.names import ROOT_NAMESPACE, selects, service_fqdn
 from meshlab.mesh.registry import port_protocol
 
 
@@ -63,7 +63,7 @@ class ServicePodsAnalyzer(Analyzer):
                         service.locate("spec", "selector"),
                         selector=labels_text(spec.selector),
                         service=service.name,
-                        hosts=[service_fqdn(service)],
+                        hosts=[service_fqdn(service.name, service.namespace)],
                         hint="the selector must match the labels of the Deployment's pod "
                         "template (spec.template.metadata.labels)",
                     )

@@ -8,8 +8,8 @@ from collections import Counter
 from meshlab.analysis import messages as msg
 from meshlab.analysis.analyzers.routes import rule_name
 from meshlab.analysis.base import Analyzer, Context, Metadata
-from meshlab.analysis.util import resolve
 from meshlab.load import istio
+from meshlab.mesh.names import resolve_host
 
 
 class WeightsAnalyzer(Analyzer):
@@ -25,7 +25,7 @@ class WeightsAnalyzer(Analyzer):
             for i, http in enumerate(spec.http):
                 at = ("spec", "http", i, "route")
                 name = rule_name(i, http)
-                hosts = [resolve(r.destination.host, vs.namespace) for r in http.route]
+                hosts = [resolve_host(r.destination.host, vs.namespace) for r in http.route]
                 if len(http.route) == 1:
                     weight = http.route[0].weight
                     if weight is not None and weight != 100:
@@ -44,7 +44,7 @@ class WeightsAnalyzer(Analyzer):
                 if len(http.route) < 2:
                     continue
                 keys = [
-                    (resolve(r.destination.host, vs.namespace), r.destination.subset)
+                    (resolve_host(r.destination.host, vs.namespace), r.destination.subset)
                     for r in http.route
                 ]
                 counts = Counter(keys)

@@ -6,10 +6,10 @@ from __future__ import annotations
 from meshlab.analysis import messages as msg
 from meshlab.analysis.analyzers.routes import destinations
 from meshlab.analysis.base import Analyzer, Context, Metadata
-from meshlab.analysis.util import labels_text, resolve, selects, service_fqdn
+from meshlab.analysis.util import labels_text
 from meshlab.load import istio, k8s
 from meshlab.load.manifests import Resource
-from meshlab.mesh.plan import ROOT_NAMESPACE
+from meshlab.mesh.names import ROOT_NAMESPACE, resolve_host, selects, service_fqdn
 
 
 def _services_of(deployment: Resource, services: list[Resource]) -> list[Resource]:
@@ -100,12 +100,12 @@ class VersionLabelAnalyzer(Analyzer):
     def analyze(self, ctx: Context) -> None:
         split: set[str] = set()
         for vs in ctx.of_kind("VirtualService"):
-            split.update(resolve(r.host, vs.namespace) for r in destinations(vs) if r.subset)
+            split.update(resolve_host(r.host, vs.namespace) for r in destinations(vs) if r.subset)
         for dr in ctx.of_kind("DestinationRule"):
             spec: istio.DestinationRuleSpec = dr.body.spec
             if spec.subsets:
-                split.add(resolve(spec.host, dr.namespace))
-        services = [s for s in ctx.of_kind("Service") if service_fqdn(s) in split]
+                split.add(resolve_host(spec.host, dr.namespace))
+        services = [s for s in ctx.of_kind("Service") if service_fqdn(s.name, s.namespace) in split]
         for deployment in ctx.of_kind("Deployment"):
             labels = deployment.body.spec.template.metadata.labels
             if "version" in labels or "app.kubernetes.io/version" in labels:
@@ -116,7 +116,7 @@ class VersionLabelAnalyzer(Analyzer):
                         deployment,
                         deployment.locate("spec", "template", "metadata", "labels"),
                         service=service.name,
-                        hosts=[service_fqdn(service)],
+                        hosts=[service_fqdn(service.name, service.namespace)],
                         hint="add `version: <name>` to the pod template's labels",
                     )
                 )

@@ -10,7 +10,6 @@ that two runs can never collide on a node port (the probe never uses node ports)
 from __future__ import annotations
 
 import copy
-import re
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -20,6 +19,7 @@ from urllib.parse import urlsplit, urlunsplit
 from meshlab.backends.kind.kube import ApiError, Kube, Obj
 from meshlab.errors import BackendError, BackendUnavailable
 from meshlab.load.manifests import Resource
+from meshlab.mesh import names
 
 Progress = Callable[[str], None]
 
@@ -38,10 +38,10 @@ APPLY_ORDER: dict[str, int] = {
     "VirtualService": 5,
 }
 OTHERS = 6
-_ISTIO_HOST_KEYS = {"host"}
-_ISTIO_HOST_LIST_KEYS = {"hosts"}
-_ISTIO_NAMESPACE_LIST_KEYS = {"exportTo"}
-_ISTIO_NAMESPACE_KEYS = {"sourceNamespace"}
+_ISTIO_HOST_KEYS = names.HOST_KEYS
+_ISTIO_HOST_LIST_KEYS = names.HOST_LIST_KEYS
+_ISTIO_NAMESPACE_LIST_KEYS = names.NAMESPACE_LIST_KEYS
+_ISTIO_NAMESPACE_KEYS = names.NAMESPACE_KEYS
 
 
 def apply_order(objects: Iterable[Obj]) -> list[Obj]:
@@ -61,8 +61,10 @@ class Retarget:
         if "/" in host:
             namespace, _, rest = host.partition("/")
             return f"{self.namespace(namespace)}/{self.host(rest)}"
-        pattern = rf"^([^.]+)\.{re.escape(self.lab_namespace)}((?:\.svc(?:\.cluster\.local)?)?)$"
-        return re.sub(pattern, rf"\g<1>.{self.run_namespace}\g<2>", host)
+        spelled = names.split_service_host(host)
+        if spelled is None or spelled[1] != self.lab_namespace:
+            return host
+        return f"{spelled[0]}.{self.run_namespace}{spelled[2]}"
 
     def namespace(self, namespace: str) -> str:
         return self.run_namespace if namespace == self.lab_namespace else namespace
@@ -140,7 +142,7 @@ def _retarget_istio(value: Any, retarget: Retarget) -> Any:
                 out[key] = [retarget.namespace(n) if isinstance(n, str) else n for n in item]
             elif key in _ISTIO_NAMESPACE_KEYS and isinstance(item, str):
                 out[key] = retarget.namespace(item)
-            elif key == "gateways" and isinstance(item, list):
+            elif key in names.GATEWAY_LIST_KEYS and isinstance(item, list):
                 out[key] = [retarget.host(g) if isinstance(g, str) else g for g in item]
             else:
                 out[key] = _retarget_istio(item, retarget)

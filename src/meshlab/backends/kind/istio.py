@@ -15,8 +15,9 @@ from meshlab.backends.kind.kube import Kube
 from meshlab.backends.kind.tools import SUPPORTED_ISTIO_VERSIONS, Runner, Tools
 from meshlab.errors import BackendError, BackendUnavailable
 from meshlab.load.manifests import Resource
+from meshlab.mesh.names import ISTIO_SYSTEM_NAMESPACE
 
-ISTIO_NAMESPACE = "istio-system"
+ISTIO_NAMESPACE = ISTIO_SYSTEM_NAMESPACE
 INSTALL_TIMEOUT = 900.0
 
 
