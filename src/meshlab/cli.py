@@ -17,10 +17,10 @@ import click
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from meshlab.version import __version__
 from meshlab.backends.registry import available_backends
 from meshlab.errors import EXIT_FAILED, EXIT_PASSED, MeshlabError
 from meshlab.report.text import render_text, write_json, write_junit
+from meshlab.version import __version__
 
 EXIT_INTERRUPTED = 130
 

@@ -11,7 +11,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from meshlab.version import __version__
 from meshlab.analysis import Diagnostic, analyze
 from meshlab.backends.base import Backend, Deployed
 from meshlab.backends.registry import get_backend
@@ -20,6 +19,7 @@ from meshlab.checks.stats import Design
 from meshlab.load.lab import Lab
 from meshlab.load.manifests import Resource, load_manifests
 from meshlab.mesh.plan import MeshPlan, Note, build_plan
+from meshlab.version import __version__
 
 ProgressFactory = Callable[[Check], Callable[[int, int], None]]
 

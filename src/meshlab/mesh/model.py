@@ -1,0 +1,210 @@
+"""The plan's data: what istiod would send a client sidecar (listeners, route tables, virtual
+hosts, routes, clusters), as plain frozen dataclasses that the Envoy renderer, the
+expectations and the kind backend read."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from meshlab.errors import Location
+from meshlab.load import istio
+from meshlab.load.manifests import Resource
+from meshlab.mesh.names import (
+    catch_all_uri,
+)
+from meshlab.mesh.registry import Endpoint, MeshService, Registry
+
+PASSTHROUGH_CLUSTER = "PassthroughCluster"
+DEFAULT_RETRY_ON = "connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes"
+
+
+def cluster_name(port: int, subset: str | None, host: str) -> str:
+    """Istio's BuildSubsetKey: `outbound|9080|v1|reviews.default.svc.cluster.local`."""
+    return f"outbound|{port}|{subset or ''}|{host}"
+
+
+@dataclass(frozen=True)
+class Note:
+    """Something the embedded backend does not simulate, said out loud rather than ignored."""
+
+    message: str
+    location: Location | None = None
+
+
+@dataclass
+class ClusterPlan:
+    name: str
+    service: MeshService
+    port: int
+    subset: str | None
+    subset_labels: dict[str, str]
+    endpoints: list[Endpoint]
+    lb_policy: str = "LEAST_REQUEST"
+    destination_rule: Resource | None = None
+
+
+@dataclass(frozen=True)
+class StringMatchPlan:
+    kind: Literal["exact", "prefix", "regex", "present"]
+    value: str = ""
+
+
+@dataclass(frozen=True)
+class HeaderMatchPlan:
+    name: str
+    match: StringMatchPlan
+    invert: bool = False
+
+
+@dataclass(frozen=True)
+class RouteMatchPlan:
+    path: StringMatchPlan = StringMatchPlan("prefix", "/")
+    case_sensitive: bool = True
+    headers: tuple[HeaderMatchPlan, ...] = ()
+    query: tuple[tuple[str, StringMatchPlan], ...] = ()
+
+    @property
+    def is_catch_all(self) -> bool:
+        """Istio's isCatchAllRoute (pilot/pkg/networking/core/route/route.go): a catch-all
+        path and no header or query matcher; the config-time filters are already applied."""
+        path_all = catch_all_uri(self.path.kind, self.path.value)
+        return path_all and not self.headers and not self.query
+
+
+@dataclass(frozen=True)
+class HeaderOpsPlan:
+    """Istio's HeaderOperations: `set` overwrites, `add` appends, `remove` drops."""
+
+    set: tuple[tuple[str, str], ...] = ()
+    add: tuple[tuple[str, str], ...] = ()
+    remove: tuple[str, ...] = ()
+
+    @staticmethod
+    def of(ops: istio.HeaderOperations | None) -> HeaderOpsPlan:
+        if ops is None:
+            return HeaderOpsPlan()
+        return HeaderOpsPlan(tuple(ops.set.items()), tuple(ops.add.items()), tuple(ops.remove))
+
+    def __add__(self, other: HeaderOpsPlan) -> HeaderOpsPlan:
+        return HeaderOpsPlan(self.set + other.set, self.add + other.add, self.remove + other.remove)
+
+    def __bool__(self) -> bool:
+        return bool(self.set or self.add or self.remove)
+
+
+@dataclass(frozen=True)
+class WeightedTarget:
+    cluster: str
+    weight: int
+    host: str
+    subset: str | None
+    location: Location | None
+    request_headers: HeaderOpsPlan = HeaderOpsPlan()
+    response_headers: HeaderOpsPlan = HeaderOpsPlan()
+
+
+@dataclass(frozen=True)
+class Forward:
+    targets: tuple[WeightedTarget, ...]
+    weighted: bool  # False: one destination, all traffic (its weight is ignored)
+
+
+@dataclass(frozen=True)
+class Redirect:
+    uri: str | None
+    authority: str | None
+    code: int
+
+
+@dataclass(frozen=True)
+class DirectResponse:
+    status: int
+    body: str | None
+
+
+@dataclass(frozen=True)
+class RetryPlan:
+    attempts: int
+    retry_on: str
+    per_try_timeout_s: float | None = None
+    retriable_status_codes: tuple[int, ...] = ()
+    previous_hosts: bool = True  # retry_host_predicate previous_hosts
+    backoff_s: float | None = None
+
+
+@dataclass(frozen=True)
+class FaultPlan:
+    delay_s: float | None = None
+    delay_percent: float = 0.0
+    abort_status: int | None = None
+    abort_percent: float = 0.0
+
+
+@dataclass(frozen=True)
+class HashPolicyPlan:
+    """What a consistent hash keys on: a header, a cookie (Envoy sets it when a ttl is given),
+    the client's address, or a query parameter."""
+
+    kind: Literal["header", "cookie", "source_ip", "query_parameter"]
+    name: str = ""
+    ttl_s: float | None = None
+    path: str | None = None
+
+
+@dataclass
+class RoutePlan:
+    name: str
+    match: RouteMatchPlan
+    action: Forward | Redirect | DirectResponse
+    timeout_s: float = 0.0
+    retry: RetryPlan | None = None
+    fault: FaultPlan | None = None
+    hash_policy: HashPolicyPlan | None = None
+    prefix_rewrite: str | None = None
+    authority_rewrite: str | None = None
+    request_headers: HeaderOpsPlan = HeaderOpsPlan()
+    response_headers: HeaderOpsPlan = HeaderOpsPlan()
+    virtual_service: Resource | None = None
+    location: Location | None = None
+
+
+@dataclass
+class VirtualHostPlan:
+    name: str
+    domains: list[str]
+    routes: list[RoutePlan]
+    service: MeshService | None
+    virtual_service: Resource | None = None
+
+
+@dataclass
+class ListenerPlan:
+    """One outbound listener. HTTP listeners share a route table per port, like Istio's `8080`."""
+
+    name: str
+    port: int
+    protocol: Literal["HTTP", "TCP"]
+    route_table: str | None = None
+    tcp_cluster: str | None = None
+    tcp_service: MeshService | None = None
+
+
+@dataclass
+class MeshPlan:
+    client_namespace: str
+    registry: Registry
+    clusters: dict[str, ClusterPlan]
+    route_tables: dict[str, list[VirtualHostPlan]]
+    listeners: list[ListenerPlan]
+    notes: list[Note]
+
+    def listener_for(self, port: int) -> ListenerPlan | None:
+        return next(
+            (lst for lst in self.listeners if lst.protocol == "HTTP" and lst.port == port), None
+        )
+
+
+def config_order(r: Resource) -> tuple[str, str, str]:
+    """Istio's sortConfigByCreationTime: oldest creationTimestamp first, then name, namespace."""
+    return (r.body.metadata.creationTimestamp or "", r.name, r.namespace)

@@ -1,0 +1,296 @@
+"""VirtualServices -> routes: which VirtualService owns a host, how its rules become ordered
+routes (matches, weights, retries, faults, rewrites), and the Service's default route."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from meshlab.load import istio
+from meshlab.load.manifests import Resource
+from meshlab.mesh.clusters import MergedRule, consistent_hash_for, hash_policy
+from meshlab.mesh.model import (
+    DEFAULT_RETRY_ON,
+    PASSTHROUGH_CLUSTER,
+    DirectResponse,
+    FaultPlan,
+    Forward,
+    HeaderMatchPlan,
+    HeaderOpsPlan,
+    Note,
+    Redirect,
+    RetryPlan,
+    RouteMatchPlan,
+    RoutePlan,
+    StringMatchPlan,
+    VirtualHostPlan,
+    WeightedTarget,
+    cluster_name,
+    config_order,
+)
+from meshlab.mesh.names import (
+    bound_to_mesh,
+    host_matches,
+    resolve_host,
+    vhost_domains,
+    visible_to,
+)
+from meshlab.mesh.registry import MeshService, Registry
+
+
+def mesh_virtual_services(resources: Sequence[Resource], client_namespace: str) -> list[Resource]:
+    """VirtualServices a sidecar sees, in Istio's order: bound to `mesh` (no gateways = mesh),
+    exported to the client; private ones first, then oldest first, then by name/namespace."""
+    found = []
+    for r in resources:
+        if r.kind != "VirtualService":
+            continue
+        spec: istio.VirtualServiceSpec = r.body.spec
+        if not bound_to_mesh(spec.gateways):
+            continue
+        if not visible_to(spec.exportTo, r.namespace, client_namespace):
+            continue
+        private = spec.exportTo == ["."] and r.namespace == client_namespace
+        found.append(((0 if private else 1, *config_order(r)), r))
+    return [r for _, r in sorted(found, key=lambda item: item[0])]
+
+
+def virtual_host(
+    service: MeshService,
+    port: int,
+    virtual_services: list[Resource],
+    rule_for: Callable[[str], MergedRule | None],
+    client_namespace: str,
+    registry: Registry,
+    notes: list[Note],
+) -> VirtualHostPlan:
+    name = f"{service.fqdn}:{port}"
+    domains = vhost_domains(service.name, service.namespace, client_namespace)
+    for vs in virtual_services:
+        hosts = [resolve_host(h, vs.namespace) for h in vs.body.spec.hosts]
+        if not any(host_matches(h, service.fqdn) for h in hosts):
+            continue
+        routes = _routes_for(vs, port, client_namespace, registry, rule_for, notes)
+        # Every route filtered out: this VS yields no vhost, so the next VS for the host (if
+        # any) gets it; with none, Istio keeps the service's default route.
+        if routes:
+            return VirtualHostPlan(name, domains, routes, service, vs)
+    default = _default_route(service, port, rule_for(service.fqdn))
+    return VirtualHostPlan(name, domains, [default], service)
+
+
+def _default_route(service: MeshService, port: int, rule: MergedRule | None) -> RoutePlan:
+    target = WeightedTarget(cluster_name(port, None, service.fqdn), 100, service.fqdn, None, None)
+    return RoutePlan(
+        "default",
+        RouteMatchPlan(),
+        Forward((target,), weighted=False),
+        retry=_default_retry(),
+        hash_policy=hash_policy(rule, None),
+    )
+
+
+def allow_any_vhost() -> VirtualHostPlan:
+    target = WeightedTarget(PASSTHROUGH_CLUSTER, 100, "*", None, None)
+    route = RoutePlan("allow_any", RouteMatchPlan(), Forward((target,), weighted=False))
+    return VirtualHostPlan("allow_any", ["*"], [route], None)
+
+
+def _default_retry() -> RetryPlan:
+    return RetryPlan(attempts=2, retry_on=DEFAULT_RETRY_ON)
+
+
+def _routes_for(
+    vs: Resource,
+    port: int,
+    client_namespace: str,
+    registry: Registry,
+    rule_for: Callable[[str], MergedRule | None],
+    notes: list[Note],
+) -> list[RoutePlan]:
+    spec: istio.VirtualServiceSpec = vs.body.spec
+    routes: list[RoutePlan] = []
+    for index, http in enumerate(spec.http):
+        matches: list[tuple[int | None, istio.HTTPMatchRequest | None]] = (
+            list(enumerate(http.match)) if http.match else [(None, None)]
+        )
+        for match_index, match in matches:
+            if match is not None and not _applies_to_sidecar(match, port, client_namespace):
+                continue
+            at = ("spec", "http", index) + (
+                ("match", match_index) if match_index is not None else ()
+            )
+            route = _route(vs, http, index, match, port, registry, rule_for, notes)
+            route.location = vs.locate(*at)
+            routes.append(route)
+            if route.match.is_catch_all:
+                return routes  # Istio stops emitting at the first catch-all
+    return routes
+
+
+def _applies_to_sidecar(match: istio.HTTPMatchRequest, port: int, client_namespace: str) -> bool:
+    """Config-time filters: port, gateways, sourceLabels, sourceNamespace (the probe client
+    is a pod in the lab namespace with no labels). Istio's sourceMatchHTTP: a non-empty
+    match.gateways replaces the source checks (`mesh` listed = the sidecar matches)."""
+    if match.port is not None and match.port != port:
+        return False
+    if match.gateways:
+        return bound_to_mesh(match.gateways)
+    if match.sourceLabels:
+        return False
+    return match.sourceNamespace is None or match.sourceNamespace == client_namespace
+
+
+def _route(
+    vs: Resource,
+    http: istio.HTTPRoute,
+    index: int,
+    match: istio.HTTPMatchRequest | None,
+    port: int,
+    registry: Registry,
+    rule_for: Callable[[str], MergedRule | None],
+    notes: list[Note],
+) -> RoutePlan:
+    name = ".".join(part for part in (http.name, match.name if match else None) if part)
+    plan = RoutePlan(
+        name, _match_plan(match), _action(vs, http, index, port, registry), virtual_service=vs
+    )
+    plan.timeout_s = istio.parse_duration(http.timeout) if http.timeout else 0.0
+    hashed = False
+    if isinstance(plan.action, Forward) and len(plan.action.targets) == 1:
+        target = plan.action.targets[0]  # the hash comes from the destination's own rule
+        rule = rule_for(target.host)
+        plan.hash_policy = hash_policy(rule, target.subset)
+        hashed = consistent_hash_for(rule, target.subset) is not None
+    # Istio's ConvertPolicy(policy, consistentHash): no previous_hosts next to a hash policy.
+    plan.retry = _retry(http.retries, hashed=hashed)
+    plan.fault = _fault(http.fault)
+    if http.rewrite:
+        plan.prefix_rewrite = http.rewrite.uri
+        plan.authority_rewrite = http.rewrite.authority
+    if http.headers is not None:
+        plan.request_headers = HeaderOpsPlan.of(http.headers.request)
+        plan.response_headers = HeaderOpsPlan.of(http.headers.response)
+    if isinstance(plan.action, Forward) and not plan.action.weighted:
+        # One destination: Istio puts its header operations on the route itself.
+        only = plan.action.targets[0]
+        plan.request_headers += only.request_headers
+        plan.response_headers += only.response_headers
+    for unsupported in ("mirror", "mirrors", "corsPolicy", "delegate"):
+        if getattr(http, unsupported) is not None:
+            notes.append(
+                Note(
+                    f"{vs.ref}: {unsupported} is not simulated by the embedded backend",
+                    vs.locate("spec", "http", index, unsupported),
+                )
+            )
+    return plan
+
+
+def _match_plan(match: istio.HTTPMatchRequest | None) -> RouteMatchPlan:
+    if match is None:
+        return RouteMatchPlan()
+    path = StringMatchPlan("prefix", "/")
+    if match.uri is not None:
+        path = _string_match(match.uri)
+        if path.kind == "present":
+            path = StringMatchPlan("prefix", "/")
+    headers: list[HeaderMatchPlan] = []
+    for pseudo, value in (
+        (":method", match.method),
+        (":authority", match.authority),
+        (":scheme", match.scheme),
+    ):
+        if value is not None:
+            headers.append(HeaderMatchPlan(pseudo, _string_match(value)))
+    headers += [HeaderMatchPlan(k, _string_match(v)) for k, v in match.headers.items()]
+    headers += [
+        HeaderMatchPlan(k, _string_match(v), invert=True) for k, v in match.withoutHeaders.items()
+    ]
+    query = tuple((k, _string_match(v)) for k, v in match.queryParams.items())
+    return RouteMatchPlan(path, not match.ignoreUriCase, tuple(headers), query)
+
+
+def _string_match(value: istio.StringMatch) -> StringMatchPlan:
+    if value.exact is not None:
+        return StringMatchPlan("exact", value.exact)
+    if value.prefix is not None:
+        return StringMatchPlan("prefix", value.prefix)
+    if value.regex is not None and value.regex != "*":
+        return StringMatchPlan("regex", value.regex)
+    return StringMatchPlan("present")
+
+
+def _action(
+    vs: Resource, http: istio.HTTPRoute, index: int, port: int, registry: Registry
+) -> Forward | Redirect | DirectResponse:
+    if http.redirect is not None:
+        return Redirect(http.redirect.uri, http.redirect.authority, http.redirect.redirectCode)
+    if http.directResponse is not None:
+        body = http.directResponse.body.string if http.directResponse.body else None
+        return DirectResponse(http.directResponse.status, body)
+    targets = []
+    for d_index, dest in enumerate(http.route):
+        host = resolve_host(dest.destination.host, vs.namespace)
+        service = registry.service_by_fqdn(host)
+        if dest.destination.port is not None:
+            dest_port = dest.destination.port.number
+        elif service is not None and len(service.ports) == 1:
+            dest_port = service.ports[0].number
+        else:
+            dest_port = port  # Istio falls back to the listener port
+        weight_at = ("spec", "http", index, "route", d_index)
+        location = (
+            vs.locate(*weight_at, "weight") if dest.weight is not None else vs.locate(*weight_at)
+        )
+        targets.append(
+            WeightedTarget(
+                cluster_name(dest_port, dest.destination.subset, host),
+                dest.weight or 0,
+                host,
+                dest.destination.subset,
+                location,
+                HeaderOpsPlan.of(dest.headers.request if dest.headers else None),
+                HeaderOpsPlan.of(dest.headers.response if dest.headers else None),
+            )
+        )
+    if len(targets) == 1:
+        return Forward(tuple(targets), weighted=False)
+    return Forward(tuple(t for t in targets if t.weight > 0), weighted=True)
+
+
+def _retry(retries: istio.HTTPRetry | None, hashed: bool = False) -> RetryPlan | None:
+    if retries is None:
+        return RetryPlan(attempts=2, retry_on=DEFAULT_RETRY_ON, previous_hosts=not hashed)
+    if retries.attempts <= 0:
+        return None
+    retry_on = DEFAULT_RETRY_ON
+    codes: tuple[int, ...] = ()
+    if retries.retryOn:
+        tokens = [t.strip() for t in retries.retryOn.split(",") if t.strip()]
+        codes = tuple(int(t) for t in tokens if t.isdigit())
+        named = [t for t in tokens if not t.isdigit()]
+        if codes and "retriable-status-codes" not in named:
+            named.append("retriable-status-codes")
+        retry_on = ",".join(named)
+    per_try = istio.parse_duration(retries.perTryTimeout) if retries.perTryTimeout else None
+    previous_hosts = not hashed
+    if retries.retryIgnorePreviousHosts is not None:
+        previous_hosts = retries.retryIgnorePreviousHosts
+    backoff = istio.parse_duration(retries.backoff) if retries.backoff else None
+    return RetryPlan(retries.attempts, retry_on, per_try, codes, previous_hosts, backoff)
+
+
+def _fault(fault: istio.HTTPFaultInjection | None) -> FaultPlan | None:
+    if fault is None:
+        return None
+    plan = FaultPlan()
+    if fault.delay is not None and fault.delay.fixedDelay:
+        if fault.delay.percentage is not None:
+            percent = fault.delay.percentage.value
+        else:
+            percent = float(fault.delay.percent or 0)
+        plan = FaultPlan(istio.parse_duration(fault.delay.fixedDelay), percent)
+    if fault.abort is not None and fault.abort.httpStatus is not None:
+        percent = fault.abort.percentage.value if fault.abort.percentage else 0.0
+        plan = FaultPlan(plan.delay_s, plan.delay_percent, fault.abort.httpStatus, percent)
+    return plan
