@@ -15,10 +15,13 @@ from pathlib import Path
 import psutil
 import pytest
 
+from meshlab.backends.base import LabToDeploy
 from meshlab.backends.embedded.backend import EmbeddedBackend, EmbeddedMesh
+from meshlab.backends.embedded.options import EmbeddedOptions
 from meshlab.errors import BackendUnavailable
-from meshlab.load.manifests import load_manifests
+from meshlab.load.manifests import Resource, load_manifests
 from meshlab.mesh.expect import configured_split
+from meshlab.mesh.plan import build_plan
 from meshlab.mesh.request import ProbeRequest
 
 pytestmark = pytest.mark.envoy
@@ -33,7 +36,7 @@ STAFF = "fleetman-staff-service.default.svc.cluster.local"
 
 @pytest.fixture(scope="module")
 def backend(request: pytest.FixtureRequest) -> EmbeddedBackend:
-    embedded = EmbeddedBackend(request.config.getoption("envoy", default=None))
+    embedded = EmbeddedBackend(EmbeddedOptions(request.config.getoption("envoy", default=None)))
     try:
         embedded.binary  # noqa: B018 (resolves the binary now, to skip cleanly)
     except BackendUnavailable as exc:
@@ -41,8 +44,12 @@ def backend(request: pytest.FixtureRequest) -> EmbeddedBackend:
     return embedded
 
 
+def planned(resources: list[Resource]) -> LabToDeploy:
+    return LabToDeploy("test", "default", resources, build_plan(resources, "default"))
+
+
 def deploy(backend: EmbeddedBackend, *files: Path) -> AbstractContextManager[EmbeddedMesh]:
-    return backend.deploy(load_manifests(list(files), "default"), "default")
+    return backend.deploy(planned(load_manifests(list(files), "default")))
 
 
 def scenario(backend: EmbeddedBackend, name: str) -> AbstractContextManager[EmbeddedMesh]:
@@ -171,7 +178,7 @@ def children() -> set[int]:
 def test_nothing_survives_the_deployment(backend: EmbeddedBackend) -> None:
     before = children()
     resources = load_manifests([LAB2 / "fleetman.yaml", LAB2 / "istio-rules.yaml"], "default")
-    with backend.deploy(resources, "default") as mesh:
+    with backend.deploy(planned(resources)) as mesh:
         started = children() - before
         names = {psutil.Process(pid).name() for pid in started}
         assert len(started) >= len(mesh.pods) + 1  # one stand-in per pod, plus Envoy
