@@ -188,3 +188,60 @@ def test_nothing_survives_the_deployment(backend: EmbeddedBackend) -> None:
     while children() - before and time.monotonic() < deadline:
         time.sleep(0.05)
     assert children() - before == set()
+
+
+COOKIE_RULES = """\
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata:
+  name: fleetman-staff-service
+spec:
+  hosts:
+  - fleetman-staff-service
+  http:
+  - route:
+    - destination:
+        host: fleetman-staff-service
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata:
+  name: fleetman-staff-service
+spec:
+  host: fleetman-staff-service
+  trafficPolicy:
+    loadBalancer:
+      consistentHash:
+        httpCookie: {name: user, ttl: 0s}
+"""
+
+
+def test_sessions_do_not_share_hash_cookies(backend: EmbeddedBackend, tmp_path: Path) -> None:
+    """Envoy sets the `user` cookie on a session's first response and hashes on it after:
+    each session sticks to its pod, and a fresh session starts with no cookie, so sessions
+    land on both pods (one shared client would pin every session to the first pod)."""
+    rules = tmp_path / "cookie.yaml"
+    rules.write_text(COOKIE_RULES)
+    with deploy(backend, APPS, rules) as mesh:
+        first_pods = []
+        for _ in range(12):
+            with mesh.session() as session:
+                first, *rest = session.send(ProbeRequest(URL), 4)
+                assert "user=" in first.headers.get("set-cookie", "")
+                assert {o.pod for o in rest} == {first.pod}  # the cookie pins the session
+                assert all("set-cookie" not in o.headers for o in rest)  # it sent the cookie
+                first_pods.append(first.pod)
+        # 12 fresh sessions all on one of two pods: probability about 2 * 0.5**12
+        assert len(set(first_pods)) == 2
+        # the shorthand send is a fresh session too: its first response sets a cookie again
+        assert "user=" in mesh.send(ProbeRequest(URL), 1)[0].headers.get("set-cookie", "")
+
+
+def test_outcomes_carry_headers_and_latency(lab2: EmbeddedMesh) -> None:
+    with lab2.session() as session:
+        outcomes = session.send(ProbeRequest(URL), 5)
+    for outcome in outcomes:
+        assert outcome.headers.get("content-type", "").startswith("application/json")
+        assert outcome.latency is not None
+        assert 0 < outcome.latency < 30
+        assert outcome.hops == ()

@@ -94,6 +94,12 @@ def test_registered_with_its_options(tmp_path: Path) -> None:
         get_backend("kind", EmbeddedOptions())
 
 
+def test_kind_has_no_notes_of_the_embedded_backend(make, lab2_dir: Path) -> None:  # type: ignore[no-untyped-def]
+    """The plan's notes say what the embedded backend leaves out; a real mesh does it all."""
+    lab = prepare(lab2_dir).to_deploy()
+    assert list(make().notes(lab)) == []
+
+
 def test_no_docker_engine_refuses_before_anything_runs(
     make, runner: FakeRunner, events: Events
 ) -> None:  # type: ignore[no-untyped-def]
