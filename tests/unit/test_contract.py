@@ -60,8 +60,10 @@ def test_every_backend_implements_the_contract() -> None:
 
     assert issubclass(EmbeddedBackend, Backend)
     assert issubclass(FakeBackend, Backend)
-    assert issubclass(EmbeddedMesh, Deployed) and issubclass(FakeMesh, Deployed)
-    assert issubclass(EmbeddedSession, Session) and issubclass(FakeSession, Session)
+    assert issubclass(EmbeddedMesh, Deployed)
+    assert issubclass(FakeMesh, Deployed)
+    assert issubclass(EmbeddedSession, Session)
+    assert issubclass(FakeSession, Session)
 
 
 @pytest.fixture
@@ -91,7 +93,8 @@ def test_notes_are_the_backends_own(two_checks: Path) -> None:
     )
     prepared = prepare(two_checks)
     lab = prepared.to_deploy()
-    assert lab.name == two_checks.name and lab.plan is prepared.plan
+    assert lab.name == two_checks.name
+    assert lab.plan is prepared.plan
     embedded = EmbeddedBackend().notes(lab)
     assert [n.message for n in embedded] == [
         "Sidecar default/default: Sidecar is not simulated by the embedded backend"
