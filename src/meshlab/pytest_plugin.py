@@ -22,6 +22,7 @@ from meshlab.backends.registry import get_backend
 from meshlab.checks import Check, CheckContext, CheckResult
 from meshlab.errors import BackendUnavailable, InputError, MeshlabError
 from meshlab.load.lab import LAB_FILE
+from meshlab.mesh.plan import Note
 from meshlab.mesh.request import ProbeRequest
 from meshlab.options import RUN_OPTIONS, RunOption, RunSettings
 from meshlab.pipeline import PreparedLab, prepare, run_check
@@ -283,6 +284,7 @@ class AppliedLab:
     prepared: PreparedLab
     mesh: Deployed
     _context: Callable[[], CheckContext]
+    notes: list[Note] = field(default_factory=list)  # what the backend does not simulate
 
     def run_check(self, name: str) -> CheckResult:
         check = next((c for c in self.prepared.checks if c.name == name), None)
@@ -304,7 +306,8 @@ def lab(request: pytest.FixtureRequest) -> AppliedLab:
         if request.config.getoption("backend") != "embedded":
             pytest.skip(str(exc))  # as the lab's own check items do
         raise
-    return AppliedLab(deployment.prepared, deployment.mesh, lambda: labs.context(deployment))
+    notes = list(labs.backend.notes(deployment.prepared.to_deploy()))
+    return AppliedLab(deployment.prepared, deployment.mesh, lambda: labs.context(deployment), notes)
 
 
 Probe = Callable[..., Counter[str]]
