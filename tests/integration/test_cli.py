@@ -311,6 +311,16 @@ BAD_INPUTS: dict[str, BadInput] = {
         r"Invalid value for '--requests': 0 is not in the range",
         ("--requests=0",),
     ),
+    "cli-requests-negative": BadInput(
+        lambda lab: None,
+        r"Invalid value for '--requests': -5 is not in the range x>=1",
+        ("--requests", "-5"),
+    ),
+    "cli-requests-not-a-number": BadInput(
+        lambda lab: None,
+        r"Invalid value for '--requests': 'many' is not a whole number",
+        ("--requests", "many"),
+    ),
     "cli-json-is-a-directory": BadInput(
         lambda lab: None, r"Invalid value for '--json'.*is a directory", ("--json=lab",)
     ),

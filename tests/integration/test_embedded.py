@@ -15,10 +15,13 @@ from pathlib import Path
 import psutil
 import pytest
 
+from meshlab.backends.base import LabToDeploy
 from meshlab.backends.embedded.backend import EmbeddedBackend, EmbeddedMesh
+from meshlab.backends.embedded.options import EmbeddedOptions
 from meshlab.errors import BackendUnavailable
-from meshlab.load.manifests import load_manifests
+from meshlab.load.manifests import Resource, load_manifests
 from meshlab.mesh.expect import configured_split
+from meshlab.mesh.plan import build_plan
 from meshlab.mesh.request import ProbeRequest
 
 pytestmark = pytest.mark.envoy
@@ -33,7 +36,7 @@ STAFF = "fleetman-staff-service.default.svc.cluster.local"
 
 @pytest.fixture(scope="module")
 def backend(request: pytest.FixtureRequest) -> EmbeddedBackend:
-    embedded = EmbeddedBackend(request.config.getoption("envoy", default=None))
+    embedded = EmbeddedBackend(EmbeddedOptions(request.config.getoption("envoy", default=None)))
     try:
         embedded.binary  # noqa: B018 (resolves the binary now, to skip cleanly)
     except BackendUnavailable as exc:
@@ -41,8 +44,12 @@ def backend(request: pytest.FixtureRequest) -> EmbeddedBackend:
     return embedded
 
 
+def planned(resources: list[Resource]) -> LabToDeploy:
+    return LabToDeploy("test", "default", resources, build_plan(resources, "default"))
+
+
 def deploy(backend: EmbeddedBackend, *files: Path) -> AbstractContextManager[EmbeddedMesh]:
-    return backend.deploy(load_manifests(list(files), "default"), "default")
+    return backend.deploy(planned(load_manifests(list(files), "default")))
 
 
 def scenario(backend: EmbeddedBackend, name: str) -> AbstractContextManager[EmbeddedMesh]:
@@ -171,7 +178,7 @@ def children() -> set[int]:
 def test_nothing_survives_the_deployment(backend: EmbeddedBackend) -> None:
     before = children()
     resources = load_manifests([LAB2 / "fleetman.yaml", LAB2 / "istio-rules.yaml"], "default")
-    with backend.deploy(resources, "default") as mesh:
+    with backend.deploy(planned(resources)) as mesh:
         started = children() - before
         names = {psutil.Process(pid).name() for pid in started}
         assert len(started) >= len(mesh.pods) + 1  # one stand-in per pod, plus Envoy
@@ -181,3 +188,60 @@ def test_nothing_survives_the_deployment(backend: EmbeddedBackend) -> None:
     while children() - before and time.monotonic() < deadline:
         time.sleep(0.05)
     assert children() - before == set()
+
+
+COOKIE_RULES = """\
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata:
+  name: fleetman-staff-service
+spec:
+  hosts:
+  - fleetman-staff-service
+  http:
+  - route:
+    - destination:
+        host: fleetman-staff-service
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata:
+  name: fleetman-staff-service
+spec:
+  host: fleetman-staff-service
+  trafficPolicy:
+    loadBalancer:
+      consistentHash:
+        httpCookie: {name: user, ttl: 0s}
+"""
+
+
+def test_sessions_do_not_share_hash_cookies(backend: EmbeddedBackend, tmp_path: Path) -> None:
+    """Envoy sets the `user` cookie on a session's first response and hashes on it after:
+    each session sticks to its pod, and a fresh session starts with no cookie, so sessions
+    land on both pods (one shared client would pin every session to the first pod)."""
+    rules = tmp_path / "cookie.yaml"
+    rules.write_text(COOKIE_RULES)
+    with deploy(backend, APPS, rules) as mesh:
+        first_pods = []
+        for _ in range(12):
+            with mesh.session() as session:
+                first, *rest = session.send(ProbeRequest(URL), 4)
+                assert "user=" in first.headers.get("set-cookie", "")
+                assert {o.pod for o in rest} == {first.pod}  # the cookie pins the session
+                assert all("set-cookie" not in o.headers for o in rest)  # it sent the cookie
+                first_pods.append(first.pod)
+        # 12 fresh sessions all on one of two pods: probability about 2 * 0.5**12
+        assert len(set(first_pods)) == 2
+        # the shorthand send is a fresh session too: its first response sets a cookie again
+        assert "user=" in mesh.send(ProbeRequest(URL), 1)[0].headers.get("set-cookie", "")
+
+
+def test_outcomes_carry_headers_and_latency(lab2: EmbeddedMesh) -> None:
+    with lab2.session() as session:
+        outcomes = session.send(ProbeRequest(URL), 5)
+    for outcome in outcomes:
+        assert outcome.headers.get("content-type", "").startswith("application/json")
+        assert outcome.latency is not None
+        assert 0 < outcome.latency < 30
+        assert outcome.hops == ()

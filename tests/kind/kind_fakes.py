@@ -339,7 +339,10 @@ class FakeKube:
             if starting:
                 status, flags = 503, "URX,UF"
             body = behaviour.body if status < 500 else "upstream connect error"
-            lines.append({"rid": rid, "status": status, "body": body, "seconds": 0.002})
+            headers = {"server": "envoy", "x-envoy-upstream-service-time": "1"}
+            lines.append(
+                {"rid": rid, "status": status, "body": body, "headers": headers, "seconds": 0.002}
+            )
             if not self.drop_log_lines:
                 entry = {
                     "request_id": rid,

@@ -11,10 +11,11 @@ from pathlib import Path
 import pytest
 from kind_fakes import Events, FakeClock, FakeKube, FakeRunner, FakeSubprocess
 
+from meshlab.backends.embedded.options import EmbeddedOptions
 from meshlab.backends.kind import KindBackend, KindOptions
 from meshlab.backends.kind.backend import namespace_for
 from meshlab.backends.kind.tools import NODE_IMAGE, Tools
-from meshlab.backends.registry import available_backends, backend_extras, close_backend, get_backend
+from meshlab.backends.registry import available_backends, get_backend
 from meshlab.errors import BackendError, BackendUnavailable
 from meshlab.mesh.request import ProbeRequest
 from meshlab.pipeline import RunOptions, prepare, run_lab
@@ -82,14 +83,21 @@ def _order(events: Events, *markers: str) -> list[int]:
 
 def test_registered_with_its_options(tmp_path: Path) -> None:
     assert available_backends() == ("embedded", "kind")
-    backend = get_backend(
-        "kind", kubeconfig=str(tmp_path / "k"), keep_cluster=True, keep_namespace=True, envoy=None
-    )
+    options = KindOptions(kubeconfig=tmp_path / "k", keep_cluster=True, keep_namespace=True)
+    backend = get_backend("kind", options)
     assert isinstance(backend, KindBackend)
     assert backend.options == KindOptions(
         kubeconfig=tmp_path / "k", keep_cluster=True, keep_namespace=True
     )
-    assert get_backend("kind", istio_version="1.30.5").options.istio_version == "1.30.5"  # type: ignore[attr-defined]
+    assert get_backend("kind").options == KindOptions()  # type: ignore[attr-defined]
+    with pytest.raises(TypeError):
+        get_backend("kind", EmbeddedOptions())
+
+
+def test_kind_has_no_notes_of_the_embedded_backend(make, lab2_dir: Path) -> None:  # type: ignore[no-untyped-def]
+    """The plan's notes say what the embedded backend leaves out; a real mesh does it all."""
+    lab = prepare(lab2_dir).to_deploy()
+    assert list(make().notes(lab)) == []
 
 
 def test_no_docker_engine_refuses_before_anything_runs(
@@ -106,7 +114,7 @@ def test_no_docker_engine_refuses_before_anything_runs(
     assert info.value.exit_code == 2
     assert "Cannot connect to the Docker daemon" in str(info.value)
     with pytest.raises(BackendUnavailable):
-        backend.deploy(prepare(Path("labs/2-traffic")).resources, "default").__enter__()
+        backend.deploy(prepare(Path("labs/2-traffic")).to_deploy()).__enter__()
     assert events == ["run: docker info --format '{{.ServerVersion}}'"]  # asked once, remembered
 
 
@@ -145,7 +153,7 @@ def test_lab_2_runs_through_the_same_checks(  # type: ignore[no-untyped-def]
     kube.istiod_version = None  # a fresh cluster: Istio gets installed
     backend = make()
     report = run_lab(lab2_dir, RunOptions(backend="kind"), backend=backend)
-    close_backend(backend)
+    backend.close()
 
     (result,) = report.results
     assert result.passed, result.message
@@ -185,7 +193,7 @@ def test_lab_2_runs_through_the_same_checks(  # type: ignore[no-untyped-def]
     assert positions == sorted(positions)
     namespace_obj = kube.objects.get(("Namespace", None, namespace))
     assert namespace_obj is None  # deleted
-    extras = backend_extras(backend, passed=True)
+    extras = dict(backend.report_extras(passed=True))
     assert extras["namespace"] == namespace
     assert int(extras["requests_sent"]) >= int(extras["requests_counted"]) == result.requests
     assert extras["istio"] == "1.31.1"
@@ -196,7 +204,7 @@ def test_the_namespace_is_labelled_for_injection(
     make, kube: FakeKube, events: Events, lab2_dir: Path
 ) -> None:  # type: ignore[no-untyped-def]
     backend = make(keep_namespace=True)
-    with backend.deploy(prepare(lab2_dir).resources, "default"):
+    with backend.deploy(prepare(lab2_dir).to_deploy()):
         pass
     namespace = _namespace(events)
     labels = kube.objects[("Namespace", None, namespace)]["metadata"]["labels"]
@@ -217,7 +225,7 @@ def test_a_failing_split_gets_the_clusters_diagnostics(
     report = run_lab(lab2_dir, RunOptions(backend="kind"), backend=backend)
     backend.close()
     assert not report.passed
-    extras = backend_extras(backend, passed=False)
+    extras = dict(backend.report_extras(passed=False))
     assert "weight 90" in extras["diagnostics_routes"]
     assert "staff-service-risky-7d9f8-00000: 2/2 ready, ready" in extras["diagnostics_pods"]
     assert extras["diagnostics_events"] == "(no events)"
@@ -242,8 +250,8 @@ def test_namespace_and_cluster_go_when_a_check_breaks(  # type: ignore[no-untype
 
 def test_ctrl_c_in_the_middle_of_traffic(make, events: Events, lab2_dir: Path) -> None:  # type: ignore[no-untyped-def]
     backend = make()
-    resources = prepare(lab2_dir).resources
-    with pytest.raises(KeyboardInterrupt), backend.deploy(resources, "default") as mesh:  # noqa: PT012 (Ctrl-C after traffic)
+    lab = prepare(lab2_dir).to_deploy()
+    with pytest.raises(KeyboardInterrupt), backend.deploy(lab) as mesh:  # noqa: PT012 (Ctrl-C after traffic)
         mesh.send(ProbeRequest(URL), 10)
         raise KeyboardInterrupt
     execs_before_teardown = len(events.matching("exec:"))
@@ -263,7 +271,7 @@ def test_ctrl_c_while_waiting_for_rollouts(
 ) -> None:  # type: ignore[no-untyped-def]
     kube.interrupt_in_watch = True
     backend = make()
-    with pytest.raises(KeyboardInterrupt), backend.deploy(prepare(lab2_dir).resources, "default"):
+    with pytest.raises(KeyboardInterrupt), backend.deploy(prepare(lab2_dir).to_deploy()):
         pass
     backend.close()
     namespace = _namespace(events)
@@ -281,7 +289,7 @@ def test_rollouts_that_never_finish(make, kube: FakeKube, events: Events, lab2_d
     backend = make(rollout_timeout=30)
     with (
         pytest.raises(BackendError) as info,
-        backend.deploy(prepare(lab2_dir).resources, "default"),
+        backend.deploy(prepare(lab2_dir).to_deploy()),
     ):
         pass
     backend.close()
@@ -294,7 +302,7 @@ def test_keep_cluster_keeps_cluster_and_namespace(
     make, events: Events, lab2_dir: Path, progress: list[str]
 ) -> None:  # type: ignore[no-untyped-def]
     backend = make(keep_cluster=True)
-    with backend.deploy(prepare(lab2_dir).resources, "default"):
+    with backend.deploy(prepare(lab2_dir).to_deploy()):
         pass
     backend.close()
     assert not events.matching("delete:")
@@ -306,13 +314,13 @@ def test_a_second_run_on_a_kept_cluster_is_quick_and_tidies_up(  # type: ignore[
     make, kube: FakeKube, events: Events, lab2_dir: Path
 ) -> None:
     first = make(keep_cluster=True)
-    with first.deploy(prepare(lab2_dir).resources, "default"):
+    with first.deploy(prepare(lab2_dir).to_deploy()):
         pass
     first.close()
     old = _namespace(events)
     events.clear()
     second = make()
-    with second.deploy(prepare(lab2_dir).resources, "default"):
+    with second.deploy(prepare(lab2_dir).to_deploy()):
         pass
     second.close()
     assert not events.matching("run: kind create")
@@ -353,7 +361,7 @@ def test_an_existing_cluster_without_istio_is_refused(
     backend = make(kubeconfig=config)
     with (
         pytest.raises(BackendUnavailable, match="runs no Istio"),
-        backend.deploy(prepare(lab2_dir).resources, "default"),
+        backend.deploy(prepare(lab2_dir).to_deploy()),
     ):
         pass
     backend.close()

@@ -69,6 +69,7 @@ def test_a_batch_on_one_keep_alive_connection(server: str) -> None:
     assert {line["status"] for line in lines} == {200}
     assert all(len(str(line["body"])) == podscript.BODY_LIMIT for line in lines)
     assert all(isinstance(line["seconds"], float) for line in lines)
+    assert all(int(line["headers"]["content-length"]) > 5000 for line in lines)  # type: ignore[index]
     paths = {path for _, path, _, _ in _Handler.seen}
     assert paths == {"/driver/City%20Truck?x=1"}
     headers = [h for _, _, h, _ in _Handler.seen]

@@ -156,6 +156,17 @@ def test_one_exec_per_batch_with_the_exact_command(deployed: KindMesh, kube: Fak
     assert json.loads(counted[3])["prefix"] == "meshlab-ab-2-"
 
 
+def test_sessions_send_through_the_probe_with_headers_and_latency(deployed: KindMesh) -> None:
+    with deployed.session() as session:
+        outcomes = session.send(ProbeRequest(URL), 5)
+    assert {o.headers["server"] for o in outcomes} == {"envoy"}
+    assert {o.latency for o in outcomes} == {0.002}  # the pod's own timing of each request
+    assert {o.hops for o in outcomes} == {()}
+    with deployed.session() as other:  # no cookies in the probe: a session is a label
+        assert len(other.send(ProbeRequest(URL), 3)) == 3
+    assert deployed.requests_served == 8
+
+
 def test_outcomes_name_the_serving_pod(deployed: KindMesh) -> None:
     outcomes = deployed.send(ProbeRequest(URL), 200)
     versions = {o.labels["version"] for o in outcomes}

@@ -74,3 +74,16 @@ def test_lab_python_tests_share_the_deployment(pytester: pytest.Pytester, lab_co
     )
     result = pytester.runpytest(str(lab_copy))
     result.assert_outcomes(passed=2)
+
+
+@pytest.mark.parametrize(
+    ("value", "why"), [("-5", "-5 is not in the range x>=1"), ("many", "'many' is not a whole")]
+)
+def test_bad_requests_is_a_usage_error_naming_the_option(
+    pytester: pytest.Pytester, lab_copy: Path, value: str, why: str
+) -> None:
+    """The same declaration and validation as `meshlab run --requests` (meshlab.options)."""
+    result = pytester.runpytest("--requests", value, str(lab_copy))
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"*argument --requests: {why}*"])
+    assert "Traceback" not in result.stdout.str() + result.stderr.str()

@@ -30,7 +30,8 @@ class AllOkKind(CheckKind):
         from meshlab.mesh.request import ProbeRequest
 
         spec: AllOkSpec = check.spec
-        outcomes = context.mesh.send(ProbeRequest(spec.url), spec.requests)
+        with context.session() as session:
+            outcomes = session.send(ProbeRequest(spec.url), spec.requests)
         bad = sum(o.failed for o in outcomes)
         return CheckResult(
             check.name,

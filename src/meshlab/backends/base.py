@@ -1,17 +1,32 @@
-"""The backend contract: "apply these objects, give me a client that sends a request and tells
-me which pod served it, tear down". Labs, statistics and reports only see this module."""
+"""The backend contract: "apply this planned lab, give me fresh clients that send requests
+and say which pod served them, tear down". Labs, checks and reports only see this module,
+and everything a backend may offer is declared here (nothing is looked up with getattr)."""
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from typing import Protocol
+from types import TracebackType
+from typing import Self
 
 from meshlab.load.manifests import Resource
+from meshlab.mesh.plan import MeshPlan, Note
 from meshlab.mesh.request import ProbeRequest
 
 NO_RESPONSE = "no response"
+
+
+@dataclass(frozen=True)
+class Hop:
+    """One leg of a call (client -> service -> pod), so a chain of calls can be reported."""
+
+    service: str
+    pod: str | None = None
+    labels: Mapping[str, str] = field(default_factory=dict)
+    status: int | None = None
+    response_flags: str = "-"
 
 
 @dataclass(frozen=True)
@@ -25,6 +40,9 @@ class Outcome:
     upstream_cluster: str | None = None
     error: str | None = None
     body: str = ""  # the first few KiB of the response body, for labs' own assertions
+    headers: Mapping[str, str] = field(default_factory=dict)  # response headers, names lower-case
+    latency: float | None = None  # seconds, measured by the client around the request
+    hops: tuple[Hop, ...] = ()  # the calls behind this one; empty until a backend traces them
 
     @property
     def failed(self) -> bool:
@@ -47,26 +65,80 @@ class PodInfo:
     detail: str = ""
 
 
-class Deployed(Protocol):
-    """A lab applied to a mesh: send traffic, learn what served it."""
+@dataclass(frozen=True)
+class LabToDeploy:
+    """A lab as the pipeline prepared it: backends deploy this plan, they never re-plan."""
+
+    name: str  # the lab's name (its folder), for namespaces and labels
+    namespace: str  # the namespace the lab's objects are written for
+    resources: Sequence[Resource]
+    plan: MeshPlan
+
+
+class Session(ABC):
+    """One client's state (connections, cookies): a check, or one simulated user inside a
+    check, gets a fresh one, so what one sees (e.g. a hash cookie) never routes another."""
+
+    @abstractmethod
+    def send(self, request: ProbeRequest, count: int) -> list[Outcome]:
+        """Send `count` requests one after another, as this client."""
+
+    def close(self) -> None:  # noqa: B027 (a no-op unless the session holds connections)
+        """Release connections; nothing to do for clients that hold none."""
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+class Deployed(ABC):
+    """A lab applied to a mesh: open client sessions, learn what served the traffic."""
 
     @property
+    @abstractmethod
     def pods(self) -> Sequence[PodInfo]: ...
 
+    @abstractmethod
+    def session(self) -> Session:
+        """A new client with no state carried over from any earlier session."""
+
     def send(self, request: ProbeRequest, count: int) -> list[Outcome]:
-        """Send `count` requests one after another on a keep-alive connection."""
-        ...
+        """`count` requests from a fresh session: the shorthand for labs' own tests."""
+        with self.session() as session:
+            return session.send(request, count)
+
+    def diagnostics(self) -> str:
+        """The mesh's state now, for a check that just failed ("" when there is nothing)."""
+        return ""
 
 
-class Backend(Protocol):
+class Backend(ABC):
+    """Where the traffic flows. One instance serves a whole run (several labs)."""
+
     name: str
 
+    @abstractmethod
     def describe(self) -> Mapping[str, str]:
-        """What ran the traffic (e.g. which Envoy binary and version), for reports."""
-        ...
+        """What runs the traffic (e.g. which Envoy binary and version), for reports."""
 
-    def deploy(
-        self, resources: Sequence[Resource], namespace: str
-    ) -> AbstractContextManager[Deployed]:
-        """Apply the objects; the context's exit tears everything down, even on Ctrl-C."""
-        ...
+    @abstractmethod
+    def deploy(self, lab: LabToDeploy) -> AbstractContextManager[Deployed]:
+        """Apply the lab; the context's exit tears everything down, even on Ctrl-C."""
+
+    def notes(self, lab: LabToDeploy) -> Sequence[Note]:
+        """What of this lab this backend does not simulate, said rather than ignored."""
+        return ()
+
+    def report_extras(self, passed: bool) -> Mapping[str, str]:
+        """What the backend learnt during a run (and diagnostics when something failed)."""
+        return {}
+
+    def close(self) -> None:  # noqa: B027 (a no-op unless the backend holds something)
+        """End the run: release what is held between labs (nothing, for most backends)."""

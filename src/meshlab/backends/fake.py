@@ -11,9 +11,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from meshlab.backends.base import Outcome, PodInfo
-from meshlab.load.manifests import Resource
-from meshlab.mesh.registry import build_registry
+from meshlab.backends.base import Backend, Deployed, LabToDeploy, Outcome, PodInfo, Session
 from meshlab.mesh.request import ProbeRequest
 
 Responder = Callable[[ProbeRequest, random.Random], Outcome]
@@ -34,19 +32,31 @@ def weighted_pods(weights: Mapping[str, float], label: str = "version") -> Respo
     return respond
 
 
+class FakeSession(Session):
+    """Holds no state: each request is the responder's fresh draw."""
+
+    def __init__(self, mesh: FakeMesh) -> None:
+        self.mesh = mesh
+
+    def send(self, request: ProbeRequest, count: int) -> list[Outcome]:
+        self.mesh.sent.extend([request] * count)
+        return [self.mesh.responder(request, self.mesh.rng) for _ in range(count)]
+
+
 @dataclass
-class FakeMesh:
+class FakeMesh(Deployed):
     responder: Responder
     rng: random.Random
     pods: Sequence[PodInfo] = ()
     sent: list[ProbeRequest] = field(default_factory=list)
+    sessions: int = 0  # how many sessions were opened: one per check, at least
 
-    def send(self, request: ProbeRequest, count: int) -> list[Outcome]:
-        self.sent.extend([request] * count)
-        return [self.responder(request, self.rng) for _ in range(count)]
+    def session(self) -> FakeSession:
+        self.sessions += 1
+        return FakeSession(self)
 
 
-class FakeBackend:
+class FakeBackend(Backend):
     name = "fake"
 
     def __init__(self, responder: Responder, seed: int = 0) -> None:
@@ -58,9 +68,8 @@ class FakeBackend:
         return {"backend": self.name}
 
     @contextmanager
-    def deploy(self, resources: Sequence[Resource], namespace: str) -> Iterator[FakeMesh]:
-        registry = build_registry(resources)
-        pods = [PodInfo(p.name, dict(p.labels), p.image) for p in registry.pods]
+    def deploy(self, lab: LabToDeploy) -> Iterator[FakeMesh]:
+        pods = [PodInfo(p.name, dict(p.labels), p.image) for p in lab.plan.registry.pods]
         mesh = FakeMesh(self.responder, random.Random(self.seed), pods)
         self.deployed.append(mesh)
         yield mesh

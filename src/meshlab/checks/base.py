@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import Field
 
-from meshlab.backends.base import Deployed
+from meshlab.backends.base import Deployed, Session
 from meshlab.checks.stats import Design
 from meshlab.errors import ErrorCollector, InputError
 from meshlab.load.lab import CheckEntry, Lab, load_lab
@@ -43,7 +43,8 @@ Progress = Callable[[int, int], None]  # (requests sent, current best guess of t
 
 @dataclass
 class CheckContext:
-    """Everything a check may read: the objects, Istio's view of them, the live mesh."""
+    """Everything a check may read: the objects, Istio's view of them, the live mesh (send
+    through `session()`, never a client shared with another check)."""
 
     resources: list[Resource]
     plan: MeshPlan
@@ -52,6 +53,11 @@ class CheckContext:
     requests_override: int | None = None
     progress: Progress = lambda sent, total: None
     diagnostics: list[Diagnostic] | None = None  # None: not analyzed yet (see analysis())
+
+    def session(self) -> Session:
+        """Fresh client state (no cookies, no connections) for this check or one of its
+        simulated users: checks never send through a client another check used."""
+        return self.mesh.session()
 
     def analysis(self) -> list[Diagnostic]:
         """The static analysis of these objects: the run's, or computed once on demand."""

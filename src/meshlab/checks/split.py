@@ -4,8 +4,7 @@ matches an expectation, decided by the sequential test in meshlab.checks.stats."
 from __future__ import annotations
 
 import math
-from collections import Counter, defaultdict
-from dataclasses import replace
+from collections import Counter
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
@@ -14,16 +13,13 @@ from pydantic import Field, PositiveInt, field_validator
 from meshlab.analysis import Diagnostic
 from meshlab.analysis.explain import explaining, request_hosts
 from meshlab.checks.base import Check, CheckContext, CheckKind, CheckResult, CheckSpec, register
+from meshlab.checks.sampling import Sampler
 from meshlab.checks.stats import (
     BucketVerdict,
-    SequentialSplitTest,
     SplitVerdict,
     anytime_interval,
     fixed_sample_size,
-    fixed_split_test,
-    sequential_cap,
 )
-from meshlab.errors import BackendError
 from meshlab.load.schema import Strict
 from meshlab.mesh.expect import ExpectedSplit, configured_split
 from meshlab.mesh.request import ProbeRequest
@@ -83,7 +79,7 @@ class SplitKind(CheckKind):
             total = sum(spec.expect.values())
             expected = {k: v / total for k, v in spec.expect.items()}
         fixed_n = context.requests_override or (spec.requests if spec.requests != "auto" else None)
-        run = _Sampler(context, request, spec.by)
+        run = Sampler(context, request, spec.by)
         verdict = run.fixed(expected, fixed_n) if fixed_n else run.sequential(expected)
         diagnosed = _diagnosed(context, request, configured)
         return _result(check, spec, verdict, run, expected, configured, diagnosed)
@@ -98,60 +94,11 @@ def _diagnosed(
     return explaining(context.analysis(), hosts, causes)
 
 
-class _Sampler:
-    """Sends requests in batches and tallies buckets, response flags and transport errors."""
-
-    def __init__(self, context: CheckContext, request: ProbeRequest, by: str) -> None:
-        self.context = context
-        self.request = request
-        self.by = by
-        self.counts: Counter[str] = Counter()
-        self.flags: dict[str, Counter[str]] = defaultdict(Counter)
-        self.errors: Counter[str] = Counter()
-        self.pods: Counter[str] = Counter()
-        self.pod_labels: dict[str, dict[str, str]] = {}
-
-    def send(self, count: int, total_guess: int) -> None:
-        outcomes = self.context.mesh.send(self.request, count)
-        if len(outcomes) != count:
-            raise BackendError(
-                f"the backend returned {len(outcomes)} outcomes for {count} requests"
-            )
-        for outcome in outcomes:
-            bucket = outcome.bucket(self.by)
-            self.counts[bucket] += 1
-            if outcome.failed:
-                self.flags[bucket][outcome.response_flags] += 1
-            if outcome.error:
-                self.errors[outcome.error] += 1
-            if outcome.pod is not None:
-                self.pods[outcome.pod] += 1
-                self.pod_labels.setdefault(outcome.pod, dict(outcome.labels))
-        self.context.progress(sum(self.counts.values()), total_guess)
-
-    def sequential(self, expected: dict[str, float]) -> SplitVerdict:
-        design = replace(self.context.design, cap=sequential_cap(expected, self.context.design))
-        test = SequentialSplitTest(expected, design)
-        guess = design.cap
-        while True:
-            n = sum(self.counts.values())
-            self.send(min(design.batch, design.cap - n), guess)
-            verdict = test.observe(self.counts)
-            if verdict.outcome != "continue":
-                return verdict
-
-    def fixed(self, expected: dict[str, float], n: int) -> SplitVerdict:
-        batch = max(self.context.design.batch, 50)
-        while (sent := sum(self.counts.values())) < n:
-            self.send(min(batch, n - sent), n)
-        return fixed_split_test(expected, self.counts, self.context.design)
-
-
 def _result(
     check: Check,
     spec: SplitSpec,
     verdict: SplitVerdict,
-    run: _Sampler,
+    run: Sampler,
     expected: dict[str, float],
     configured: ExpectedSplit,
     diagnosed: list[Diagnostic] | None = None,
@@ -235,7 +182,7 @@ def _message(
     name: str,
     spec: SplitSpec,
     verdict: SplitVerdict,
-    run: _Sampler,
+    run: Sampler,
     configured: ExpectedSplit,
     diagnosed: list[Diagnostic] | None = None,
 ) -> str:
@@ -325,7 +272,7 @@ def _failure_lines(
     return lines
 
 
-def _what_the_mesh_did(run: _Sampler, n: int) -> str:
+def _what_the_mesh_did(run: Sampler, n: int) -> str:
     if not n:
         return "nothing"
     return ", ".join(

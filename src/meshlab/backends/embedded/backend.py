@@ -4,13 +4,14 @@ and every pod is a local stand-in process. Everything binds 127.0.0.1 and dies w
 from __future__ import annotations
 
 import tempfile
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 
-from meshlab.backends.base import Outcome, PodInfo
+from meshlab.backends.base import Backend, Deployed, LabToDeploy, Outcome, PodInfo, Session
 from meshlab.backends.embedded.envoy.binary import EnvoyBinary, find_envoy
 from meshlab.backends.embedded.envoy.bootstrap import (
     RESPONSE_FLAGS_HEADER,
@@ -19,27 +20,27 @@ from meshlab.backends.embedded.envoy.bootstrap import (
     render_bootstrap,
 )
 from meshlab.backends.embedded.envoy.process import RunningEnvoy, start_envoy, write_bootstrap
+from meshlab.backends.embedded.options import EmbeddedOptions
 from meshlab.backends.embedded.processes import ProcessGroup, start_standins
 from meshlab.backends.embedded.standins import PodSpec, describe
-from meshlab.load.manifests import Resource
-from meshlab.mesh.plan import MeshPlan, build_plan
+from meshlab.mesh.plan import MeshPlan, Note
 from meshlab.mesh.registry import PodInstance
 from meshlab.mesh.request import ProbeRequest
 
 BODY_LIMIT = 4096
 
 
-class EmbeddedBackend:
+class EmbeddedBackend(Backend):
     name = "embedded"
 
-    def __init__(self, envoy: str | None = None) -> None:
-        self._explicit = envoy
+    def __init__(self, options: EmbeddedOptions | None = None) -> None:
+        self.options = options or EmbeddedOptions()
         self._binary: EnvoyBinary | None = None
 
     @property
     def binary(self) -> EnvoyBinary:
         if self._binary is None:
-            self._binary = find_envoy(self._explicit)
+            self._binary = find_envoy(self.options.envoy)
         return self._binary
 
     def describe(self) -> Mapping[str, str]:
@@ -51,9 +52,13 @@ class EmbeddedBackend:
             "envoy_source": self.binary.source,
         }
 
+    def notes(self, lab: LabToDeploy) -> Sequence[Note]:
+        """The plan's notes: what of Istio our translation leaves out (a real mesh does not)."""
+        return list(lab.plan.notes)
+
     @contextmanager
-    def deploy(self, resources: Sequence[Resource], namespace: str) -> Iterator[EmbeddedMesh]:
-        plan = build_plan(resources, namespace)
+    def deploy(self, lab: LabToDeploy) -> Iterator[EmbeddedMesh]:
+        plan = lab.plan
         binary = self.binary
         with tempfile.TemporaryDirectory(prefix="meshlab-") as tmp, ProcessGroup() as group:
             workdir = Path(tmp)
@@ -80,8 +85,9 @@ def _pod_spec(pod: PodInstance) -> PodSpec:
     )
 
 
-class EmbeddedMesh:
-    """A deployed lab: sends requests through Envoy's outbound listener, like a sidecar's app."""
+class EmbeddedMesh(Deployed):
+    """A deployed lab: sessions send requests through Envoy's outbound listener, like the
+    app next to a sidecar."""
 
     def __init__(
         self, plan: MeshPlan, addresses: Mapping[str, Mapping[int, int]], envoy: RunningEnvoy
@@ -89,7 +95,7 @@ class EmbeddedMesh:
         self.plan = plan
         self.envoy = envoy
         pods = {p.name: p for p in plan.registry.pods}
-        self._by_address = {
+        self.by_address = {
             f"127.0.0.1:{local}": pods[name]
             for name, ports in addresses.items()
             for local in ports.values()
@@ -97,23 +103,21 @@ class EmbeddedMesh:
         self._pods = [
             PodInfo(p.name, dict(p.labels), p.image, describe(p.image)) for p in plan.registry.pods
         ]
-        self._clients: dict[int, httpx.Client] = {}
+        self._sessions: set[EmbeddedSession] = set()
 
     @property
     def pods(self) -> Sequence[PodInfo]:
         return self._pods
 
-    def send(self, request: ProbeRequest, count: int) -> list[Outcome]:
-        refusal = self._unreachable(request)
-        if refusal is not None:
-            return [Outcome(status=None, error=refusal) for _ in range(count)]
-        listener = self.plan.listener_for(request.port)
-        assert listener is not None
-        client = self._client(self.envoy.listener_ports[listener.name])
-        headers = {"host": _authority(request), **request.headers}
-        return [self._one(client, request, headers) for _ in range(count)]
+    def session(self) -> EmbeddedSession:
+        session = EmbeddedSession(self)
+        self._sessions.add(session)
+        return session
 
-    def _unreachable(self, request: ProbeRequest) -> str | None:
+    def forget(self, session: EmbeddedSession) -> None:
+        self._sessions.discard(session)
+
+    def unreachable(self, request: ProbeRequest) -> str | None:
         """What happens before Envoy: DNS must know the name, and some listener the port."""
         known = {d for table in self.plan.route_tables.values() for v in table for d in v.domains}
         if request.host not in known or request.host == "*":
@@ -121,6 +125,29 @@ class EmbeddedMesh:
         if self.plan.listener_for(request.port) is None:
             return f"connection failed: no Service in the mesh serves HTTP on port {request.port}"
         return None
+
+    def close(self) -> None:
+        """At teardown: the sessions a check left open lose their connections."""
+        for session in list(self._sessions):
+            session.close()
+
+
+class EmbeddedSession(Session):
+    """One client: its own connections and cookie jar (one httpx.Client per listener)."""
+
+    def __init__(self, mesh: EmbeddedMesh) -> None:
+        self.mesh = mesh
+        self._clients: dict[int, httpx.Client] = {}
+
+    def send(self, request: ProbeRequest, count: int) -> list[Outcome]:
+        refusal = self.mesh.unreachable(request)
+        if refusal is not None:
+            return [Outcome(status=None, error=refusal) for _ in range(count)]
+        listener = self.mesh.plan.listener_for(request.port)
+        assert listener is not None
+        client = self._client(self.mesh.envoy.listener_ports[listener.name])
+        headers = {"host": _authority(request), **request.headers}
+        return [self._one(client, request, headers) for _ in range(count)]
 
     def _client(self, port: int) -> httpx.Client:
         if port not in self._clients:
@@ -132,12 +159,15 @@ class EmbeddedMesh:
     def _one(
         self, client: httpx.Client, request: ProbeRequest, headers: Mapping[str, str]
     ) -> Outcome:
+        started = time.perf_counter()
         try:
             response = client.request(request.method, request.path, headers=dict(headers))
         except httpx.TransportError as exc:
-            return Outcome(status=None, error=f"{type(exc).__name__}: {exc}")
+            latency = time.perf_counter() - started
+            return Outcome(status=None, error=f"{type(exc).__name__}: {exc}", latency=latency)
+        latency = time.perf_counter() - started
         upstream = response.headers.get(UPSTREAM_HOST_HEADER)
-        pod = self._by_address.get(upstream or "")
+        pod = self.mesh.by_address.get(upstream or "")
         return Outcome(
             status=response.status_code,
             pod=pod.name if pod else None,
@@ -145,12 +175,15 @@ class EmbeddedMesh:
             response_flags=response.headers.get(RESPONSE_FLAGS_HEADER, "-"),
             upstream_cluster=response.headers.get(UPSTREAM_CLUSTER_HEADER),
             body=response.text[:BODY_LIMIT],
+            headers=dict(response.headers.items()),
+            latency=latency,
         )
 
     def close(self) -> None:
         for client in self._clients.values():
             client.close()
         self._clients.clear()
+        self.mesh.forget(self)
 
 
 def _authority(request: ProbeRequest) -> str:

@@ -27,6 +27,7 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from meshlab.backends.base import Backend, LabToDeploy
 from meshlab.backends.kind import diagnostics
 from meshlab.backends.kind.apply import (
     Clock,
@@ -59,7 +60,6 @@ from meshlab.backends.kind.tools import (
 )
 from meshlab.errors import BackendError, BackendUnavailable, MeshlabError
 from meshlab.load.manifests import Resource
-from meshlab.mesh.plan import build_plan
 
 MANAGED_BY = "app.kubernetes.io/managed-by"
 LAB_LABEL = "meshlab.io/lab"
@@ -89,7 +89,7 @@ def namespace_for(lab: str, suffix: str) -> str:
     return f"meshlab-{lab_slug(lab)}-{suffix}"
 
 
-class KindBackend:
+class KindBackend(Backend):
     name = "kind"
 
     def __init__(
@@ -243,17 +243,16 @@ class KindBackend:
     # -- one lab --------------------------------------------------------------------------
 
     @contextmanager
-    def deploy(self, resources: Sequence[Resource], namespace: str) -> Iterator[KindMesh]:
+    def deploy(self, lab: LabToDeploy) -> Iterator[KindMesh]:
         self.preflight()
-        lab = resources[0].document.path.parent.name if resources else "lab"
+        resources, plan = lab.resources, lab.plan
         suffix = secrets.token_hex(3)
-        run_namespace = namespace_for(lab, suffix)
-        retarget = Retarget(namespace, run_namespace)
+        run_namespace = namespace_for(lab.name, suffix)
+        retarget = Retarget(lab.namespace, run_namespace)
         objects = lab_objects(resources, retarget)  # refusals come before any cluster work
-        plan = build_plan(resources, namespace)
         kube = self._open()
         self._istio(kube, resources)
-        self._delete_earlier_runs(kube, lab)
+        self._delete_earlier_runs(kube, lab.name)
         with ExitStack() as stack:
             kube.create(
                 {
@@ -264,7 +263,7 @@ class KindBackend:
                         "labels": {
                             "istio-injection": "enabled",
                             MANAGED_BY: "meshlab",
-                            LAB_LABEL: lab_slug(lab),
+                            LAB_LABEL: lab_slug(lab.name),
                         },
                     },
                 },
@@ -326,7 +325,7 @@ class KindBackend:
                 self.progress(f"deleting namespace {name}, kept by an earlier run of {lab}")
                 kube.delete_namespace(str(name))
 
-    def report_extras(self, passed: bool) -> dict[str, str]:
+    def report_extras(self, passed: bool) -> Mapping[str, str]:
         """Facts learnt during the run, and the diagnostics when something failed."""
         extras = dict(self.facts)
         if not passed:

@@ -7,7 +7,8 @@ batch, so N requests cost one API round trip, not N. Standard library only, Pyth
                              "prefix": "run-7-", "timeout": 30}'
         Sends N requests one after another on one keep-alive connection, as the app in a
         meshed pod would, each with `x-request-id: <prefix><i>` (the client sidecar logs it),
-        and prints one JSON line per request: {"rid", "status", "body", "error", "seconds"}.
+        and prints one JSON line per request: {"rid", "status", "body", "headers", "error",
+        "seconds"}.
 
     python3 probe.py envoy
         Prints the client sidecar's clusters (with endpoint addresses) and HTTP routes, read
@@ -61,6 +62,11 @@ def run_batch(spec: dict[str, Any], out: Any) -> None:
             body = response.read()
             line["status"] = response.status
             line["body"] = body[:BODY_LIMIT].decode("utf-8", "replace")
+            received: dict[str, str] = {}
+            for name, value in response.getheaders():
+                key = name.lower()
+                received[key] = f"{received[key]}, {value}" if key in received else value
+            line["headers"] = received
             if response.will_close:
                 connection.close()
                 connection = None

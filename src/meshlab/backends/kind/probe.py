@@ -34,7 +34,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from meshlab.backends.base import Outcome, PodInfo
+from meshlab.backends.base import Deployed, Outcome, PodInfo, Session
 from meshlab.backends.kind.apply import Clock, Progress, Retarget
 from meshlab.backends.kind.kube import Kube, Obj
 from meshlab.errors import BackendError
@@ -229,7 +229,18 @@ def host_ip(upstream_host: str) -> str:
     return upstream_host.rsplit(":", 1)[0] if upstream_host.count(":") == 1 else upstream_host
 
 
-class KindMesh:
+class KindSession(Session):
+    """A client in the probe pod: each batch is a new process with no cookies, so sessions
+    share nothing but the mesh's read-ahead of independent draws."""
+
+    def __init__(self, mesh: KindMesh) -> None:
+        self.mesh = mesh
+
+    def send(self, request: ProbeRequest, count: int) -> list[Outcome]:
+        return self.mesh.send(request, count)
+
+
+class KindMesh(Deployed):
     """`Deployed` on a real cluster: requests from the meshed probe pod."""
 
     def __init__(
@@ -275,7 +286,11 @@ class KindMesh:
             ip: info for p, info in zip(pods, self._pods, strict=True) for ip in pod_ips(p)
         }
 
+    def session(self) -> KindSession:
+        return KindSession(self)
+
     def send(self, request: ProbeRequest, count: int) -> list[Outcome]:
+        """The probe keeps no client state: every session shares this read-ahead."""
         if count <= 0:
             return []
         if (request.host, request.port) not in self._warm:
@@ -351,11 +366,25 @@ class KindMesh:
 
     def _outcome(self, line: Mapping[str, Any], entry: AccessEntry | None) -> Outcome:
         status = line.get("status")
+        latency = float(line["seconds"]) if line.get("seconds") is not None else None
         if status is None:
-            return Outcome(status=None, error=str(line.get("error") or "no response"))
+            failure = str(line.get("error") or "no response")
+            return Outcome(status=None, error=failure, latency=latency)
         body = str(line.get("body", ""))
+        raw_headers = line.get("headers")
+        headers = (
+            {str(k).lower(): str(v) for k, v in raw_headers.items()}
+            if isinstance(raw_headers, dict)
+            else {}
+        )
         if entry is None:  # wait_for guarantees one; kept for type safety
-            return Outcome(status=int(status), body=body, error="no access-log line")
+            return Outcome(
+                status=int(status),
+                body=body,
+                error="no access-log line",
+                headers=headers,
+                latency=latency,
+            )
         pod = self._pod_at(entry.upstream_host) if entry.upstream_host else None
         error = None
         if entry.upstream_host and pod is None:
@@ -370,6 +399,8 @@ class KindMesh:
             else None,
             error=error,
             body=body,
+            headers=headers,
+            latency=latency,
         )
 
     def _pod_at(self, upstream_host: str) -> PodInfo | None:

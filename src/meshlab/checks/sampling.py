@@ -1,0 +1,108 @@
+"""Sending a check's traffic and tallying what came back, shared by every check kind: the
+split kind reads the buckets, a status or latency kind would read `statuses` and `latencies`.
+
+Each sampler sends through its own session (fresh client state), so nothing one check's
+traffic left behind, such as a hash cookie, routes another check's requests.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from dataclasses import replace
+
+from meshlab.backends.base import Outcome, Session
+from meshlab.checks.base import CheckContext
+from meshlab.checks.stats import (
+    SequentialSplitTest,
+    SplitVerdict,
+    fixed_split_test,
+    sequential_cap,
+)
+from meshlab.errors import BackendError
+from meshlab.mesh.request import ProbeRequest
+
+
+class Sampler:
+    """Sends requests in batches through one session and tallies buckets (by a pod label),
+    response flags, transport errors, pods, status codes and latencies."""
+
+    def __init__(
+        self,
+        context: CheckContext,
+        request: ProbeRequest,
+        by: str,
+        session: Session | None = None,
+    ) -> None:
+        self.context = context
+        self.request = request
+        self.by = by
+        self._session = session
+        self.counts: Counter[str] = Counter()
+        self.flags: dict[str, Counter[str]] = defaultdict(Counter)
+        self.errors: Counter[str] = Counter()
+        self.pods: Counter[str] = Counter()
+        self.pod_labels: dict[str, dict[str, str]] = {}
+        self.statuses: Counter[int | None] = Counter()  # None: no response at all
+        self.latencies: list[float] = []  # seconds, of the requests that measured one
+
+    @property
+    def sent(self) -> int:
+        return sum(self.counts.values())
+
+    def send(self, count: int, total_guess: int) -> list[Outcome]:
+        """Send `count` more requests, tally them, report progress; the outcomes too."""
+        if self._session is None:
+            self._session = self.context.session()
+        outcomes = self._session.send(self.request, count)
+        if len(outcomes) != count:
+            raise BackendError(
+                f"the backend returned {len(outcomes)} outcomes for {count} requests"
+            )
+        for outcome in outcomes:
+            self.tally(outcome)
+        self.context.progress(self.sent, total_guess)
+        return outcomes
+
+    def tally(self, outcome: Outcome) -> None:
+        bucket = outcome.bucket(self.by)
+        self.counts[bucket] += 1
+        self.statuses[outcome.status] += 1
+        if outcome.latency is not None:
+            self.latencies.append(outcome.latency)
+        if outcome.failed:
+            self.flags[bucket][outcome.response_flags] += 1
+        if outcome.error:
+            self.errors[outcome.error] += 1
+        if outcome.pod is not None:
+            self.pods[outcome.pod] += 1
+            self.pod_labels.setdefault(outcome.pod, dict(outcome.labels))
+
+    def close(self) -> None:
+        """Drop the session's connections; the next send opens a fresh one."""
+        if self._session is not None:
+            self._session.close()
+            self._session = None
+
+    def sequential(self, expected: dict[str, float]) -> SplitVerdict:
+        """Batches until the sequential split test decides (or its cap)."""
+        design = replace(self.context.design, cap=sequential_cap(expected, self.context.design))
+        test = SequentialSplitTest(expected, design)
+        guess = design.cap
+        try:
+            while True:
+                self.send(min(design.batch, design.cap - self.sent), guess)
+                verdict = test.observe(self.counts)
+                if verdict.outcome != "continue":
+                    return verdict
+        finally:
+            self.close()
+
+    def fixed(self, expected: dict[str, float], n: int) -> SplitVerdict:
+        """Exactly `n` requests, then the fixed-N split test."""
+        batch = max(self.context.design.batch, 50)
+        try:
+            while (sent := self.sent) < n:
+                self.send(min(batch, n - sent), n)
+        finally:
+            self.close()
+        return fixed_split_test(expected, self.counts, self.context.design)
