@@ -20,7 +20,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from meshlab import __version__
 from meshlab.backends.registry import available_backends
 from meshlab.errors import EXIT_FAILED, EXIT_PASSED, MeshlabError
-from meshlab.report.text import render_text, write_json, write_junit
+from meshlab.report.text import Style, render_lines, write_json, write_junit
 
 EXIT_INTERRUPTED = 130
 
@@ -136,16 +136,17 @@ def run(
     finally:
         close_backend(chosen)  # the kind cluster meshlab created goes, unless kept
     report.backend.update(backend_extras(chosen, report.passed))
-    for line in render_text(report).splitlines():
-        click.echo(_colour(line))
-    _echo_diagnostics(report.backend)
+    model = report.model()
+    for line, style in render_lines(model):
+        click.echo(_colour(line, style))
+    _echo_diagnostics(model.backend_info)
     for path, write in ((json_path, write_json), (junit_path, write_junit)):
         if path is not None:
             try:
-                write(report, path)
+                write(model, path)
             except OSError as exc:
                 raise click.FileError(str(path), hint=exc.strerror or str(exc)) from None
-    raise click.exceptions.Exit(EXIT_PASSED if report.passed else EXIT_FAILED)
+    raise click.exceptions.Exit(EXIT_PASSED if model.passed else EXIT_FAILED)
 
 
 def _echo_diagnostics(info: dict[str, str]) -> None:
@@ -161,11 +162,11 @@ def _echo_diagnostics(info: dict[str, str]) -> None:
                 click.echo(f"    {line}")
 
 
-def _colour(line: str) -> str:
+def _colour(line: str, style: Style) -> str:
     """Green/red verdict lines on a terminal; click drops the colour when piped."""
-    if " FAILED:" in line.split("\n", maxsplit=1)[0] and not line.startswith(" "):
+    if style == "fail":
         return click.style(line, fg="red", bold=True)
-    if " passed" in line and not line.startswith(" ") and line.split(" ")[1].startswith("passed"):
+    if style == "pass":
         return click.style(line, fg="green")
     return line
 

@@ -74,14 +74,16 @@ def test_explicit_expectation_is_compared_with_the_configuration(
 def test_json_report_has_the_documented_shape(tmp_path: Path, lab2_dir: Path) -> None:
     report = _run(lab2_dir, {"safe": 90, "risky": 10})
     path = tmp_path / "r.json"
-    write_json(report, path)
+    write_json(report.model(), path)
     data = json.loads(path.read_text())
     assert {"lab", "backend", "passed", "checks"} <= set(data)
     assert (data["lab"], data["backend"], data["passed"]) == ("2-traffic", "fake", True)
     check = data["checks"][0]
     assert {"name", "kind", "passed", "requests", "expected", "observed"} <= set(check)
     assert check["expected"] == pytest.approx({"safe": 0.9, "risky": 0.1})
-    assert render_text(report).splitlines()[-1].startswith("1 passed, 0 failed (1/1 points)")
+    assert (
+        render_text(report.model()).splitlines()[-1].startswith("1 passed, 0 failed (1/1 points)")
+    )
 
 
 def test_request_to_a_host_no_service_has_fails_with_the_cause(

@@ -127,6 +127,7 @@ class BucketVerdict:
     the sequential test, Clopper-Pearson in the fixed-N test. For 0%/100% buckets, which are
     judged deterministically, it is informational (Jeffreys-prior mixture / Clopper-Pearson at
     alpha). The larger share of a two-way split mirrors the tested one: 1 - its interval.
+    ``alpha`` is the level the interval was computed at (alpha_b: Bonferroni for tested shares).
     """
 
     bucket: str
@@ -136,6 +137,7 @@ class BucketVerdict:
     band: tuple[float, float]
     interval: tuple[float, float]
     status: Status
+    alpha: float
 
     @property
     def observed(self) -> float:
@@ -349,6 +351,7 @@ def _fill_mirror(verdicts: list[BucketVerdict], plans: tuple[_BucketPlan, ...]) 
                 verdict.band,
                 (1.0 - hi, 1.0 - lo),
                 tested.status,
+                tested.alpha,
             )
 
 
@@ -428,7 +431,14 @@ class SequentialSplitTest:
             if plan.role == "mirror":  # filled in from the tested bucket below
                 verdicts.append(
                     BucketVerdict(
-                        plan.name, plan.share, count, n, plan.band, (0.0, 1.0), "undecided"
+                        plan.name,
+                        plan.share,
+                        count,
+                        n,
+                        plan.band,
+                        (0.0, 1.0),
+                        "undecided",
+                        plan.alpha,
                     )
                 )
                 continue
@@ -442,7 +452,9 @@ class SequentialSplitTest:
                 status = _deterministic_status(plan, count, n, design)
             interval = _confidence_sequence(count, n, plan.prior, plan.alpha)
             verdicts.append(
-                BucketVerdict(plan.name, plan.share, count, n, plan.band, interval, status)
+                BucketVerdict(
+                    plan.name, plan.share, count, n, plan.band, interval, status, plan.alpha
+                )
             )
         _fill_mirror(verdicts, self._plans)
         return SplitVerdict(
@@ -493,7 +505,9 @@ def fixed_split_test(
         else:
             contrary = count if plan.role == "zero" else n - count
             status = "off" if contrary > 0 else "ok"
-        verdicts.append(BucketVerdict(plan.name, plan.share, count, n, plan.band, interval, status))
+        verdicts.append(
+            BucketVerdict(plan.name, plan.share, count, n, plan.band, interval, status, plan.alpha)
+        )
     _fill_mirror(verdicts, plans)
     return SplitVerdict(
         outcome=_combine(verdicts, n, None),
