@@ -169,6 +169,24 @@ class SplitCheckReport(CheckReport):
         match = re.match(r"[a-z]+://([^/:?#]+)", self.request.url)
         return match.group(1) if match else "service"
 
+    def shown_buckets(self) -> list[BucketReport]:
+        """The buckets to draw: the verdict's, or (no verdict per bucket) at least what was
+        expected and observed, undecided."""
+        if self.buckets:
+            return self.buckets
+        n = self.requests
+        names = [*self.expected, *(k for k in self.observed if k not in self.expected)]
+        return [
+            BucketReport(
+                bucket=name,
+                expected=self.expected.get(name, 0.0),
+                count=self.observed.get(name, 0),
+                share=self.observed.get(name, 0) / n if n else 0.0,
+                band=(self.expected.get(name, 0.0), self.expected.get(name, 0.0)),
+            )
+            for name in names
+        ]
+
     def tested_alpha(self) -> float:
         """The level of the buckets' intervals, as the test recorded it: alpha, split
         Bonferroni-wise over the tested shares (reports from before it: alpha)."""
