@@ -362,6 +362,10 @@ def test_load_report_rejects_what_is_not_a_report(tmp_path: Path) -> None:
         path.write_text(text)
         with pytest.raises(InputError, match="is not a meshlab JSON report"):
             load_report(path)
+    wrong = tmp_path / "wrong.json"
+    wrong.write_text('{"lab": "x", "checks": [{"kind": "split", "requests": "many"}]}')
+    with pytest.raises(InputError, match=r"wrong\.json is not .*: checks\[0\]\.requests: input"):
+        load_report(wrong)
 
 
 def test_the_command_writes_the_page(tmp_path: Path, lab2_dir: Path) -> None:

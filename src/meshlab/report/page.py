@@ -53,7 +53,12 @@ def _problem(exc: ValidationError) -> str:
     error = exc.errors(include_url=False)[0]
     if error["type"] == "json_invalid":
         return f"invalid JSON ({error['msg'].removeprefix('Invalid JSON: ')})"
-    where = ".".join(str(part) for part in error["loc"] if not str(part).startswith("function-"))
+    where = ""
+    for part in error["loc"]:  # checks[0].buckets[1].count, without the union's tags
+        if isinstance(part, int):
+            where += f"[{part}]"
+        elif part not in ("split", "other"):
+            where += f".{part}" if where else str(part)
     more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
     return f"{where or 'the top level'}: {error['msg'].lower()}{more}"
 
