@@ -19,7 +19,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from meshlab.errors import EXIT_FAILED, EXIT_PASSED, MeshlabError
 from meshlab.options import RUN_OPTIONS, RunOption, RunSettings, kind_only_message
-from meshlab.report.text import render_text, write_json, write_junit
+from meshlab.report.text import Style, render_lines, write_json, write_junit
 from meshlab.version import __version__
 
 EXIT_INTERRUPTED = 130
@@ -120,16 +120,17 @@ def run(lab_dir: Path, json_path: Path | None, junit_path: Path | None, **values
     finally:
         chosen.close()  # the kind cluster meshlab created goes, unless kept
     report.backend.update(chosen.report_extras(report.passed))
-    for line in render_text(report).splitlines():
-        click.echo(_colour(line))
-    _echo_diagnostics(report.backend)
+    model = report.model()
+    for line, style in render_lines(model):
+        click.echo(_colour(line, style))
+    _echo_diagnostics(model.backend_info)
     for path, write in ((json_path, write_json), (junit_path, write_junit)):
         if path is not None:
             try:
-                write(report, path)
+                write(model, path)
             except OSError as exc:
                 raise click.FileError(str(path), hint=exc.strerror or str(exc)) from None
-    raise click.exceptions.Exit(EXIT_PASSED if report.passed else EXIT_FAILED)
+    raise click.exceptions.Exit(EXIT_PASSED if model.passed else EXIT_FAILED)
 
 
 def _echo_diagnostics(info: dict[str, str]) -> None:
@@ -145,11 +146,11 @@ def _echo_diagnostics(info: dict[str, str]) -> None:
                 click.echo(f"    {line}")
 
 
-def _colour(line: str) -> str:
+def _colour(line: str, style: Style) -> str:
     """Green/red verdict lines on a terminal; click drops the colour when piped."""
-    if " FAILED:" in line.split("\n", maxsplit=1)[0] and not line.startswith(" "):
+    if style == "fail":
         return click.style(line, fg="red", bold=True)
-    if " passed" in line and not line.startswith(" ") and line.split(" ")[1].startswith("passed"):
+    if style == "pass":
         return click.style(line, fg="green")
     return line
 

@@ -9,7 +9,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from meshlab.analysis import Diagnostic, analyze
 from meshlab.backends.base import Backend, Deployed, LabToDeploy
@@ -19,7 +18,7 @@ from meshlab.checks.stats import Design
 from meshlab.load.lab import Lab
 from meshlab.load.manifests import Resource, load_manifests
 from meshlab.mesh.plan import MeshPlan, Note, build_plan
-from meshlab.version import __version__
+from meshlab.report.model import RunReport, run_report
 
 ProgressFactory = Callable[[Check], Callable[[int, int], None]]
 
@@ -83,28 +82,18 @@ class LabReport:
     def passed(self) -> bool:
         return all(r.passed for r in self.results)
 
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "meshlab": __version__,
-            "lab": self.lab.name,
-            "title": self.lab.title,
-            "backend": self.backend.get("backend", ""),
-            "backend_info": self.backend,
-            "passed": self.passed,
-            "points": sum(r.points for r in self.results),
-            "points_awarded": sum(r.points_awarded for r in self.results),
-            "seconds": round(self.seconds, 3),
-            "notes": [
-                {"message": n.message, "location": str(n.location) if n.location else None}
-                for n in self.notes
-            ],
-            "diagnostics": [d.to_json() for d in self.diagnostics],
-            "checks": [r.to_json() for r in self.results],
-        }
+    def model(self) -> RunReport:
+        """The report as the typed model that every output (text, JSON, JUnit) renders."""
+        return run_report(
+            self.lab, self.backend, self.results, self.notes, self.seconds, self.diagnostics
+        )
 
 
 def run_check(check: Check, context: CheckContext) -> CheckResult:
-    return registry()[check.kind].run(check, context)
+    started = time.perf_counter()
+    result = registry()[check.kind].run(check, context)
+    result.seconds = time.perf_counter() - started
+    return result
 
 
 def run_lab(

@@ -134,7 +134,7 @@ def test_run_reports_diagnostics_and_the_check_names_them_as_likely_causes(
 ) -> None:
     lab = _broken_lab(tmp_path, "weight: 10", "weight: 30")  # 90 + 30 = 120: relative weights
     report = run_lab(lab, RunOptions(), backend=FakeBackend(weighted_pods({"safe": 9, "risky": 1})))
-    assert [d["code"] for d in report.to_json()["diagnostics"]] == ["ML0202", "ML0202", "ML0107"]
+    assert [d.code for d in report.model().diagnostics] == ["ML0202", "ML0202", "ML0107"]
     result = report.results[0]
     assert not result.passed
     assert (
@@ -142,7 +142,7 @@ def test_run_reports_diagnostics_and_the_check_names_them_as_likely_causes(
         "weight/120 (safe 75.0%, risky 25.0%) (ML0107, istio-rules.yaml:14)"
     ) in result.message.splitlines()
     assert [d["code"] for d in result.details["diagnostics"]] == ["ML0107"]
-    text = render_text(report)
+    text = render_text(report.model())
     assert "analysis: 3 info" in text
     assert text.index("analysis: 3 info") < text.index("canary-split FAILED")
 
@@ -154,7 +154,7 @@ def test_known_causes_are_not_repeated_as_diagnostics(tmp_path: Path) -> None:
     message = report.results[0].message
     assert message.count("likely cause") == 1  # the expectation's own (503 UH), once
     assert "selects no pods" in message
-    assert "error IST0173" in render_text(report)
+    assert "error IST0173" in render_text(report.model())
 
 
 def test_analysis_of_a_lab_folder_takes_well_under_a_second() -> None:

@@ -25,7 +25,9 @@ from meshlab.cli import cli
 from meshlab.errors import InputError
 from meshlab.mesh.request import ProbeRequest
 from meshlab.pipeline import RunOptions, run_lab
-from meshlab.report.page import app_graph_svg, load_report, render_page, share_chart_svg
+from meshlab.report import chart, graph, page
+from meshlab.report.model import RunReport, SplitCheckReport
+from meshlab.report.page import load_report
 
 SVG = "{http://www.w3.org/2000/svg}"
 
@@ -53,7 +55,22 @@ def report_of(
     lab: Path, weights: Mapping[str, float], seed: int = 3, **options: Any
 ) -> dict[str, Any]:
     backend = FakeBackend(fleetman(weights), seed)
-    return run_lab(lab, RunOptions(**options), backend=backend).to_json()
+    return run_lab(lab, RunOptions(**options), backend=backend).model().model_dump(mode="json")
+
+
+# The pictures and the page take the typed report, as `meshlab results-page` reads it back.
+
+
+def app_graph_svg(check: Mapping[str, Any], ident: str = "graph") -> str:
+    return graph.app_graph_svg(SplitCheckReport.model_validate(check), ident)
+
+
+def share_chart_svg(check: Mapping[str, Any], ident: str = "chart") -> str:
+    return chart.share_chart_svg(SplitCheckReport.model_validate(check), ident)
+
+
+def render_page(report: Mapping[str, Any], source: str | None = None) -> str:
+    return page.render_page(RunReport.model_validate(report), source)
 
 
 def svg(text: str) -> ET.Element:
@@ -345,6 +362,10 @@ def test_load_report_rejects_what_is_not_a_report(tmp_path: Path) -> None:
         path.write_text(text)
         with pytest.raises(InputError, match="is not a meshlab JSON report"):
             load_report(path)
+    wrong = tmp_path / "wrong.json"
+    wrong.write_text('{"lab": "x", "checks": [{"kind": "split", "requests": "many"}]}')
+    with pytest.raises(InputError, match=r"wrong\.json is not .*: checks\[0\]\.requests: input"):
+        load_report(wrong)
 
 
 def test_the_command_writes_the_page(tmp_path: Path, lab2_dir: Path) -> None:
@@ -401,7 +422,7 @@ def test_analysis_findings_are_shown_errors_first_and_info_folded() -> None:
 
 def fits(root: ET.Element) -> list[str]:
     """Texts that would stick out of the picture (with the module's generous glyph width)."""
-    from meshlab.report.page import CHAR, FONT_SIZE
+    from meshlab.report.svg import CHAR, FONT_SIZE
 
     width = float(root.get("width", "0"))
     height = float(root.get("height", "0"))

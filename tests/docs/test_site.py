@@ -31,6 +31,7 @@ import pytest
 import yaml
 
 from meshlab.pipeline import run_lab
+from meshlab.report.model import RunReport
 from meshlab.report.page import render_page
 
 pytestmark = pytest.mark.envoy  # the results page comes from a real run of lab 2
@@ -80,7 +81,7 @@ class Site:
 
 @pytest.fixture(scope="session")
 def lab2_report() -> dict[str, Any]:
-    return run_lab(ROOT / "labs" / "2-traffic").to_json()
+    return run_lab(ROOT / "labs" / "2-traffic").model().model_dump(mode="json")
 
 
 @pytest.fixture(scope="session")
@@ -91,7 +92,8 @@ def site(tmp_path_factory: pytest.TempPathFactory, lab2_report: dict[str, Any]) 
     shutil.copytree(ROOT / "docs", source / "docs", ignore=_ignore_results)
     page = source / "docs" / RESULTS_PAGE
     page.parent.mkdir(parents=True)
-    page.write_text(render_page(lab2_report, "reports/lab-2-traffic.json"), encoding="utf-8")
+    report = RunReport.model_validate(lab2_report)
+    page.write_text(render_page(report, "reports/lab-2-traffic.json"), encoding="utf-8")
     out = source / "site"
     done = subprocess.run(
         [*MKDOCS_BUILD, "-f", str(source / "mkdocs.yml"), "-d", str(out)],

@@ -10,7 +10,8 @@ import pytest
 
 from meshlab.backends.fake import FakeBackend, weighted_pods
 from meshlab.pipeline import RunOptions, run_lab
-from meshlab.report.text import render_text, write_json
+from meshlab.report.page import load_report
+from meshlab.report.text import render_lines, render_text, write_json, write_junit
 
 
 def _run(lab: Path, weights: dict[str, float], seed: int = 1, **options: object):
@@ -74,14 +75,16 @@ def test_explicit_expectation_is_compared_with_the_configuration(
 def test_json_report_has_the_documented_shape(tmp_path: Path, lab2_dir: Path) -> None:
     report = _run(lab2_dir, {"safe": 90, "risky": 10})
     path = tmp_path / "r.json"
-    write_json(report, path)
+    write_json(report.model(), path)
     data = json.loads(path.read_text())
     assert {"lab", "backend", "passed", "checks"} <= set(data)
     assert (data["lab"], data["backend"], data["passed"]) == ("2-traffic", "fake", True)
     check = data["checks"][0]
     assert {"name", "kind", "passed", "requests", "expected", "observed"} <= set(check)
     assert check["expected"] == pytest.approx({"safe": 0.9, "risky": 0.1})
-    assert render_text(report).splitlines()[-1].startswith("1 passed, 0 failed (1/1 points)")
+    assert (
+        render_text(report.model()).splitlines()[-1].startswith("1 passed, 0 failed (1/1 points)")
+    )
 
 
 def test_request_to_a_host_no_service_has_fails_with_the_cause(
@@ -97,3 +100,39 @@ def test_request_to_a_host_no_service_has_fails_with_the_cause(
     result = run_lab(lab, backend=backend).results[0]
     assert not result.passed
     assert "likely cause: no Service named 'staff' serves port 8080" in result.message
+
+
+def test_the_json_report_is_the_models_dump_and_reads_back_typed(
+    tmp_path: Path, lab2_dir: Path
+) -> None:
+    model = _run(lab2_dir, {"safe": 90, "risky": 10}).model()
+    path = tmp_path / "r.json"
+    write_json(model, path)
+    assert load_report(path) == model
+    (bucket, *_) = json.loads(path.read_text())["checks"][0]["buckets"]
+    # The verdict's numbers are stored: the level of the interval and the pass interval.
+    assert bucket["alpha"] == pytest.approx(1e-6)
+    assert bucket["pass_interval"][0] <= bucket["share"] <= bucket["pass_interval"][1]
+
+
+def test_junit_times_each_check(tmp_path: Path, lab2_dir: Path) -> None:
+    import xml.etree.ElementTree as ET
+
+    model = _run(lab2_dir, {"safe": 90, "risky": 10}).model()
+    assert model.checks[0].seconds > 0
+    write_junit(model, tmp_path / "j.xml")
+    (case,) = ET.parse(tmp_path / "j.xml").getroot().iter("testcase")
+    assert float(case.get("time", "0")) == pytest.approx(model.checks[0].seconds, abs=1e-3)
+
+
+@pytest.mark.parametrize(
+    ("weights", "style"), [({"safe": 9, "risky": 1}, "pass"), ({"safe": 1, "risky": 1}, "fail")]
+)
+def test_text_lines_carry_the_style_of_their_verdict(
+    lab2_dir: Path, weights: dict[str, float], style: str
+) -> None:
+    model = _run(lab2_dir, weights).model()
+    lines = list(render_lines(model))
+    styled = [(line.split(" ")[0], s) for line, s in lines if s != "plain"]
+    assert styled == [("canary-split", style), (lines[-1][0].split(" ")[0], style)]
+    assert "\n".join(line for line, _ in lines) == render_text(model)

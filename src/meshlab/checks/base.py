@@ -81,24 +81,11 @@ class CheckResult:
     observed: Mapping[str, int] = field(default_factory=dict)
     details: dict[str, Any] = field(default_factory=dict)
 
+    seconds: float = 0.0  # how long the check ran: set by the runner
+
     @property
     def points_awarded(self) -> float:
         return self.points if self.passed else 0.0
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "kind": self.kind,
-            "passed": self.passed,
-            "outcome": self.outcome,
-            "requests": self.requests,
-            "points": self.points,
-            "points_awarded": self.points_awarded,
-            "expected": dict(self.expected),
-            "observed": dict(self.observed),
-            "message": self.message,
-            **self.details,
-        }
 
 
 class CheckKind(ABC):

@@ -114,7 +114,7 @@ def _result(
         "alpha": verdict.design.alpha,
         "beta": verdict.design.beta,
         "delta": verdict.design.delta,
-        "buckets": [_bucket_json(b) for b in verdict.buckets],
+        "buckets": [_bucket_json(b, verdict) for b in verdict.buckets],
         "sources": {k: [str(s) for s in v] for k, v in configured.sources.items()},
         "causes": [
             {
@@ -147,7 +147,12 @@ def _result(
     )
 
 
-def _bucket_json(b: BucketVerdict) -> dict[str, Any]:
+def _bucket_json(b: BucketVerdict, verdict: SplitVerdict) -> dict[str, Any]:
+    """The bucket's verdict with the numbers that decided it, so a report reader never
+    recomputes them: the level of `interval` and, for the sequential test's shares in (0, 1),
+    the 1 - beta anytime interval that passes once it lies inside the band."""
+    decisive = verdict.method.startswith("sequential") and 0.0 < b.expected < 1.0 and b.n > 0
+    design = verdict.design
     return {
         "bucket": b.bucket,
         "expected": b.expected,
@@ -155,6 +160,12 @@ def _bucket_json(b: BucketVerdict) -> dict[str, Any]:
         "share": b.observed,
         "band": list(b.band),
         "interval": list(b.interval),
+        "alpha": b.alpha,
+        "pass_interval": (
+            list(anytime_interval(b.expected, b.count, b.n, design.beta, design))
+            if decisive
+            else None
+        ),
         "status": b.status,
     }
 

@@ -1,86 +1,105 @@
-"""Reports of a lab run: text for people, JSON for tools, JUnit XML for grading CI."""
+"""Reports of a lab run: text for people, JSON for tools, JUnit XML for grading CI.
+
+All three render the typed :class:`~meshlab.report.model.RunReport`.
+"""
 
 from __future__ import annotations
 
-import json
 import xml.etree.ElementTree as ET
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Literal
 
-from meshlab.pipeline import LabReport
+from meshlab.report.model import RunReport
+
+Style = Literal["plain", "pass", "fail"]  # a verdict line that passed or failed, or neither
 
 
-def render_text(report: LabReport) -> str:
-    lab = report.lab
-    lines = [
-        f"lab {lab.name}: {lab.title}",
-        f"backend: {report.backend.get('backend', '?')}"
-        + (f" — {report.backend['envoy']}" if "envoy" in report.backend else ""),
-    ]
-    lines += [
-        f"note: {n.message}" + (f" ({n.location})" if n.location else "") for n in report.notes
-    ]
+def render_lines(report: RunReport) -> Iterator[tuple[str, Style]]:
+    """The text report line by line, each with the style of its verdict (if it states one)."""
+    info = report.backend_info
+    yield f"lab {report.lab}: {report.title}", "plain"
+    yield (
+        f"backend: {info.get('backend', '?')}" + (f" — {info['envoy']}" if "envoy" in info else ""),
+        "plain",
+    )
+    for note in report.notes:
+        yield f"note: {note.message}" + (f" ({note.location})" if note.location else ""), "plain"
     # The static analysis, compiler-style: errors and warnings here, info in the JSON report.
-    lines += [line for d in report.diagnostics if d.level != "info" for line in str(d).splitlines()]
+    for d in report.diagnostics:
+        if d.level != "info":
+            where = f"{d.location}: " if d.location else ""
+            resource = f" [{d.resource}]" if d.resource else ""
+            text = f"{where}{d.level} {d.code}{resource} {d.message}"
+            text += f"\n  hint: {d.hint}" if d.hint else ""
+            yield from ((line, "plain") for line in text.splitlines())
     infos = sum(d.level == "info" for d in report.diagnostics)
     if infos:
-        lines.append(f"analysis: {infos} info (`meshlab analyze {lab.root}` shows them)")
-    for result in report.results:
-        lines.append(result.message)
-    passed = sum(r.passed for r in report.results)
-    failed = len(report.results) - passed
-    awarded = sum(r.points_awarded for r in report.results)
-    total = sum(r.points for r in report.results)
-    lines.append(
-        f"{passed} passed, {failed} failed ({awarded:g}/{total:g} points) in {report.seconds:.1f} s"
+        folder = report.lab_dir or report.lab
+        yield f"analysis: {infos} info (`meshlab analyze {folder}` shows them)", "plain"
+    for check in report.checks:
+        verdict: Style = "pass" if check.passed else "fail"
+        for i, line in enumerate(check.message.splitlines() or [""]):
+            yield line, verdict if i == 0 else "plain"
+    passed = sum(c.passed for c in report.checks)
+    failed = len(report.checks) - passed
+    yield (
+        f"{passed} passed, {failed} failed ({report.points_awarded:g}/{report.points:g} points) "
+        f"in {report.seconds:.1f} s",
+        "pass" if report.passed else "fail",
     )
-    return "\n".join(lines)
 
 
-def write_json(report: LabReport, path: Path) -> None:
+def render_text(report: RunReport) -> str:
+    return "\n".join(line for line, _ in render_lines(report))
+
+
+def write_json(report: RunReport, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(report.to_json(), indent=2) + "\n", encoding="utf-8")
+    path.write_text(report.model_dump_json(indent=2) + "\n", encoding="utf-8")
 
 
-def write_junit(report: LabReport, path: Path) -> None:
+def write_junit(report: RunReport, path: Path) -> None:
     """One <testcase> per check; points and request counts ride along as properties."""
-    failures = sum(not r.passed for r in report.results)
+    failures = sum(not c.passed for c in report.checks)
     suite = ET.Element(
         "testsuite",
         {
-            "name": f"meshlab.{report.lab.name}",
-            "tests": str(len(report.results)),
+            "name": f"meshlab.{report.lab}",
+            "tests": str(len(report.checks)),
             "failures": str(failures),
             "errors": "0",
             "time": f"{report.seconds:.3f}",
         },
     )
     properties = ET.SubElement(suite, "properties")
-    for key, value in report.backend.items():
+    for key, value in report.backend_info.items():
         ET.SubElement(properties, "property", {"name": key, "value": value})
-    for result in report.results:
+    for check in report.checks:
         case = ET.SubElement(
             suite,
             "testcase",
             {
-                "classname": f"meshlab.{report.lab.name}",
-                "name": result.name,
-                "time": "0",
+                "classname": f"meshlab.{report.lab}",
+                "name": check.name,
+                "time": f"{check.seconds:.3f}",
             },
         )
         props = ET.SubElement(case, "properties")
         facts: tuple[tuple[str, object], ...] = (
-            ("points", result.points),
-            ("points_awarded", result.points_awarded),
-            ("requests", result.requests),
-            ("outcome", result.outcome),
+            ("points", check.points),
+            ("points_awarded", check.points_awarded),
+            ("requests", check.requests),
+            ("outcome", check.outcome),
         )
         for name, fact in facts:
             ET.SubElement(props, "property", {"name": name, "value": str(fact)})
-        if not result.passed:
-            failure = ET.SubElement(case, "failure", {"message": result.message.splitlines()[0]})
-            failure.text = result.message
+        if not check.passed:
+            first = check.message.splitlines()[0] if check.message else check.outcome
+            failure = ET.SubElement(case, "failure", {"message": first})
+            failure.text = check.message
         else:
-            ET.SubElement(case, "system-out").text = result.message
+            ET.SubElement(case, "system-out").text = check.message
     path.parent.mkdir(parents=True, exist_ok=True)
     root = ET.Element("testsuites")
     root.append(suite)

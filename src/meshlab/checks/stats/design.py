@@ -90,6 +90,7 @@ class BucketVerdict:
     the sequential test, Clopper-Pearson in the fixed-N test. For 0%/100% buckets, which are
     judged deterministically, it is informational (Jeffreys-prior mixture / Clopper-Pearson at
     alpha). The larger share of a two-way split mirrors the tested one: 1 - its interval.
+    ``alpha`` is the level the interval was computed at (alpha_b: Bonferroni for tested shares).
     """
 
     bucket: str
@@ -99,6 +100,7 @@ class BucketVerdict:
     band: tuple[float, float]
     interval: tuple[float, float]
     status: Status
+    alpha: float
 
     @property
     def observed(self) -> float:

@@ -60,7 +60,9 @@ def fixed_split_test(
         else:
             contrary = count if plan.role == "zero" else n - count
             status = "off" if contrary > 0 else "ok"
-        verdicts.append(BucketVerdict(plan.name, plan.share, count, n, plan.band, interval, status))
+        verdicts.append(
+            BucketVerdict(plan.name, plan.share, count, n, plan.band, interval, status, plan.alpha)
+        )
     _fill_mirror(verdicts, plans)
     return SplitVerdict(
         outcome=_combine(verdicts, n, None),

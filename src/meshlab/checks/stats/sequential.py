@@ -115,6 +115,7 @@ def _fill_mirror(verdicts: list[BucketVerdict], plans: tuple[_BucketPlan, ...]) 
                 verdict.band,
                 (1.0 - hi, 1.0 - lo),
                 tested.status,
+                tested.alpha,
             )
 
 
@@ -194,7 +195,14 @@ class SequentialSplitTest:
             if plan.role == "mirror":  # filled in from the tested bucket below
                 verdicts.append(
                     BucketVerdict(
-                        plan.name, plan.share, count, n, plan.band, (0.0, 1.0), "undecided"
+                        plan.name,
+                        plan.share,
+                        count,
+                        n,
+                        plan.band,
+                        (0.0, 1.0),
+                        "undecided",
+                        plan.alpha,
                     )
                 )
                 continue
@@ -208,7 +216,9 @@ class SequentialSplitTest:
                 status = _deterministic_status(plan, count, n, design)
             interval = _confidence_sequence(count, n, plan.prior, plan.alpha)
             verdicts.append(
-                BucketVerdict(plan.name, plan.share, count, n, plan.band, interval, status)
+                BucketVerdict(
+                    plan.name, plan.share, count, n, plan.band, interval, status, plan.alpha
+                )
             )
         _fill_mirror(verdicts, self._plans)
         return SplitVerdict(

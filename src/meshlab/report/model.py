@@ -1,0 +1,275 @@
+"""The report of a lab run as one typed model: built once by the pipeline, written as JSON by
+``model_dump_json`` (`meshlab run --json`), read back typed by ``model_validate_json``
+(`meshlab results-page`). The text, the JUnit XML and the results page all render it.
+
+The JSON fields are documented in docs/reference/report.md. Readers accept reports of older
+meshlab versions: fields added since have defaults.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
+
+from meshlab.analysis import Diagnostic
+from meshlab.checks.base import CheckResult
+from meshlab.load.lab import Lab
+from meshlab.mesh.plan import Note
+from meshlab.version import __version__
+
+__all__ = [
+    "BucketReport",
+    "CauseReport",
+    "CheckReport",
+    "DiagnosticReport",
+    "NoteReport",
+    "PodReport",
+    "RequestReport",
+    "RunReport",
+    "SplitCheckReport",
+    "check_report",
+    "run_report",
+]
+
+
+class _Model(BaseModel):
+    # Finite numbers only (JSON has no NaN); unknown fields of a newer report are ignored.
+    model_config = ConfigDict(allow_inf_nan=False, extra="ignore")
+
+
+class NoteReport(_Model):
+    """Something the backend does not simulate (`notes`)."""
+
+    message: str
+    location: str | None = None
+
+
+class DiagnosticReport(_Model):
+    """A finding of the static analysis, as `meshlab analyze --json` writes it."""
+
+    code: str = "?"
+    level: str = "info"
+    message: str = ""
+    resource: str | None = None
+    file: str | None = None
+    line: int | None = None
+    column: int | None = None
+    location: str | None = None
+    hint: str | None = None
+
+    @classmethod
+    def of(cls, diagnostic: Diagnostic) -> DiagnosticReport:
+        return cls.model_validate(diagnostic.to_json())
+
+
+class CheckReport(_Model):
+    """Every check's fields. A kind's own fields ride along (extra fields are kept)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    name: str = "check"
+    kind: str = ""
+    passed: bool = False
+    outcome: str = "?"  # pass | fail | inconclusive | error
+    requests: int = 0
+    points: float = 0.0
+    points_awarded: float = 0.0
+    expected: dict[str, float] = Field(default_factory=dict)
+    observed: dict[str, int] = Field(default_factory=dict)
+    message: str = ""
+    seconds: float = 0.0  # how long the check ran (JUnit's `time`)
+    diagnostics: list[DiagnosticReport] = Field(default_factory=list)
+
+
+class RequestReport(_Model):
+    url: str = ""
+    method: str = "GET"
+
+
+class BucketReport(_Model):
+    """One bucket's verdict, with the numbers that decided it (stored, never recomputed)."""
+
+    bucket: str = "?"
+    expected: float = 0.0
+    count: int = 0
+    share: float = 0.0  # count / requests
+    band: tuple[float, float] = (0.0, 0.0)  # counts as configured; default: exactly expected
+    interval: tuple[float, float] = (0.0, 1.0)  # at level 1 - alpha
+    alpha: float | None = None  # the level of `interval` (None: a report from before it)
+    pass_interval: tuple[float, float] | None = None  # the 1 - beta interval a pass rests on
+    status: str = "undecided"  # ok | off | undecided
+
+    @model_validator(mode="before")
+    @classmethod
+    def _band_defaults_to_the_share(cls, data: Any) -> Any:
+        if isinstance(data, Mapping) and "band" not in data:
+            expected = data.get("expected", 0.0)
+            return {**data, "band": (expected, expected)}
+        return data
+
+
+class PodReport(_Model):
+    name: str = "?"
+    labels: dict[str, str] = Field(default_factory=dict)
+    count: int = 0
+
+
+class CauseReport(_Model):
+    bucket: str = ""
+    effect: str = ""
+    reason: str = ""
+    location: str | None = None
+
+
+class SplitCheckReport(CheckReport):
+    """`kind: split`: the request, the test and its verdict per bucket, who answered."""
+
+    kind: str = "split"
+    request: RequestReport = Field(default_factory=RequestReport)
+    by: str = "version"
+    expect: str = "configured"  # configured | explicit
+    route: str | None = None
+    method: str = ""  # the test that decided
+    alpha: float = 1e-6
+    beta: float = 1e-3
+    delta: float = 0.1
+    buckets: list[BucketReport] = Field(default_factory=list)
+    sources: dict[str, list[str]] = Field(default_factory=dict)
+    causes: list[CauseReport] = Field(default_factory=list)
+    response_flags: dict[str, dict[str, int]] = Field(default_factory=dict)
+    pods: list[PodReport] | None = None  # None: a report from before pods were recorded
+    errors: dict[str, int] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shares_default_to_the_counts(cls, data: Any) -> Any:
+        """A bucket without `share` (an older or hand-written report): count / requests."""
+        if not isinstance(data, Mapping) or not isinstance(data.get("buckets"), list):
+            return data
+        n = data.get("requests")
+        n = n if isinstance(n, int) and not isinstance(n, bool) and n > 0 else 0
+        buckets = [
+            {**b, "share": b["count"] / n if n and isinstance(b.get("count"), int) else 0.0}
+            if isinstance(b, Mapping) and "share" not in b
+            else b
+            for b in data["buckets"]
+        ]
+        return {**data, "buckets": buckets}
+
+    @property
+    def sequential(self) -> bool:
+        return self.method.startswith("sequential")
+
+    @property
+    def service(self) -> str:
+        """The host the request was sent to: the service node of the graph."""
+        match = re.match(r"[a-z]+://([^/:?#]+)", self.request.url)
+        return match.group(1) if match else "service"
+
+    def shown_buckets(self) -> list[BucketReport]:
+        """The buckets to draw: the verdict's, or (no verdict per bucket) at least what was
+        expected and observed, undecided."""
+        if self.buckets:
+            return self.buckets
+        n = self.requests
+        names = [*self.expected, *(k for k in self.observed if k not in self.expected)]
+        return [
+            BucketReport(
+                bucket=name,
+                expected=self.expected.get(name, 0.0),
+                count=self.observed.get(name, 0),
+                share=self.observed.get(name, 0) / n if n else 0.0,
+                band=(self.expected.get(name, 0.0), self.expected.get(name, 0.0)),
+            )
+            for name in names
+        ]
+
+    def tested_alpha(self) -> float:
+        """The level of the buckets' intervals, as the test recorded it: alpha, split
+        Bonferroni-wise over the tested shares (reports from before it: alpha)."""
+        levels = [b.alpha for b in self.buckets if b.alpha is not None]
+        return min(levels, default=self.alpha)
+
+
+def _check_tag(value: Any) -> str:
+    if isinstance(value, BaseModel):
+        return "split" if isinstance(value, SplitCheckReport) else "other"
+    if isinstance(value, Mapping) and (value.get("kind") == "split" or "buckets" in value):
+        return "split"
+    return "other"
+
+
+AnyCheckReport = Annotated[
+    Annotated[SplitCheckReport, Tag("split")] | Annotated[CheckReport, Tag("other")],
+    Discriminator(_check_tag),
+]
+
+
+class RunReport(_Model):
+    """One run of a lab: `meshlab run --json` writes exactly this model's dump."""
+
+    meshlab: str = "?"  # the version that wrote it
+    lab: str
+    lab_dir: str = ""  # the lab's folder, as given to `meshlab run`
+    title: str = ""
+    backend: str = ""
+    backend_info: dict[str, str] = Field(default_factory=dict)
+    passed: bool = False
+    points: float = 0.0
+    points_awarded: float = 0.0
+    seconds: float = 0.0
+    notes: list[NoteReport] = Field(default_factory=list)
+    diagnostics: list[DiagnosticReport] = Field(default_factory=list)
+    checks: list[AnyCheckReport]
+
+
+def check_report(result: CheckResult) -> CheckReport:
+    """A check's result as the report carries it: the common fields, then the kind's details."""
+    data: dict[str, Any] = {
+        "name": result.name,
+        "kind": result.kind,
+        "passed": result.passed,
+        "outcome": result.outcome,
+        "requests": result.requests,
+        "points": result.points,
+        "points_awarded": result.points_awarded,
+        "expected": dict(result.expected),
+        "observed": dict(result.observed),
+        "message": result.message,
+        "seconds": round(result.seconds, 3),
+        **result.details,
+    }
+    model = SplitCheckReport if result.kind == "split" else CheckReport
+    return model.model_validate(data)
+
+
+def run_report(
+    lab: Lab,
+    backend: Mapping[str, str],
+    results: Sequence[CheckResult],
+    notes: Sequence[Note],
+    seconds: float,
+    diagnostics: Sequence[Diagnostic] = (),
+) -> RunReport:
+    """The report of one run, from what the pipeline collected."""
+    return RunReport(
+        meshlab=__version__,
+        lab=lab.name,
+        lab_dir=str(lab.root),
+        title=lab.title,
+        backend=backend.get("backend", ""),
+        backend_info=dict(backend),
+        passed=all(r.passed for r in results),
+        points=sum(r.points for r in results),
+        points_awarded=sum(r.points_awarded for r in results),
+        seconds=round(seconds, 3),
+        notes=[
+            NoteReport(message=n.message, location=str(n.location) if n.location else None)
+            for n in notes
+        ],
+        diagnostics=[DiagnosticReport.of(d) for d in diagnostics],
+        checks=[check_report(r) for r in results],
+    )
