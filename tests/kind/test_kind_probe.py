@@ -10,19 +10,11 @@ import pytest
 from kind_fakes import FakeClock, FakeKube
 
 from meshlab.backends.kind import podscript
+from meshlab.backends.kind.accesslog import parse_access_log_line
 from meshlab.backends.kind.apply import Retarget, apply_objects, lab_objects
 from meshlab.backends.kind.kube import ExecResult
-from meshlab.backends.kind.probe import (
-    MAX_BATCH,
-    KindMesh,
-    config_problems,
-    expected_routes,
-    host_ip,
-    parse_access_log_line,
-    parse_batch,
-    probe_objects,
-    render_routes,
-)
+from meshlab.backends.kind.probe import MAX_BATCH, KindMesh, host_ip, parse_batch, probe_objects
+from meshlab.backends.kind.sidecar_routes import config_problems, expected_routes, render_routes
 from meshlab.errors import BackendError
 from meshlab.mesh.request import ProbeRequest
 from meshlab.pipeline import prepare

@@ -29,6 +29,7 @@ from pathlib import Path
 
 from meshlab.backends.base import Backend, LabToDeploy
 from meshlab.backends.kind import diagnostics
+from meshlab.backends.kind.accesslog import PROBE_POD
 from meshlab.backends.kind.apply import (
     Clock,
     Progress,
@@ -47,7 +48,8 @@ from meshlab.backends.kind.cluster import (
 )
 from meshlab.backends.kind.istio import ensure_istio, needs_gateway, require_istio
 from meshlab.backends.kind.kube import _EXTRA_HINT, Kube, KubeApi
-from meshlab.backends.kind.probe import PROBE_POD, KindMesh, expected_routes, probe_objects
+from meshlab.backends.kind.probe import KindMesh, probe_objects
+from meshlab.backends.kind.sidecar_routes import expected_routes
 from meshlab.backends.kind.tools import (
     ISTIO_VERSION,
     KIND_VERSION,
@@ -288,10 +290,14 @@ class KindBackend(Backend):
             except KeyboardInterrupt:
                 raise  # straight to teardown: no diagnostics when someone wants out
             except MeshlabError as exc:
-                self.last_diagnostics = diagnostics.collect(kube, run_namespace, mesh, fqdns)
+                self.last_diagnostics = diagnostics.collect(
+                    kube, run_namespace, mesh.routes_text if mesh else None
+                )
                 raise BackendError(f"{exc}\n{diagnostics.render(self.last_diagnostics)}") from exc
             else:
-                self.last_diagnostics = diagnostics.collect(kube, run_namespace, mesh, fqdns)
+                self.last_diagnostics = diagnostics.collect(
+                    kube, run_namespace, mesh.routes_text if mesh else None
+                )
             finally:
                 if mesh is not None:
                     self.facts["requests_sent"] = str(mesh.requests_sent)

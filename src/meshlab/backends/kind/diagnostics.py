@@ -8,21 +8,19 @@ from typing import Any
 
 from meshlab.backends.kind.apply import pod_state
 from meshlab.backends.kind.kube import Kube, Obj
-from meshlab.backends.kind.probe import KindMesh, render_routes
 
 MAX_EVENTS = 25
 
 
-def collect(
-    kube: Kube, namespace: str, mesh: KindMesh | None, fqdns: Iterable[str]
-) -> dict[str, str]:
-    """{"pods": ..., "events": ..., "routes": ...}, each a few lines of text."""
+def collect(kube: Kube, namespace: str, routes: Callable[[], str] | None) -> dict[str, str]:
+    """{"pods": ..., "events": ..., "routes": ...}, each a few lines of text; `routes` reads
+    the probe sidecar's routes (None: no probe pod yet)."""
     parts: dict[str, Callable[[], str]] = {
         "pods": lambda: render_pods(kube.list("v1", "Pod", namespace)),
         "events": lambda: render_events(kube.list("v1", "Event", namespace)),
     }
-    if mesh is not None:
-        parts["routes"] = lambda: render_routes(mesh.envoy_summary(), fqdns)
+    if routes is not None:
+        parts["routes"] = routes
     out = {}
     for key, read in parts.items():
         try:

@@ -27,34 +27,35 @@ from __future__ import annotations
 
 import importlib.resources
 import json
-import re
 import secrets
 from collections import deque
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from meshlab.backends.base import Deployed, Outcome, PodInfo, Session
+from meshlab.backends.kind import diagnostics
+from meshlab.backends.kind.accesslog import (
+    PROBE_POD,
+    SIDECAR,
+    TELEMETRY_NAME,
+    AccessEntry,
+    AccessLog,
+)
 from meshlab.backends.kind.apply import Clock, Progress, Retarget
 from meshlab.backends.kind.kube import Kube, Obj
+from meshlab.backends.kind.sidecar_routes import ExpectedRoute, config_problems, render_routes
 from meshlab.errors import BackendError
-from meshlab.mesh.plan import Forward, MeshPlan
 from meshlab.mesh.request import ProbeRequest
 
-PROBE_POD = "meshlab-probe"
 PROBE_CONTAINER = "probe"
 PROBE_LABEL = "meshlab.io/probe"
 PROBE_IMAGE = "python:3.13-alpine"  # a rolling tag: no digest could be looked up here
 SCRIPT_DIR = "/meshlab"
 SCRIPT_PATH = f"{SCRIPT_DIR}/probe.py"
-SIDECAR = "istio-proxy"
-TELEMETRY_NAME = "meshlab-probe-access-log"
 
 REQUEST_TIMEOUT = 30.0  # per request, inside the pod
 TARGET_BATCH_SECONDS = 2.0
 MAX_BATCH = 500
-LOG_TIMEOUT = 20.0  # istio-proxy flushes its access log every second
-LOG_POLL = 0.5
 SYNC_TIMEOUT = 90.0
 SYNC_POLL = 1.0
 WARMUP_BATCH = 20
@@ -108,96 +109,6 @@ def probe_objects(namespace: str) -> list[Obj]:
             },
         },
     ]
-
-
-# --- the client sidecar's access log -----------------------------------------------------
-
-
-@dataclass(frozen=True)
-class AccessEntry:
-    request_id: str
-    response_code: int | None
-    response_flags: str
-    upstream_host: str | None
-    upstream_cluster: str | None
-
-
-# Istio's default TEXT format (pilot/pkg/model/telemetry_logging.go, EnvoyTextLogFormat):
-# [START] "METHOD PATH PROTO" CODE FLAGS DETAILS TERMINATION "FAILURE" RX TX DURATION
-# UPSTREAM_TIME "XFF" "USER-AGENT" "REQUEST-ID" "AUTHORITY" "UPSTREAM_HOST" UPSTREAM_CLUSTER ...
-_TEXT_LINE = re.compile(
-    r'^\[[^\]]*\] "[^"]*" (?P<code>\d+) (?P<flags>\S+) \S+ \S+ "[^"]*" \S+ \S+ \S+ \S+ '
-    r'"[^"]*" "[^"]*" "(?P<rid>[^"]*)" "[^"]*" "(?P<host>[^"]*)" (?P<cluster>\S+)'
-)
-
-
-def _present(value: Any) -> str | None:
-    text = None if value is None else str(value)
-    return None if text in (None, "", "-") else text
-
-
-def parse_access_log_line(line: str) -> AccessEntry | None:
-    """One access-log line in Istio's JSON (accessLogEncoding: JSON) or default TEXT format;
-    None for anything else the sidecar prints."""
-    line = line.strip()
-    if line.startswith("{"):
-        try:
-            data = json.loads(line)
-        except ValueError:
-            return None
-        if not isinstance(data, dict) or not _present(data.get("request_id")):
-            return None
-        code = _present(data.get("response_code"))
-        return AccessEntry(
-            str(data["request_id"]),
-            int(code) if code and code.isdigit() else None,
-            _present(data.get("response_flags")) or "-",
-            _present(data.get("upstream_host")),
-            _present(data.get("upstream_cluster")),
-        )
-    match = _TEXT_LINE.match(line)
-    if match is None or not _present(match["rid"]):
-        return None
-    return AccessEntry(
-        match["rid"],
-        int(match["code"]),
-        match["flags"],
-        _present(match["host"]),
-        _present(match["cluster"]),
-    )
-
-
-class AccessLog:
-    """Reads the probe sidecar's log until every request of a batch has its line."""
-
-    def __init__(self, kube: Kube, namespace: str, clock: Clock) -> None:
-        self.kube = kube
-        self.namespace = namespace
-        self.clock = clock
-
-    def wait_for(self, request_ids: Iterable[str], started: float) -> dict[str, AccessEntry]:
-        wanted = set(request_ids)
-        found: dict[str, AccessEntry] = {}
-        deadline = self.clock.monotonic() + LOG_TIMEOUT
-        while True:
-            since = int(self.clock.monotonic() - started) + 5
-            text = self.kube.logs(self.namespace, PROBE_POD, SIDECAR, since_seconds=since)
-            for line in text.splitlines():
-                entry = parse_access_log_line(line)
-                if entry is not None and entry.request_id in wanted:
-                    found[entry.request_id] = entry
-            if len(found) == len(wanted):
-                return found
-            if self.clock.monotonic() >= deadline:
-                missing = len(wanted) - len(found)
-                raise BackendError(
-                    f"the probe's sidecar logged no access-log line for {missing} of "
-                    f"{len(wanted)} requests within {LOG_TIMEOUT:.0f} s, so meshlab cannot tell "
-                    f"which pod served them. Is access logging on? (Telemetry "
-                    f"{self.namespace}/{TELEMETRY_NAME}; a mesh whose meshConfig.accessLogFormat "
-                    "is customised is not supported)"
-                )
-            self.clock.sleep(LOG_POLL)
 
 
 # --- the deployed mesh -------------------------------------------------------------------
@@ -411,9 +322,11 @@ class KindMesh(Deployed):
 
     def diagnostics(self) -> str:
         """Pods, events and the probe's routes, now: for a check that just failed."""
-        from meshlab.backends.kind import diagnostics
+        return diagnostics.render(diagnostics.collect(self.kube, self.namespace, self.routes_text))
 
-        return diagnostics.render(diagnostics.collect(self.kube, self.namespace, self, self.fqdns))
+    def routes_text(self) -> str:
+        """The probe sidecar's routes for the lab's Services, as diagnostics show them."""
+        return render_routes(self.envoy_summary(), self.fqdns)
 
     # -- config sync ----------------------------------------------------------------------
 
@@ -474,101 +387,3 @@ def parse_batch(stdout: str, prefix: str, count: int) -> list[dict[str, Any]]:
     if len(lines) != count:
         raise BackendError(f"the probe reported {len(lines)} of {count} requests")
     return lines
-
-
-# --- what the sidecar should have --------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ExpectedRoute:
-    """In route table `table`, the virtual host of `fqdn` sends to every one of `clusters`
-    (run-namespace names), and each cluster has at least `endpoints[c]` endpoints."""
-
-    table: str
-    fqdn: str
-    clusters: tuple[str, ...]
-    endpoints: Mapping[str, int]
-
-
-def expected_routes(plan: MeshPlan, retarget: Retarget) -> list[ExpectedRoute]:
-    """From meshlab's plan (what istiod would send), for every lab Service on every port."""
-    expected = []
-    for table, vhosts in sorted(plan.route_tables.items()):
-        for vhost in vhosts:
-            if vhost.service is None:
-                continue
-            clusters: dict[str, None] = {}
-            for route in vhost.routes:
-                if isinstance(route.action, Forward):
-                    for target in route.action.targets:
-                        clusters[target.cluster] = None
-            endpoints = {
-                retarget.cluster(name): len(plan.clusters[name].endpoints)
-                for name in clusters
-                if name in plan.clusters
-            }
-            expected.append(
-                ExpectedRoute(
-                    table,
-                    retarget.cluster(vhost.service.fqdn),
-                    tuple(retarget.cluster(c) for c in clusters),
-                    endpoints,
-                )
-            )
-    return expected
-
-
-def config_problems(expected: Sequence[ExpectedRoute], summary: Mapping[str, Any]) -> list[str]:
-    """What the sidecar still lacks; empty when it routes as the plan says."""
-    routes = summary.get("routes") or {}
-    clusters = summary.get("clusters") or {}
-    problems = []
-    for want in expected:
-        vhost = next(
-            (v for v in routes.get(want.table) or [] if want.fqdn in (v.get("domains") or [])),
-            None,
-        )
-        if vhost is None:
-            problems.append(f"route table {want.table}: no virtual host for {want.fqdn} yet")
-            continue
-        have = {t[0] for t in vhost.get("targets") or []}
-        missing = [c for c in want.clusters if c not in have]
-        if missing:
-            problems.append(
-                f"route table {want.table}, {want.fqdn}: routes to {', '.join(sorted(have))}; "
-                f"not yet to {', '.join(missing)}"
-            )
-        for name, count in want.endpoints.items():
-            hosts = clusters.get(name)
-            if hosts is None:
-                problems.append(f"cluster {name}: not in the sidecar yet")
-            elif len(hosts) < count:
-                problems.append(f"cluster {name}: {len(hosts)} of {count} endpoints so far")
-    return problems
-
-
-def render_routes(summary: Mapping[str, Any], fqdns: Iterable[str]) -> str:
-    """The sidecar's routes and endpoints for the lab's services, for failure reports."""
-    wanted = set(fqdns)
-    routes = summary.get("routes") or {}
-    clusters = summary.get("clusters") or {}
-    lines = []
-    used: dict[str, None] = {}
-    for table, vhosts in sorted(routes.items()):
-        for vhost in vhosts or []:
-            if not wanted.intersection(vhost.get("domains") or []):
-                continue
-            targets = ", ".join(
-                f"{name}" + (f" weight {weight}" if weight is not None else "")
-                for name, weight in vhost.get("targets") or []
-            )
-            lines.append(f"route {table} {vhost.get('name')}: {targets or '(no routes)'}")
-            for name, _ in vhost.get("targets") or []:
-                used[name] = None
-    for name in used:
-        hosts = clusters.get(name)
-        shown = (
-            ", ".join(hosts) if hosts else "(none)" if hosts is not None else "(no such cluster)"
-        )
-        lines.append(f"cluster {name}: {shown}")
-    return "\n".join(lines) if lines else "(the sidecar has no routes for the lab's services)"
