@@ -8,6 +8,7 @@ traffic left behind, such as a hash cookie, routes another check's requests.
 from __future__ import annotations
 
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from dataclasses import replace
 
 from meshlab.backends.base import Outcome, Session
@@ -32,10 +33,13 @@ class Sampler:
         request: ProbeRequest,
         by: str,
         session: Session | None = None,
+        bucket_of: Callable[[Outcome], str] | None = None,
     ) -> None:
         self.context = context
         self.request = request
         self.by = by
+        # how an outcome is counted: by default the serving pod's `by` label (else its failure)
+        self.bucket_of = bucket_of or (lambda outcome: outcome.bucket(by))
         self._session = session
         self.counts: Counter[str] = Counter()
         self.flags: dict[str, Counter[str]] = defaultdict(Counter)
@@ -64,7 +68,7 @@ class Sampler:
         return outcomes
 
     def tally(self, outcome: Outcome) -> None:
-        bucket = outcome.bucket(self.by)
+        bucket = self.bucket_of(outcome)
         self.counts[bucket] += 1
         self.statuses[outcome.status] += 1
         if outcome.latency is not None:

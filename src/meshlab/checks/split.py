@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from collections.abc import Callable
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
@@ -12,6 +13,7 @@ from pydantic import Field, PositiveInt, field_validator
 
 from meshlab.analysis import Diagnostic
 from meshlab.analysis.explain import explaining, request_hosts
+from meshlab.backends.base import Outcome
 from meshlab.checks.base import Check, CheckContext, CheckKind, CheckResult, CheckSpec, register
 from meshlab.checks.sampling import Sampler
 from meshlab.checks.stats import (
@@ -44,8 +46,9 @@ class RequestSpec(Strict):
         return ProbeRequest(self.url, self.method, dict(self.headers))
 
 
-class SplitSpec(CheckSpec):
-    kind: Literal["split"]
+class SampledSpec(CheckSpec):
+    """What every kind that samples one request and judges shares of its answers has."""
+
     request: RequestSpec
     by: str = Field(default="version", min_length=1)
     expect: Literal["configured"] | dict[str, float] = "configured"
@@ -64,6 +67,10 @@ class SplitSpec(CheckSpec):
         return value
 
 
+class SplitSpec(SampledSpec):
+    kind: Literal["split"]
+
+
 @register
 class SplitKind(CheckKind):
     kind = "split"
@@ -71,18 +78,31 @@ class SplitKind(CheckKind):
 
     def run(self, check: Check, context: CheckContext) -> CheckResult:
         spec: SplitSpec = check.spec
-        request = spec.request.probe()
-        configured = configured_split(context.plan, request, spec.by)
-        if spec.expect == "configured":
-            expected = dict(configured.shares)
-        else:
-            total = sum(spec.expect.values())
-            expected = {k: v / total for k, v in spec.expect.items()}
-        fixed_n = context.requests_override or (spec.requests if spec.requests != "auto" else None)
-        run = Sampler(context, request, spec.by)
-        verdict = run.fixed(expected, fixed_n) if fixed_n else run.sequential(expected)
-        diagnosed = _diagnosed(context, request, configured)
-        return _result(check, spec, verdict, run, expected, configured, diagnosed)
+        configured = configured_split(context.plan, spec.request.probe(), spec.by)
+        return judge_shares(check, context, spec, configured)
+
+
+def judge_shares(
+    check: Check,
+    context: CheckContext,
+    spec: SampledSpec,
+    configured: ExpectedSplit,
+    bucket_of: Callable[[Outcome], str] | None = None,
+) -> CheckResult:
+    """Sample the check's request and judge the shares of its buckets (the serving pod's
+    label, or `bucket_of` an outcome) against `expect`: the split test every share-judging
+    kind uses, with its messages."""
+    request = spec.request.probe()
+    if spec.expect == "configured":
+        expected = dict(configured.shares)
+    else:
+        total = sum(spec.expect.values())
+        expected = {k: v / total for k, v in spec.expect.items()}
+    fixed_n = context.requests_override or (spec.requests if spec.requests != "auto" else None)
+    run = Sampler(context, request, spec.by, bucket_of=bucket_of)
+    verdict = run.fixed(expected, fixed_n) if fixed_n else run.sequential(expected)
+    diagnosed = _diagnosed(context, request, configured)
+    return _result(check, spec, verdict, run, expected, configured, diagnosed)
 
 
 def _diagnosed(
@@ -96,7 +116,7 @@ def _diagnosed(
 
 def _result(
     check: Check,
-    spec: SplitSpec,
+    spec: SampledSpec,
     verdict: SplitVerdict,
     run: Sampler,
     expected: dict[str, float],
@@ -135,7 +155,7 @@ def _result(
     }
     return CheckResult(
         name=check.name,
-        kind="split",
+        kind=check.kind,
         passed=verdict.passed,
         outcome=verdict.outcome,
         message=message,
@@ -191,7 +211,7 @@ def _focus(verdict: SplitVerdict) -> BucketVerdict:
 
 def _message(
     name: str,
-    spec: SplitSpec,
+    spec: SampledSpec,
     verdict: SplitVerdict,
     run: Sampler,
     configured: ExpectedSplit,

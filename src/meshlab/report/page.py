@@ -225,7 +225,7 @@ def _split_section(split: SplitCheckReport, slug: str) -> list[str]:
     request = f"{split.request.method} {split.request.url}"
     lines = [
         f"The check sent {_code(request)} {n} times, as a pod in the "
-        f"lab's namespace would, and counted the answers by the pod label {_code(split.by)}. "
+        f"lab's namespace would, and counted the answers {_counted_by(split)}. "
         + (
             f"The expected split is the one the configuration gives: {_md(split.route)}."
             if split.expect == "configured" and split.route
@@ -234,16 +234,7 @@ def _split_section(split: SplitCheckReport, slug: str) -> list[str]:
             else ""
         ),
         "",
-        "### Who answered",
-        "",
-        '<figure class="meshlab-figure">',
-        app_graph_svg(split, f"{slug}-graph"),
-        "<figcaption>The versioned app graph, as Kiali draws it: a box per app, a node per "
-        "version (the pods' <code>app</code> and <code>version</code> labels), each edge with "
-        "its share of the requests and their number. Green: as configured; red: not as "
-        "configured; amber: undecided.</figcaption>",
-        "</figure>",
-        "",
+        *(_graph_figure(split, slug) if split.kind == "split" else []),
         "### Observed and configured shares",
         "",
         '<figure class="meshlab-figure">',
@@ -277,6 +268,30 @@ def _split_section(split: SplitCheckReport, slug: str) -> list[str]:
             )
         lines.append("")
     return lines
+
+
+def _counted_by(check: SplitCheckReport) -> str:
+    """What a bucket is: a pod label (split), or what the client saw (status)."""
+    if check.kind == "status":
+        what = {"status": "HTTP status", "class": "status class", "flag": "Envoy response flag"}
+        return f"by {what.get(check.by, check.by)}, as the client saw them"
+    return f"by the pod label {_code(check.by)}"
+
+
+def _graph_figure(split: SplitCheckReport, slug: str) -> list[str]:
+    """The versioned app graph of who answered: a split check's picture."""
+    return [
+        "### Who answered",
+        "",
+        '<figure class="meshlab-figure">',
+        app_graph_svg(split, f"{slug}-graph"),
+        "<figcaption>The versioned app graph, as Kiali draws it: a box per app, a node per "
+        "version (the pods' <code>app</code> and <code>version</code> labels), each edge with "
+        "its share of the requests and their number. Green: as configured; red: not as "
+        "configured; amber: undecided.</figcaption>",
+        "</figure>",
+        "",
+    ]
 
 
 def _explain(split: SplitCheckReport, said: str) -> Iterable[str]:

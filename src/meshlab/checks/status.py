@@ -1,0 +1,128 @@
+"""`kind: status`: the shares of responses by HTTP status, status class or Envoy response flag.
+
+Why a kind of its own: a fault-injection lesson is about what the *user* sees (half the
+requests answered 503 by the mesh itself), not about which pod served the others, and a split
+check by pod label hides those answers in a failure bucket. The verdict is the split test
+(`judge_shares`), so its error rates are the split check's (docs/statistics.md).
+
+`expect: configured` reads the route's configuration the way the split check does, then names
+each share by what a client sees: a pod's answer is 200 (flag `-`, class `2xx`; the stand-ins
+answer 200 unless their image is meant to fail), an injected abort is its status (flag `FI`),
+and a request the mesh cannot route keeps the status and flag of its known cause.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any, Literal
+
+from pydantic import field_validator, model_validator
+
+from meshlab.backends.base import Outcome
+from meshlab.checks.base import Check, CheckContext, CheckKind, CheckResult, register
+from meshlab.checks.split import SampledSpec, judge_shares
+from meshlab.mesh.expect import Cause, ExpectedSplit, Source, configured_split
+
+NO_RESPONSE = "no response"
+SERVED_STATUS = 200  # what a stand-in pod answers to a request it serves
+
+_STATUS = re.compile(r"^[1-5]\d\d$")
+_CLASS = re.compile(r"^[1-5]xx$")
+_FLAGS = re.compile(r"^(-|[A-Z]+(,[A-Z]+)*)$")  # Envoy's %RESPONSE_FLAGS%: "-" when none
+_KEYS = {
+    "status": (_STATUS, "an HTTP status such as 200 or 503"),
+    "class": (_CLASS, "a status class such as 2xx or 5xx"),
+    "flag": (_FLAGS, "an Envoy response flag such as FI, UH, UO or - (none)"),
+}
+By = Literal["status", "class", "flag"]
+
+
+class StatusSpec(SampledSpec):
+    kind: Literal["status"]
+    by: By = "status"  # narrows the split check's free label
+
+    @field_validator("expect", mode="before")
+    @classmethod
+    def _string_keys(cls, value: Any) -> Any:
+        """YAML reads `200: 50` with an integer key; a status is a name here."""
+        if isinstance(value, dict):
+            return {str(k): v for k, v in value.items()}
+        return value
+
+    @model_validator(mode="after")
+    def _keys_name_what_by_counts(self) -> StatusSpec:
+        if isinstance(self.expect, dict):
+            pattern, what = _KEYS[self.by]
+            for key in self.expect:
+                if key != NO_RESPONSE and not pattern.match(key):
+                    raise ValueError(
+                        f"expect: {key!r} is not {what} (by: {self.by}); "
+                        f'"{NO_RESPONSE}" counts requests that got no answer'
+                    )
+        return self
+
+
+def bucket_by(by: By) -> Callable[[Outcome], str]:
+    """How an outcome is counted: its status, its status class, or Envoy's flags."""
+
+    def bucket(outcome: Outcome) -> str:
+        if outcome.status is None:
+            return NO_RESPONSE
+        if by == "status":
+            return str(outcome.status)
+        if by == "class":
+            return f"{outcome.status // 100}xx"
+        return outcome.response_flags or "-"
+
+    return bucket
+
+
+def as_seen_by_client(configured: ExpectedSplit, by: By) -> ExpectedSplit:
+    """The configured split renamed to what a client sees: pods answer 200, an abort fault
+    answers its status (flag FI), a known cause answers what its effect says."""
+    causes = {c.bucket: c for c in configured.causes}
+    seen = ExpectedSplit(route=configured.route)
+    for bucket, share in configured.shares.items():
+        sources = configured.sources.get(bucket, [])
+        name = _name(*_status_and_flag(bucket, causes.get(bucket), sources), by)
+        seen.add(name, share)
+        for source in sources:
+            if source not in seen.sources[name]:
+                seen.sources[name].append(source)
+    seen.causes = [
+        replace(c, bucket=_name(*_status_and_flag(c.bucket, c, []), by)) for c in configured.causes
+    ]
+    return seen
+
+
+def _status_and_flag(
+    bucket: str, cause: Cause | None, sources: list[Source]
+) -> tuple[int | None, str]:
+    if cause is not None:
+        code = re.match(r"^(\d{3})\b", cause.effect)
+        return (int(code.group(1)), cause.flags or "-") if code else (None, "-")
+    if bucket.startswith("HTTP ") and bucket[5:].isdigit():
+        # an abort fault (Envoy flags it FI), or a redirect or direct response (no flag)
+        faulted = any(s.what.endswith("fault.abort") for s in sources)
+        return int(bucket[5:]), "FI" if faulted else "-"
+    return SERVED_STATUS, "-"
+
+
+def _name(status: int | None, flag: str, by: By) -> str:
+    if status is None:
+        return NO_RESPONSE
+    return {"status": str(status), "class": f"{status // 100}xx", "flag": flag}[by]
+
+
+@register
+class StatusKind(CheckKind):
+    kind = "status"
+    spec_model = StatusSpec
+
+    def run(self, check: Check, context: CheckContext) -> CheckResult:
+        spec: StatusSpec = check.spec
+        configured = configured_split(context.plan, spec.request.probe(), "version")
+        seen = as_seen_by_client(configured, spec.by)
+        return judge_shares(check, context, spec, seen, bucket_of=bucket_by(spec.by))
