@@ -10,22 +10,17 @@ what was asked and records the cause, so the check fails and says why.
 
 from __future__ import annotations
 
-import re
 from collections import defaultdict
 from dataclasses import dataclass, field
-from urllib.parse import parse_qsl, urlsplit
 
 from meshlab.errors import Location
-from meshlab.mesh.names import most_specific, specificity
+from meshlab.mesh.matching import mismatch, virtual_host_for
 from meshlab.mesh.plan import (
     PASSTHROUGH_CLUSTER,
     DirectResponse,
     MeshPlan,
     Redirect,
-    RouteMatchPlan,
     RoutePlan,
-    StringMatchPlan,
-    VirtualHostPlan,
     WeightedTarget,
 )
 from meshlab.mesh.request import ProbeRequest
@@ -70,7 +65,7 @@ class ExpectedSplit:
 def configured_split(plan: MeshPlan, request: ProbeRequest, by: str) -> ExpectedSplit:
     expected = ExpectedSplit()
     listener = plan.listener_for(request.port)
-    vhost = _virtual_host(plan, request.host, request.port) if listener else None
+    vhost = virtual_host_for(plan, request.host, request.port) if listener else None
     if vhost is None or vhost.service is None:
         # Asked for: the host the request names. The mesh cannot deliver it (no response).
         expected.add(request.host, 1.0)
@@ -82,7 +77,7 @@ def configured_split(plan: MeshPlan, request: ProbeRequest, by: str) -> Expected
             )
         )
         return expected
-    route = next((r for r in vhost.routes if _route_matches(r.match, request)), None)
+    route = next((r for r in vhost.routes if mismatch(r.match, request) is None), None)
     owner = (
         vhost.virtual_service.ref
         if vhost.virtual_service
@@ -195,62 +190,3 @@ def _expect_target(
     per_endpoint = share / len(cluster.endpoints)
     for endpoint in cluster.endpoints:
         expected.add(endpoint.pod.labels.get(by, "unknown"), per_endpoint, source)
-
-
-def _virtual_host(plan: MeshPlan, host: str, port: int) -> VirtualHostPlan | None:
-    listener = plan.listener_for(port)
-    if listener is None or listener.route_table is None:
-        return None
-    # Envoy picks the vhost whose domain names the host most specifically (exact, then the
-    # longest wildcard, `*` last), the order of Istio's host specificity.
-    best: tuple[tuple[int, int], VirtualHostPlan] | None = None
-    for vhost in plan.route_tables[listener.route_table]:
-        domain = most_specific(host, vhost.domains)
-        if domain is not None and (best is None or specificity(domain) < best[0]):
-            best = (specificity(domain), vhost)
-    return best[1] if best else None
-
-
-def _route_matches(match: RouteMatchPlan, request: ProbeRequest) -> bool:
-    parts = urlsplit(request.url)
-    path = parts.path or "/"
-    if not _string_matches(match.path, path, match.case_sensitive, full_regex=True):
-        return False
-    headers = {k.lower(): v for k, v in request.headers.items()}
-    headers.update(
-        {
-            ":method": request.method,
-            ":authority": f"{request.host}:{request.port}" if request.port != 80 else request.host,
-            ":scheme": parts.scheme or "http",
-            ":path": request.path,
-        }
-    )
-    for header in match.headers:
-        value = headers.get(header.name)
-        if header.invert and header.match.kind == "present":
-            ok = value is None
-        elif header.invert:  # treat_missing_header_as_empty: an absent header reads as ""
-            ok = not _string_matches(header.match, value or "", True)
-        else:
-            ok = value is not None and _string_matches(header.match, value, True)
-        if not ok:
-            return False
-    query = dict(parse_qsl(parts.query, keep_blank_values=True))
-    for name, matcher in match.query:
-        if name not in query or not _string_matches(matcher, query[name], True):
-            return False
-    return True
-
-
-def _string_matches(
-    matcher: StringMatchPlan, value: str, case_sensitive: bool, full_regex: bool = True
-) -> bool:
-    if matcher.kind == "present":
-        return True
-    if matcher.kind == "regex":
-        flags = 0 if case_sensitive else re.IGNORECASE
-        return re.fullmatch(matcher.value, value, flags) is not None
-    left, right = (
-        (value, matcher.value) if case_sensitive else (value.lower(), matcher.value.lower())
-    )
-    return left == right if matcher.kind == "exact" else left.startswith(right)
