@@ -135,3 +135,12 @@ def test_bad_arguments_are_usage_errors(lab2_dir: Path, args: list[str], message
     result = CliRunner().invoke(cli, ["explain", str(lab2_dir), *args])
     assert result.exit_code == 2
     assert message in result.output
+
+
+def test_the_docs_show_the_real_output(lab2_dir: Path) -> None:
+    """docs/reference/cli.md's example is this command's output, to the letter."""
+    page = (ROOT / "docs" / "reference" / "cli.md").read_text(encoding="utf-8")
+    command = f"$ meshlab explain labs/2-traffic {STAFF}\n"
+    shown = page.split(command, 1)[1].split("```", 1)[0]
+    result = CliRunner().invoke(cli, ["explain", "labs/2-traffic", STAFF])
+    assert result.output == shown
