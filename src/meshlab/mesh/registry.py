@@ -151,7 +151,7 @@ def _with_target_ports(pod: PodInstance, services: list[MeshService]) -> PodInst
     declared = {p.number for p in pod.ports}
     extra: list[ContainerPortInfo] = []
     for service in services:
-        if not _selects(service, pod):
+        if not selects_pod(service, pod):
             continue
         for port in service.ports:
             target = pod.resolve_target_port(port.target, port.number)
@@ -161,7 +161,7 @@ def _with_target_ports(pod: PodInstance, services: list[MeshService]) -> PodInst
     return replace(pod, ports=pod.ports + tuple(extra)) if extra else pod
 
 
-def _selects(service: MeshService, pod: PodInstance) -> bool:
+def selects_pod(service: MeshService, pod: PodInstance) -> bool:
     # A Service without a selector has manually managed endpoints: none exist in a lab.
     if not service.selector or pod.namespace != service.namespace:
         return False
@@ -173,7 +173,7 @@ def _endpoints(
 ) -> list[Endpoint]:
     found = []
     for pod in pods:
-        if not _selects(service, pod):
+        if not selects_pod(service, pod):
             continue
         target = pod.resolve_target_port(port.target, port.number)
         if target is not None:
