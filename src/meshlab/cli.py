@@ -206,7 +206,7 @@ def doctor(envoy: Path | None) -> None:
     from meshlab.backends.embedded.envoy.binary import find_envoy
 
     binary = find_envoy(envoy)
-    click.echo(f"embedded backend: {binary.describe()}")
+    click.echo(f"embedded backend: {binary.describe()} at {binary.path}")
     click.echo(f"kind backend: {_kind_status()}")
 
 

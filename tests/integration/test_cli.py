@@ -460,7 +460,9 @@ def test_envoy_config_on_bad_input_exits_2(tmp_path: Path) -> None:
 def test_doctor_prints_the_envoy_version() -> None:
     run = meshlab("doctor")
     assert run.returncode == 0, run
-    assert re.search(r"^embedded backend: Envoy \d+\.\d+\.\d+\S* \(/", run.stdout, re.MULTILINE)
+    assert re.search(
+        r"^embedded backend: Envoy \d+\.\d+\.\d+\S* \(from .*\) at /", run.stdout, re.MULTILINE
+    )
 
 
 @pytest.fixture(scope="module")
@@ -545,6 +547,19 @@ def test_json_report_has_the_documented_keys(failing_run: tuple[Run, Path]) -> N
     assert check["expected"] == pytest.approx({"safe": 0.9, "risky": 0.1})
     assert check["observed"]["HTTP 503"] > 0
     assert "risky" not in check["observed"]
+
+
+@pytest.mark.envoy
+def test_published_output_carries_no_machine_path(failing_run: tuple[Run, Path]) -> None:
+    """The text and the results page (published on the course site) name the Envoy by its
+    version and where it came from, never by this machine's paths."""
+    run, tmp = failing_run
+    page = meshlab("results-page", tmp / "out" / "report.json")
+    assert page.returncode == 0, page
+    for published in (run.stdout, page.stdout):
+        assert "Envoy 1." in published
+        assert str(REPO) not in published
+        assert "/site-packages/" not in published
 
 
 @pytest.mark.envoy

@@ -20,8 +20,8 @@ BLUE = "#1e88e5"
 STATUS_COLOUR = {"ok": GREEN, "off": RED, "undecided": AMBER}
 
 FONT = "system-ui, -apple-system, 'Segoe UI', Roboto, 'DejaVu Sans', sans-serif"
-FONT_SIZE = 13
-SMALL = 11
+FONT_SIZE = 14
+SMALL = 12  # legends and second lines: still readable when the page scales the picture down
 CHAR = 0.62 * FONT_SIZE  # a generous average glyph width: labels never overflow their boxes
 PAD = 16  # margin around a picture
 

