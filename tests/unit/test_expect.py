@@ -84,7 +84,7 @@ def test_missing_subset_is_asked_for_and_explained_as_nc() -> None:
     assert cause.flags == "NC"
     assert cause.effect == "503 NC (no cluster)"
     assert '"canary"' in cause.reason
-    assert "(defined: risky, safe)" in cause.reason
+    assert "(defined: safe, risky)" in cause.reason
     assert cause.location is not None
     assert cause.location.line == line_of(rules, "weight: 40")
 

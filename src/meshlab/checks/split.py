@@ -264,7 +264,8 @@ def _headline(
     n = verdict.n
     if focus.expected == 0:
         share = percent(focus.observed)
-        return f"{focus.bucket} for {focus.count} of {n} requests ({share}), {said} none"
+        sent = "the configuration sends none there" if said == "configured" else "expected none"
+        return f"{focus.bucket} for {focus.count} of {n} requests ({share}), {sent}"
     got = f"{focus.bucket} got {percent(focus.observed)}"
     wanted = f"{said} {percent(focus.expected)}{_where(focus.bucket, said, configured)}"
     partial = 0 < focus.expected < 1

@@ -153,8 +153,11 @@ def _expect_target(
         if service is None:
             reason = f"destination host {target.host} is not a Service in the mesh"
         elif target.subset:
-            defined = sorted(
-                {c.subset for c in plan.clusters.values() if c.service is service and c.subset}
+            # in the DestinationRule's order, as the analysis lists them
+            defined = list(
+                dict.fromkeys(
+                    c.subset for c in plan.clusters.values() if c.service is service and c.subset
+                )
             )
             known = (
                 f" (defined: {', '.join(defined)})"
