@@ -184,17 +184,42 @@ def _progress() -> Iterator[Callable[[Any], Callable[[int, int], None]] | None]:
 
 @cli.command("list")
 @click.argument(
-    "labs_dir", type=click.Path(path_type=Path, exists=True, file_okay=False), default=Path("labs")
+    "labs_dir", type=click.Path(path_type=Path, exists=True, file_okay=False), required=False
 )
-def list_labs(labs_dir: Path) -> None:
-    """List the labs under LABS_DIR with their checks."""
+def list_labs(labs_dir: Path | None) -> None:
+    """List the labs under LABS_DIR with their checks (default: the project's `labs/`,
+    found from any folder inside the project)."""
     from meshlab.checks import load_checked_lab
     from meshlab.load.lab import LAB_FILE
 
-    for lab_file in sorted(labs_dir.glob(f"*/{LAB_FILE}")):
+    folder = labs_dir if labs_dir is not None else _find_labs(Path.cwd())
+    lab_files = sorted(folder.glob(f"*/{LAB_FILE}"))
+    if not lab_files:
+        raise click.UsageError(f"no lab in {folder}: a lab is a folder with a {LAB_FILE}")
+    for lab_file in lab_files:
         checked = load_checked_lab(lab_file)
         checks = ", ".join(f"{c.name} ({c.kind})" for c in checked.checks)
         click.echo(f"{checked.lab.name}: {checked.lab.title} — {checks}")
+
+
+def _find_labs(start: Path) -> Path:
+    """The folder of labs for a command run from `start`: `start` itself when it holds labs,
+    the folder holding the lab `start` is, else `labs/` in `start` or a folder above it, up to
+    the project's root (the first folder with `.git` or `pyproject.toml`)."""
+    from meshlab.load.lab import LAB_FILE
+
+    if any(start.glob(f"*/{LAB_FILE}")):
+        return start
+    if (start / LAB_FILE).is_file():
+        return start.parent
+    for folder in (start, *start.parents):
+        if any((folder / "labs").glob(f"*/{LAB_FILE}")):
+            return folder / "labs"
+        if (folder / ".git").exists() or (folder / "pyproject.toml").is_file():
+            break
+    raise click.UsageError(
+        f"no folder of labs in {start} or its project: give one, e.g. `meshlab list path/to/labs`"
+    )
 
 
 @cli.command()

@@ -436,6 +436,19 @@ def test_list_of_a_missing_folder_exits_2(tmp_path: Path) -> None:
     assert "Traceback" not in run.stderr
 
 
+@pytest.mark.parametrize("where", ["labs/2-traffic", "docs/reference", "."])
+def test_list_finds_the_project_labs_from_any_folder_inside_it(where: str) -> None:
+    run = meshlab("list", cwd=REPO / where)
+    assert run.returncode == 0, run
+    assert run.stdout.startswith("2-traffic: Canary release of the staff service")
+
+
+def test_list_outside_any_project_says_how_to_point_at_labs(tmp_path: Path) -> None:
+    run = meshlab("list", cwd=tmp_path)
+    assert run.returncode == 2, run
+    assert "give one, e.g. `meshlab list path/to/labs`" in run.stderr
+
+
 def test_envoy_config_prints_the_bootstrap() -> None:
     run = meshlab("envoy-config", TRAFFIC_LAB)
     assert run.returncode == 0, run
