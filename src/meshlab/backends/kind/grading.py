@@ -91,8 +91,8 @@ def _meta(meta: Any, at: FieldPath) -> Iterator[Finding]:
                 yield Finding(
                     where,
                     "is an Istio injection setting a graded lab may not use: it can change "
-                    "the sidecar's image, volumes or privileges (allowed: "
-                    f"{', '.join(sorted(ISTIO_ANNOTATIONS))})",
+                    "the sidecar's image, volumes or privileges (the few that only tune "
+                    "logging or interception are allowed; the docs list them)",
                 )
 
 

@@ -18,9 +18,9 @@ GRADING_IMAGE_PREFIXES: tuple[str, ...] = ("docker.io/richardchesterwood/istio-f
 
 _COMPONENT = r"[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*"
 _REFERENCE = re.compile(
-    rf"^(?P<name>(?:[A-Za-z0-9.-]+(?::[0-9]+)?/)?{_COMPONENT}(?:/{_COMPONENT})*)"
+    rf"(?P<name>(?:[A-Za-z0-9.-]+(?::[0-9]+)?/)?{_COMPONENT}(?:/{_COMPONENT})*)"
     r"(?::(?P<tag>[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}))?"
-    r"(?:@(?P<digest>sha256:[0-9a-f]{64}))?$"
+    r"(?:@(?P<digest>sha256:[0-9a-f]{64}))?"
 )
 _DOCKER_HUB = {"docker.io", "index.docker.io", "registry-1.docker.io"}
 
@@ -28,7 +28,7 @@ _DOCKER_HUB = {"docker.io", "index.docker.io", "registry-1.docker.io"}
 def image_repository(image: str) -> str | None:
     """`richardchesterwood/x:6` -> `docker.io/richardchesterwood/x`; None if not a valid
     reference (the runtime would refuse it too)."""
-    match = _REFERENCE.match(image) if len(image) <= 512 else None
+    match = _REFERENCE.fullmatch(image) if len(image) <= 512 else None  # no "\n" tail
     if match is None:
         return None
     name = match.group("name")
