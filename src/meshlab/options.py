@@ -98,6 +98,12 @@ RUN_OPTIONS: tuple[RunOption, ...] = (
         "kind backend: keep the lab's namespace after the run.",
         kind_only=True,
     ),
+    RunOption(
+        "--grading",
+        "kind backend: grading a submission. Refuse pod fields and images a course lab has "
+        "no business with, and tools without a SHA-256 shipped with meshlab.",
+        kind_only=True,
+    ),
 )
 
 KIND_ONLY = tuple(o for o in RUN_OPTIONS if o.kind_only)
@@ -113,6 +119,7 @@ class RunSettings:
     kubeconfig: Path | None = None
     keep_cluster: bool = False
     keep_namespace: bool = False
+    grading: bool = False
 
     @classmethod
     def from_values(cls, values: Mapping[str, Any]) -> RunSettings:
@@ -151,6 +158,7 @@ class RunSettings:
             kubeconfig=self.kubeconfig,
             keep_cluster=self.keep_cluster,
             keep_namespace=self.keep_namespace,
+            grading=self.grading,
         )
 
     def backend_options(self) -> EmbeddedOptions | KindOptions:

@@ -11,7 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kind_fakes import Events, FakeKube, FakeRunner, FakeSubprocess
+from kind_fakes import Events, FakeClock, FakeKube, FakeRunner, FakeSubprocess
+
+from meshlab.backends.kind import KindBackend, KindOptions
+from meshlab.backends.kind.tools import Tools
 
 _REAL_TOOLS = {"docker", "kind", "istioctl", "kubectl"}
 
@@ -63,3 +66,51 @@ def kind_subprocess(monkeypatch: pytest.MonkeyPatch, runner: FakeRunner) -> Fake
     fake = FakeSubprocess(runner)
     monkeypatch.setattr(pytest_kind.cluster, "subprocess", fake)
     return fake
+
+
+@pytest.fixture
+def progress() -> list[str]:
+    return []
+
+
+@pytest.fixture
+def make(
+    runner: FakeRunner,
+    kube: FakeKube,
+    events: Events,
+    tmp_path: Path,
+    progress: list[str],
+    kind_subprocess: FakeSubprocess,
+):  # type: ignore[no-untyped-def]
+    """A KindBackend on the fakes, with KindOptions(**options)."""
+
+    def make_backend(**options: object) -> KindBackend:
+        bin_dir = tmp_path / "bin"
+        bin_dir.mkdir(exist_ok=True)
+        for name in ("kind", "istioctl"):
+            (bin_dir / name).write_text("")
+        tools = Tools(
+            runner,
+            cache=tmp_path / "cache",
+            env={
+                "MESHLAB_KIND": str(bin_dir / "kind"),
+                "MESHLAB_ISTIOCTL": str(bin_dir / "istioctl"),
+            },
+        )
+
+        def connect(path: Path) -> FakeKube:
+            events.append(f"api: connect {path.name}")
+            return kube
+
+        return KindBackend(
+            KindOptions(**options),  # type: ignore[arg-type]
+            runner=runner,
+            tools=tools,
+            kube_factory=connect,
+            clock=FakeClock(),
+            progress=progress.append,
+            which=lambda name: f"/usr/bin/{name}",
+            has_module=lambda name: True,
+        )
+
+    return make_backend

@@ -9,64 +9,18 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from kind_fakes import Events, FakeClock, FakeKube, FakeRunner, FakeSubprocess
+from kind_fakes import Events, FakeKube, FakeRunner
 
 from meshlab.backends.embedded.options import EmbeddedOptions
 from meshlab.backends.kind import KindBackend, KindOptions
 from meshlab.backends.kind.backend import namespace_for
-from meshlab.backends.kind.tools import NODE_IMAGE, Tools
+from meshlab.backends.kind.tools import NODE_IMAGE
 from meshlab.backends.registry import available_backends, get_backend
 from meshlab.errors import BackendError, BackendUnavailable
 from meshlab.mesh.request import ProbeRequest
 from meshlab.pipeline import RunOptions, prepare, run_lab
 
 URL = "http://fleetman-staff-service:8080/driver/City%20Truck"
-
-
-@pytest.fixture
-def progress() -> list[str]:
-    return []
-
-
-@pytest.fixture
-def make(
-    runner: FakeRunner,
-    kube: FakeKube,
-    events: Events,
-    tmp_path: Path,
-    progress: list[str],
-    kind_subprocess: FakeSubprocess,
-):  # type: ignore[no-untyped-def]
-    def make_backend(**options: object) -> KindBackend:
-        bin_dir = tmp_path / "bin"
-        bin_dir.mkdir(exist_ok=True)
-        for name in ("kind", "istioctl"):
-            (bin_dir / name).write_text("")
-        tools = Tools(
-            runner,
-            cache=tmp_path / "cache",
-            env={
-                "MESHLAB_KIND": str(bin_dir / "kind"),
-                "MESHLAB_ISTIOCTL": str(bin_dir / "istioctl"),
-            },
-        )
-
-        def connect(path: Path) -> FakeKube:
-            events.append(f"api: connect {path.name}")
-            return kube
-
-        return KindBackend(
-            KindOptions(**options),  # type: ignore[arg-type]
-            runner=runner,
-            tools=tools,
-            kube_factory=connect,
-            clock=FakeClock(),
-            progress=progress.append,
-            which=lambda name: f"/usr/bin/{name}",
-            has_module=lambda name: True,
-        )
-
-    return make_backend
 
 
 def _namespace(events: Events) -> str:

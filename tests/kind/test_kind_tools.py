@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import io
+import re
 import sys
 import tarfile
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -120,8 +122,21 @@ def _sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def test_kind_is_downloaded_verified_and_cached(runner: FakeRunner, tmp_path: Path) -> None:
+@pytest.fixture
+def fake_kind_pin(monkeypatch: pytest.MonkeyPatch) -> Callable[[bytes], None]:
+    """Ship the digest of a fake kind binary for linux/amd64 instead of the real one."""
+
+    def pin(binary: bytes) -> None:
+        monkeypatch.setitem(tools.CHECKSUMS, ("kind", "v0.32.0", "linux", "amd64"), _sha(binary))
+
+    return pin
+
+
+def test_kind_is_downloaded_verified_and_cached(
+    runner: FakeRunner, tmp_path: Path, fake_kind_pin: Callable[[bytes], None]
+) -> None:
     binary = b"\x7fELF fake kind"
+    fake_kind_pin(binary)
     pin = kind_pin("linux", "amd64")
     files = {pin.url: binary, pin.checksum_url: f"{_sha(binary)}  kind-linux-amd64\n".encode()}
     found = _tools(runner, tmp_path, files).kind()
@@ -156,8 +171,11 @@ def test_a_pinned_digest_must_match_the_published_one(
         _tools(runner, tmp_path, files).kind()
 
 
-def test_a_tampered_cache_is_refused(runner: FakeRunner, tmp_path: Path) -> None:
+def test_a_tampered_cache_is_refused(
+    runner: FakeRunner, tmp_path: Path, fake_kind_pin: Callable[[bytes], None]
+) -> None:
     binary = b"kind"
+    fake_kind_pin(binary)
     pin = kind_pin("linux", "amd64")
     files = {pin.url: binary, pin.checksum_url: _sha(binary).encode()}
     found = _tools(runner, tmp_path, files).kind()
@@ -182,7 +200,10 @@ def test_istioctl_comes_out_of_its_archive(runner: FakeRunner, tmp_path: Path) -
     assert found.version == "1.31.1"
 
 
-def test_on_path_only_at_the_pinned_version(runner: FakeRunner, tmp_path: Path) -> None:
+def test_on_path_only_at_the_pinned_version(
+    runner: FakeRunner, tmp_path: Path, fake_kind_pin: Callable[[bytes], None]
+) -> None:
+    fake_kind_pin(b"kind")
     on_path = tmp_path / "bin" / "kind"
     on_path.parent.mkdir()
     on_path.write_text("")
@@ -240,3 +261,116 @@ def test_preflight_refuses_what_cannot_be_had(runner: FakeRunner, tmp_path: Path
     )
     with pytest.raises(BackendUnavailable, match="MESHLAB_ISTIOCTL"):
         windows.preflight("1.31.1")
+
+
+# --- shipped checksums, and grading's refusal of the same-origin ones ----------------------
+
+
+def test_kind_digests_ship_for_every_platform_it_is_downloaded_for() -> None:
+    for os_name, arch in (
+        ("linux", "amd64"),
+        ("linux", "arm64"),
+        ("darwin", "amd64"),
+        ("darwin", "arm64"),
+        ("windows", "amd64"),
+    ):
+        pin = kind_pin(os_name, arch)
+        assert pin.sha256 == tools.CHECKSUMS[("kind", "v0.32.0", os_name, arch)]
+        assert pin.sha256 is not None
+        assert re.fullmatch(r"[0-9a-f]{64}", pin.sha256)
+    assert kind_pin("linux", "amd64").sha256 == (
+        "50030de23cf40a18505f20426f6a8506bedf13c6e509244bd1fa9463721b0f54"
+    )
+    # none could be corroborated for istioctl (docs/reference/backends.md says so)
+    assert istioctl_pin("1.31.1", "linux", "amd64").sha256 is None
+    assert not [key for key in tools.CHECKSUMS if key[0] == "istioctl"]
+
+
+def test_the_shipped_digest_is_consulted_before_the_published_one(
+    runner: FakeRunner, tmp_path: Path
+) -> None:
+    """A substituted release whose published checksum was replaced as well: the download
+    agrees with its own origin and is refused all the same, because the shipped digest differs."""
+    substituted = b"not the kind release"
+    pin = kind_pin("linux", "amd64")
+    files = {pin.url: substituted, pin.checksum_url: f"{_sha(substituted)}  kind\n".encode()}
+    with pytest.raises(BackendUnavailable) as info:
+        _tools(runner, tmp_path, files).kind()
+    assert f"expected {pin.sha256}" in str(info.value)
+    assert "Nothing was installed" in str(info.value)
+    assert not (tmp_path / "cache" / "tools" / "kind-v0.32.0" / "kind").exists()
+
+
+def test_a_cached_kind_is_held_to_the_shipped_digest(
+    runner: FakeRunner, tmp_path: Path, fake_kind_pin: Callable[[bytes], None]
+) -> None:
+    """Cache and record rewritten together: the record agrees, the shipped pin does not."""
+    fake_kind_pin(b"kind")
+    pin = kind_pin("linux", "amd64")
+    found = _tools(runner, tmp_path, {pin.url: b"kind", pin.checksum_url: _sha(b"kind").encode()})
+    path = found.kind().path
+    path.write_bytes(b"planted")
+    path.with_name("kind.sha256").write_text(f"{_sha(b'planted')} pinned\n")
+    with pytest.raises(BackendError, match="does not match its recorded SHA-256"):
+        _tools(runner, tmp_path, {}).kind()
+
+
+def _istioctl_files() -> tuple[dict[str, bytes], bytes]:
+    archive = io.BytesIO()
+    with tarfile.open(fileobj=archive, mode="w:gz") as tar:
+        info = tarfile.TarInfo("istioctl")
+        info.size = 4
+        tar.addfile(info, io.BytesIO(b"ictl"))
+    pin = istioctl_pin("1.31.1", "linux", "amd64")
+    payload = archive.getvalue()
+    return {pin.url: payload, pin.checksum_url: _sha(payload).encode()}, payload
+
+
+def test_an_unpinned_download_says_its_check_is_same_origin(
+    runner: FakeRunner, tmp_path: Path
+) -> None:
+    files, _ = _istioctl_files()
+    said: list[str] = []
+    found = Tools(
+        runner,
+        FakeDownloader(files),
+        cache=tmp_path,
+        env={},
+        which=lambda name: None,
+        platform_=("linux", "amd64"),
+        progress=said.append,
+    ).istioctl("1.31.1")
+    assert any("ships no SHA-256" in line and "same origin" in line for line in said)
+    assert found.path.with_name("istioctl.sha256").read_text().split()[1] == "same-origin"
+
+
+def test_grading_refuses_a_tool_only_its_own_origin_vouches_for(
+    runner: FakeRunner, tmp_path: Path
+) -> None:
+    files, _ = _istioctl_files()
+    downloader = FakeDownloader(files)
+    strict = Tools(
+        runner,
+        downloader,
+        cache=tmp_path,
+        env={},
+        which=lambda name: None,
+        platform_=("linux", "amd64"),
+        pinned_only=True,
+    )
+    with pytest.raises(BackendUnavailable, match=r"ships no SHA-256 for istioctl 1\.31\.1") as info:
+        strict.preflight("1.31.1")  # refused before anything runs or downloads
+    assert "$MESHLAB_ISTIOCTL" in str(info.value)
+    with pytest.raises(BackendUnavailable, match="same origin"):
+        strict.istioctl("1.31.1")
+    assert downloader.fetched == []
+    # cached earlier without grading, verified same-origin only: refused when grading
+    Tools(
+        runner, FakeDownloader(files), cache=tmp_path, env={}, platform_=("linux", "amd64")
+    ).istioctl("1.31.1")
+    with pytest.raises(BackendUnavailable, match="checked only against the checksum"):
+        strict.istioctl("1.31.1")
+    # kind has a shipped digest: grading takes it
+    assert strict.preflight("1.31.1") == [
+        f"kind v0.32.0 will be downloaded from {kind_pin('linux', 'amd64').url}"
+    ]

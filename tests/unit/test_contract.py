@@ -126,10 +126,11 @@ def test_run_options_are_declared_once() -> None:
         "--kubeconfig",
         "--keep-cluster",
         "--keep-namespace",
+        "--grading",
     ]
     assert all(o.help for o in RUN_OPTIONS)
     assert kind_only_message() == (
-        "--kubeconfig, --keep-cluster and --keep-namespace need --backend kind"
+        "--kubeconfig, --keep-cluster, --keep-namespace and --grading need --backend kind"
     )
 
 

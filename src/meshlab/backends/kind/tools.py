@@ -4,11 +4,13 @@ Binaries are fetched only when someone runs the kind backend on their own machin
 user cache directory, and checked with SHA-256 before they are ever executed. Every command
 goes through a `Runner`, so tests see (and assert) the exact argv without running anything.
 
-Where a digest comes from: `ToolPin.sha256` when meshlab pins one; these are None today
-because the machine this was written on had no internet to read the release assets, so the
-digest is taken from the checksum file the release publishes next to the asset
-(`kind-linux-amd64.sha256sum`, `istioctl-….tar.gz.sha256`) and recorded in the cache; later
-runs re-hash the cached binary against that record.
+Where a digest comes from: CHECKSUMS, shipped with meshlab, first. A download must match
+it *and* the checksum file the release publishes next to the asset (a mismatch between the
+two means the asset changed after the release). Without a shipped digest, the published
+checksum alone is used: that comes from the same origin as the download, so it catches a
+broken transfer but not a substituted release; meshlab says so when it happens, and refuses
+it outright with `pinned_only` (the kind backend's grading mode). The digest is recorded in
+the cache, with how it was verified, and later runs re-hash the cached binary against it.
 """
 
 from __future__ import annotations
@@ -44,8 +46,33 @@ ENV_KIND = "MESHLAB_KIND"
 ENV_ISTIOCTL = "MESHLAB_ISTIOCTL"
 ENV_CACHE = "MESHLAB_CACHE_DIR"
 
+# SHA-256 of each pinned release asset, as published beside it (`<asset>.sha256sum`). They
+# could not be read from the releases here (no internet); each kind digest is the one that
+# several unrelated public repositories pin for that asset, their install scripts checking
+# it against the published .sha256sum. No istioctl 1.31.1 / 1.30.5 digest could be
+# corroborated that way, so none is shipped: istioctl downloads fall back to the published
+# checksum, and are refused when grading (docs/reference/backends.md, "Tool checksums").
+CHECKSUMS: dict[tuple[str, str, str, str], str] = {
+    ("kind", "v0.32.0", "linux", "amd64"): (
+        "50030de23cf40a18505f20426f6a8506bedf13c6e509244bd1fa9463721b0f54"
+    ),
+    ("kind", "v0.32.0", "linux", "arm64"): (
+        "b92cd615e97585de8ddade28ed5cd7feb4248d717c233eea5b03c37298900f5d"
+    ),
+    ("kind", "v0.32.0", "darwin", "amd64"): (
+        "295ac6d0d634c9819c9907df45e3017d1f13166bd13c3404c45e79f7faa47498"
+    ),
+    ("kind", "v0.32.0", "darwin", "arm64"): (
+        "dca67911095a110c2b5c36e26df6cac860c602033e456c0db47be498cdef1ebb"
+    ),
+    ("kind", "v0.32.0", "windows", "amd64"): (
+        "0bcb2d1cfedc1912d664014db716937e8a0e843e91c6807b4db2025dbc8989fa"
+    ),
+}
+
 DOCKER_INFO_TIMEOUT = 15.0
 _SHA256 = re.compile(r"\b([0-9a-f]{64})\b")
+PINNED, SAME_ORIGIN = "pinned", "same-origin"  # how a cached tool was verified
 
 
 # --- running commands --------------------------------------------------------------------
@@ -155,7 +182,8 @@ def host_platform() -> tuple[str, str]:
 def kind_pin(os_name: str, arch: str) -> ToolPin:
     asset = f"kind-{os_name}-{arch}"
     base = f"https://github.com/kubernetes-sigs/kind/releases/download/{KIND_VERSION}/{asset}"
-    return ToolPin("kind", KIND_VERSION, base, f"{base}.sha256sum")
+    sha256 = CHECKSUMS.get(("kind", KIND_VERSION, os_name, arch))
+    return ToolPin("kind", KIND_VERSION, base, f"{base}.sha256sum", sha256)
 
 
 def istioctl_pin(version: str, os_name: str, arch: str) -> ToolPin:
@@ -167,7 +195,8 @@ def istioctl_pin(version: str, os_name: str, arch: str) -> ToolPin:
     suffix = f"osx-{arch}" if os_name == "darwin" else f"linux-{arch}"
     asset = f"istioctl-{version}-{suffix}.tar.gz"
     base = f"https://github.com/istio/istio/releases/download/{version}/{asset}"
-    return ToolPin("istioctl", version, base, f"{base}.sha256", member="istioctl")
+    sha256 = CHECKSUMS.get(("istioctl", version, os_name, arch))
+    return ToolPin("istioctl", version, base, f"{base}.sha256", sha256, member="istioctl")
 
 
 class Downloader(Protocol):
@@ -238,8 +267,10 @@ class Tools:
         which: Callable[[str], str | None] | None = None,
         platform_: tuple[str, str] | None = None,
         progress: Callable[[str], None] = lambda line: None,
+        pinned_only: bool = False,
     ) -> None:
         self.runner = runner
+        self.pinned_only = pinned_only  # refuse what only a same-origin checksum vouches for
         self.downloader = downloader or HttpDownloader()
         self.cache = cache or cache_dir()
         self.env = os.environ if env is None else env
@@ -281,6 +312,8 @@ class Tools:
                 else istioctl_pin(istio_version, os_name, arch)
             )
             if not self._cached_path(pin).is_file() and self.which(name) is None:
+                if self.pinned_only and pin.sha256 is None:
+                    raise BackendUnavailable(_unpinned(pin))
                 notes.append(f"{name} {pin.version} will be downloaded from {pin.url}")
         return notes
 
@@ -321,15 +354,26 @@ class Tools:
         return self.cache / "tools" / f"{pin.name}-{pin.version}" / f"{pin.name}{suffix}"
 
     def _verify_cached(self, pin: ToolPin, path: Path) -> None:
-        record = path.with_name(path.name + ".sha256")  # the digest written at download
-        expected = record.read_text().strip() if record.is_file() else None
-        if expected is None or sha256_of(path.read_bytes()) != expected:
+        record = path.with_name(path.name + ".sha256")  # written at download
+        words = record.read_text().split() if record.is_file() else []
+        expected = words[0] if words else None
+        actual = sha256_of(path.read_bytes())
+        pinned_binary = pin.sha256 if pin.member is None else None  # kind: asset == binary
+        if expected is None or actual != expected or actual != (pinned_binary or actual):
             raise BackendError(
                 f"the cached {pin.name} {pin.version} at {path} does not match its recorded "
                 f"SHA-256; delete {path.parent} and run again to download it afresh"
             )
+        if self.pinned_only and words[1:] != [PINNED]:
+            raise BackendUnavailable(
+                f"the cached {pin.name} {pin.version} at {path} was checked only against the "
+                f"checksum published beside it, and grading takes only tools whose SHA-256 "
+                f"meshlab ships. {_unpinned(pin)}"
+            )
 
     def _download(self, pin: ToolPin) -> ResolvedTool:
+        if pin.sha256 is None and self.pinned_only:
+            raise BackendUnavailable(_unpinned(pin))
         self.progress(f"downloading {pin.name} {pin.version} from {pin.url}")
         payload = self.downloader.fetch(pin.url)
         published = _published_digest(
@@ -342,6 +386,12 @@ class Tools:
                 f"{pin.url} failed its SHA-256 check: got {actual}, expected {expected} "
                 f"(published in {pin.checksum_url}: {published}). Nothing was installed."
             )
+        if pin.sha256 is None:
+            self.progress(
+                f"warning: meshlab ships no SHA-256 for {pin.url}; it was checked only against "
+                f"{pin.checksum_url}, from the same origin (this catches a broken download, "
+                f"not a substituted release)"
+            )
         binary = _extract(payload, pin) if pin.member else payload
         path = self._cached_path(pin)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -349,8 +399,18 @@ class Tools:
             tmp.write(binary)
         Path(tmp.name).chmod(0o755)
         Path(tmp.name).replace(path)
-        path.with_name(path.name + ".sha256").write_text(sha256_of(binary) + "\n")
+        how = PINNED if pin.sha256 is not None else SAME_ORIGIN
+        path.with_name(path.name + ".sha256").write_text(f"{sha256_of(binary)} {how}\n")
         return ResolvedTool(pin.name, path, pin.version, f"downloaded from {pin.url}")
+
+
+def _unpinned(pin: ToolPin) -> str:
+    env = ENV_KIND if pin.name == "kind" else ENV_ISTIOCTL
+    return (
+        f"meshlab ships no SHA-256 for {pin.name} {pin.version} ({pin.url}), and in grading "
+        f"mode a checksum from the same origin as the download is not enough. Download it, "
+        f"verify it against a digest you trust, and point ${env} at the binary."
+    )
 
 
 def _extract(archive: bytes, pin: ToolPin) -> bytes:
