@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -221,7 +222,7 @@ def test_spawn_rejects_duplicate_names_and_keeps_logs_where_asked(
 def test_start_standins_reports_a_stand_in_that_dies(
     monkeypatch: pytest.MonkeyPatch, no_leaks: None
 ) -> None:
-    def broken_argv(pod: PodSpec) -> list[str]:
+    def broken_argv(pod: PodSpec, root: str | None = None) -> list[str]:
         return py(f"import sys; print('cannot bind {pod.name}', file=sys.stderr); sys.exit(1)")
 
     monkeypatch.setattr(processes, "standin_argv", broken_argv)
@@ -237,7 +238,7 @@ def test_start_standins_checks_the_ready_line(
     monkeypatch: pytest.MonkeyPatch, no_leaks: None
 ) -> None:
     line = json.dumps({"ready": True, "pod": "someone-else", "ports": {"8080": 1}})
-    monkeypatch.setattr(processes, "standin_argv", lambda pod: py(f"print({line!r}); input()"))
+    monkeypatch.setattr(processes, "standin_argv", lambda pod, root=None: py(f"print({line!r}); input()"))
     with ProcessGroup() as group, pytest.raises(BackendError, match="unexpected ready line"):
         start_standins(group, FLEET[:1])
 
@@ -278,7 +279,7 @@ ORPHANING_PARENT = """
 )
 def test_children_die_with_a_killed_parent(mode: str) -> None:
     parent = subprocess.Popen(
-        [*py(ORPHANING_PARENT), mode], stdout=subprocess.PIPE, env=processes._standin_env()
+        [*py(ORPHANING_PARENT), mode], stdout=subprocess.PIPE, env=dict(os.environ)
     )
     try:
         assert parent.stdout is not None
