@@ -51,7 +51,6 @@ def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginMa
                 help=option.help,
             )
 
-
     group.addoption(
         LABS_ONLY,
         action="store_true",

@@ -18,7 +18,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import psutil
@@ -151,8 +151,11 @@ class Watched:
         self.err.close()
 
 
+Start = Callable[..., Watched]
+
+
 @pytest.fixture
-def watched(tmp_path: Path):  # type: ignore[no-untyped-def]
+def watched(tmp_path: Path) -> Iterator[Start]:
     runs: list[Watched] = []
 
     def start(*args: str | Path, cwd: Path | None = None) -> Watched:
@@ -167,12 +170,12 @@ def watched(tmp_path: Path):  # type: ignore[no-untyped-def]
         run.close()
 
 
-def test_killed_envoy_is_a_backend_fault(watched) -> None:  # type: ignore[no-untyped-def]
+def test_killed_envoy_is_a_backend_fault(watched: Start) -> None:
     run = watched(TRAFFIC_LAB, *LONG_RUN)
     envoy = run.wait_for(_envoy)
     run.wait_traffic()
     envoy.kill()
-    code, seconds = run.finish(FAULT_BOUND)
+    code, _ = run.finish(FAULT_BOUND)
     assert code == 3, run.output()
     assert "Envoy died during the run" in run.stderr()
     assert "killed by SIGKILL" in run.stderr()
@@ -180,7 +183,7 @@ def test_killed_envoy_is_a_backend_fault(watched) -> None:  # type: ignore[no-un
     run.assert_nothing_left()
 
 
-def test_killed_stand_in_is_a_backend_fault_naming_the_pod(watched) -> None:  # type: ignore[no-untyped-def]
+def test_killed_stand_in_is_a_backend_fault_naming_the_pod(watched: Start) -> None:
     run = watched(TRAFFIC_LAB, *LONG_RUN)
     run.wait_for(_envoy)
     standin = run.wait_for(_standin("staff-service-risky"))
@@ -193,7 +196,7 @@ def test_killed_stand_in_is_a_backend_fault_naming_the_pod(watched) -> None:  # 
     run.assert_nothing_left()
 
 
-def test_stopped_envoy_is_a_backend_fault_within_the_bound(watched) -> None:  # type: ignore[no-untyped-def]
+def test_stopped_envoy_is_a_backend_fault_within_the_bound(watched: Start) -> None:
     run = watched(TRAFFIC_LAB, *LONG_RUN)
     envoy = run.wait_for(_envoy)
     run.wait_traffic()
@@ -206,7 +209,7 @@ def test_stopped_envoy_is_a_backend_fault_within_the_bound(watched) -> None:  # 
 
 
 @pytest.mark.parametrize(("sig", "code"), [(signal.SIGTERM, 143), (signal.SIGHUP, 129)])
-def test_sigterm_and_sighup_clean_up_like_ctrl_c(watched, sig: int, code: int) -> None:  # type: ignore[no-untyped-def]
+def test_sigterm_and_sighup_clean_up_like_ctrl_c(watched: Start, sig: int, code: int) -> None:
     run = watched(TRAFFIC_LAB, *LONG_RUN)
     run.wait_for(_envoy)
     run.wait_traffic()
@@ -219,7 +222,7 @@ def test_sigterm_and_sighup_clean_up_like_ctrl_c(watched, sig: int, code: int) -
     run.assert_nothing_left()
 
 
-def test_ctrl_c_while_stand_ins_start_leaks_nothing(watched) -> None:  # type: ignore[no-untyped-def]
+def test_ctrl_c_while_stand_ins_start_leaks_nothing(watched: Start) -> None:
     run = watched(TRAFFIC_LAB)
     run.wait_for(_standin(""), timeout=60)  # the first stand-in
     run.process.send_signal(signal.SIGINT)
@@ -232,7 +235,7 @@ TRAP = "import pathlib; pathlib.Path({path!r}).write_text('imported')\nraise Imp
 
 
 def test_nothing_is_imported_from_the_working_directory_or_the_lab(
-    watched,  # type: ignore[no-untyped-def]
+    watched: Start,
     tmp_path: Path,
 ) -> None:
     marks = tmp_path / "marks"

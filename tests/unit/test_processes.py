@@ -238,7 +238,9 @@ def test_start_standins_checks_the_ready_line(
     monkeypatch: pytest.MonkeyPatch, no_leaks: None
 ) -> None:
     line = json.dumps({"ready": True, "pod": "someone-else", "ports": {"8080": 1}})
-    monkeypatch.setattr(processes, "standin_argv", lambda pod, root=None: py(f"print({line!r}); input()"))
+    monkeypatch.setattr(
+        processes, "standin_argv", lambda pod, root=None: py(f"print({line!r}); input()")
+    )
     with ProcessGroup() as group, pytest.raises(BackendError, match="unexpected ready line"):
         start_standins(group, FLEET[:1])
 
@@ -321,8 +323,9 @@ def test_stand_ins_import_nothing_from_cwd_or_pythonpath(
     with ProcessGroup() as group:
         ports = start_standins(group, FLEET[:2])
         assert set(ports) == {"staff-6", "staff-ph"}
-        start_standins(group, [PodSpec("other", "default", "nginx", {}, (80,))],
-                       cwd=tmp_path / "given-cwd")
+        start_standins(
+            group, [PodSpec("other", "default", "nginx", {}, (80,))], cwd=tmp_path / "given-cwd"
+        )
         child = psutil.Process(group.processes[0].pid)
         assert child.cwd() != str(tmp_path / "cwd")
         assert psutil.Process(group.processes[-1].pid).cwd() == str(tmp_path / "given-cwd")
