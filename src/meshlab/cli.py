@@ -43,7 +43,7 @@ def _stop_signals_unwind() -> Iterator[None]:
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    signals = [getattr(signal, name) for name in STOP_SIGNALS if hasattr(signal, name)]
+    signals = [signal.Signals[n] for n in STOP_SIGNALS if n in signal.Signals.__members__]
 
     def stop(signum: int, frame: object) -> None:
         for sig in signals:

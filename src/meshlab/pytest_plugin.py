@@ -72,7 +72,7 @@ LABS_ONLY = "--meshlab-labs-only"
 @pytest.hookimpl(tryfirst=True)
 def pytest_load_initial_conftests(early_config: pytest.Config) -> None:
     """--meshlab-labs-only is --noconftest too, set before pytest imports the first one."""
-    if getattr(early_config.known_args_namespace, "meshlab_labs_only", False):
+    if vars(early_config.known_args_namespace).get("meshlab_labs_only", False):
         early_config.known_args_namespace.noconftest = True
 
 
