@@ -1,15 +1,19 @@
 """`meshlab`: run labs, list them, show the Envoy a run would use and the config it gets.
 
 Exit codes: 0 all checks passed, 1 a check failed, 2 invalid input or a backend that cannot
-run here, 3 the backend broke mid-run, 130 interrupted. Never a traceback for user errors.
+run here, 3 the backend broke mid-run, 130 interrupted (Ctrl-C), 143 SIGTERM, 129 SIGHUP.
+Never a traceback for user errors.
 """
 
 from __future__ import annotations
 
+import functools
 import json
+import signal
 import sys
+import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any, cast
 
@@ -23,8 +27,52 @@ from meshlab.report.text import Style, render_lines, write_json, write_junit
 from meshlab.version import __version__
 
 EXIT_INTERRUPTED = 130
+STOP_SIGNALS = ("SIGTERM", "SIGHUP")  # exit 128 + the signal's number: 143, 129
 
 
+class Stopped(SystemExit):
+    """SIGTERM or SIGHUP, raised where the run is: every `with` unwinds as for Ctrl-C (each
+    process stopped, temp folders and logs removed), then exit 128 + the signal number.
+    A SystemExit, so no `except Exception` on the way can swallow it."""
+
+
+@contextmanager
+def _stop_signals_unwind() -> Iterator[None]:
+    """SIGTERM/SIGHUP raise Stopped in the main thread while the block runs; later ones
+    (a supervisor insisting) are ignored, so that the clean-up itself is not cut short."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    signals = [signal.Signals[n] for n in STOP_SIGNALS if n in signal.Signals.__members__]
+
+    def stop(signum: int, frame: object) -> None:
+        for sig in signals:
+            signal.signal(sig, lambda *_: None)  # a handler, not SIG_IGN: exec resets it
+        name = signal.Signals(signum).name
+        with suppress(OSError, RuntimeError):  # a hung-up terminal (SIGHUP) cannot be written
+            click.echo(f"{name}: stopping every process meshlab started", err=True)
+        raise Stopped(128 + signum)
+
+    previous = {sig: signal.signal(sig, stop) for sig in signals}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _stoppable(run: Callable[[list[str] | None], None]) -> Callable[[list[str] | None], None]:
+    """`main` under _stop_signals_unwind."""
+
+    @functools.wraps(run)
+    def wrapper(argv: list[str] | None = None) -> None:
+        with _stop_signals_unwind():
+            run(argv)
+
+    return wrapper
+
+
+@_stoppable
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point: maps our errors to exit codes and plain messages."""
     try:

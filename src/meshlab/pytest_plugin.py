@@ -51,8 +51,64 @@ def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginMa
                 help=option.help,
             )
 
+    group.addoption(
+        LABS_ONLY,
+        action="store_true",
+        help="grading: collect only lab.yaml files; never import a conftest.py, test_*.py or "
+        "__init__.py (implies --noconftest; pass -c with your own config file too)",
+    )
+
 
 _KIND_PLUGIN_OPTIONS = ("--kubeconfig", "--keep-cluster")
+LABS_ONLY = "--meshlab-labs-only"
+
+
+# --- grading mode: nothing of a submission's Python is imported --------------------------
+# conftest.py files are imported before collection starts (the initial ones as soon as the
+# command line is parsed), test_*.py when their folder is collected, and a package's
+# __init__.py when one of its items is set up. Each needs its own stop.
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_load_initial_conftests(early_config: pytest.Config) -> None:
+    """--meshlab-labs-only is --noconftest too, set before pytest imports the first one."""
+    if vars(early_config.known_args_namespace).get("meshlab_labs_only", False):
+        early_config.known_args_namespace.noconftest = True
+
+
+def _refuse_a_submitted_config(config: pytest.Config) -> None:
+    """A pytest.ini (or pyproject.toml...) among the folders to grade came with the
+    submission: its addopts and pythonpath are the student's. Say how to avoid it."""
+    inipath = config.inipath
+    if inipath is None:
+        return
+    for arg in config.args:
+        folder = Path(arg.split("::")[0]).resolve()
+        if folder.is_dir() and inipath.resolve().is_relative_to(folder):
+            raise pytest.UsageError(
+                f"{LABS_ONLY}: pytest read its configuration from {inipath}, inside {arg}, "
+                "the folder being graded; pass your own with `-c FILE` (or `-c /dev/null`)"
+            )
+
+
+def _labs_only(config: pytest.Config) -> bool:
+    return bool(config.getoption("meshlab_labs_only", default=False))
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    """In grading mode every file but lab.yaml is left alone (never read, never imported)."""
+    if _labs_only(config) and collection_path.name != LAB_FILE and not collection_path.is_dir():
+        return True
+    return None
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collect_directory(path: Path, parent: pytest.Collector) -> pytest.Collector | None:
+    """In grading mode a folder with an __init__.py is a plain folder, not a package whose
+    __init__.py pytest would import to set it up."""
+    if _labs_only(parent.config):
+        return pytest.Dir.from_parent(parent, path=path)
+    return None
 
 
 def _argparse_type(option: RunOption) -> Callable[[str], Any]:
@@ -83,6 +139,9 @@ def _pytest_kind_declares_options(pluginmanager: pytest.PytestPluginManager) -> 
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    if _labs_only(config):
+        config.option.noconftest = True  # as pytest_load_initial_conftests made it
+        _refuse_a_submitted_config(config)
     config.addinivalue_line("markers", "meshlab_lab: a check collected from a lab.yaml")
     config.addinivalue_line(
         "markers", "kind: needs a real cluster (skipped, with the reason, when there is none)"

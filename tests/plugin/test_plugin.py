@@ -87,3 +87,57 @@ def test_bad_requests_is_a_usage_error_naming_the_option(
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines([f"*argument --requests: {why}*"])
     assert "Traceback" not in result.stdout.str() + result.stderr.str()
+
+
+# --- grading mode: a submission's Python is never imported ------------------------------
+
+MARKER = "import pathlib; pathlib.Path({path!r}).write_text('imported')\n"
+
+
+def _booby_trap(lab: Path, marks: Path) -> list[Path]:
+    """Every Python file pytest could import from a lab folder writes a marker if it is."""
+    files = ["conftest.py", "test_x.py", "__init__.py", "pytest_student.py"]
+    for name in files:
+        (lab / name).write_text(MARKER.format(path=str(marks / f"imported-{name}")))
+    (lab / "test_x.py").write_text(
+        (lab / "test_x.py").read_text() + "def test_student():\n    assert True\n"
+    )
+    return [marks / f"imported-{name}" for name in files]
+
+
+def test_labs_only_mode_imports_nothing_from_the_lab(
+    pytester: pytest.Pytester, lab_copy: Path
+) -> None:
+    """The command graders run (docs/reference/pytest.md) runs the lab.yaml checks and
+    nothing else: no conftest.py (also a parent folder's), test_*.py or __init__.py."""
+    marks = pytester.mkdir("marks")
+    traps = _booby_trap(lab_copy, marks)
+    (pytester.path / "conftest.py").write_text(MARKER.format(path=str(marks / "parent")))
+    config = pytester.makefile(".ini", grader="[pytest]\n")
+    result = pytester.runpytest_subprocess(
+        "--meshlab-labs-only", "-c", str(config), "-p", "no:cacheprovider", str(lab_copy)
+    )
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["*lab.yaml .*"])
+    assert sorted(p.name for p in marks.iterdir()) == []
+    assert all(not trap.exists() for trap in traps)
+
+
+def test_without_labs_only_the_same_lab_imports_its_python(
+    pytester: pytest.Pytester, lab_copy: Path
+) -> None:
+    """The traps above work: the ordinary mode (a course's own labs) imports them."""
+    marks = pytester.mkdir("marks")
+    _booby_trap(lab_copy, marks)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--co", str(lab_copy))
+    assert result.ret == 0
+    assert {p.name for p in marks.iterdir()} >= {"imported-conftest.py", "imported-test_x.py"}
+
+
+def test_labs_only_refuses_a_config_file_from_the_graded_folder(
+    pytester: pytest.Pytester, lab_copy: Path
+) -> None:
+    (lab_copy / "pytest.ini").write_text("[pytest]\n")
+    result = pytester.runpytest_subprocess("--meshlab-labs-only", "--co", str(lab_copy))
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--meshlab-labs-only: pytest read its configuration from*"])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -221,7 +222,7 @@ def test_spawn_rejects_duplicate_names_and_keeps_logs_where_asked(
 def test_start_standins_reports_a_stand_in_that_dies(
     monkeypatch: pytest.MonkeyPatch, no_leaks: None
 ) -> None:
-    def broken_argv(pod: PodSpec) -> list[str]:
+    def broken_argv(pod: PodSpec, root: str | None = None) -> list[str]:
         return py(f"import sys; print('cannot bind {pod.name}', file=sys.stderr); sys.exit(1)")
 
     monkeypatch.setattr(processes, "standin_argv", broken_argv)
@@ -237,7 +238,9 @@ def test_start_standins_checks_the_ready_line(
     monkeypatch: pytest.MonkeyPatch, no_leaks: None
 ) -> None:
     line = json.dumps({"ready": True, "pod": "someone-else", "ports": {"8080": 1}})
-    monkeypatch.setattr(processes, "standin_argv", lambda pod: py(f"print({line!r}); input()"))
+    monkeypatch.setattr(
+        processes, "standin_argv", lambda pod, root=None: py(f"print({line!r}); input()")
+    )
     with ProcessGroup() as group, pytest.raises(BackendError, match="unexpected ready line"):
         start_standins(group, FLEET[:1])
 
@@ -278,7 +281,7 @@ ORPHANING_PARENT = """
 )
 def test_children_die_with_a_killed_parent(mode: str) -> None:
     parent = subprocess.Popen(
-        [*py(ORPHANING_PARENT), mode], stdout=subprocess.PIPE, env=processes._standin_env()
+        [*py(ORPHANING_PARENT), mode], stdout=subprocess.PIPE, env=dict(os.environ)
     )
     try:
         assert parent.stdout is not None
@@ -291,3 +294,79 @@ def test_children_die_with_a_killed_parent(mode: str) -> None:
         if parent.poll() is None:
             parent.kill()
         parent.communicate(timeout=10)
+
+
+# --- isolation: nothing from the caller's folder, environment or PYTHONPATH -------------
+
+TRAP = "import pathlib; pathlib.Path({path!r}).write_text('imported')\nraise ImportError\n"
+
+
+def _trap_folder(folder: Path, marks: Path) -> None:
+    """A json.py and a meshlab/ package that leave a mark if anything imports them."""
+    (folder / "meshlab").mkdir(parents=True)
+    (folder / "json.py").write_text(TRAP.format(path=str(marks / f"{folder.name}-json")))
+    init = folder / "meshlab" / "__init__.py"
+    init.write_text(TRAP.format(path=str(marks / f"{folder.name}-meshlab")))
+
+
+def test_stand_ins_import_nothing_from_cwd_or_pythonpath(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, no_leaks: None
+) -> None:
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    for name in ("cwd", "on-path", "given-cwd"):
+        _trap_folder(tmp_path / name, marks)
+    monkeypatch.chdir(tmp_path / "cwd")
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path / "on-path"))
+    monkeypatch.setenv("MESHLAB_SECRET_TEST_TOKEN", "kept: ours")
+    monkeypatch.setenv("SOME_API_TOKEN", "not for children")
+    with ProcessGroup() as group:
+        ports = start_standins(group, FLEET[:2])
+        assert set(ports) == {"staff-6", "staff-ph"}
+        start_standins(
+            group, [PodSpec("other", "default", "nginx", {}, (80,))], cwd=tmp_path / "given-cwd"
+        )
+        child = psutil.Process(group.processes[0].pid)
+        assert child.cwd() != str(tmp_path / "cwd")
+        assert psutil.Process(group.processes[-1].pid).cwd() == str(tmp_path / "given-cwd")
+        env = child.environ()
+        assert "PYTHONPATH" not in env
+        assert "SOME_API_TOKEN" not in env
+        assert env["MESHLAB_SECRET_TEST_TOKEN"] == "kept: ours"
+        assert "-I" in child.cmdline()
+    assert list(marks.iterdir()) == []
+
+
+def test_spawned_children_get_a_fixed_cwd_and_a_clean_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, no_leaks: None
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "x")
+    show = "import os, json; print(json.dumps([os.getcwd(), sorted(os.environ)]))"
+    with ProcessGroup() as group:
+        proc = group.spawn("show", [sys.executable, "-I", "-c", show])
+        cwd, names = json.loads(proc._lines.get(timeout=10))
+    assert Path(cwd) != tmp_path
+    assert "AWS_SECRET_ACCESS_KEY" not in names
+    assert not [n for n in names if n.startswith(("PYTHON", "LD_"))]
+
+
+HANGING_ENVOY = """#!/bin/sh
+sleep 300 &
+echo $! > "{pidfile}"
+sleep 300
+"""
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="a POSIX shell script")
+def test_a_hanging_envoy_version_is_killed_with_its_child(tmp_path: Path) -> None:
+    from meshlab.backends.embedded.envoy import binary
+
+    pidfile = tmp_path / "child.pid"
+    fake = tmp_path / "fake-envoy"
+    fake.write_text(HANGING_ENVOY.format(pidfile=pidfile))
+    fake.chmod(0o755)
+    started = time.monotonic()
+    assert binary._version_of(fake, timeout=0.5) is None
+    assert time.monotonic() - started < 5
+    assert gone(int(pidfile.read_text()), timeout=2)

@@ -23,6 +23,7 @@ from meshlab.backends.embedded.envoy.process import RunningEnvoy, start_envoy, w
 from meshlab.backends.embedded.options import EmbeddedOptions
 from meshlab.backends.embedded.processes import ProcessGroup, start_standins
 from meshlab.backends.embedded.standins import PodSpec, describe
+from meshlab.backends.embedded.watch import Watchdog, request_timeout
 from meshlab.mesh.plan import MeshPlan, Note
 from meshlab.mesh.registry import PodInstance
 from meshlab.mesh.request import ProbeRequest
@@ -62,13 +63,15 @@ class EmbeddedBackend(Backend):
         binary = self.binary
         with tempfile.TemporaryDirectory(prefix="meshlab-") as tmp, ProcessGroup() as group:
             workdir = Path(tmp)
-            addresses = start_standins(group, [_pod_spec(p) for p in plan.registry.pods])
+            pods = [_pod_spec(p) for p in plan.registry.pods]
+            addresses = start_standins(group, pods, cwd=workdir)
             access_log = workdir / "access.log"
             config = render_bootstrap(plan, addresses, access_log=str(access_log))
             envoy = start_envoy(
                 group, binary, write_bootstrap(config, workdir / "envoy.json"), workdir
             )
-            mesh = EmbeddedMesh(plan, addresses, envoy)
+            watch = Watchdog(group.processes, envoy.process, envoy.admin_url)
+            mesh = EmbeddedMesh(plan, addresses, envoy, watch)
             try:
                 yield mesh
             finally:
@@ -90,10 +93,16 @@ class EmbeddedMesh(Deployed):
     app next to a sidecar."""
 
     def __init__(
-        self, plan: MeshPlan, addresses: Mapping[str, Mapping[int, int]], envoy: RunningEnvoy
+        self,
+        plan: MeshPlan,
+        addresses: Mapping[str, Mapping[int, int]],
+        envoy: RunningEnvoy,
+        watch: Watchdog,
     ):
         self.plan = plan
         self.envoy = envoy
+        self.watch = watch
+        self.request_timeout = request_timeout(_longest_wait(plan))
         pods = {p.name: p for p in plan.registry.pods}
         self.by_address = {
             f"127.0.0.1:{local}": pods[name]
@@ -147,12 +156,16 @@ class EmbeddedSession(Session):
         assert listener is not None
         client = self._client(self.mesh.envoy.listener_ports[listener.name])
         headers = {"host": _authority(request), **request.headers}
-        return [self._one(client, request, headers) for _ in range(count)]
+        outcomes = [self._one(client, request, headers) for _ in range(count)]
+        self.mesh.watch.after_batch(outcomes)
+        return outcomes
 
     def _client(self, port: int) -> httpx.Client:
         if port not in self._clients:
             self._clients[port] = httpx.Client(
-                base_url=f"http://127.0.0.1:{port}", timeout=30.0, follow_redirects=False
+                base_url=f"http://127.0.0.1:{port}",
+                timeout=self.mesh.request_timeout,
+                follow_redirects=False,
             )
         return self._clients[port]
 
@@ -164,6 +177,10 @@ class EmbeddedSession(Session):
             response = client.request(request.method, request.path, headers=dict(headers))
         except httpx.TransportError as exc:
             latency = time.perf_counter() - started
+            if isinstance(exc, httpx.TimeoutException):
+                self.mesh.watch.after_timeout()  # a stopped or mute backend: BackendError
+            else:
+                self.mesh.watch.raise_if_dead()
             return Outcome(status=None, error=f"{type(exc).__name__}: {exc}", latency=latency)
         latency = time.perf_counter() - started
         upstream = response.headers.get(UPSTREAM_HOST_HEADER)
@@ -184,6 +201,21 @@ class EmbeddedSession(Session):
             client.close()
         self._clients.clear()
         self.mesh.forget(self)
+
+
+def _longest_wait(plan: MeshPlan) -> float:
+    """The longest a request may rightly take in this lab: its longest fault delay, plus
+    Envoy's retry back-offs (each at most 10 times the base interval, 250 ms by default)."""
+    longest = 0.0
+    for table in plan.route_tables.values():
+        for host in table:
+            for route in host.routes:
+                delay = (route.fault.delay_s or 0.0) if route.fault else 0.0
+                retry = route.retry
+                each = 10 * retry.backoff_s if retry and retry.backoff_s else 0.25
+                backoff = retry.attempts * each if retry else 0.0
+                longest = max(longest, delay + backoff)
+    return longest
 
 
 def _authority(request: ProbeRequest) -> str:

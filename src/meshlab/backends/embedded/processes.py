@@ -7,6 +7,11 @@ Children never outlive us. Three independent safeguards, because each misses a c
   * on Linux, PR_SET_PDEATHSIG=SIGTERM, for children that never read stdin (Envoy).
 Children run in their own session, so a terminal Ctrl-C reaches only us and we tear down in
 order instead of every process dying at once mid-write.
+
+Children are also isolated from whatever folder meshlab runs in (graders run it on student
+submissions): a fixed working directory, an environment holding only what they need
+(`child_env`), and stand-ins run by an isolated interpreter (`-I`) that never imports from
+the working directory, the lab or $PYTHONPATH.
 """
 
 from __future__ import annotations
@@ -23,16 +28,26 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any
 
 from meshlab.backends.embedded.standins import PodSpec
 from meshlab.errors import BackendError
 
-__all__ = ["ManagedProcess", "ProcessGroup", "standin_argv", "start_standins"]
+__all__ = ["ManagedProcess", "ProcessGroup", "child_env", "standin_argv", "start_standins"]
 
 TERMINATE_TIMEOUT = 3.0
+STANDIN_MODULE = "meshlab.backends.embedded.standins"
+# what a child may inherit from us: locale, temp dir, PATH for tools, Windows' system root,
+# and MESHLAB_* (ours, e.g. a grader's tag); never PYTHON*, LD_*, proxies or secrets
+_KEPT_VARIABLES = ("PATH", "LANG", "LANGUAGE", "TZ", "TMPDIR", "TEMP", "TMP", "SYSTEMROOT")
+_KEPT_PREFIXES = ("LC_", "MESHLAB_")
+# signals a user sends to stop a run: while a child is being started they wait, so that
+# every child (and its log) is registered before the stop unwinds into close()
+_STOP_SIGNALS = tuple(
+    getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name)
+)
 _PR_SET_PDEATHSIG = 1
 _EOF = b""
 
@@ -93,8 +108,8 @@ class ManagedProcess:
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=self._log,
-                env=None if env is None else dict(env),
-                cwd=cwd,
+                env=child_env() if env is None else dict(env),
+                cwd=tempfile.gettempdir() if cwd is None else cwd,
                 **_platform_kwargs(),
             )
         except BaseException:
@@ -104,7 +119,14 @@ class ManagedProcess:
         self._reader = threading.Thread(
             target=self._read_stdout, name=f"stdout-{name}", daemon=True
         )
-        self._reader.start()
+        try:
+            self._reader.start()
+        except BaseException:
+            self.send_signal(getattr(signal, "SIGKILL", signal.SIGTERM))
+            self._popen.wait()
+            self._log.close()
+            self._drop_log()
+            raise
 
     def _read_stdout(self) -> None:
         """Drain stdout eagerly so a chatty child can never block on a full pipe."""
@@ -224,6 +246,31 @@ def _platform_kwargs() -> dict[str, Any]:
     return {"start_new_session": True, "preexec_fn": _pdeathsig_preexec()}
 
 
+@contextlib.contextmanager
+def _signals_deferred() -> Iterator[None]:
+    """Hold SIGINT/SIGTERM/SIGHUP for the block, then deliver them to their usual handlers.
+
+    Python runs signal handlers in the main thread between bytecodes, so the handler in force
+    when the main thread looks is the one that runs; elsewhere there is nothing to defer.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    held: list[int] = []
+    previous = {}
+    for sig in _STOP_SIGNALS:
+        handler = signal.getsignal(sig)
+        if callable(handler):  # SIG_DFL/SIG_IGN kill or ignore in C: nothing to defer there
+            previous[sig] = signal.signal(sig, lambda num, frame: held.append(num))
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        for sig in dict.fromkeys(held):
+            signal.raise_signal(sig)
+
+
 def _signal_name(num: int) -> str:
     try:
         return signal.Signals(num).name
@@ -263,8 +310,9 @@ class ProcessGroup:
             if not self._atexit:
                 atexit.register(self.close)
                 self._atexit = True
-            proc = ManagedProcess(name, argv, env=env, cwd=cwd, log_path=log_path)
-            self._procs[name] = proc
+            with _signals_deferred():  # a stop now would leave this child (and log) unowned
+                proc = ManagedProcess(name, argv, env=env, cwd=cwd, log_path=log_path)
+                self._procs[name] = proc
             return proc
 
     @property
@@ -307,10 +355,16 @@ class ProcessGroup:
         self.close()
 
 
-def standin_argv(pod: PodSpec) -> list[str]:
-    """The command line that runs `pod` as a stand-in with this interpreter."""
-    argv = [sys.executable, "-m", "meshlab.backends.embedded.standins", "--pod", pod.name]
-    argv += ["--namespace", pod.namespace, "--image", pod.image]
+def standin_argv(pod: PodSpec, source_root: str | None = None) -> list[str]:
+    """The command line that runs `pod` as a stand-in with this interpreter, isolated (`-I`:
+    no working directory, user site or PYTHON* variables on its path). `source_root`, when
+    meshlab runs from a source tree rather than an install, goes first on the path, passed
+    explicitly instead of through an environment variable."""
+    if source_root is None:
+        argv = [sys.executable, "-I", "-m", STANDIN_MODULE]
+    else:
+        argv = [sys.executable, "-I", "-c", _FROM_SOURCE, source_root]
+    argv += ["--pod", pod.name, "--namespace", pod.namespace, "--image", pod.image]
     for port in pod.container_ports:
         argv += ["--port", str(port)]
     for key, value in pod.labels.items():
@@ -318,18 +372,32 @@ def standin_argv(pod: PodSpec) -> list[str]:
     return argv
 
 
-def _standin_env() -> dict[str, str]:
-    """Our environment, plus our source tree on PYTHONPATH when meshlab is not installed."""
+# `python -I -c _FROM_SOURCE ROOT ARGS...`: like `-m`, with ROOT first on sys.path
+_FROM_SOURCE = (
+    "import runpy, sys; sys.path.insert(0, sys.argv.pop(1)); "
+    f"runpy.run_module({STANDIN_MODULE!r}, run_name='__main__', alter_sys=True)"
+)
+
+
+def source_root() -> str | None:
+    """The folder holding the meshlab package when it is not an installed one, else None."""
     import site
 
-    env = dict(os.environ)
-    root = str(Path(__file__).resolve().parents[3])  # the folder holding the meshlab package
+    root = str(Path(__file__).resolve().parents[3])
     site_dirs = [*site.getsitepackages(), site.getusersitepackages()]
-    site_dirs = [str(Path(d).resolve()) for d in site_dirs]
-    if root not in site_dirs:  # adding site-packages itself would shadow the stdlib
-        paths = [root, *(p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p)]
-        env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))
-    return env
+    if root in {str(Path(d).resolve()) for d in site_dirs}:
+        return None  # installed: an isolated interpreter finds it in site-packages
+    return root
+
+
+def child_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment a child starts with: the few variables of ours it needs, plus `extra`."""
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if key.upper() in _KEPT_VARIABLES or key.upper().startswith(_KEPT_PREFIXES)
+    }
+    return {**env, **(extra or {})}
 
 
 def start_standins(
@@ -338,22 +406,26 @@ def start_standins(
     timeout: float = 20.0,
     *,
     log_dir: str | Path | None = None,
+    cwd: str | Path | None = None,
 ) -> dict[str, dict[int, int]]:
     """Start one stand-in per pod, all at once, and wait for every ready line.
 
     Returns pod name → {containerPort: local port}. Each stderr goes to
-    `log_dir/<namespace>.<pod>.log` (kept) or to a temp file (removed on close). On failure
+    `log_dir/<namespace>.<pod>.log` (kept) or to a temp file (removed on close); each runs in
+    `cwd` (default: the temp folder), never where meshlab was started. On failure
     raises BackendError; stand-ins already started stay in `group`, whose close() ends them.
     """
     names = [p.name for p in pods]
     if dupes := sorted({n for n in names if names.count(n) > 1}):
         raise ValueError(f"duplicate pod names: {', '.join(dupes)}")
-    env = _standin_env()
+    root = source_root()
+    env = child_env()
     started = []
     for pod in pods:
         log = Path(log_dir, f"{pod.namespace}.{pod.name}.log") if log_dir is not None else None
         name = f"stand-in {pod.namespace}/{pod.name}"
-        started.append((pod, group.spawn(name, standin_argv(pod), env=env, log_path=log)))
+        argv = standin_argv(pod, root)
+        started.append((pod, group.spawn(name, argv, env=env, cwd=cwd, log_path=log)))
     deadline = time.monotonic() + timeout
     result: dict[str, dict[int, int]] = {}
     for pod, proc in started:

