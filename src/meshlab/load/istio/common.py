@@ -36,8 +36,7 @@ def parse_duration(text: str) -> float:
     seconds = sum(float(n) * _UNIT_SECONDS[u] for n, u in _DURATION_PART.findall(text))
     if seconds > MAX_DURATION_SECONDS:
         raise ValueError(
-            f"duration {text!r} is too long: Kubernetes accepts at most 2562047h "
-            "(about 292 years)"
+            f"duration {text!r} is too long: Kubernetes accepts at most 2562047h (about 292 years)"
         )
     return seconds
 

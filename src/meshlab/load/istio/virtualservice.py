@@ -86,9 +86,7 @@ class Headers(Strict):
     @model_validator(mode="after")
     def _one_authority(self) -> Headers:
         if self.request is not None:
-            names = [
-                k for k in (*self.request.set, *self.request.add) if is_authority_header(k)
-            ]
+            names = [k for k in (*self.request.set, *self.request.add) if is_authority_header(k)]
             if len(names) > 1:
                 raise ValueError(
                     f"authority header cannot be set multiple times (got {', '.join(names)})"
@@ -178,13 +176,17 @@ class FaultDelay(Strict):
     percent: int | None = Field(default=None, ge=0, le=100)
     exponentialDelay: str | None = None
 
+    @field_validator("fixedDelay")
+    @classmethod
+    def _fixed(cls, value: str | None) -> str | None:
+        return None if value is None else check_route_duration(value)
+
     @model_validator(mode="after")
     def _delay(self) -> FaultDelay:
         if self.exponentialDelay is not None:
             raise ValueError("exponentialDelay is not supported by Istio")
         if self.fixedDelay is None:
             raise ValueError("delay needs fixedDelay")
-        check_route_duration(self.fixedDelay)
         return self
 
 
@@ -345,13 +347,13 @@ class HTTPRoute(Strict):
             )
         if self.redirect is not None and (self.fault is not None or self.rewrite is not None):
             raise ValueError("an HTTP route with a redirect cannot also have fault or rewrite")
-        if self.rewrite and self.rewrite.authority and self.headers and self.headers.request:
-            if self.headers.request.authority() is not None:
-                # validateAuthorityRewrite: the authority is rewritten in one place only
-                raise ValueError(
-                    "authority header cannot be set multiple times: rewrite.authority and a "
-                    "host/:authority header in headers.request"
-                )
+        request = self.headers.request if self.headers else None
+        if self.rewrite and self.rewrite.authority and request and request.authority():
+            # validateAuthorityRewrite: the authority is rewritten in one place only
+            raise ValueError(
+                "authority header cannot be set multiple times: rewrite.authority and a "
+                "host/:authority header in headers.request"
+            )
         return self
 
 

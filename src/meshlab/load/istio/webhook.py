@@ -134,61 +134,45 @@ def check_header_value(value: str) -> str:
     return value
 
 
+# Istio's validateHeaderValue parser states: character -> next state, and what any other
+# character does (stay, move, or an "expecting ..." problem).
+_MOVES: dict[str, tuple[dict[str, str], str]] = {
+    "literal": ({}, "literal"),
+    "name": ({"%": "literal", "(": "array"}, "name"),
+    "array": ({"[": "string?", " ": "array"}, "string"),
+    "delimiter": (
+        {",": "string?", "]": "args-end", " ": "delimiter"},
+        "expecting ',', ']', or whitespace",
+    ),
+    "string?": ({'"': "string", " ": "string?"}, "expecting '\"'"),
+    "string": ({")": "end", '"': "delimiter"}, "string"),
+    "args-end": ({")": "end", " ": "args-end"}, "expecting ')' or whitespace"),
+    "end": ({"%": "literal", " ": "end"}, "expecting '%' or whitespace"),
+}
+
+
 def _format_problem(value: str) -> str | None:
-    """Istio's validateHeaderValue state machine (itself Envoy's header_parser.cc), whole."""
-    state = "literal"
-    pos = 0
+    """Istio's validateHeaderValue (header_value_validator.go), itself a port of Envoy's
+    header_parser.cc: `%VAR%`, `%VAR(arg)%`, `%VAR(["a","b"])%`, and `%%` for a literal %."""
+    state, pos = "literal", 0
     while pos < len(value):
         ch = value[pos]
-        if state == "literal":
-            if ch == "%":
-                if pos + 1 == len(value):
-                    return "un-escaped %"
-                if value[pos + 1] == "%":
-                    pos += 1
-                else:
-                    state = "name"
-        elif state == "name":
-            if ch == "%":
-                state = "literal"
-            elif ch == "(":
-                state = "array"
-        elif state == "array":
-            if ch == "[":
-                state = "string?"
-            elif ch != " ":
-                state = "string"
-        elif state == "delimiter":
-            if ch == ",":
-                state = "string?"
-            elif ch == "]":
-                state = "args-end"
-            elif ch != " ":
-                return "expecting ',', ']', or whitespace"
-        elif state == "string?":
-            if ch == '"':
-                state = "string"
-            elif ch != " ":
-                return "expecting '\"'"
-        elif state == "string":
-            if ch == "\\":
-                if pos + 1 == len(value):
-                    return "un-terminated backslash in JSON string"
-                pos += 1
-            elif ch == ")":
-                state = "end"
-            elif ch == '"':
-                state = "delimiter"
-        elif state == "args-end":
-            if ch == ")":
-                state = "end"
-            elif ch != " ":
-                return "expecting ')' or whitespace"
-        elif state == "end":
-            if ch == "%":
-                state = "literal"
-            elif ch != " ":
-                return "expecting '%' or whitespace"
+        if state == "literal" and ch == "%":
+            if pos + 1 == len(value):
+                return "un-escaped %"
+            if value[pos + 1] == "%":
+                pos += 2
+                continue
+            state = "name"
+        elif state == "string" and ch == "\\":
+            if pos + 1 == len(value):
+                return "un-terminated backslash in JSON string"
+            pos += 1
+        else:
+            moves, default = _MOVES[state]
+            state = moves.get(ch, default)
+            if state.startswith("expecting"):
+                return state
         pos += 1
     return None if state == "literal" else "un-terminated variable expression"
 
