@@ -429,6 +429,17 @@ def test_what_istio_accepts_still_loads_and_translates_as_istiod(tmp_path: Path)
     assert routes[5].prefix_rewrite == "new"
 
 
+@pytest.mark.envoy
+def test_what_istio_accepts_envoy_accepts(tmp_path: Path) -> None:
+    """Big RE2 programs, host rewrites from headers, a 5 KB direct response, %% and
+    %HOSTNAME%: valid Envoy config as meshlab renders them (Envoy's own verdict)."""
+    from meshlab.backends.embedded.envoy.binary import find_envoy
+    from meshlab.backends.embedded.envoy.validate import EnvoyValidation
+
+    with EnvoyValidation(find_envoy(), plan_of(tmp_path, ACCEPTED), tmp_path) as check:
+        check.result()
+
+
 def test_bootstrap_carries_istios_limits_only_when_used(tmp_path: Path) -> None:
     config = render_bootstrap(plan := plan_of(tmp_path, ACCEPTED), placeholder_addresses(plan))
     (layer,) = config["layered_runtime"]["layers"]

@@ -23,6 +23,7 @@ from typing import Any
 from meshlab.backends.embedded.envoy.binary import EnvoyBinary
 from meshlab.backends.embedded.envoy.bootstrap import placeholder_addresses, render_bootstrap
 from meshlab.errors import BackendError, InputError, Location
+from meshlab.load.manifests import Resource
 from meshlab.mesh.plan import MeshPlan, RoutePlan
 
 VALIDATE_TIMEOUT = 60.0
@@ -105,12 +106,14 @@ class EnvoyValidation:
 def refusal(output: str, plan: MeshPlan, config: dict[str, Any]) -> InputError:
     """Envoy's complaint as an input error at the object (and line) that produced it."""
     message = envoy_message(output)
-    route = find_route(message, plan, config)
-    if route is not None:
-        what = route.virtual_service.ref if route.virtual_service else "the default route"
-        location = route.location or (
-            route.virtual_service.location if route.virtual_service else None
-        )
+    found = find_route(message, plan, config)
+    if found is not None:
+        route, quoted = found
+        vs = route.virtual_service
+        what = vs.ref if vs else "the default route"
+        location = route.location or (vs.location if vs else None)
+        if vs is not None and quoted:
+            location = _field_quoting(vs, quoted, location) or location
         return InputError(
             f"Envoy refuses the route built from {what}: {message}",
             location,
@@ -172,9 +175,12 @@ def _route_sites(plan: MeshPlan, config: dict[str, Any]) -> list[_Site]:
     return sites
 
 
-def find_route(message: str, plan: MeshPlan, config: dict[str, Any]) -> RoutePlan | None:
-    """The route Envoy complains about: by the indices its path names, then by the longest
-    value of the route that its message quotes (a regex, a header value, a name)."""
+def find_route(
+    message: str, plan: MeshPlan, config: dict[str, Any]
+) -> tuple[RoutePlan, str | None] | None:
+    """The route Envoy complains about, and what of it Envoy quotes: by the indices its path
+    names, then by the longest value of the route its message quotes (a regex, a header
+    value, a name)."""
     indices = {k: int(m.group(1)) for k, r in _INDEX.items() if (m := r.search(message))}
     sites = [
         s
@@ -184,12 +190,12 @@ def find_route(message: str, plan: MeshPlan, config: dict[str, Any]) -> RoutePla
         and indices.get("route", s.route) == s.route
     ]
     scored = [(_quoted(message, s.rendered), s) for s in sites]
-    best = max((score for score, _ in scored), default=0)
+    best = max((len(quoted) for quoted, _ in scored), default=0)
     if best > 0:
-        return next(s.plan for score, s in scored if score == best)
+        return next((s.plan, quoted) for quoted, s in scored if len(quoted) == best)
     if {"vhost", "route"} <= indices.keys() and sites:
         with_vs = [s for s in sites if s.plan.virtual_service is not None]
-        return (with_vs or sites)[0].plan
+        return (with_vs or sites)[0].plan, None
     return None
 
 
@@ -211,15 +217,40 @@ def find_cluster(
     return None
 
 
-def _quoted(message: str, rendered: Any) -> int:
-    """Length of the longest string in `rendered` that `message` quotes (0: none)."""
-    best = 0
+def _quoted(message: str, rendered: Any) -> str:
+    """The longest string in `rendered` (or `%VARIABLE` name in one) that `message` quotes."""
+    best = ""
     for value in _strings(rendered):
-        candidates = [value, *_VARIABLE.findall(value)]
-        for candidate in candidates:
-            if len(candidate) >= 3 and candidate in message:
-                best = max(best, len(candidate))
+        for candidate in (value, *_VARIABLE.findall(value)):
+            if len(candidate) >= 3 and candidate in message and len(candidate) > len(best):
+                best = candidate
     return best
+
+
+def _field_quoting(vs: Resource, quoted: str, route_at: Location | None) -> Location | None:
+    """The line of the VirtualService field holding what Envoy quotes: the first at or after
+    the route's own line (routes come in file order), else the first anywhere."""
+    hits = []
+    for path, text in _leaves(vs.document.data, ()):
+        if quoted in text and tuple(path[: len(vs.at)]) == tuple(vs.at):
+            hits.append(vs.document.locate(path, prefer_key=path[-1] == text))
+    after = [h for h in hits if route_at is None or h.line >= route_at.line]
+    return min(after or hits, key=lambda h: h.line) if hits else None
+
+
+def _leaves(value: Any, path: tuple[str | int, ...]) -> list[tuple[tuple[str | int, ...], str]]:
+    """(path, text) for every string value and mapping key under `value`."""
+    if isinstance(value, str):
+        return [(path, value)]
+    if isinstance(value, dict):
+        out = []
+        for key, item in value.items():
+            out.append(((*path, key), str(key)))
+            out += _leaves(item, (*path, key))
+        return out
+    if isinstance(value, list):
+        return [leaf for i, item in enumerate(value) for leaf in _leaves(item, (*path, i))]
+    return []
 
 
 def _strings(value: Any) -> list[str]:
