@@ -84,13 +84,23 @@ class HeaderOpsPlan:
     def of(ops: istio.HeaderOperations | None) -> HeaderOpsPlan:
         if ops is None:
             return HeaderOpsPlan()
-        return HeaderOpsPlan(tuple(ops.set.items()), tuple(ops.add.items()), tuple(ops.remove))
+        return HeaderOpsPlan(
+            tuple((k, v) for k, v in ops.set.items() if not _internal(k)),
+            tuple((k, v) for k, v in ops.add.items() if not _internal(k)),
+            tuple(ops.remove),
+        )
 
     def __add__(self, other: HeaderOpsPlan) -> HeaderOpsPlan:
         return HeaderOpsPlan(self.set + other.set, self.add + other.add, self.remove + other.remove)
 
     def __bool__(self) -> bool:
         return bool(self.set or self.add or self.remove)
+
+
+def _internal(name: str) -> bool:
+    """istiod's isInternalHeader: `host`/`:authority` become a host rewrite (the only such
+    names validation lets through), never a header Envoy would refuse to set."""
+    return name.startswith(":") or name.lower() == "host"
 
 
 @dataclass(frozen=True)
@@ -102,6 +112,7 @@ class WeightedTarget:
     location: Location | None
     request_headers: HeaderOpsPlan = HeaderOpsPlan()
     response_headers: HeaderOpsPlan = HeaderOpsPlan()
+    authority_rewrite: str | None = None  # from a `host`/`:authority` in its headers.request
 
 
 @dataclass(frozen=True)

@@ -164,9 +164,12 @@ def _route(
     # Istio's ConvertPolicy(policy, consistentHash): no previous_hosts next to a hash policy.
     plan.retry = _retry(http.retries, hashed=hashed)
     plan.fault = _fault(http.fault)
+    # istiod's applyHTTPRouteDestination: a host/:authority header set on the route, then
+    # rewrite.authority, then (one destination) the destination's own header.
+    plan.authority_rewrite = _authority(http.headers)
     if http.rewrite:
         plan.prefix_rewrite = http.rewrite.uri
-        plan.authority_rewrite = http.rewrite.authority
+        plan.authority_rewrite = http.rewrite.authority or plan.authority_rewrite
     if http.headers is not None:
         plan.request_headers = HeaderOpsPlan.of(http.headers.request)
         plan.response_headers = HeaderOpsPlan.of(http.headers.response)
@@ -175,6 +178,7 @@ def _route(
         only = plan.action.targets[0]
         plan.request_headers += only.request_headers
         plan.response_headers += only.response_headers
+        plan.authority_rewrite = plan.authority_rewrite or only.authority_rewrite
     for unsupported in ("mirror", "mirrors", "corsPolicy", "delegate"):
         if getattr(http, unsupported) is not None:
             notes.append(
@@ -251,11 +255,16 @@ def _action(
                 location,
                 HeaderOpsPlan.of(dest.headers.request if dest.headers else None),
                 HeaderOpsPlan.of(dest.headers.response if dest.headers else None),
+                _authority(dest.headers),
             )
         )
     if len(targets) == 1:
         return Forward(tuple(targets), weighted=False)
     return Forward(tuple(t for t in targets if t.weight > 0), weighted=True)
+
+
+def _authority(headers: istio.Headers | None) -> str | None:
+    return headers.request.authority() if headers and headers.request else None
 
 
 def _retry(retries: istio.HTTPRetry | None, hashed: bool = False) -> RetryPlan | None:

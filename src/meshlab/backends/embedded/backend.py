@@ -20,6 +20,7 @@ from meshlab.backends.embedded.envoy.bootstrap import (
     render_bootstrap,
 )
 from meshlab.backends.embedded.envoy.process import RunningEnvoy, start_envoy, write_bootstrap
+from meshlab.backends.embedded.envoy.validate import EnvoyValidation
 from meshlab.backends.embedded.options import EmbeddedOptions
 from meshlab.backends.embedded.processes import ProcessGroup, start_standins
 from meshlab.backends.embedded.standins import PodSpec, describe
@@ -64,7 +65,11 @@ class EmbeddedBackend(Backend):
         with tempfile.TemporaryDirectory(prefix="meshlab-") as tmp, ProcessGroup() as group:
             workdir = Path(tmp)
             pods = [_pod_spec(p) for p in plan.registry.pods]
-            addresses = start_standins(group, pods, cwd=workdir)
+            # Envoy checks the config while the stand-ins start: a config a sidecar would
+            # reject is exit 2 at the object's file:line, not a crash of the run (exit 3).
+            with EnvoyValidation(binary, plan, workdir) as validation:
+                addresses = start_standins(group, pods, cwd=workdir)
+                validation.result()
             access_log = workdir / "access.log"
             config = render_bootstrap(plan, addresses, access_log=str(access_log))
             envoy = start_envoy(

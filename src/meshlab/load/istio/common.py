@@ -4,10 +4,11 @@ names as the webhook accepts them, object metadata."""
 from __future__ import annotations
 
 import re
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from meshlab.load.istio.webhook import check_regex
 from meshlab.load.k8s import ObjectMeta, check_dns1123_label
 from meshlab.load.schema import Strict
 
@@ -21,6 +22,9 @@ IstioNetworkingVersion = Literal[
 ]
 
 _DURATION = re.compile(r"^(\d+(\.\d+)?(h|m|s|ms|us|µs|ns))+$")
+# The CRD checks durations with CEL's duration(), which parses them as Go does: at most
+# math.MaxInt64 nanoseconds (crd-all.gen.yaml `duration(self) >= duration('1ms')`).
+MAX_DURATION_SECONDS = (2**63 - 1) / 1e9
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(h|ms|m|s|us|µs|ns)")
 _UNIT_SECONDS = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 1e-3, "us": 1e-6, "µs": 1e-6, "ns": 1e-9}
 
@@ -29,7 +33,12 @@ def parse_duration(text: str) -> float:
     """Seconds in a protobuf/Go duration such as `1.5s` or `1m30s`."""
     if not _DURATION.match(text):
         raise ValueError(f"{text!r} is not a duration (examples: 10ms, 1.5s, 2m)")
-    return sum(float(n) * _UNIT_SECONDS[u] for n, u in _DURATION_PART.findall(text))
+    seconds = sum(float(n) * _UNIT_SECONDS[u] for n, u in _DURATION_PART.findall(text))
+    if seconds > MAX_DURATION_SECONDS:
+        raise ValueError(
+            f"duration {text!r} is too long: Kubernetes accepts at most 2562047h (about 292 years)"
+        )
+    return seconds
 
 
 def check_route_duration(text: str) -> str:
@@ -43,16 +52,38 @@ def check_route_duration(text: str) -> str:
 
 
 class StringMatch(Strict):
+    """Istio's validateStringMatch: a non-empty prefix (Envoy's StringMatcher wants one) and a
+    regex RE2 compiles; used for scheme, method, authority, headers and queryParams."""
+
     exact: str | None = None
     prefix: str | None = None
     regex: str | None = None
+
+    _empty_prefix_ok: ClassVar[bool] = False
+    _star_regex_ok: ClassVar[bool] = False
 
     @model_validator(mode="after")
     def _one_of(self) -> StringMatch:
         chosen = [k for k in ("exact", "prefix", "regex") if getattr(self, k) is not None]
         if len(chosen) > 1:
             raise ValueError(f"set only one of exact, prefix, regex (got {', '.join(chosen)})")
+        if self.prefix == "" and not self._empty_prefix_ok:
+            raise ValueError("prefix string match should not be empty (omit the match instead)")
+        if self.regex is not None and not (self._star_regex_ok and self.regex == "*"):
+            check_regex(self.regex, "regex")
         return self
+
+
+class UriMatch(StringMatch):
+    """validateStringMatchRegexp: Envoy's path prefix may be empty, so only the regex counts."""
+
+    _empty_prefix_ok: ClassVar[bool] = True
+
+
+class WithoutHeaderMatch(StringMatch):
+    """withoutHeaders: `regex: "*"` is not RE2, istiod turns it into a presence match."""
+
+    _star_regex_ok: ClassVar[bool] = True
 
 
 class PortSelector(Strict):

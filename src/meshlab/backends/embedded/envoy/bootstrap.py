@@ -74,7 +74,7 @@ def render_bootstrap(
         _cluster(c, addresses) for c in sorted(plan.clusters.values(), key=lambda c: c.name)
     ]
     clusters.append(_static_cluster(PASSTHROUGH_CLUSTER, []))
-    return {
+    out: dict[str, Any] = {
         "node": {
             "id": f"sidecar~127.0.0.1~meshlab-client.{plan.client_namespace}~"
             f"{plan.client_namespace}.svc.cluster.local",
@@ -86,6 +86,29 @@ def render_bootstrap(
             "clusters": clusters,
         },
     }
+    if _uses_regex(plan):
+        # Istio's bootstrap (pkg/bootstrap/config.go) raises Envoy's RE2 program-size limit
+        # from 100 to the 32768 the webhook's checks assume; only written when needed.
+        out["layered_runtime"] = {
+            "layers": [
+                {
+                    "name": "global config",
+                    "static_layer": {"re2.max_program_size.error_level": "32768"},
+                }
+            ]
+        }
+    return out
+
+
+def _uses_regex(plan: MeshPlan) -> bool:
+    for vhosts in plan.route_tables.values():
+        for vhost in vhosts:
+            for route in vhost.routes:
+                matchers = [route.match.path, *(h.match for h in route.match.headers)]
+                matchers += [m for _, m in route.match.query]
+                if any(m.kind == "regex" for m in matchers):
+                    return True
+    return False
 
 
 def _address(port: int) -> dict[str, Any]:
@@ -159,12 +182,23 @@ def _http_connection_manager(
                 _header(RESPONSE_FLAGS_HEADER, "%RESPONSE_FLAGS%"),
             ],
             "virtual_hosts": [_virtual_host(v) for v in plan.route_tables[table]],
-        },
+        }
+        | _direct_response_limit(plan.route_tables[table]),
         "http_filters": [
             {"name": "envoy.filters.http.fault", "typed_config": {"@type": _FAULT}},
             {"name": "envoy.filters.http.router", "typed_config": {"@type": _ROUTER}},
         ],
     }
+
+
+def _direct_response_limit(vhosts: list[VirtualHostPlan]) -> dict[str, Any]:
+    """istiod's DefaultMaxDirectResponseBodySizeBytes (1 MB, what its webhook allows; Envoy's
+    default is 4 KB), written only when a directResponse has a body."""
+    for vhost in vhosts:
+        for route in vhost.routes:
+            if isinstance(route.action, DirectResponse) and route.action.body is not None:
+                return {"max_direct_response_body_size_bytes": 1024 * 1024}
+    return {}
 
 
 def _header(key: str, value: str, action: str = "OVERWRITE_IF_EXISTS_OR_ADD") -> dict[str, Any]:
@@ -227,6 +261,7 @@ def _route_action(route: RoutePlan, action: Forward) -> dict[str, Any]:
                 {"name": t.cluster, "weight": t.weight}
                 | _header_ops("request", t.request_headers)
                 | _header_ops("response", t.response_headers)
+                | ({"host_rewrite_literal": t.authority_rewrite} if t.authority_rewrite else {})
                 for t in action.targets
             ]
         }
