@@ -8,14 +8,13 @@ Never a traceback for user errors.
 from __future__ import annotations
 
 import functools
-import json
 import signal
 import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import click
 from rich.console import Console
@@ -230,309 +229,20 @@ def _progress() -> Iterator[Callable[[Any], Callable[[int, int], None]] | None]:
         yield for_check
 
 
-@cli.command("list")
-@click.argument(
-    "labs_dir", type=click.Path(path_type=Path, exists=True, file_okay=False), required=False
-)
-def list_labs(labs_dir: Path | None) -> None:
-    """List the labs under LABS_DIR with their checks (default: the project's `labs/`,
-    found from any folder inside the project)."""
-    from meshlab.checks import load_checked_lab
-    from meshlab.load.lab import LAB_FILE
+def _add_commands() -> None:
+    """The other subcommands, each family in its module under meshlab.commands."""
+    from meshlab.commands import analyze, explain, labs, wizard
 
-    folder = labs_dir if labs_dir is not None else _find_labs(Path.cwd())
-    lab_files = sorted(folder.glob(f"*/{LAB_FILE}"))
-    if not lab_files:
-        raise click.UsageError(f"no lab in {folder}: a lab is a folder with a {LAB_FILE}")
-    for lab_file in lab_files:
-        checked = load_checked_lab(lab_file)
-        checks = ", ".join(f"{c.name} ({c.kind})" for c in checked.checks)
-        click.echo(f"{checked.lab.name}: {checked.lab.title} — {checks}")
+    for command in (
+        labs.list_labs,
+        labs.doctor,
+        explain.envoy_config,
+        explain.explain,
+        wizard.wizard,
+        analyze.analyze,
+        analyze.results_page,
+    ):
+        cli.add_command(command)
 
 
-def _find_labs(start: Path) -> Path:
-    """The folder of labs for a command run from `start`: `start` itself when it holds labs,
-    the folder holding the lab `start` is, else `labs/` in `start` or a folder above it, up to
-    the project's root (the first folder with `.git` or `pyproject.toml`)."""
-    from meshlab.load.lab import LAB_FILE
-
-    if any(start.glob(f"*/{LAB_FILE}")):
-        return start
-    if (start / LAB_FILE).is_file():
-        return start.parent
-    for folder in (start, *start.parents):
-        if any((folder / "labs").glob(f"*/{LAB_FILE}")):
-            return folder / "labs"
-        if (folder / ".git").exists() or (folder / "pyproject.toml").is_file():
-            break
-    raise click.UsageError(
-        f"no folder of labs in {start} or its project: give one, e.g. `meshlab list path/to/labs`"
-    )
-
-
-@cli.command()
-@click.option(
-    "--envoy", "envoy", type=click.Path(path_type=Path), default=None, envvar="MESHLAB_ENVOY"
-)
-def doctor(envoy: Path | None) -> None:
-    """Say which Envoy the embedded backend would run, and whether it works."""
-    from meshlab.backends.embedded.envoy.binary import find_envoy
-
-    binary = find_envoy(envoy)
-    click.echo(f"embedded backend: {binary.describe()} at {binary.path}")
-    click.echo(f"kind backend: {_kind_status()}")
-
-
-def _kind_status() -> str:
-    """Whether `--backend kind` could start here (the same fast check a run makes)."""
-    from meshlab.backends.registry import get_backend
-    from meshlab.errors import BackendUnavailable
-
-    try:
-        info = get_backend("kind").describe()
-    except BackendUnavailable as exc:
-        return f"cannot run here: {exc}"
-    image = info["node_image"].split("@")[0]
-    return (
-        f"can start here (Docker engine {info.get('docker', '?')}); would use kind "
-        f"{info['kind']}, {image}, Istio {info['istio']}"
-    )
-
-
-@cli.command("envoy-config")
-@click.argument("lab_dir", type=click.Path(path_type=Path))
-def envoy_config(lab_dir: Path) -> None:
-    """Print the Envoy configuration meshlab derives from LAB_DIR (pods at placeholder ports)."""
-    from meshlab.backends.embedded.envoy.bootstrap import placeholder_addresses, render_bootstrap
-    from meshlab.pipeline import prepare
-
-    prepared = prepare(lab_dir)
-    config = render_bootstrap(prepared.plan, placeholder_addresses(prepared.plan))
-    click.echo(json.dumps(config, indent=2))
-
-
-@cli.command()
-@click.argument("lab_dir", type=click.Path(path_type=Path))
-@click.argument("url")
-@click.option(
-    "-H",
-    "--header",
-    "headers",
-    multiple=True,
-    metavar="'NAME: VALUE'",
-    help="A request header, as curl takes it (repeatable).",
-)
-@click.option(
-    "-X",
-    "--method",
-    default="GET",
-    show_default=True,
-    type=click.Choice(["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]),
-)
-@click.option("--json", "as_json", is_flag=True, help="Print the trace as JSON.")
-def explain(lab_dir: Path, url: str, headers: tuple[str, ...], method: str, as_json: bool) -> None:
-    """Trace one request to URL through LAB_DIR's configuration, offline, sending nothing.
-
-    Says which listener, virtual host (and domain) and route the client sidecar picks, why
-    earlier routes did not match, where the request goes (shares, subsets, pods) and which
-    policies apply, each with the YAML line that made it.
-    """
-    from meshlab.mesh.request import ProbeRequest
-    from meshlab.mesh.trace import trace_request
-    from meshlab.pipeline import prepare
-    from meshlab.report.explain import explain_json, explain_lines
-
-    request = ProbeRequest(_explain_url(url), method, _parse_headers(headers))
-    trace = trace_request(prepare(lab_dir).plan, request)
-    if as_json:
-        click.echo(json.dumps(explain_json(trace), indent=2))
-        return
-    for line in explain_lines(trace):
-        click.echo(line)
-
-
-def _explain_url(url: str) -> str:
-    from urllib.parse import urlsplit
-
-    parts = urlsplit(url if "://" in url else f"http://{url}")
-    if parts.scheme != "http" or not parts.hostname:
-        raise click.BadParameter("give a URL such as http://service:8080/path", param_hint="URL")
-    try:
-        parts.port  # noqa: B018  (a port that is no number raises here)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc), param_hint="URL") from None
-    return parts.geturl()
-
-
-def _parse_headers(headers: tuple[str, ...]) -> dict[str, str]:
-    parsed = {}
-    for header in headers:
-        name, sep, value = header.partition(":")
-        if not sep or not name.strip():
-            raise click.BadParameter(f"{header!r} is not 'name: value'", param_hint="-H")
-        parsed[name.strip().lower()] = value.strip()
-    return parsed
-
-
-@cli.group()
-def wizard() -> None:
-    """Kiali's traffic wizards, offline: the YAML Kiali would write for a service."""
-
-
-_WIZARD_OUTPUT = click.option(
-    "-o",
-    "--output",
-    type=click.Path(path_type=Path, dir_okay=False),
-    default=None,
-    help="Write the YAML here (default: standard output).",
-)
-_WIZARD_LABEL = click.option(
-    "--by",
-    "label",
-    default="version",
-    show_default=True,
-    help="The pod label that names versions (Kiali's version_label_name).",
-)
-
-
-@wizard.command("weighted")
-@click.argument("service")
-@click.argument("lab_dir", type=click.Path(path_type=Path))
-@click.argument("weights", nargs=-1, metavar="[VERSION=WEIGHT]...")
-@_WIZARD_LABEL
-@_WIZARD_OUTPUT
-def wizard_weighted(
-    service: str, lab_dir: Path, weights: tuple[str, ...], label: str, output: Path | None
-) -> None:
-    """The VirtualService and DestinationRule of Kiali's weighted routing wizard for SERVICE,
-    one subset per version of its pods; weights such as `safe=90 risky=10` (default: even)."""
-    from meshlab.mesh.wizard import weighted_routing
-
-    parsed = {}
-    for item in weights:
-        name, sep, number = item.partition("=")
-        if not sep or not number.strip().isdigit():
-            raise click.BadParameter(f"{item!r} is not VERSION=WEIGHT", param_hint="WEIGHTS")
-        parsed[name.strip()] = int(number)
-    _write_wizard(lab_dir, service, output, lambda r, s: weighted_routing(r, s, parsed, label))
-
-
-@wizard.command("matching")
-@click.argument("service")
-@click.argument("lab_dir", type=click.Path(path_type=Path))
-@click.option(
-    "--rule",
-    "rules",
-    multiple=True,
-    required=True,
-    metavar="'[COND,...] -> VERSION'",
-    help="A rule, first match wins: conditions header:NAME=OP:VALUE, uri=, method=, "
-    "authority=, scheme= (OP exact, prefix or regex; default exact); '-> VERSION' matches all.",
-)
-@_WIZARD_LABEL
-@_WIZARD_OUTPUT
-def wizard_matching(
-    service: str, lab_dir: Path, rules: tuple[str, ...], label: str, output: Path | None
-) -> None:
-    """The VirtualService and DestinationRule of Kiali's request matching wizard for SERVICE."""
-    from meshlab.mesh.wizard import WizardError, parse_rule, request_matching
-
-    try:
-        parsed = [parse_rule(rule) for rule in rules]
-    except WizardError as exc:
-        raise click.BadParameter(str(exc), param_hint="--rule") from None
-    _write_wizard(lab_dir, service, output, lambda r, s: request_matching(r, s, parsed, label))
-
-
-def _write_wizard(
-    lab_dir: Path, service_name: str, output: Path | None, build: Callable[[Any, Any], Any]
-) -> None:
-    import yaml
-
-    from meshlab.mesh.wizard import WizardError, find_service
-    from meshlab.pipeline import prepare
-
-    prepared = prepare(lab_dir)
-    registry = prepared.plan.registry
-    try:
-        objects = build(registry, find_service(registry, service_name, prepared.lab.namespace))
-    except WizardError as exc:
-        raise click.UsageError(str(exc)) from None
-    # kubectl shows stored objects with sorted keys, as the course's Kiali-created files are
-    text = "---\n".join(yaml.safe_dump(o, sort_keys=True) for o in objects)
-    if output is None:
-        click.echo(text, nl=False)
-        return
-    try:
-        output.write_text(text, encoding="utf-8")
-    except OSError as exc:
-        raise click.FileError(str(output), hint=exc.strerror or str(exc)) from None
-
-
-@cli.command()
-@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("--json", "as_json", is_flag=True, help="Print the diagnostics as JSON.")
-@click.option(
-    "--severity",
-    type=click.Choice(["info", "warning", "error"]),
-    default="info",
-    show_default=True,
-    help="Show diagnostics at this level and above.",
-)
-@click.option(
-    "-n",
-    "--namespace",
-    default=None,
-    help="Namespace of objects that name none (default: the lab's, else `default`).",
-)
-def analyze(paths: tuple[Path, ...], as_json: bool, severity: str, namespace: str | None) -> None:
-    """Check Kubernetes and Istio objects offline: istioctl analyze's checks, and more.
-
-    PATHS are files, folders (their *.yaml and *.yml) or lab folders (the manifests their
-    lab.yaml lists). Exit 0: no errors (warnings allowed), 1: errors, 2: unreadable input.
-    """
-    from meshlab.analysis import Level, analyze_paths, render_text, summary
-
-    threshold = cast(Level, severity)
-    result = analyze_paths(list(paths), namespace)
-    if as_json:
-        click.echo(json.dumps(result.to_json(threshold), indent=2))
-    else:
-        colours = {"error": "red", "warning": "yellow"}
-        for line in render_text(result.diagnostics, threshold):
-            level = line.split(": ", 1)[1].split(" ", 1)[0] if ": " in line else ""
-            click.echo(click.style(line, fg=colours[level]) if level in colours else line)
-        files = len(result.files)
-        click.echo(
-            f"{summary(result.diagnostics)} ({len(result.resources)} objects in {files} "
-            f"file{'s' if files != 1 else ''})"
-        )
-    raise click.exceptions.Exit(EXIT_FAILED if result.errors else EXIT_PASSED)
-
-
-@cli.command("results-page")
-@click.argument("report", type=click.Path(path_type=Path, exists=True, dir_okay=False))
-@click.option(
-    "-o",
-    "--output",
-    type=click.Path(path_type=Path, dir_okay=False),
-    default=None,
-    help="Write the page here (default: standard output). Parent folders are created.",
-)
-def results_page(report: Path, output: Path | None) -> None:
-    """Render REPORT (from `meshlab run --json`) as a Markdown page for the course site.
-
-    The page has the versioned app graph of each split check and a chart of the observed
-    against the configured shares, both as inline SVG (no JavaScript, works offline).
-    """
-    from meshlab.report.page import load_report, render_page
-
-    page = render_page(load_report(report), source=report)
-    if output is None:
-        click.echo(page, nl=False)
-        return
-    try:
-        output.parent.mkdir(parents=True, exist_ok=True)
-        output.write_text(page, encoding="utf-8")
-    except OSError as exc:
-        raise click.FileError(str(output), hint=exc.strerror or str(exc)) from None
+_add_commands()

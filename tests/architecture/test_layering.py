@@ -25,7 +25,7 @@ STAGES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("checks", ("meshlab.checks",)),
     ("report", ("meshlab.report",)),
     ("pipeline", ("meshlab.pipeline", "meshlab.options")),
-    ("entry points", ("meshlab.cli", "meshlab.pytest_plugin")),
+    ("entry points", ("meshlab.cli", "meshlab.commands", "meshlab.pytest_plugin")),
     # the curated public API re-exports from every stage, lazily (see meshlab/__init__.py)
     ("public API", ("meshlab",)),
 )
