@@ -9,14 +9,18 @@ absolutes), and writes them to reports/bench.json:
   * requests the sequential test used vs the design's expected N for a correct config;
   * requests/s through Envoy and a stand-in over one keep-alive connection;
   * static analysis of the lab folder (`meshlab analyze labs/2-traffic`): first call in the
-    process, then the median of warm calls.
+    process, then the median of warm calls;
+  * planning time for generated labs of N Services (each with a Deployment, a VirtualService
+    and a DestinationRule), and how it grows: doubling N should about double it (linear).
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import statistics
+import tempfile
 import time
 from pathlib import Path
 
@@ -86,11 +90,77 @@ def analysis_time(runs: int) -> dict[str, float]:
     }
 
 
+def generated_service(i: int) -> str:
+    """One Service with its Deployment, VirtualService and DestinationRule (subset v1)."""
+    return f"""apiVersion: v1
+kind: Service
+metadata: {{name: svc-{i}}}
+spec:
+  selector: {{app: app-{i}}}
+  ports: [{{name: http, port: 8080}}]
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: app-{i}}}
+spec:
+  selector: {{matchLabels: {{app: app-{i}}}}}
+  template:
+    metadata: {{labels: {{app: app-{i}, version: v1}}}}
+    spec:
+      containers: [{{name: app, image: example/app:1}}]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {{name: vs-{i}}}
+spec:
+  hosts: [svc-{i}]
+  http:
+  - route:
+    - destination: {{host: svc-{i}, subset: v1}}
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {{name: dr-{i}}}
+spec:
+  host: svc-{i}
+  subsets: [{{name: v1, labels: {{version: v1}}}}]
+"""
+
+
+def planning_time(sizes: list[int], runs: int = 3) -> dict[str, object]:
+    """Seconds `build_plan` takes for N generated Services (median of `runs`), and the
+    growth ratio between successive sizes: about 2 per doubling is linear, 4 quadratic."""
+    from meshlab.load.manifests import load_manifests
+    from meshlab.mesh.plan import build_plan
+
+    seconds: dict[int, float] = {}
+    with tempfile.TemporaryDirectory(prefix="meshlab-bench-") as folder:
+        for n in sizes:
+            files = []
+            for start in range(0, n, 250):  # one file per 250 (the YAML reader's node limit)
+                path = Path(folder) / f"services-{n}-{start}.yaml"
+                stop = min(n, start + 250)
+                path.write_text("---\n".join(generated_service(i) for i in range(start, stop)))
+                files.append(path)
+            resources = load_manifests(files)
+            times = []
+            for _ in range(runs):
+                started = time.perf_counter()
+                plan = build_plan(resources)
+                times.append(time.perf_counter() - started)
+            assert len(plan.route_tables["8080"]) == n + 1  # every Service, then allow_any
+            seconds[n] = statistics.median(times)
+    growth = {f"{a}->{b}": seconds[b] / seconds[a] for a, b in itertools.pairwise(sizes)}
+    return {"runs": runs, "seconds": {str(n): s for n, s in seconds.items()}, "growth": growth}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--rps-requests", type=int, default=2000)
+    parser.add_argument("--plan-services", type=int, nargs="+", default=[500, 1000, 2000])
     args = parser.parse_args()
+    planning = planning_time(args.plan_services)
     analysis = analysis_time(max(args.runs, 20))
     verdict = time_to_verdict(args.runs)
     rps = throughput(args.rps_requests)
@@ -113,10 +183,21 @@ def main() -> None:
         f"{analysis['first_call_ms']:.0f} ms, then median {analysis['median_ms']:.1f} ms "
         f"(max {analysis['max_ms']:.1f} ms, {analysis['runs']} runs)"
     )
+    timings = ", ".join(f"{n} Services {s:.2f} s" for n, s in planning["seconds"].items())  # type: ignore[attr-defined]
+    ratios = ", ".join(f"{k}: x{v:.2f}" for k, v in planning["growth"].items())  # type: ignore[attr-defined]
+    print(f"planning: {timings} (growth {ratios}; x2 per doubling is linear)")
     out = ROOT / "reports" / "bench.json"
     out.parent.mkdir(exist_ok=True)
     out.write_text(
-        json.dumps({"time_to_verdict": verdict, "throughput": rps, "analysis": analysis}, indent=2)
+        json.dumps(
+            {
+                "time_to_verdict": verdict,
+                "throughput": rps,
+                "analysis": analysis,
+                "planning": planning,
+            },
+            indent=2,
+        )
         + "\n"
     )
 

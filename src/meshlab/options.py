@@ -4,12 +4,14 @@ both built from RUN_OPTIONS, so they have the same names, help, types and valida
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from meshlab.backends.registry import EmbeddedOptions, available_backends
+from meshlab.load.budgets import Budgets, flag_for
 
 if TYPE_CHECKING:
     from meshlab.backends.kind import KindOptions
@@ -24,6 +26,17 @@ def positive_int(text: str) -> int:
         raise ValueError(f"{text!r} is not a whole number") from None
     if value < 1:
         raise ValueError(f"{value} is not in the range x>=1")
+    return value
+
+
+def positive_number(text: str) -> float:
+    """Seconds: a finite number above 0 (ValueError says what is wrong)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(f"{text!r} is not a number") from None
+    if not math.isfinite(value) or value <= 0:
+        raise ValueError(f"{value} is not in the range x>0")
     return value
 
 
@@ -59,6 +72,45 @@ class RunOption:
         return self.parse is None
 
 
+_DEFAULTS = Budgets()
+
+
+def _budget(field_name: str, parse: Callable[[str], Any], metavar: str, help: str) -> RunOption:
+    """A budget's option: `--max-` + its Budgets field, defaulting to the stated budget."""
+    return RunOption(
+        flag_for(field_name), help, parse, default=asdict(_DEFAULTS)[field_name], metavar=metavar
+    )
+
+
+# The budgets (meshlab.load.budgets): over one before start is exit 2 naming the object and
+# the flag; a check over one while running ends "inconclusive: budget" (not passed).
+BUDGET_OPTIONS: tuple[RunOption, ...] = (
+    _budget(
+        "pods", positive_int, "N", "Budget: pods (replicas of all Deployments plus bare Pods)."
+    ),
+    _budget("objects", positive_int, "N", "Budget: objects in the lab's manifests."),
+    _budget("services", positive_int, "N", "Budget: Services in the lab's manifests."),
+    _budget(
+        "manifest_bytes", positive_int, "BYTES", "Budget: bytes of lab.yaml and its manifests."
+    ),
+    _budget("checks", positive_int, "N", "Budget: checks in lab.yaml."),
+    _budget("expect_buckets", positive_int, "N", "Budget: entries of one check's `expect`."),
+    _budget(
+        "check_requests",
+        positive_int,
+        "N",
+        "Budget: requests per check (a split whose test may need more is refused).",
+    ),
+    _budget("run_requests", positive_int, "N", "Budget: requests of all checks of a run."),
+    _budget("check_seconds", positive_number, "SECONDS", "Budget: wall time of one check."),
+    _budget("run_seconds", positive_number, "SECONDS", "Budget: wall time of the whole run."),
+    _budget(
+        "memory_mb",
+        positive_int,
+        "MB",
+        "Budget: resident memory of meshlab, Envoy and the stand-ins together.",
+    ),
+)
 RUN_OPTIONS: tuple[RunOption, ...] = (
     RunOption(
         "--backend",
@@ -104,7 +156,9 @@ RUN_OPTIONS: tuple[RunOption, ...] = (
         "no business with, and tools without a SHA-256 shipped with meshlab.",
         kind_only=True,
     ),
+    *BUDGET_OPTIONS,
 )
+
 
 KIND_ONLY = tuple(o for o in RUN_OPTIONS if o.kind_only)
 
@@ -120,6 +174,17 @@ class RunSettings:
     keep_cluster: bool = False
     keep_namespace: bool = False
     grading: bool = False
+    max_pods: int = _DEFAULTS.pods
+    max_objects: int = _DEFAULTS.objects
+    max_services: int = _DEFAULTS.services
+    max_manifest_bytes: int = _DEFAULTS.manifest_bytes
+    max_checks: int = _DEFAULTS.checks
+    max_expect_buckets: int = _DEFAULTS.expect_buckets
+    max_check_requests: int = _DEFAULTS.check_requests
+    max_run_requests: int = _DEFAULTS.run_requests
+    max_check_seconds: float = _DEFAULTS.check_seconds
+    max_run_seconds: float = _DEFAULTS.run_seconds
+    max_memory_mb: int = _DEFAULTS.memory_mb
 
     @classmethod
     def from_values(cls, values: Mapping[str, Any]) -> RunSettings:
@@ -146,7 +211,14 @@ class RunSettings:
     def run_options(self) -> RunOptions:
         from meshlab.pipeline import RunOptions
 
-        return RunOptions(backend=self.backend, requests=self.requests, envoy=self.envoy)
+        return RunOptions(
+            backend=self.backend, requests=self.requests, envoy=self.envoy, budgets=self.budgets()
+        )
+
+    def budgets(self) -> Budgets:
+        """The budgets given (each `--max-X` is Budgets field X)."""
+        values = asdict(self)
+        return Budgets(**{f.name: values["max_" + f.name] for f in fields(Budgets)})
 
     def embedded_options(self) -> EmbeddedOptions:
         return EmbeddedOptions(envoy=self.envoy)

@@ -14,8 +14,11 @@ from meshlab.analysis import Diagnostic, analyze
 from meshlab.backends.base import Backend, Deployed, LabToDeploy
 from meshlab.backends.registry import EmbeddedOptions, get_backend
 from meshlab.checks import Check, CheckContext, CheckResult, load_checked_lab, registry
+from meshlab.checks.budget import refuse_checks
+from meshlab.checks.ledger import RunLedger
 from meshlab.checks.stats import Design
-from meshlab.load.lab import Lab
+from meshlab.load.budgets import Budgets, refuse_files, refuse_objects
+from meshlab.load.lab import Lab, find_lab_file
 from meshlab.load.manifests import Resource, load_manifests
 from meshlab.mesh.plan import MeshPlan, Note, build_plan
 from meshlab.report.model import RunReport, run_report
@@ -29,6 +32,7 @@ class RunOptions:
     requests: int | None = None  # fixed N for every split check (None: the sequential design)
     envoy: Path | None = None  # the embedded backend's Envoy (None: its usual search)
     design: Design = field(default_factory=Design)
+    budgets: Budgets = field(default_factory=Budgets)
 
 
 @dataclass(frozen=True)
@@ -40,6 +44,7 @@ class PreparedLab:
     resources: list[Resource]
     plan: MeshPlan
     diagnostics: list[Diagnostic] = field(default_factory=list)  # `meshlab analyze`'s findings
+    ledger: RunLedger = field(default_factory=RunLedger)  # the run's budgets, as spent
 
     def to_deploy(self) -> LabToDeploy:
         """What a backend deploys: this plan, as built here (backends never re-plan)."""
@@ -56,17 +61,32 @@ class PreparedLab:
             design=design or Design(),
             requests_override=requests,
             diagnostics=self.diagnostics,
+            budget=self.ledger.for_check(),
         )
 
 
-def prepare(path: Path) -> PreparedLab:
-    """Load lab.yaml and its manifests; InputError (exit 2) on anything invalid. Then the
-    static analysis: its diagnostics never stop a run, they explain it."""
+def prepare(
+    path: Path,
+    budgets: Budgets | None = None,
+    design: Design | None = None,
+    requests: int | None = None,
+) -> PreparedLab:
+    """Load lab.yaml and its manifests; InputError (exit 2) on anything invalid or over
+    budget, each budget checked as soon as the input shows it: file sizes before reading,
+    objects and replicas before any pod is built, checks once the plan says what they
+    need. Then the static analysis: its diagnostics never stop a run, they explain it."""
+    budgets = budgets or Budgets()
+    ledger = RunLedger(budgets)  # the run's clock starts with loading
+    refuse_files([find_lab_file(path)], budgets)
     checked = load_checked_lab(path)
     lab = checked.lab
+    refuse_files([lab.file, *lab.manifests], budgets)
     resources = load_manifests(list(lab.manifests), lab.namespace)
+    refuse_objects(resources, budgets)
     plan = build_plan(resources, lab.namespace)
-    return PreparedLab(lab, checked.checks, resources, plan, analyze(resources, lab.namespace))
+    refuse_checks(checked.checks, plan, budgets, design, requests)
+    diagnostics = analyze(resources, lab.namespace)
+    return PreparedLab(lab, checked.checks, resources, plan, diagnostics, ledger)
 
 
 @dataclass
@@ -103,7 +123,7 @@ def run_lab(
     backend: Backend | None = None,
 ) -> LabReport:
     options = options or RunOptions()
-    prepared = prepare(path)
+    prepared = prepare(path, options.budgets, options.design, options.requests)
     if backend is None:
         embedded = EmbeddedOptions(options.envoy) if options.backend == "embedded" else None
         backend = get_backend(options.backend, embedded)

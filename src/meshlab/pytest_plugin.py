@@ -225,7 +225,8 @@ class _Labs:
     def deployment(self, lab_dir: Path) -> _Deployment:
         key = lab_dir.resolve()
         if key not in self.deployments:
-            prepared = prepare(key)
+            settings = self.settings
+            prepared = prepare(key, settings.budgets(), requests=settings.requests)
             stack = contextlib.ExitStack()
             try:
                 mesh = stack.enter_context(self.backend.deploy(prepared.to_deploy()))

@@ -604,7 +604,14 @@ def _envoy_is_serving(run: Run) -> bool:
 @pytest.mark.envoy
 def test_ctrl_c_exits_130_and_leaves_nothing_behind() -> None:
     run = meshlab_watched(
-        "run", TRAFFIC_LAB, "--requests", "100000", interrupt_when=_envoy_is_serving, timeout=60
+        "run",
+        TRAFFIC_LAB,
+        "--requests",
+        "100000",
+        "--max-check-requests",
+        "100000",
+        interrupt_when=_envoy_is_serving,
+        timeout=60,
     )
     assert run.returncode == 130, run
     assert "Traceback" not in run.stderr, run

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import shutil
+from dataclasses import fields
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,7 @@ from meshlab.backends.embedded.backend import EmbeddedBackend
 from meshlab.backends.embedded.options import EmbeddedOptions
 from meshlab.backends.fake import FakeBackend, weighted_pods
 from meshlab.backends.registry import get_backend
+from meshlab.load.budgets import Budgets, flag_for
 from meshlab.options import RUN_OPTIONS, RunSettings, kind_only_message, positive_int
 from meshlab.pipeline import prepare, run_lab
 
@@ -127,6 +129,7 @@ def test_run_options_are_declared_once() -> None:
         "--keep-cluster",
         "--keep-namespace",
         "--grading",
+        *(flag_for(budget.name) for budget in fields(Budgets)),  # every budget, in order
     ]
     assert all(o.help for o in RUN_OPTIONS)
     assert kind_only_message() == (

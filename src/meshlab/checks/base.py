@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from pydantic import Field
 
 from meshlab.backends.base import Deployed, Session
+from meshlab.checks.ledger import CheckBudget, RunLedger
 from meshlab.checks.stats import Design
 from meshlab.errors import ErrorCollector, InputError
 from meshlab.load.lab import CheckEntry, Lab, load_lab
@@ -53,6 +54,7 @@ class CheckContext:
     requests_override: int | None = None
     progress: Progress = lambda sent, total: None
     diagnostics: list[Diagnostic] | None = None  # None: not analyzed yet (see analysis())
+    budget: CheckBudget = field(default_factory=lambda: RunLedger().for_check())
 
     def session(self) -> Session:
         """Fresh client state (no cookies, no connections) for this check or one of its
@@ -96,6 +98,14 @@ class CheckKind(ABC):
 
     @abstractmethod
     def run(self, check: Check, context: CheckContext) -> CheckResult: ...
+
+    def planned_requests(
+        self, check: Check, plan: MeshPlan, design: Design, override: int | None, limit: int
+    ) -> int | None:
+        """The most requests this check may send (its fixed N, or its test's cap), so a
+        check no budget can judge is refused before start; None when a kind cannot say.
+        Above `limit` an estimate will do (it is refused either way)."""
+        return None
 
 
 _REGISTRY: dict[str, CheckKind] = {}

@@ -3,16 +3,24 @@ split kind reads the buckets, a status or latency kind would read `statuses` and
 
 Each sampler sends through its own session (fresh client state), so nothing one check's
 traffic left behind, such as a hash cookie, routes another check's requests.
+
+Every batch is asked of the check's budget first (meshlab.checks.ledger): when it says no,
+sampling stops and the verdict is the sequential test's on what was seen. That test is
+anytime-valid, so a pass or fail it reaches at the stop stands; anything else is
+"inconclusive" with the budget's reason (`stopped`), which does not count as passed: cut
+short, the test no longer bounds the chance of passing a wrong config (beta).
 """
 
 from __future__ import annotations
 
+import time
 from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import replace
 
 from meshlab.backends.base import Outcome, Session
 from meshlab.checks.base import CheckContext
+from meshlab.checks.ledger import BudgetStop
 from meshlab.checks.stats import (
     SequentialSplitTest,
     SplitVerdict,
@@ -48,22 +56,35 @@ class Sampler:
         self.pod_labels: dict[str, dict[str, str]] = {}
         self.statuses: Counter[int | None] = Counter()  # None: no response at all
         self.latencies: list[float] = []  # seconds, of the requests that measured one
+        self.stopped: BudgetStop | None = None  # why the budget ended sampling early
+        self._seconds = 0.0  # wall time spent sending, for the budget's pace
 
     @property
     def sent(self) -> int:
         return sum(self.counts.values())
 
     def send(self, count: int, total_guess: int) -> list[Outcome]:
-        """Send `count` more requests, tally them, report progress; the outcomes too."""
+        """Send up to `count` more requests as the budget allows, tally them, report
+        progress; the outcomes too. Fewer than `count` only when `stopped` says why."""
         if self._session is None:
             self._session = self.context.session()
-        outcomes = self._session.send(self.request, count)
-        if len(outcomes) != count:
-            raise BackendError(
-                f"the backend returned {len(outcomes)} outcomes for {count} requests"
-            )
-        for outcome in outcomes:
-            self.tally(outcome)
+        outcomes: list[Outcome] = []
+        while len(outcomes) < count and self.stopped is None:
+            pace = self._seconds / self.sent if self.sent else None
+            allowed, self.stopped = self.context.budget.allow(count - len(outcomes), pace)
+            if allowed <= 0:
+                break
+            started = time.perf_counter()
+            got = self._session.send(self.request, allowed)
+            self._seconds += time.perf_counter() - started
+            if len(got) != allowed:
+                raise BackendError(
+                    f"the backend returned {len(got)} outcomes for {allowed} requests"
+                )
+            self.context.budget.spent(allowed)
+            for outcome in got:
+                self.tally(outcome)
+            outcomes += got
         self.context.progress(self.sent, total_guess)
         return outcomes
 
@@ -88,25 +109,35 @@ class Sampler:
             self._session = None
 
     def sequential(self, expected: dict[str, float]) -> SplitVerdict:
-        """Batches until the sequential split test decides (or its cap)."""
+        """Batches until the sequential split test decides (or its cap, or the budget)."""
         design = replace(self.context.design, cap=sequential_cap(expected, self.context.design))
         test = SequentialSplitTest(expected, design)
-        guess = design.cap
+        guess = min(design.cap, self.context.budget.ledger.budgets.check_requests)
         try:
             while True:
                 self.send(min(design.batch, design.cap - self.sent), guess)
                 verdict = test.observe(self.counts)
                 if verdict.outcome != "continue":
                     return verdict
+                if self.stopped is not None:
+                    return replace(verdict, outcome="inconclusive")
         finally:
             self.close()
 
     def fixed(self, expected: dict[str, float], n: int) -> SplitVerdict:
-        """Exactly `n` requests, then the fixed-N split test."""
+        """Exactly `n` requests, then the fixed-N split test; stopped early by the budget,
+        the anytime-valid sequential test judges what was seen (a fixed-N test is only
+        valid at the N fixed in advance)."""
         batch = max(self.context.design.batch, 50)
         try:
-            while (sent := self.sent) < n:
+            while (sent := self.sent) < n and self.stopped is None:
                 self.send(min(batch, n - sent), n)
         finally:
             self.close()
-        return fixed_split_test(expected, self.counts, self.context.design)
+        if self.stopped is None:
+            return fixed_split_test(expected, self.counts, self.context.design)
+        design = replace(self.context.design, cap=max(self.context.design.cap, self.sent + 1))
+        verdict = SequentialSplitTest(expected, design).observe(self.counts)
+        return (
+            verdict if verdict.outcome != "continue" else replace(verdict, outcome="inconclusive")
+        )

@@ -18,12 +18,16 @@ from meshlab.checks.base import Check, CheckContext, CheckKind, CheckResult, Che
 from meshlab.checks.sampling import Sampler
 from meshlab.checks.stats import (
     BucketVerdict,
+    Design,
     SplitVerdict,
     anytime_interval,
     fixed_sample_size,
+    sequential_cap,
+    sequential_cap_estimate,
 )
 from meshlab.load.schema import Strict
 from meshlab.mesh.expect import ExpectedSplit, configured_split
+from meshlab.mesh.plan import MeshPlan
 from meshlab.mesh.request import ProbeRequest
 
 _METHODS = Literal["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
@@ -81,6 +85,43 @@ class SplitKind(CheckKind):
         configured = configured_split(context.plan, spec.request.probe(), spec.by)
         return judge_shares(check, context, spec, configured)
 
+    def planned_requests(
+        self, check: Check, plan: MeshPlan, design: Design, override: int | None, limit: int
+    ) -> int | None:
+        spec: SplitSpec = check.spec
+        configured = configured_split(plan, spec.request.probe(), spec.by)
+        return planned_requests(spec, configured, design, override, limit)
+
+
+def expected_shares(spec: SampledSpec, configured: ExpectedSplit) -> dict[str, float]:
+    """The shares the check judges against: the configured ones, or `expect` normalised."""
+    if spec.expect == "configured":
+        return dict(configured.shares)
+    total = sum(spec.expect.values())
+    return {k: v / total for k, v in spec.expect.items()}
+
+
+def planned_requests(
+    spec: SampledSpec,
+    configured: ExpectedSplit,
+    design: Design,
+    override: int | None,
+    limit: int,
+) -> int | None:
+    """The most requests a share-judging check sends: its fixed N, else the sequential
+    test's cap (an estimate when that is far over `limit`: sizing a 9999/1 split exactly
+    would itself take a minute). None when nothing is expected (the check says why)."""
+    fixed_n = override or (spec.requests if spec.requests != "auto" else None)
+    if fixed_n:
+        return fixed_n
+    expected = expected_shares(spec, configured)
+    if not expected or sum(expected.values()) <= 0:
+        return None
+    estimate = sequential_cap_estimate(expected, design)
+    if estimate * 0.8 > limit:  # the estimate is within 10% of the cap: certainly over
+        return estimate
+    return sequential_cap(expected, design)
+
 
 def judge_shares(
     check: Check,
@@ -93,11 +134,7 @@ def judge_shares(
     label, or `bucket_of` an outcome) against `expect`: the split test every share-judging
     kind uses, with its messages."""
     request = spec.request.probe()
-    if spec.expect == "configured":
-        expected = dict(configured.shares)
-    else:
-        total = sum(spec.expect.values())
-        expected = {k: v / total for k, v in spec.expect.items()}
+    expected = expected_shares(spec, configured)
     fixed_n = context.requests_override or (spec.requests if spec.requests != "auto" else None)
     run = Sampler(context, request, spec.by, bucket_of=bucket_of)
     verdict = run.fixed(expected, fixed_n) if fixed_n else run.sequential(expected)
@@ -153,10 +190,13 @@ def _result(
         ],
         "errors": dict(run.errors.most_common(5)),
     }
+    stopped = run.stopped if verdict.outcome == "inconclusive" else None
+    if stopped is not None:
+        details["budget"] = {"reason": stopped.reason, "flag": stopped.flag}
     return CheckResult(
         name=check.name,
         kind=check.kind,
-        passed=verdict.passed,
+        passed=verdict.passed and stopped is None,
         outcome=verdict.outcome,
         message=message,
         requests=verdict.n,
@@ -228,6 +268,12 @@ def _message(
             + (f", {d.location.short()}" if d.location else "")
             + ")"
             for d in diagnosed or []
+        ]
+    elif verdict.outcome == "inconclusive" and run.stopped is not None:
+        lines = [
+            f"{name} inconclusive: budget ({run.stopped.reason}): {headline}",
+            "  not judged within the budget, so not passed: cut short, the test cannot "
+            f"promise to catch a wrong split; {run.stopped.flag} raises the limit",
         ]
     elif verdict.outcome == "inconclusive":
         lines = [f"{name} passed (inconclusive after {verdict.n} requests, the cap): {headline}"]

@@ -22,8 +22,10 @@ from pydantic import field_validator, model_validator
 
 from meshlab.backends.base import Outcome
 from meshlab.checks.base import Check, CheckContext, CheckKind, CheckResult, register
-from meshlab.checks.split import SampledSpec, judge_shares
+from meshlab.checks.split import SampledSpec, judge_shares, planned_requests
+from meshlab.checks.stats import Design
 from meshlab.mesh.expect import Cause, ExpectedSplit, Source, configured_split
+from meshlab.mesh.plan import MeshPlan
 
 NO_RESPONSE = "no response"
 SERVED_STATUS = 200  # what a stand-in pod answers to a request it serves
@@ -126,3 +128,12 @@ class StatusKind(CheckKind):
         configured = configured_split(context.plan, spec.request.probe(), "version")
         seen = as_seen_by_client(configured, spec.by)
         return judge_shares(check, context, spec, seen, bucket_of=bucket_by(spec.by))
+
+    def planned_requests(
+        self, check: Check, plan: MeshPlan, design: Design, override: int | None, limit: int
+    ) -> int | None:
+        spec: StatusSpec = check.spec
+        configured = configured_split(plan, spec.request.probe(), "version")
+        return planned_requests(
+            spec, as_seen_by_client(configured, spec.by), design, override, limit
+        )

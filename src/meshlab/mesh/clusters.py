@@ -3,6 +3,7 @@ subsets as clusters, load balancing and hash policies."""
 
 from __future__ import annotations
 
+from collections import defaultdict
 from dataclasses import dataclass
 
 from meshlab.load import istio
@@ -11,6 +12,7 @@ from meshlab.mesh.model import ClusterPlan, HashPolicyPlan, Note, cluster_name, 
 from meshlab.mesh.names import (
     ROOT_NAMESPACE,
     host_matches,
+    is_wildcard,
     resolve_host,
     selects,
     specificity,
@@ -24,24 +26,47 @@ def destination_rule_for(
 ) -> MergedRule | None:
     """Client namespace, then the service's, then the root namespace; most specific host first;
     same-host rules in one namespace merge (first subset definition and first policy win)."""
-    for namespace in dict.fromkeys((client_namespace, service.namespace, ROOT_NAMESPACE)):
-        candidates = []
+    return DestinationRuleIndex(rules, client_namespace).rule_for(service)
+
+
+class DestinationRuleIndex:
+    """The DestinationRules a client sees, by namespace and host, so finding a Service's rule
+    reads the rules for its host (and the wildcards) instead of every rule: planning stays
+    linear in the number of Services."""
+
+    def __init__(self, rules: list[Resource], client_namespace: str) -> None:
+        self.client_namespace = client_namespace
+        self.exact: dict[tuple[str, str], list[tuple[str, Resource]]] = defaultdict(list)
+        self.wildcards: dict[str, list[tuple[str, Resource]]] = defaultdict(list)
         for rule in rules:
             spec: istio.DestinationRuleSpec = rule.body.spec
-            if rule.namespace != namespace:
-                continue
             if not visible_to(spec.exportTo, rule.namespace, client_namespace):
                 continue
             host = resolve_host(spec.host, rule.namespace)
-            if host_matches(host, service.fqdn):
-                candidates.append((specificity(host), host, rule))
-        if candidates:
-            # Istio merges same-host rules in config order: oldest first, then by name.
-            candidates.sort(key=lambda c: (c[0], config_order(c[2])))
-            best_host = candidates[0][1]
-            same_host = [c[2] for c in candidates if c[1] == best_host]
-            return MergedRule.merge(same_host)
-    return None
+            if is_wildcard(host):
+                self.wildcards[rule.namespace].append((host, rule))
+            else:
+                self.exact[(rule.namespace, host)].append((host, rule))
+
+    def rule_for(self, service: MeshService) -> MergedRule | None:
+        """The merged rule for `service` (see destination_rule_for), or None."""
+        fqdn = service.fqdn
+        for namespace in dict.fromkeys((self.client_namespace, service.namespace, ROOT_NAMESPACE)):
+            candidates = [
+                (specificity(host), host, rule)
+                for host, rule in (
+                    *self.exact.get((namespace, fqdn), ()),
+                    *self.wildcards.get(namespace, ()),
+                )
+                if host_matches(host, fqdn)
+            ]
+            if candidates:
+                # Istio merges same-host rules in config order: oldest first, then by name.
+                candidates.sort(key=lambda c: (c[0], config_order(c[2])))
+                best_host = candidates[0][1]
+                same_host = [c[2] for c in candidates if c[1] == best_host]
+                return MergedRule.merge(same_host)
+        return None
 
 
 @dataclass

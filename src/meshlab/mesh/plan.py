@@ -9,10 +9,11 @@ resolve (hosts, wildcards, exportTo, selectors, mesh binding) is meshlab.mesh.na
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Sequence
 
 from meshlab.load.manifests import Resource
-from meshlab.mesh.clusters import MergedRule, clusters_for, destination_rule_for
+from meshlab.mesh.clusters import DestinationRuleIndex, MergedRule, clusters_for
 from meshlab.mesh.model import (
     DEFAULT_RETRY_ON,
     PASSTHROUGH_CLUSTER,
@@ -35,8 +36,13 @@ from meshlab.mesh.model import (
     WeightedTarget,
     cluster_name,
 )
-from meshlab.mesh.registry import build_registry
-from meshlab.mesh.routes import allow_any_vhost, mesh_virtual_services, virtual_host
+from meshlab.mesh.registry import MeshService, build_registry
+from meshlab.mesh.routes import (
+    VirtualServiceIndex,
+    allow_any_vhost,
+    mesh_virtual_services,
+    virtual_host,
+)
 
 __all__ = [
     "DEFAULT_RETRY_ON",
@@ -64,31 +70,38 @@ __all__ = [
 
 
 def build_plan(resources: Sequence[Resource], client_namespace: str = "default") -> MeshPlan:
+    """The plan for a client sidecar in `client_namespace`. Every lookup goes through an
+    index (hosts, namespaces, labels), so the time grows linearly with the objects."""
     registry = build_registry(resources)
     notes: list[Note] = []
-    destination_rules = [r for r in resources if r.kind == "DestinationRule"]
+    rules = DestinationRuleIndex(
+        [r for r in resources if r.kind == "DestinationRule"], client_namespace
+    )
+    merged: dict[str, MergedRule | None] = {}
 
     def rule_for(host: str) -> MergedRule | None:
-        service = registry.service_by_fqdn(host)
-        if service is None:
-            return None
-        return destination_rule_for(service, destination_rules, client_namespace)
+        if host not in merged:
+            service = registry.service_by_fqdn(host)
+            merged[host] = None if service is None else rules.rule_for(service)
+        return merged[host]
 
-    virtual_services = mesh_virtual_services(resources, client_namespace)
+    virtual_services = VirtualServiceIndex(mesh_virtual_services(resources, client_namespace))
     clusters: dict[str, ClusterPlan] = {}
     for service in registry.services:
-        rule = destination_rule_for(service, destination_rules, client_namespace)
-        for cluster in clusters_for(service, rule, notes):
+        for cluster in clusters_for(service, rule_for(service.fqdn), notes):
             clusters[cluster.name] = cluster
     route_tables: dict[str, list[VirtualHostPlan]] = {}
     listeners: list[ListenerPlan] = []
     http_ports = sorted({p.number for s in registry.services for p in s.ports if p.is_http})
+    serving: dict[int, list[MeshService]] = defaultdict(list)  # port -> its HTTP Services
+    for service in registry.services:
+        for number in dict.fromkeys(p.number for p in service.ports):
+            if service.port(number).is_http:  # type: ignore[union-attr]
+                serving[number].append(service)
     for port in http_ports:
         table = str(port)
         vhosts = []
-        for service in registry.services:
-            if service.port(port) is None or not service.port(port).is_http:  # type: ignore[union-attr]
-                continue
+        for service in serving.get(port, []):
             vhosts.append(
                 virtual_host(
                     service, port, virtual_services, rule_for, client_namespace, registry, notes

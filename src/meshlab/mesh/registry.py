@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 
 from meshlab.load import k8s
 from meshlab.load.manifests import Resource
@@ -108,8 +110,8 @@ class MeshService:
     selector: dict[str, str] | None
     endpoints: dict[int, list[Endpoint]] = field(default_factory=dict)
 
-    @property
-    def fqdn(self) -> str:
+    @cached_property
+    def fqdn(self) -> str:  # cached: planning asks for it once per Service and rule
         return service_fqdn(self.name, self.namespace)
 
     def port(self, number: int) -> ServicePortInfo | None:
@@ -120,9 +122,16 @@ class MeshService:
 class Registry:
     services: list[MeshService]
     pods: list[PodInstance]
+    _by_fqdn: dict[str, MeshService] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # An index, not a scan: planning looks a host up for every route (linear, not N^2).
+        self._by_fqdn = {}
+        for service in self.services:
+            self._by_fqdn.setdefault(service.fqdn, service)  # the first, as a scan found
 
     def service_by_fqdn(self, fqdn: str) -> MeshService | None:
-        return next((s for s in self.services if s.fqdn == fqdn), None)
+        return self._by_fqdn.get(fqdn)
 
 
 def build_registry(resources: Sequence[Resource]) -> Registry:
@@ -138,21 +147,52 @@ def build_registry(resources: Sequence[Resource]) -> Registry:
             ServicePortInfo(p.port, p.name, port_protocol(p), p.targetPort) for p in spec.ports
         ]
         services.append(MeshService(r.name, r.namespace, r, ports, spec.selector))
+    # Which pods each Service selects, from an index of pods by label (not every pod against
+    # every Service): selected[i] lists the Services selecting pods[i], in Service order.
+    selected: dict[int, list[MeshService]] = defaultdict(list)
+    chosen: list[list[int]] = []
+    index = _PodIndex(pods)
+    for service in services:
+        picks = index.selected_by(service)
+        chosen.append(picks)
+        for i in picks:
+            selected[i].append(service)
     # containerPort is informational in Kubernetes: a Service's target port reaches the pod
     # whether declared or not, so the pod (its stand-in) must serve it.
-    pods = [_with_target_ports(pod, services) for pod in pods]
-    for service in services:
+    pods = [_with_target_ports(pod, selected.get(i, [])) for i, pod in enumerate(pods)]
+    for service, picks in zip(services, chosen, strict=True):
         for port in service.ports:
-            service.endpoints[port.number] = _endpoints(service, port, pods)
+            service.endpoints[port.number] = _endpoints(port, [pods[i] for i in picks])
     return Registry(services, pods)
 
 
+class _PodIndex:
+    """Pods by (namespace, label, value), so a selector is matched against the pods that
+    carry one of its pairs instead of against every pod."""
+
+    def __init__(self, pods: Sequence[PodInstance]) -> None:
+        self.pods = pods
+        self.by_pair: dict[tuple[str, str, str], list[int]] = defaultdict(list)
+        for i, pod in enumerate(pods):
+            for key, value in pod.labels.items():
+                self.by_pair[(pod.namespace, key, value)].append(i)
+
+    def selected_by(self, service: MeshService) -> list[int]:
+        """Indices of the pods `service` selects, in pod order."""
+        if not service.selector:
+            return []
+        lists = [
+            self.by_pair.get((service.namespace, k, v), []) for k, v in service.selector.items()
+        ]
+        smallest = min(lists, key=len)
+        return [i for i in smallest if selects_pod(service, self.pods[i])]
+
+
 def _with_target_ports(pod: PodInstance, services: list[MeshService]) -> PodInstance:
+    """The pod with a port for every target port of the Services that select it."""
     declared = {p.number for p in pod.ports}
     extra: list[ContainerPortInfo] = []
     for service in services:
-        if not selects_pod(service, pod):
-            continue
         for port in service.ports:
             target = pod.resolve_target_port(port.target, port.number)
             if target is not None and target not in declared:
@@ -168,13 +208,10 @@ def selects_pod(service: MeshService, pod: PodInstance) -> bool:
     return selects(service.selector, pod.labels)
 
 
-def _endpoints(
-    service: MeshService, port: ServicePortInfo, pods: list[PodInstance]
-) -> list[Endpoint]:
+def _endpoints(port: ServicePortInfo, pods: list[PodInstance]) -> list[Endpoint]:
+    """The endpoints of one Service port among the pods its Service selects."""
     found = []
     for pod in pods:
-        if not selects_pod(service, pod):
-            continue
         target = pod.resolve_target_port(port.target, port.number)
         if target is not None:
             found.append(Endpoint(pod, target))

@@ -3,6 +3,7 @@ routes (matches, weights, retries, faults, rewrites), and the Service's default 
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Callable, Sequence
 
 from meshlab.load import istio
@@ -30,6 +31,7 @@ from meshlab.mesh.model import (
 from meshlab.mesh.names import (
     bound_to_mesh,
     host_matches,
+    is_wildcard,
     resolve_host,
     vhost_domains,
     visible_to,
@@ -54,10 +56,38 @@ def mesh_virtual_services(resources: Sequence[Resource], client_namespace: str) 
     return [r for _, r in sorted(found, key=lambda item: item[0])]
 
 
+class VirtualServiceIndex:
+    """The mesh VirtualServices by the hosts they name, so a Service's candidates are the
+    ones naming its host (plus the wildcards), in Istio's order, not a scan of all of them:
+    planning stays linear in the number of Services."""
+
+    def __init__(self, virtual_services: Sequence[Resource]) -> None:
+        self.exact: dict[str, list[int]] = defaultdict(list)
+        self.wildcards: list[tuple[int, list[str]]] = []
+        self.ordered = list(virtual_services)
+        for position, vs in enumerate(self.ordered):
+            hosts = [resolve_host(h, vs.namespace) for h in vs.body.spec.hosts]
+            patterns = [h for h in hosts if is_wildcard(h)]
+            if patterns:
+                self.wildcards.append((position, patterns))
+            for host in dict.fromkeys(h for h in hosts if not is_wildcard(h)):
+                self.exact[host].append(position)
+
+    def for_host(self, fqdn: str) -> list[Resource]:
+        """The VirtualServices whose hosts cover `fqdn`, in the order they were given."""
+        positions = set(self.exact.get(fqdn, ()))
+        positions.update(
+            position
+            for position, patterns in self.wildcards
+            if any(host_matches(p, fqdn) for p in patterns)
+        )
+        return [self.ordered[position] for position in sorted(positions)]
+
+
 def virtual_host(
     service: MeshService,
     port: int,
-    virtual_services: list[Resource],
+    virtual_services: VirtualServiceIndex,
     rule_for: Callable[[str], MergedRule | None],
     client_namespace: str,
     registry: Registry,
@@ -65,10 +95,7 @@ def virtual_host(
 ) -> VirtualHostPlan:
     name = f"{service.fqdn}:{port}"
     domains = vhost_domains(service.name, service.namespace, client_namespace)
-    for vs in virtual_services:
-        hosts = [resolve_host(h, vs.namespace) for h in vs.body.spec.hosts]
-        if not any(host_matches(h, service.fqdn) for h in hosts):
-            continue
+    for vs in virtual_services.for_host(service.fqdn):
         routes = _routes_for(vs, port, client_namespace, registry, rule_for, notes)
         # Every route filtered out: this VS yields no vhost, so the next VS for the host (if
         # any) gets it; with none, Istio keeps the service's default route.

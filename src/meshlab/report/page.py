@@ -162,7 +162,10 @@ def _check_section(check: CheckReport, index: int, used: set[str]) -> list[str]:
     verdict = {
         "pass": "passed",
         "fail": "failed",
-        "inconclusive": "inconclusive (counts as passed)",
+        # undecided at the test's cap counts as passed; stopped by a budget it does not
+        "inconclusive": "inconclusive (counts as passed)"
+        if check.passed
+        else "inconclusive (budget: not passed)",
     }
     lines = [f"## {_md(name)}: {verdict.get(outcome, _md(outcome))}", ""]
     first = message.splitlines()[0] if message else outcome

@@ -33,8 +33,17 @@ from meshlab.checks.stats.design import (
     normalise_shares,
     share_band,
 )
-from meshlab.checks.stats.fixed import fixed_sample_size, fixed_split_test
-from meshlab.checks.stats.planning import anytime_interval, expected_requests, sequential_cap
+from meshlab.checks.stats.fixed import (
+    fixed_sample_size,
+    fixed_sample_size_estimate,
+    fixed_split_test,
+)
+from meshlab.checks.stats.planning import (
+    anytime_interval,
+    expected_requests,
+    sequential_cap,
+    sequential_cap_estimate,
+)
 from meshlab.checks.stats.sequential import SequentialSplitTest
 
 __all__ = [
@@ -50,8 +59,10 @@ __all__ = [
     "anytime_interval",
     "expected_requests",
     "fixed_sample_size",
+    "fixed_sample_size_estimate",
     "fixed_split_test",
     "normalise_shares",
     "sequential_cap",
+    "sequential_cap_estimate",
     "share_band",
 ]

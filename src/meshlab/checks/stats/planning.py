@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from meshlab.checks.stats.design import DEFAULT_DESIGN, Design, _plan, _prior, normalise_shares
-from meshlab.checks.stats.fixed import fixed_sample_size
+from meshlab.checks.stats.fixed import fixed_sample_size, fixed_sample_size_estimate
 from meshlab.checks.stats.sequential import _confidence_sequence, _sequential_decision
 
 # --------------------------------------------------------------------------------------------
@@ -125,6 +125,17 @@ def sequential_cap(expected: Mapping[str, float], design: Design = DEFAULT_DESIG
     """
     try:
         needed = 2 * fixed_sample_size(expected, design)
+    except (ValueError, NotImplementedError):
+        return design.cap
+    return max(design.cap, -(-needed // design.batch) * design.batch)
+
+
+def sequential_cap_estimate(expected: Mapping[str, float], design: Design = DEFAULT_DESIGN) -> int:
+    """:func:`sequential_cap` from the normal approximation of the fixed N, 5% off (3.8
+    million requests at 9999/1, in microseconds): enough to refuse a split no budget can
+    judge before sizing it exactly."""
+    try:
+        needed = 2 * round(0.95 * fixed_sample_size_estimate(expected, design))
     except (ValueError, NotImplementedError):
         return design.cap
     return max(design.cap, -(-needed // design.batch) * design.batch)
