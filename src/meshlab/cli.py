@@ -17,12 +17,11 @@ from pathlib import Path
 from typing import Any
 
 import click
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from meshlab.errors import EXIT_FAILED, EXIT_PASSED, MeshlabError
 from meshlab.options import RUN_OPTIONS, RunOption, RunSettings, kind_only_message
-from meshlab.report.text import Style, render_lines, write_json, write_junit
+from meshlab.progress import progress_display
+from meshlab.report.text import Style, header_lines, render_lines, write_json, write_junit
 from meshlab.version import __version__
 
 EXIT_INTERRUPTED = 130
@@ -155,20 +154,25 @@ def _run_options(command: Callable[..., None]) -> Callable[..., None]:
 def run(lab_dir: Path, json_path: Path | None, junit_path: Path | None, **values: object) -> None:
     """Apply LAB_DIR's manifests, send traffic as a meshed client, check the observed split."""
     from meshlab.backends.registry import get_backend
-    from meshlab.pipeline import run_lab
+    from meshlab.pipeline import prepare, run_prepared
 
     settings = RunSettings.from_values(values)
     if settings.backend != "kind" and settings.kind_only_given():
         raise click.UsageError(kind_only_message())
+    options = settings.run_options()
     chosen = get_backend(settings.backend, settings.backend_options())
     try:
-        with _progress() as progress:
-            report = run_lab(lab_dir, settings.run_options(), progress=progress, backend=chosen)
+        prepared = prepare(lab_dir, options.budgets, options.design, options.requests)
+        # what the run is about, before the first request: the run may take a while
+        for line in header_lines(prepared.lab.name, prepared.lab.title, chosen.describe()):
+            click.echo(line)
+        with progress_display() as progress:
+            report = run_prepared(prepared, options, progress=progress, backend=chosen)
     finally:
         chosen.close()  # the kind cluster meshlab created goes, unless kept
     report.backend.update(chosen.report_extras(report.passed))
     model = report.model()
-    for line, style in render_lines(model):
+    for line, style in render_lines(model, header=False):
         click.echo(_colour(line, style))
     _echo_diagnostics(model.backend_info)
     for path, write in ((json_path, write_json), (junit_path, write_junit)):
@@ -200,33 +204,6 @@ def _colour(line: str, style: Style) -> str:
     if style == "pass":
         return click.style(line, fg="green")
     return line
-
-
-@contextmanager
-def _progress() -> Iterator[Callable[[Any], Callable[[int, int], None]] | None]:
-    """A progress bar per check on a terminal; nothing at all when output is piped or in CI."""
-    console = Console(stderr=True)
-    if not console.is_terminal:
-        yield None
-        return
-    columns = (
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("requests"),
-        TimeElapsedColumn(),
-    )
-    with Progress(*columns, console=console, transient=True) as bar:
-
-        def for_check(check: Any) -> Callable[[int, int], None]:
-            task = bar.add_task(check.name, total=None)
-
-            def update(sent: int, total: int) -> None:
-                bar.update(task, completed=sent, total=total)
-
-            return update
-
-        yield for_check
 
 
 def _add_commands() -> None:

@@ -14,6 +14,7 @@ from meshlab.analysis import Diagnostic, analyze
 from meshlab.backends.base import Backend, Deployed, LabToDeploy
 from meshlab.backends.registry import EmbeddedOptions, get_backend
 from meshlab.checks import Check, CheckContext, CheckResult, load_checked_lab, registry
+from meshlab.checks.base import Progress
 from meshlab.checks.budget import refuse_checks
 from meshlab.checks.ledger import RunLedger
 from meshlab.checks.stats import Design
@@ -23,7 +24,7 @@ from meshlab.load.manifests import Resource, load_manifests
 from meshlab.mesh.plan import MeshPlan, Note, build_plan
 from meshlab.report.model import RunReport, run_report
 
-ProgressFactory = Callable[[Check], Callable[[int, int], None]]
+ProgressFactory = Callable[[Check], Progress]  # a progress display per check
 
 
 @dataclass
@@ -122,11 +123,23 @@ def run_lab(
     progress: ProgressFactory | None = None,
     backend: Backend | None = None,
 ) -> LabReport:
+    """The whole run: prepare the lab, then run it."""
     options = options or RunOptions()
     prepared = prepare(path, options.budgets, options.design, options.requests)
+    return run_prepared(prepared, options, progress, backend)
+
+
+def run_prepared(
+    prepared: PreparedLab,
+    options: RunOptions | None = None,
+    progress: ProgressFactory | None = None,
+    backend: Backend | None = None,
+) -> LabReport:
+    """Deploy a prepared lab on the backend and run its checks (a caller that wants to say
+    something about the lab before traffic flows prepares it first)."""
+    options = options or RunOptions()
     if backend is None:
-        embedded = EmbeddedOptions(options.envoy) if options.backend == "embedded" else None
-        backend = get_backend(options.backend, embedded)
+        backend = backend_for(options)
     info = dict(backend.describe())
     started = time.perf_counter()
     results = []
@@ -140,3 +153,8 @@ def run_lab(
             results.append(run_check(check, context))
     seconds = time.perf_counter() - started
     return LabReport(prepared.lab, info, results, notes, seconds, prepared.diagnostics)
+
+
+def backend_for(options: RunOptions) -> Backend:
+    embedded = EmbeddedOptions(options.envoy) if options.backend == "embedded" else None
+    return get_backend(options.backend, embedded)

@@ -39,7 +39,24 @@ class Check(CheckEntry):
     spec: Any = None
 
 
-Progress = Callable[[int, int], None]  # (requests sent, current best guess of total)
+@dataclass(frozen=True)
+class ProgressUpdate:
+    """Where a check stands, for a progress display: requests sent, the best current estimate
+    of how many it will send in all (None before the first look), the bucket a reader cares
+    about (the smallest expected share: the canary) and its running count."""
+
+    sent: int
+    expected_total: int | None
+    focus: str | None = None
+    focus_count: int = 0
+    done: bool = False
+
+    @property
+    def focus_share(self) -> float | None:
+        return self.focus_count / self.sent if self.focus is not None and self.sent else None
+
+
+Progress = Callable[[ProgressUpdate], None]
 
 
 @dataclass
@@ -52,7 +69,7 @@ class CheckContext:
     mesh: Deployed
     design: Design = field(default_factory=Design)
     requests_override: int | None = None
-    progress: Progress = lambda sent, total: None
+    progress: Progress = lambda update: None
     diagnostics: list[Diagnostic] | None = None  # None: not analyzed yet (see analysis())
     budget: CheckBudget = field(default_factory=lambda: RunLedger().for_check())
 

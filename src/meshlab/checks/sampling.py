@@ -13,17 +13,19 @@ short, the test no longer bounds the chance of passing a wrong config (beta).
 
 from __future__ import annotations
 
+import math
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import replace
 
 from meshlab.backends.base import Outcome, Session
-from meshlab.checks.base import CheckContext
+from meshlab.checks.base import CheckContext, ProgressUpdate
 from meshlab.checks.ledger import BudgetStop
 from meshlab.checks.stats import (
     SequentialSplitTest,
     SplitVerdict,
+    anytime_interval,
     fixed_split_test,
     sequential_cap,
 )
@@ -63,7 +65,7 @@ class Sampler:
     def sent(self) -> int:
         return sum(self.counts.values())
 
-    def send(self, count: int, total_guess: int) -> list[Outcome]:
+    def send(self, count: int) -> list[Outcome]:
         """Send up to `count` more requests as the budget allows, tally them, report
         progress; the outcomes too. Fewer than `count` only when `stopped` says why."""
         if self._session is None:
@@ -85,8 +87,13 @@ class Sampler:
             for outcome in got:
                 self.tally(outcome)
             outcomes += got
-        self.context.progress(self.sent, total_guess)
         return outcomes
+
+    def report(self, expected_total: int | None, focus: str | None, done: bool = False) -> None:
+        """Tell the progress display where this check stands."""
+        count = self.counts.get(focus, 0) if focus is not None else 0
+        total = self.sent if done else expected_total
+        self.context.progress(ProgressUpdate(self.sent, total, focus, count, done))
 
     def tally(self, outcome: Outcome) -> None:
         bucket = self.bucket_of(outcome)
@@ -112,16 +119,19 @@ class Sampler:
         """Batches until the sequential split test decides (or its cap, or the budget)."""
         design = replace(self.context.design, cap=sequential_cap(expected, self.context.design))
         test = SequentialSplitTest(expected, design)
-        guess = min(design.cap, self.context.budget.ledger.budgets.check_requests)
+        cap = min(design.cap, self.context.budget.ledger.budgets.check_requests)
+        focus = focus_bucket(expected)
         try:
             while True:
-                self.send(min(design.batch, design.cap - self.sent), guess)
+                self.send(min(design.batch, design.cap - self.sent))
                 verdict = test.observe(self.counts)
                 if verdict.outcome != "continue":
                     return verdict
                 if self.stopped is not None:
                     return replace(verdict, outcome="inconclusive")
+                self.report(estimated_total(verdict, cap), focus)
         finally:
+            self.report(None, focus, done=True)
             self.close()
 
     def fixed(self, expected: dict[str, float], n: int) -> SplitVerdict:
@@ -129,10 +139,13 @@ class Sampler:
         the anytime-valid sequential test judges what was seen (a fixed-N test is only
         valid at the N fixed in advance)."""
         batch = max(self.context.design.batch, 50)
+        focus = focus_bucket(expected)
         try:
             while (sent := self.sent) < n and self.stopped is None:
-                self.send(min(batch, n - sent), n)
+                self.send(min(batch, n - sent))
+                self.report(n, focus)
         finally:
+            self.report(None, focus, done=True)
             self.close()
         if self.stopped is None:
             return fixed_split_test(expected, self.counts, self.context.design)
@@ -141,3 +154,27 @@ class Sampler:
         return (
             verdict if verdict.outcome != "continue" else replace(verdict, outcome="inconclusive")
         )
+
+
+def focus_bucket(expected: dict[str, float]) -> str | None:
+    """The bucket a reader watches: the smallest share configured to get traffic (the canary)."""
+    shares = {bucket: share for bucket, share in expected.items() if 0 < share < 1}
+    return min(shares, key=lambda b: shares[b]) if shares else None
+
+
+def estimated_total(verdict: SplitVerdict, cap: int) -> int:
+    """How many requests the sequential test will likely have sent when it decides, from where
+    it stands: a bucket's interval narrows about as 1/sqrt(n), and it must fit between the
+    observed share and the nearer band edge (or leave the band) before the test stops."""
+    n, design = verdict.n, verdict.design
+    needed = n + design.batch
+    for bucket in verdict.buckets:
+        if bucket.status != "undecided" or not 0 < bucket.expected < 1 or n == 0:
+            continue
+        # the 1 - beta interval is the one that must fit inside the band for a pass
+        lo, hi = anytime_interval(bucket.expected, bucket.count, n, design.beta, design)
+        half = (hi - lo) / 2
+        low, high = bucket.band
+        margin = max(min(bucket.observed - low, high - bucket.observed), half / 4)
+        needed = max(needed, math.ceil(n * (half / margin) ** 2))
+    return min(max(needed, n + 1), cap)

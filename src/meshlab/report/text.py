@@ -6,7 +6,7 @@ All three render the typed :class:`~meshlab.report.model.RunReport`.
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Literal
 
@@ -15,14 +15,19 @@ from meshlab.report.model import RunReport
 Style = Literal["plain", "pass", "fail"]  # a verdict line that passed or failed, or neither
 
 
-def render_lines(report: RunReport) -> Iterator[tuple[str, Style]]:
-    """The text report line by line, each with the style of its verdict (if it states one)."""
-    info = report.backend_info
-    yield f"lab {report.lab}: {report.title}", "plain"
-    yield (
-        f"backend: {info.get('backend', '?')}" + (f" — {info['envoy']}" if "envoy" in info else ""),
-        "plain",
-    )
+def header_lines(lab: str, title: str, backend_info: Mapping[str, str]) -> list[str]:
+    """What a run is about, said before any traffic flows (and again in the report)."""
+    backend = backend_info.get("backend", "?")
+    envoy = f" — {backend_info['envoy']}" if "envoy" in backend_info else ""
+    return [f"lab {lab}: {title}", f"backend: {backend}{envoy}"]
+
+
+def render_lines(report: RunReport, header: bool = True) -> Iterator[tuple[str, Style]]:
+    """The text report line by line, each with the style of its verdict (if it states one);
+    without the header when it was printed before the run."""
+    if header:
+        for line in header_lines(report.lab, report.title, report.backend_info):
+            yield line, "plain"
     for note in report.notes:
         yield f"note: {note.message}" + (f" ({note.location})" if note.location else ""), "plain"
     # The static analysis, compiler-style: errors and warnings here, info in the JSON report.
