@@ -29,7 +29,15 @@ pytestmark = pytest.mark.envoy
 REPO = Path(__file__).resolve().parents[2]
 TRAFFIC_LAB = REPO / "labs" / "2-traffic"
 MESHLAB = [sys.executable, "-P", "-c", "from meshlab.cli import main; main()"]
-LONG_RUN = ("--requests", "200000")  # minutes of traffic: the fault always lands mid-run
+# minutes of traffic: the fault always lands mid-run (over the default request budget, raised)
+LONG_RUN = (
+    "--requests",
+    "200000",
+    "--max-check-requests",
+    "200000",
+    "--max-run-requests",
+    "200000",
+)
 FAULT_BOUND = 15.0  # seconds from the fault to meshlab's exit
 
 
