@@ -27,7 +27,7 @@ class CheckSpec(Strict):
 
     name: str = Field(min_length=1)
     kind: str
-    points: float = Field(default=1.0, ge=0)
+    points: float = Field(default=1.0, ge=0, le=1e6)  # finite, and so are their sums
     description: str | None = None
 
 

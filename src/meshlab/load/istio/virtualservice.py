@@ -12,6 +12,7 @@ from meshlab.load.istio.common import (
     IstioNetworkingVersion,
     PortSelector,
     StringMatch,
+    check_host,
     check_route_duration,
 )
 from meshlab.load.k8s import check_dns1123_label
@@ -28,6 +29,11 @@ class Destination(Strict):
     def _subset(cls, value: str | None) -> str | None:
         # Istio's webhook validates the reference too, not only the DestinationRule's names.
         return None if value is None else check_dns1123_label(value, "subset name")
+
+    @field_validator("host")
+    @classmethod
+    def _host(cls, value: str) -> str:
+        return check_host(value, "destination host")
 
 
 class HeaderOperations(Strict):
@@ -225,6 +231,11 @@ class VirtualServiceSpec(Strict):
     tls: Any = None
     tcp: Any = None
     exportTo: list[str] = Field(default_factory=list)
+
+    @field_validator("hosts")
+    @classmethod
+    def _host_names(cls, value: list[str]) -> list[str]:
+        return [check_host(host) for host in value]
 
     @model_validator(mode="after")
     def _hosts(self) -> VirtualServiceSpec:
