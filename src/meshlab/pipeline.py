@@ -15,6 +15,7 @@ from meshlab.backends.base import Backend, Deployed, LabToDeploy
 from meshlab.backends.registry import EmbeddedOptions, get_backend
 from meshlab.checks import Check, CheckContext, CheckResult, load_checked_lab, registry
 from meshlab.checks.stats import Design
+from meshlab.errors import reading_input
 from meshlab.load.lab import Lab
 from meshlab.load.manifests import Resource, load_manifests
 from meshlab.mesh.plan import MeshPlan, Note, build_plan
@@ -59,6 +60,7 @@ class PreparedLab:
         )
 
 
+@reading_input("the lab")
 def prepare(path: Path) -> PreparedLab:
     """Load lab.yaml and its manifests; InputError (exit 2) on anything invalid. Then the
     static analysis: its diagnostics never stop a run, they explain it."""

@@ -12,7 +12,7 @@ from pydantic import Field
 
 from meshlab.backends.base import Deployed, Session
 from meshlab.checks.stats import Design
-from meshlab.errors import ErrorCollector, InputError
+from meshlab.errors import ErrorCollector, InputError, reading_input
 from meshlab.load.lab import CheckEntry, Lab, load_lab
 from meshlab.load.manifests import Resource
 from meshlab.load.schema import Strict, validate
@@ -144,6 +144,7 @@ class CheckedLab:
     checks: tuple[Check, ...]
 
 
+@reading_input("the lab")
 def load_checked_lab(path: Path) -> CheckedLab:
     """lab.yaml with every check validated; all mistakes of the file reported together."""
     errors = ErrorCollector()
