@@ -183,6 +183,11 @@ def test_invalid_dates_are_strings_as_kubernetes_reads_them(
     )
 
 
+def prepare_and_render(lab: Path) -> None:
+    prepared = prepare(lab)
+    render_bootstrap(prepared.plan, placeholder_addresses(prepared.plan))
+
+
 def first_error(exc: InputError) -> InputError:
     return exc.errors[0] if isinstance(exc, InputErrors) else exc
 
@@ -192,8 +197,7 @@ def test_invalid_input_is_an_input_error_at_its_line(lab: Path, case: str) -> No
     change, file, words = CASES[case]
     change(lab)
     with pytest.raises(InputError) as caught:
-        prepared = prepare(lab)
-        render_bootstrap(prepared.plan, placeholder_addresses(prepared.plan))
+        prepare_and_render(lab)
     error = first_error(caught.value)
     assert error.location is not None, str(error)
     assert error.location.path.name == file
