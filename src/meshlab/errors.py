@@ -28,7 +28,7 @@ EXIT_BACKEND = 3
 # What a terminal, a CI log or an XML file must never get raw from a manifest: C0 and C1
 # controls (newlines, ANSI escapes, carriage returns), DEL, Unicode line separators,
 # bidirectional overrides and lone surrogates (a file name that is not UTF-8). Escaped as
-# \\xNN / \\uNNNN so the text stays readable.
+# \xNN / \uNNNN so the text stays readable.
 _UNPRINTABLE = re.compile(
     "[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff\ufeff]"
 )

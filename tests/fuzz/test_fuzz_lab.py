@@ -5,6 +5,7 @@ an InputError (exit 2 with file:line), and no example hangs."""
 
 from __future__ import annotations
 
+import copy
 import shutil
 import signal
 import tempfile
@@ -204,7 +205,7 @@ def mutate_structure(text: str, data: st.DataObject) -> str:
         action = data.draw(st.sampled_from(["replace", "delete", "duplicate", "rename"]))
         last = path[-1]
         if action == "replace":
-            parent[last] = data.draw(st.sampled_from(HOSTILE_VALUES), label="value")
+            parent[last] = copy.deepcopy(data.draw(st.sampled_from(HOSTILE_VALUES), label="value"))
         elif action == "delete":
             del parent[last]
         elif action == "duplicate" and isinstance(parent, list):
