@@ -58,7 +58,7 @@ def lint(session: nox.Session) -> None:
 @nox.session(default=False)
 def fuzz(session: nox.Session) -> None:
     """The fuzz tests at length: MESHLAB_FUZZ_EXAMPLES mutated labs (default 5000, ~10 min),
-    shrinking any failure to its smallest input. The suite runs a bounded 150."""
+    shrinking any failure to its smallest input. The suite runs a bounded 100."""
     install(session, "test")
     env = {"MESHLAB_FUZZ_PROFILE": "fuzz"}
     session.run("pytest", "-p", "no:cacheprovider", "tests/fuzz", *session.posargs, env=env)
