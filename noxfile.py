@@ -56,6 +56,15 @@ def lint(session: nox.Session) -> None:
 
 
 @nox.session(default=False)
+def fuzz(session: nox.Session) -> None:
+    """The fuzz tests at length: MESHLAB_FUZZ_EXAMPLES mutated labs (default 5000, ~10 min),
+    shrinking any failure to its smallest input. The suite runs a bounded 100."""
+    install(session, "test")
+    env = {"MESHLAB_FUZZ_PROFILE": "fuzz"}
+    session.run("pytest", "-p", "no:cacheprovider", "tests/fuzz", *session.posargs, env=env)
+
+
+@nox.session(default=False)
 def bench(session: nox.Session) -> None:
     """Time to verdict for lab 2, requests used vs the design, requests/s through Envoy."""
     install(session, "test")

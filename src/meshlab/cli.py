@@ -1,16 +1,18 @@
 """`meshlab`: run labs, list them, show the Envoy a run would use and the config it gets.
 
 Exit codes: 0 all checks passed, 1 a check failed, 2 invalid input or a backend that cannot
-run here, 3 the backend broke mid-run, 130 interrupted (Ctrl-C), 143 SIGTERM, 129 SIGHUP.
-Never a traceback for user errors.
+run here, 3 the backend broke mid-run (or an internal error), 130 interrupted (Ctrl-C), 143
+SIGTERM, 129 SIGHUP. Never a traceback (unless MESHLAB_DEBUG=1).
 """
 
 from __future__ import annotations
 
 import functools
+import os
 import signal
 import sys
 import threading
+import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
@@ -18,7 +20,7 @@ from typing import Any
 
 import click
 
-from meshlab.errors import EXIT_FAILED, EXIT_PASSED, MeshlabError
+from meshlab.errors import EXIT_BACKEND, EXIT_FAILED, EXIT_PASSED, MeshlabError, printable
 from meshlab.options import RUN_OPTIONS, RunOption, RunSettings, kind_only_message
 from meshlab.progress import progress_display
 from meshlab.report.text import Style, header_lines, render_lines, write_json, write_junit
@@ -76,7 +78,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         code = cli.main(args=argv, prog_name="meshlab", standalone_mode=False)
     except MeshlabError as exc:
-        click.echo(str(exc), err=True)
+        click.echo(printable(str(exc), newlines=True), err=True)
         code = exc.exit_code
     except click.exceptions.Exit as exc:
         code = exc.exit_code
@@ -87,6 +89,16 @@ def main(argv: list[str] | None = None) -> None:
         # click turns Ctrl-C inside a command into Abort; by now every `with` has unwound.
         click.echo("interrupted: every process meshlab started has been stopped", err=True)
         code = EXIT_INTERRUPTED
+    except Exception as exc:  # a bug in meshlab: said plainly, traced only when asked
+        if os.environ.get("MESHLAB_DEBUG") == "1":
+            traceback.print_exc()
+        click.echo(
+            printable(f"internal error: {type(exc).__name__}: {exc}", newlines=True)
+            + "\n  hint: this is a bug in meshlab, not in the lab; please report it with "
+            "the command and the lab (MESHLAB_DEBUG=1 shows the traceback)",
+            err=True,
+        )
+        code = EXIT_BACKEND
     sys.exit(code if isinstance(code, int) else 0)
 
 
@@ -193,8 +205,8 @@ def _echo_diagnostics(info: dict[str, str]) -> None:
         click.echo("cluster diagnostics (also in the JSON report's backend_info):")
         for key, text in parts.items():
             click.echo(f"  {key}:")
-            for line in text.splitlines():
-                click.echo(f"    {line}")
+            for line in text.split("\n"):
+                click.echo(f"    {printable(line)}")
 
 
 def _colour(line: str, style: Style) -> str:

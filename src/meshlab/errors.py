@@ -5,20 +5,48 @@
      ├── BackendUnavailable    the chosen backend cannot run on this machine (exit 2)
      └── BackendError          the backend broke while running (exit 3)
 
-Anything else escaping the CLI is a bug in meshlab and is reported as one.
+Anything else escaping the CLI is a bug in meshlab and is reported as one (exit 3), except
+while input is read (`reading_input`): there it says which input could not be read (exit 2).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import functools
+import re
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ParamSpec, TypeVar
 
 EXIT_PASSED = 0
 EXIT_FAILED = 1
 EXIT_INPUT = 2
 EXIT_BACKEND = 3
+
+
+# What a terminal, a CI log or an XML file must never get raw from a manifest: C0 and C1
+# controls (newlines, ANSI escapes, carriage returns), DEL, Unicode line separators,
+# bidirectional overrides and lone surrogates (a file name that is not UTF-8). Escaped as
+# \xNN / \uNNNN so the text stays readable.
+_UNPRINTABLE = re.compile(
+    "[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff\ufeff]"
+)
+_UNPRINTABLE_BUT_NEWLINE = re.compile(
+    "[\x00-\x09\x0b-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff\ufeff]"
+)
+
+
+def _escape_char(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def printable(text: str, *, newlines: bool = False) -> str:
+    """`text` safe to print on one line (or, with `newlines`, on its own lines): a title or
+    a host from a manifest can never forge an output line or move the cursor."""
+    pattern = _UNPRINTABLE_BUT_NEWLINE if newlines else _UNPRINTABLE
+    return pattern.sub(_escape_char, text)
 
 
 @dataclass(frozen=True, order=True)
@@ -30,11 +58,11 @@ class Location:
     column: int = 1
 
     def __str__(self) -> str:
-        return f"{_display(self.path)}:{self.line}:{self.column}"
+        return f"{printable(_display(self.path))}:{self.line}:{self.column}"
 
     def short(self) -> str:
         """`file.yaml:14`: the form used inside sentences."""
-        return f"{self.path.name}:{self.line}"
+        return f"{printable(self.path.name)}:{self.line}"
 
 
 def _display(path: Path) -> str:
@@ -65,8 +93,8 @@ class InputError(MeshlabError):
 
     def __str__(self) -> str:
         where = f"{self.location}: " if self.location else ""
-        hint = f"\n  hint: {self.hint}" if self.hint else ""
-        return f"{where}error: {self.message}{hint}"
+        hint = f"\n  hint: {printable(self.hint)}" if self.hint else ""
+        return f"{where}error: {printable(self.message)}{hint}"
 
 
 class InputErrors(InputError):
@@ -114,3 +142,35 @@ class ErrorCollector:
     def raise_if_any(self) -> None:
         if self.errors:
             raise InputErrors(self.errors) if len(self.errors) > 1 else self.errors[0]
+
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def reading_input(what: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
+    """Decorate a function that reads and validates input (`what`, e.g. "the lab"): an
+    exception it did not mean to raise still says the input could not be read (exit 2),
+    never a traceback. A meshlab bug hides behind it, so the message asks for a report."""
+
+    def decorate(function: Callable[P, R]) -> Callable[P, R]:
+        @functools.wraps(function)
+        def guarded(*args: P.args, **kwargs: P.kwargs) -> R:
+            try:
+                return function(*args, **kwargs)
+            except MeshlabError:
+                raise
+            except (RecursionError, MemoryError) as exc:
+                raise InputError(
+                    f"{what} is too large or too deeply nested to read ({type(exc).__name__})"
+                ) from exc
+            except Exception as exc:
+                raise InputError(
+                    f"{what} could not be read: {type(exc).__name__}: {exc}",
+                    hint="this input is unusual, but meshlab should have said what is wrong "
+                    "with it: please report it (with the files) as a meshlab bug",
+                ) from exc
+
+        return guarded
+
+    return decorate

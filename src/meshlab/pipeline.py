@@ -18,6 +18,7 @@ from meshlab.checks.base import Progress
 from meshlab.checks.budget import refuse_checks
 from meshlab.checks.ledger import RunLedger
 from meshlab.checks.stats import Design
+from meshlab.errors import reading_input
 from meshlab.load.budgets import Budgets, refuse_files, refuse_objects
 from meshlab.load.lab import Lab, find_lab_file
 from meshlab.load.manifests import Resource, load_manifests
@@ -66,6 +67,7 @@ class PreparedLab:
         )
 
 
+@reading_input("the lab")
 def prepare(
     path: Path,
     budgets: Budgets | None = None,

@@ -25,7 +25,7 @@ from meshlab.analysis.base import (
     severity,
 )
 from meshlab.analysis.registry import analyzers
-from meshlab.errors import InputError
+from meshlab.errors import InputError, reading_input
 from meshlab.load.manifests import Rejected, Resource, load_manifests_partial
 
 __all__ = [
@@ -104,6 +104,7 @@ class Analysis:
         }
 
 
+@reading_input("the files to analyze")
 def analyze_paths(paths: Sequence[Path], namespace: str | None = None) -> Analysis:
     """Files, folders (their *.yaml, *.yml) or lab folders (the manifests lab.yaml lists, in
     its namespace). Unreadable input is an InputError; objects that would be refused at apply
@@ -117,7 +118,7 @@ def analyze_paths(paths: Sequence[Path], namespace: str | None = None) -> Analys
             lab = load_lab(path)
             groups.append((list(lab.manifests), namespace or lab.namespace))
         elif path.is_dir():
-            yamls = sorted(p for p in path.iterdir() if p.suffix in (".yaml", ".yml"))
+            yamls = _folder_yamls(path)
             if not yamls:
                 raise InputError(f"no *.yaml or *.yml files in {path}")
             loose += yamls
@@ -140,6 +141,27 @@ def analyze_paths(paths: Sequence[Path], namespace: str | None = None) -> Analys
         rejected += refused
     diagnostics = analyze(resources, default_namespace, rejected)
     return Analysis(files, resources, diagnostics)
+
+
+def _folder_yamls(folder: Path) -> list[Path]:
+    """The *.yaml and *.yml files of `folder`; a symbolic link out of it is an error (a
+    submission must not make meshlab read, and echo, files from elsewhere)."""
+    inside = folder.resolve()
+    yamls = []
+    for path in sorted(folder.iterdir()):
+        if path.suffix not in (".yaml", ".yml"):
+            continue
+        try:
+            target = path.resolve()
+        except (OSError, RuntimeError):  # a symlink loop
+            target = None
+        if target is None or not target.is_relative_to(inside):
+            raise InputError(
+                f"{path} is a symbolic link to a file outside {folder}",
+                hint="analyze the files themselves, not links to them",
+            )
+        yamls.append(path)
+    return yamls
 
 
 def counts(diagnostics: Sequence[Diagnostic]) -> dict[str, int]:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, ClassVar, Literal
 
-from meshlab.errors import Location
+from meshlab.errors import Location, printable
 from meshlab.load.manifests import Rejected, Resource
 from meshlab.mesh.registry import Registry, build_registry
 
@@ -47,8 +47,8 @@ class Diagnostic:
     def __str__(self) -> str:
         where = f"{self.location}: " if self.location else ""
         resource = f" [{self.resource}]" if self.resource else ""
-        text = f"{where}{self.level} {self.code}{resource} {self.message}"
-        return text + (f"\n  hint: {self.hint}" if self.hint else "")
+        text = printable(f"{where}{self.level} {self.code}{resource} {self.message}")
+        return text + (f"\n  hint: {printable(self.hint)}" if self.hint else "")
 
     def sort_key(self) -> tuple[str, int, int, int, str, str]:
         where = self.location

@@ -13,7 +13,7 @@ from pydantic import Field
 from meshlab.backends.base import Deployed, Session
 from meshlab.checks.ledger import CheckBudget, RunLedger
 from meshlab.checks.stats import Design
-from meshlab.errors import ErrorCollector, InputError
+from meshlab.errors import ErrorCollector, InputError, reading_input
 from meshlab.load.lab import CheckEntry, Lab, load_lab
 from meshlab.load.manifests import Resource
 from meshlab.load.schema import Strict, validate
@@ -28,7 +28,7 @@ class CheckSpec(Strict):
 
     name: str = Field(min_length=1)
     kind: str
-    points: float = Field(default=1.0, ge=0)
+    points: float = Field(default=1.0, ge=0, le=1e6)  # finite, and so are their sums
     description: str | None = None
 
 
@@ -171,6 +171,7 @@ class CheckedLab:
     checks: tuple[Check, ...]
 
 
+@reading_input("the lab")
 def load_checked_lab(path: Path) -> CheckedLab:
     """lab.yaml with every check validated; all mistakes of the file reported together."""
     errors = ErrorCollector()

@@ -3,10 +3,12 @@ matches an expectation, decided by the sequential test in meshlab.checks.stats."
 
 from __future__ import annotations
 
+import ipaddress
 import math
+import re
 from collections import Counter
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, PositiveInt, field_validator
@@ -30,24 +32,89 @@ from meshlab.mesh.expect import ExpectedSplit, configured_split
 from meshlab.mesh.plan import MeshPlan
 from meshlab.mesh.request import ProbeRequest
 
+MAX_WEIGHT = 1e9  # relative weights: any finite scale works, this one cannot overflow a sum
 _METHODS = Literal["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+
+
+# What a client library and Envoy accept on the wire: printable ASCII URLs of a sane size
+# (Envoy refuses request headers over 60 KiB), RFC 9110 header names (tokens) and values.
+MAX_URL_LENGTH = 8192
+MAX_HEADER_VALUE = 8192
+MAX_HEADERS = 64
+_URL_CHARS = re.compile(r"[!-~]+")  # printable ASCII, no spaces: percent-encode the rest
+_HOSTNAME = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\.?")
+_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+_LABEL_KEY = re.compile(r"[A-Za-z0-9][-A-Za-z0-9_./]{0,316}")
+_HEADER_VALUE = re.compile(r"[ \t!-~]*")
+_SET_BY_THE_CLIENT = {"host", "content-length", "transfer-encoding", "connection"}
+
+
+def _shown(value: str) -> str:
+    return repr(value if len(value) <= 60 else value[:60] + "...")
 
 
 class RequestSpec(Strict):
     url: str
     method: _METHODS = "GET"
-    headers: dict[str, str] = Field(default_factory=dict)
+    headers: dict[str, str] = Field(default_factory=dict, max_length=MAX_HEADERS)
 
     @field_validator("url")
     @classmethod
     def _url(cls, value: str) -> str:
+        if len(value) > MAX_URL_LENGTH:
+            raise ValueError(f"url is {len(value)} characters; at most {MAX_URL_LENGTH}")
+        if not _URL_CHARS.fullmatch(value):
+            raise ValueError(
+                f"url {_shown(value)} must be printable ASCII without spaces "
+                "(percent-encode the rest: a space is %20)"
+            )
         parts = urlsplit(value)
         if parts.scheme != "http" or not parts.hostname:
-            raise ValueError(f"url {value!r} must look like http://service:port/path")
+            raise ValueError(f"url {_shown(value)} must look like http://service:port/path")
+        try:
+            port = parts.port
+        except ValueError:
+            port = 0
+        if port == 0:
+            raise ValueError(f"url {_shown(value)}: the port must be a number from 1 to 65535")
+        host = parts.hostname
+        if not (_HOSTNAME.fullmatch(host) or _is_ip(host)) or len(host) > 253:
+            raise ValueError(
+                f"url {_shown(value)}: {_shown(host)} is not a host name "
+                "(a Service name such as fleetman-staff-service, or a DNS name)"
+            )
+        return value
+
+    @field_validator("headers")
+    @classmethod
+    def _headers(cls, value: dict[str, str]) -> dict[str, str]:
+        for name, text in value.items():
+            if not _TOKEN.fullmatch(name):
+                raise ValueError(
+                    f"header name {_shown(name)} must be a token: letters, digits and "
+                    "!#$%&'*+-.^_`|~ (no spaces, colons or control characters)"
+                )
+            if name.lower() in _SET_BY_THE_CLIENT:
+                raise ValueError(
+                    f"header {name!r} is set by the client from the url; put the host in url"
+                )
+            if len(text) > MAX_HEADER_VALUE or not _HEADER_VALUE.fullmatch(text):
+                raise ValueError(
+                    f"header {name}: value {_shown(text)} must be printable ASCII "
+                    f"(at most {MAX_HEADER_VALUE} characters, no control characters)"
+                )
         return value
 
     def probe(self) -> ProbeRequest:
         return ProbeRequest(self.url, self.method, dict(self.headers))
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
 
 
 class SampledSpec(CheckSpec):
@@ -55,8 +122,15 @@ class SampledSpec(CheckSpec):
 
     request: RequestSpec
     by: str = Field(default="version", min_length=1)
-    expect: Literal["configured"] | dict[str, float] = "configured"
+    expect: Literal["configured"] | dict[str, Annotated[float, Field(le=MAX_WEIGHT)]] = "configured"
     requests: Literal["auto"] | PositiveInt = "auto"
+
+    @field_validator("by")
+    @classmethod
+    def _label_key(cls, value: str) -> str:
+        if not _LABEL_KEY.fullmatch(value):
+            raise ValueError(f"by: {_shown(value)} is not a pod label key (such as version)")
+        return value
 
     @field_validator("expect")
     @classmethod

@@ -58,7 +58,7 @@ class StatusSpec(SampledSpec):
         if isinstance(self.expect, dict):
             pattern, what = _KEYS[self.by]
             for key in self.expect:
-                if key != NO_RESPONSE and not pattern.match(key):
+                if key != NO_RESPONSE and not pattern.fullmatch(key):
                     raise ValueError(
                         f"expect: {key!r} is not {what} (by: {self.by}); "
                         f'"{NO_RESPONSE}" counts requests that got no answer'

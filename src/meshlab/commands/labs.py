@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from meshlab.errors import printable
+
 
 @click.command("list")
 @click.argument(
@@ -24,7 +26,7 @@ def list_labs(labs_dir: Path | None) -> None:
     for lab_file in lab_files:
         checked = load_checked_lab(lab_file)
         checks = ", ".join(f"{c.name} ({c.kind})" for c in checked.checks)
-        click.echo(f"{checked.lab.name}: {checked.lab.title} — {checks}")
+        click.echo(printable(f"{checked.lab.name}: {checked.lab.title} — {checks}"))
 
 
 def _find_labs(start: Path) -> Path:

@@ -23,7 +23,7 @@ _LABEL_NAME = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
 
 
 def check_dns1123_label(value: str, what: str = "name") -> str:
-    if len(value) > 63 or not _DNS1123_LABEL.match(value):
+    if len(value) > 63 or not _DNS1123_LABEL.fullmatch(value):
         raise ValueError(
             f"{what} {value!r} must be a DNS-1123 label: lowercase letters, digits and '-', "
             "starting and ending with a letter or digit, at most 63 characters"
@@ -32,7 +32,7 @@ def check_dns1123_label(value: str, what: str = "name") -> str:
 
 
 def check_dns1123_subdomain(value: str, what: str = "name") -> str:
-    if len(value) > 253 or not _DNS1123_SUBDOMAIN.match(value):
+    if len(value) > 253 or not _DNS1123_SUBDOMAIN.fullmatch(value):
         raise ValueError(
             f"{what} {value!r} must be a DNS-1123 subdomain: lowercase letters, digits, '-' "
             "and '.', starting and ending with a letter or digit"
@@ -40,14 +40,33 @@ def check_dns1123_subdomain(value: str, what: str = "name") -> str:
     return value
 
 
+# Kubernetes caps an object's annotations at 256 KiB in all; labels have per-entry limits
+# only, so meshlab caps their total too: every pod's labels ride on its stand-in's command
+# line, which the kernel limits (E2BIG).
+MAX_ANNOTATIONS_BYTES = 256 * 1024
+MAX_LABELS_BYTES = 64 * 1024
+# A Docker reference: repository up to 255 characters, a tag up to 128, a digest.
+MAX_IMAGE_LENGTH = 512
+_IMAGE = re.compile(r"[^\s\x00-\x1f\x7f-\x9f]+")
+
+
+def _total_bytes(entries: dict[str, str]) -> int:
+    return sum(len(k.encode()) + len(v.encode()) for k, v in entries.items())
+
+
 def check_labels(labels: dict[str, str]) -> dict[str, str]:
+    if _total_bytes(labels) > MAX_LABELS_BYTES:
+        raise ValueError(
+            f"labels: {len(labels)} labels, {_total_bytes(labels)} bytes in all; "
+            f"meshlab accepts up to {MAX_LABELS_BYTES} bytes of labels per object"
+        )
     for key, value in labels.items():
         prefix, _, name = key.rpartition("/")
         if prefix:
             check_dns1123_subdomain(prefix, "label prefix")
-        if len(name) > 63 or not _LABEL_NAME.match(name):
+        if len(name) > 63 or not _LABEL_NAME.fullmatch(name):
             raise ValueError(f"label key {key!r} is not a valid Kubernetes label name")
-        if len(value) > 63 or not _LABEL_VALUE.match(value):
+        if len(value) > 63 or not _LABEL_VALUE.fullmatch(value):
             raise ValueError(
                 f"label {key}={value!r} is not a valid label value (at most 63 characters: "
                 "letters, digits, '-', '_', '.', starting and ending alphanumeric)"
@@ -87,6 +106,16 @@ class ObjectMeta(Strict):
     def _labels(cls, value: dict[str, str]) -> dict[str, str]:
         return check_labels(value)
 
+    @field_validator("annotations")
+    @classmethod
+    def _annotations(cls, value: dict[str, str]) -> dict[str, str]:
+        if _total_bytes(value) > MAX_ANNOTATIONS_BYTES:
+            raise ValueError(
+                f"annotations: {_total_bytes(value)} bytes in all; the API server accepts up "
+                f"to {MAX_ANNOTATIONS_BYTES} (256 KiB)"
+            )
+        return value
+
 
 class TemplateMeta(ObjectMeta):
     """Pod template metadata: same fields, the name is optional."""
@@ -98,7 +127,7 @@ class ServiceMeta(ObjectMeta):
     @field_validator("name")
     @classmethod
     def _name(cls, value: str | None) -> str | None:
-        if value is not None and (len(value) > 63 or not _DNS1035_LABEL.match(value)):
+        if value is not None and (len(value) > 63 or not _DNS1035_LABEL.fullmatch(value)):
             raise ValueError(
                 f"Service name {value!r} must be a DNS-1035 label: lowercase letters, digits "
                 "and '-', starting with a letter, ending with a letter or digit, at most 63 "
@@ -145,6 +174,17 @@ class Container(Strict):
     @classmethod
     def _name(cls, value: str) -> str:
         return check_dns1123_label(value, "container name")
+
+    @field_validator("image")
+    @classmethod
+    def _image(cls, value: str | None) -> str | None:
+        if value is not None and (len(value) > MAX_IMAGE_LENGTH or not _IMAGE.fullmatch(value)):
+            shown = value if len(value) <= 60 else value[:60] + "..."
+            raise ValueError(
+                f"image {shown!r} is not an image reference (no spaces or control "
+                f"characters, at most {MAX_IMAGE_LENGTH} characters)"
+            )
+        return value
 
 
 class PodSpec(Strict):

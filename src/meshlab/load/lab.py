@@ -21,11 +21,14 @@ from meshlab.load.schema import Strict, validate
 from meshlab.load.yamlio import PathKey, YamlDocument, load_documents
 
 LAB_FILE = "lab.yaml"
-_CHECK_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+_CHECK_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,252}$")
+# C0 and C1 control characters, DEL, and Unicode line/paragraph separators
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_MAX_PATH = 1024
 
 
 class LabFile(Strict):
-    title: str = Field(min_length=1)
+    title: str = Field(min_length=1, max_length=200)
     manifests: list[str] = Field(min_length=1)
     checks: list[dict[str, Any]] = Field(min_length=1)
     namespace: str = "default"
@@ -35,6 +38,13 @@ class LabFile(Strict):
     @classmethod
     def _namespace(cls, value: str) -> str:
         return check_dns1123_label(value, "namespace")
+
+    @field_validator("title")
+    @classmethod
+    def _title(cls, value: str) -> str:
+        if _CONTROL.search(value):
+            raise ValueError("title must be one line of text, without control characters")
+        return value
 
 
 @dataclass(frozen=True)
@@ -84,6 +94,15 @@ def find_lab_file(path: Path) -> Path:
     if not candidate.is_file():
         raise InputError(
             f"no {LAB_FILE} found at {path}", hint="pass a lab folder such as labs/2-traffic"
+        )
+    try:
+        inside = candidate.resolve().is_relative_to(candidate.parent.resolve())
+    except (OSError, RuntimeError):
+        inside = False
+    if not inside:  # never read (nor echo in errors) a file from elsewhere
+        raise InputError(
+            f"{candidate} is a symbolic link to a file outside the lab folder",
+            hint=f"a lab's {LAB_FILE} must be a file inside the lab folder itself",
         )
     return candidate
 
@@ -145,24 +164,41 @@ def _check_name(check: CheckEntry, taken: set[str]) -> None:
     """Check names become pytest item ids and report keys: unique, and plain."""
     if check.name in taken:
         raise InputError(f'duplicate check name "{check.name}"', check.location)
-    if not _CHECK_NAME.match(check.name):
+    if not _CHECK_NAME.fullmatch(check.name):
         raise InputError(
-            f'check name "{check.name}" may use letters, digits, "-", "_", "." only',
+            f"check name {_clip(check.name)!r} may use letters, digits, '-', '_', '.' only "
+            "(at most 253 characters)",
             check.location,
         )
 
 
 def _manifest_path(root: Path, entry: str, document: YamlDocument, index: int) -> Path:
     where = document.locate(("manifests", index))
+    if _CONTROL.search(entry) or len(entry) > _MAX_PATH:
+        raise InputError(
+            f"manifest path {_clip(entry)!r} is not a usable file name (control characters, "
+            f"or longer than {_MAX_PATH} characters)",
+            where,
+        )
     if Path(entry).is_absolute():
         raise InputError(f'manifest path "{entry}" must be relative to the lab folder', where)
-    resolved = (root / entry).resolve()
-    if not resolved.is_relative_to(root.resolve()):
+    try:
+        resolved = (root / entry).resolve()
+        leaves = not resolved.is_relative_to(root.resolve())
+        found = not leaves and resolved.is_file()
+    except (OSError, RuntimeError) as exc:  # a name too long, a symlink loop
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise InputError(f'manifest path "{entry}" cannot be used: {reason}', where) from None
+    if leaves:
         raise InputError(
             f'manifest path "{entry}" leaves the lab folder',
             where,
             hint="labs may only apply files inside their own folder",
         )
-    if not resolved.is_file():
+    if not found:
         raise InputError(f'manifest "{entry}" not found in {root}', where)
     return resolved
+
+
+def _clip(text: str) -> str:
+    return text if len(text) <= 80 else text[:80] + "..."

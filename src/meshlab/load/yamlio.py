@@ -8,6 +8,8 @@ nesting, huge files) before any of it is expanded.
 
 from __future__ import annotations
 
+import math
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -203,12 +205,31 @@ class _Converter:
                 raise InputError(f"unsupported YAML tag {node.tag!r}", where)
             return [self.convert(item, (*path, i), depth + 1) for i, item in enumerate(node.value)]
         if node.tag == _VALUE_TAG:
-            return node.value
+            return _plain_string(node.value, where)
         if node.tag not in _PLAIN_TAGS:
             raise InputError(f"unsupported YAML tag {node.tag!r}", where)
-        value = self.loader.construct_object(node, deep=True)
-        # Kubernetes reads timestamps as strings; so do we, to keep JSON reports plain.
-        return node.value if node.tag == "tag:yaml.org,2002:timestamp" else value
+        if node.tag == "tag:yaml.org,2002:timestamp":
+            # Kubernetes reads timestamps as strings; so do we, to keep JSON reports plain
+            # (and `2024-02-30` stays a string instead of an invalid date).
+            return _plain_string(node.value, where)
+        return _checked_scalar(self._construct(node, where), node, where)
+
+    def _construct(self, node: yaml.Node, where: Location) -> Any:
+        """PyYAML's constructor for a plain tag; a value the tag cannot hold (`!!int abc`,
+        `!!bool maybe`, an int beyond Python's 4300-digit limit) is an input error."""
+        try:
+            return self.loader.construct_object(node, deep=True)
+        except (ValueError, KeyError, AttributeError, TypeError, OverflowError) as exc:
+            if "digits" in str(exc):  # Python's int_max_str_digits guard
+                raise InputError(
+                    f"integer {_clip(str(node.value))} is out of range "
+                    "(Kubernetes integers are 64-bit)",
+                    where,
+                ) from None
+            tag = node.tag.rsplit(":", 1)[-1]
+            raise InputError(
+                f"{_clip(str(node.value))!r} is not a valid {tag}", where, hint=_TAG_HINT
+            ) from None
 
     def _mapping(self, node: yaml.MappingNode, path: PathKey, depth: int) -> dict[str, Any]:
         result: dict[str, Any] = {}
@@ -271,8 +292,51 @@ class _Converter:
             raise InputError(
                 "mapping keys must be plain scalars", _location(self.document.path, node)
             )
-        value = self.loader.construct_object(node)
+        if node.tag == "tag:yaml.org,2002:timestamp":
+            return _plain_string(node.value, _location(self.document.path, node))
+        where = _location(self.document.path, node)
+        value = _checked_scalar(self._construct(node, where), node, where)
         return value if isinstance(value, str) else str(node.value)
+
+
+# Kubernetes stores integers as 64-bit (and JSON numbers beyond that lose precision).
+_INT_LIMIT = 2**63
+_MAX_SHOWN = 60
+_TAG_HINT = "quote the value to make it a string, or write a value of that type"
+_SURROGATES = re.compile("[\ud800-\udfff]")
+
+
+def _clip(text: str) -> str:
+    return text if len(text) <= _MAX_SHOWN else text[:_MAX_SHOWN] + "..."
+
+
+def _plain_string(text: str, where: Location) -> str:
+    if _SURROGATES.search(text):
+        raise InputError(
+            "a string holds a lone UTF-16 surrogate (\\uD800-\\uDFFF), which no UTF-8 "
+            "file or JSON document can carry",
+            where,
+        )
+    return text
+
+
+def _checked_scalar(value: Any, node: yaml.Node, where: Location) -> Any:
+    """What kubectl could send to the API server: JSON has no NaN or infinity, and
+    Kubernetes integers are 64-bit; strings must be valid Unicode."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise InputError(
+            f"{_clip(str(node.value))!r} is not a finite number "
+            "(JSON, and so Kubernetes and meshlab, has no NaN or infinity)",
+            where,
+        )
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= _INT_LIMIT:
+        raise InputError(
+            f"integer {_clip(str(node.value))} is out of range (Kubernetes integers are 64-bit)",
+            where,
+        )
+    if isinstance(value, str):
+        return _plain_string(value, where)
+    return value
 
 
 def iter_positions(document: YamlDocument) -> Iterator[tuple[PathKey, Location]]:

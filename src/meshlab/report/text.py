@@ -5,26 +5,37 @@ All three render the typed :class:`~meshlab.report.model.RunReport`.
 
 from __future__ import annotations
 
+import re
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Literal
 
+from meshlab.errors import printable
 from meshlab.report.model import RunReport
 
 Style = Literal["plain", "pass", "fail"]  # a verdict line that passed or failed, or neither
 
 
 def header_lines(lab: str, title: str, backend_info: Mapping[str, str]) -> list[str]:
-    """What a run is about, said before any traffic flows (and again in the report)."""
+    """What a run is about, said before any traffic flows (and again in the report); escaped,
+    as every line of the text report."""
     backend = backend_info.get("backend", "?")
     envoy = f" — {backend_info['envoy']}" if "envoy" in backend_info else ""
-    return [f"lab {lab}: {title}", f"backend: {backend}{envoy}"]
+    return [printable(f"lab {lab}: {title}"), printable(f"backend: {backend}{envoy}")]
 
 
 def render_lines(report: RunReport, header: bool = True) -> Iterator[tuple[str, Style]]:
     """The text report line by line, each with the style of its verdict (if it states one);
-    without the header when it was printed before the run."""
+    without the header when it was printed before the run.
+
+    Every line is escaped (`printable`): text from a manifest or lab.yaml never reaches the
+    terminal or a CI log raw, so it cannot forge a line such as `1 passed, 0 failed`."""
+    for line, style in _lines(report, header):
+        yield printable(line), style
+
+
+def _lines(report: RunReport, header: bool) -> Iterator[tuple[str, Style]]:
     if header:
         for line in header_lines(report.lab, report.title, report.backend_info):
             yield line, "plain"
@@ -35,16 +46,17 @@ def render_lines(report: RunReport, header: bool = True) -> Iterator[tuple[str, 
         if d.level != "info":
             where = f"{d.location}: " if d.location else ""
             resource = f" [{d.resource}]" if d.resource else ""
-            text = f"{where}{d.level} {d.code}{resource} {d.message}"
-            text += f"\n  hint: {d.hint}" if d.hint else ""
-            yield from ((line, "plain") for line in text.splitlines())
+            yield printable(f"{where}{d.level} {d.code}{resource} {d.message}"), "plain"
+            if d.hint:
+                yield f"  hint: {printable(d.hint)}", "plain"
     infos = sum(d.level == "info" for d in report.diagnostics)
     if infos:
         folder = report.lab_dir or report.lab
         yield f"analysis: {infos} info (`meshlab analyze {folder}` shows them)", "plain"
     for check in report.checks:
         verdict: Style = "pass" if check.passed else "fail"
-        for i, line in enumerate(check.message.splitlines() or [""]):
+        # "\n" only: splitlines() would also break at \x1c, \x85, \u2028 (escaped instead)
+        for i, line in enumerate(check.message.split("\n")):
             yield line, verdict if i == 0 else "plain"
     passed = sum(c.passed for c in report.checks)
     failed = len(report.checks) - passed
@@ -64,13 +76,23 @@ def write_json(report: RunReport, path: Path) -> None:
     path.write_text(report.model_dump_json(indent=2) + "\n", encoding="utf-8")
 
 
+# XML 1.0 allows tab, newline, carriage return and these ranges only; anything else (an ANSI
+# escape from a manifest, a lone surrogate) would make the whole file unreadable.
+_NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def _xml(text: str) -> str:
+    return _NOT_XML.sub(lambda m: f"\\x{ord(m.group()):02x}", printable(text, newlines=True))
+
+
 def write_junit(report: RunReport, path: Path) -> None:
-    """One <testcase> per check; points and request counts ride along as properties."""
+    """One <testcase> per check; points and request counts ride along as properties. Every
+    string is made valid XML 1.0 text first (`_xml`), whatever the lab's files held."""
     failures = sum(not c.passed for c in report.checks)
     suite = ET.Element(
         "testsuite",
         {
-            "name": f"meshlab.{report.lab}",
+            "name": _xml(f"meshlab.{report.lab}"),
             "tests": str(len(report.checks)),
             "failures": str(failures),
             "errors": "0",
@@ -79,14 +101,14 @@ def write_junit(report: RunReport, path: Path) -> None:
     )
     properties = ET.SubElement(suite, "properties")
     for key, value in report.backend_info.items():
-        ET.SubElement(properties, "property", {"name": key, "value": value})
+        ET.SubElement(properties, "property", {"name": _xml(key), "value": _xml(value)})
     for check in report.checks:
         case = ET.SubElement(
             suite,
             "testcase",
             {
-                "classname": f"meshlab.{report.lab}",
-                "name": check.name,
+                "classname": _xml(f"meshlab.{report.lab}"),
+                "name": _xml(check.name),
                 "time": f"{check.seconds:.3f}",
             },
         )
@@ -98,13 +120,13 @@ def write_junit(report: RunReport, path: Path) -> None:
             ("outcome", check.outcome),
         )
         for name, fact in facts:
-            ET.SubElement(props, "property", {"name": name, "value": str(fact)})
+            ET.SubElement(props, "property", {"name": name, "value": _xml(str(fact))})
         if not check.passed:
-            first = check.message.splitlines()[0] if check.message else check.outcome
-            failure = ET.SubElement(case, "failure", {"message": first})
-            failure.text = check.message
+            first = check.message.split("\n")[0] if check.message else check.outcome
+            failure = ET.SubElement(case, "failure", {"message": _xml(first)})
+            failure.text = _xml(check.message)
         else:
-            ET.SubElement(case, "system-out").text = check.message
+            ET.SubElement(case, "system-out").text = _xml(check.message)
     path.parent.mkdir(parents=True, exist_ok=True)
     root = ET.Element("testsuites")
     root.append(suite)

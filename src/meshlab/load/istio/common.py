@@ -31,7 +31,7 @@ _UNIT_SECONDS = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 1e-3, "us": 1e-6, "µs"
 
 def parse_duration(text: str) -> float:
     """Seconds in a protobuf/Go duration such as `1.5s` or `1m30s`."""
-    if not _DURATION.match(text):
+    if not _DURATION.fullmatch(text):
         raise ValueError(f"{text!r} is not a duration (examples: 10ms, 1.5s, 2m)")
     seconds = sum(float(n) * _UNIT_SECONDS[u] for n, u in _DURATION_PART.findall(text))
     if seconds > MAX_DURATION_SECONDS:
@@ -104,7 +104,7 @@ _HOST = re.compile(
 
 def check_host(value: str, what: str = "host") -> str:
     """A DNS name, maybe with a leading `*.` wildcard, or `*` (Istio's ValidateWildcardDomain)."""
-    if len(value) > 255 or not _HOST.match(value):
+    if len(value) > 255 or not _HOST.fullmatch(value):
         raise ValueError(
             f"{what} {value!r} is not a valid host name "
             "(examples: reviews.default.svc.cluster.local, *.example.com)"

@@ -11,6 +11,7 @@ from meshlab.load.istio.common import (
     IstioMeta,
     IstioNetworkingVersion,
     PortSelector,
+    check_host,
     check_route_duration,
     parse_duration,
 )
@@ -162,6 +163,11 @@ class DestinationRuleSpec(Strict):
     subsets: list[Subset] = Field(default_factory=list)
     exportTo: list[str] = Field(default_factory=list)
     workloadSelector: Any = None
+
+    @field_validator("host")
+    @classmethod
+    def _host(cls, value: str) -> str:
+        return check_host(value)
 
     @model_validator(mode="after")
     def _unique_subsets(self) -> DestinationRuleSpec:

@@ -14,6 +14,7 @@ from meshlab.load.istio.common import (
     StringMatch,
     UriMatch,
     WithoutHeaderMatch,
+    check_host,
     check_route_duration,
 )
 from meshlab.load.istio.webhook import (
@@ -40,6 +41,11 @@ class Destination(Strict):
     def _subset(cls, value: str | None) -> str | None:
         # Istio's webhook validates the reference too, not only the DestinationRule's names.
         return None if value is None else check_dns1123_label(value, "subset name")
+
+    @field_validator("host")
+    @classmethod
+    def _host(cls, value: str) -> str:
+        return check_host(value, "destination host")
 
 
 def _strict_name(name: str) -> str:
@@ -364,6 +370,11 @@ class VirtualServiceSpec(Strict):
     tls: Any = None
     tcp: Any = None
     exportTo: list[str] = Field(default_factory=list)
+
+    @field_validator("hosts")
+    @classmethod
+    def _host_names(cls, value: list[str]) -> list[str]:
+        return [check_host(host) for host in value]
 
     @model_validator(mode="after")
     def _hosts(self) -> VirtualServiceSpec:
