@@ -18,6 +18,7 @@ from typing import Any
 import yaml
 
 from meshlab.errors import InputError, Location
+from meshlab.load.yamlhints import hint_for
 
 MAX_FILE_BYTES = 4 * 1024 * 1024
 MAX_NODES_PER_FILE = 200_000
@@ -104,7 +105,7 @@ def load_documents(path: Path, text: str | None = None) -> list[YamlDocument]:
         if exc.problem and exc.context and exc.context_mark and exc.context_mark is not mark:
             # "while parsing a flow sequence" points at the `[` that was never closed
             problem += f" ({exc.context} at line {exc.context_mark.line + 1})"
-        raise InputError(f"invalid YAML: {problem}", where) from None
+        raise InputError(f"invalid YAML: {problem}", where, hint=hint_for(exc, source)) from None
     except yaml.YAMLError as exc:
         raise InputError(f"invalid YAML: {exc}", Location(path, 1)) from None
     except RecursionError:  # a last resort: the depth limits below should stop it first
