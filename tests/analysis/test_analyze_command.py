@@ -163,3 +163,22 @@ def test_analysis_of_a_lab_folder_takes_well_under_a_second() -> None:
     for _ in range(5):
         analyze_paths([LAB2])
     assert (time.perf_counter() - started) / 5 < 0.25
+
+
+def test_a_folder_of_labs_analyses_each_lab_as_its_own_mesh(tmp_path: Path) -> None:
+    """Two labs that both define the staff service's rules do not conflict: each is a mesh."""
+    labs = tmp_path / "labs"
+    for name in ("2-traffic", "2-traffic-copy"):
+        shutil.copytree(LAB2, labs / name)
+    alone = analyze_paths([LAB2]).diagnostics
+    both = analyze_paths([labs])
+    assert len(both.files) == 4
+    assert [d.code for d in both.diagnostics] == [d.code for d in alone] * 2
+    assert not [d for d in both.diagnostics if d.level != "info"]
+
+
+def test_a_folder_with_neither_yaml_nor_labs_says_what_it_takes(tmp_path: Path) -> None:
+    with pytest.raises(InputError) as caught:
+        analyze_paths([tmp_path])
+    assert caught.value.hint is not None
+    assert "a folder of labs" in caught.value.hint

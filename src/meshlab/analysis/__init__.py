@@ -106,9 +106,10 @@ class Analysis:
 
 @reading_input("the files to analyze")
 def analyze_paths(paths: Sequence[Path], namespace: str | None = None) -> Analysis:
-    """Files, folders (their *.yaml, *.yml) or lab folders (the manifests lab.yaml lists, in
-    its namespace). Unreadable input is an InputError; objects that would be refused at apply
-    time become IST0106 diagnostics."""
+    """Files, folders (their *.yaml, *.yml), lab folders (the manifests lab.yaml lists, in
+    its namespace) or a folder of labs (each lab in it). Each lab is analysed on its own, as
+    the mesh it is, and the loose files together. Unreadable input is an InputError; objects
+    that would be refused at apply time become IST0106 diagnostics."""
     from meshlab.load.lab import LAB_FILE, load_lab
 
     groups: list[tuple[list[Path], str]] = []
@@ -119,8 +120,17 @@ def analyze_paths(paths: Sequence[Path], namespace: str | None = None) -> Analys
             groups.append((list(lab.manifests), namespace or lab.namespace))
         elif path.is_dir():
             yamls = _folder_yamls(path)
+            labs = sorted(path.glob(f"*/{LAB_FILE}"))
+            if not yamls and labs:  # a folder of labs
+                for lab_file in labs:
+                    lab = load_lab(lab_file)
+                    groups.append((list(lab.manifests), namespace or lab.namespace))
+                continue
             if not yamls:
-                raise InputError(f"no *.yaml or *.yml files in {path}")
+                raise InputError(
+                    f"no *.yaml or *.yml files in {path}",
+                    hint=f"give YAML files, a lab folder or a folder of labs (with {LAB_FILE})",
+                )
             loose += yamls
         elif path.is_file():
             loose.append(path)
@@ -131,15 +141,12 @@ def analyze_paths(paths: Sequence[Path], namespace: str | None = None) -> Analys
     files: list[Path] = []
     resources: list[Resource] = []
     diagnostics: list[Diagnostic] = []
-    rejected: list[Rejected] = []
-    default_namespace = groups[0][1] if groups else "default"
     for group, ns in groups:
         unique = [f for f in dict.fromkeys(group) if f not in files]
         files += unique
         found, refused = load_manifests_partial(unique, ns)
         resources += found
-        rejected += refused
-    diagnostics = analyze(resources, default_namespace, rejected)
+        diagnostics += analyze(found, ns, refused)
     return Analysis(files, resources, diagnostics)
 
 

@@ -31,8 +31,9 @@ from meshlab.errors import EXIT_FAILED, EXIT_PASSED
 def analyze(paths: tuple[Path, ...], as_json: bool, severity: str, namespace: str | None) -> None:
     """Check Kubernetes and Istio objects offline: istioctl analyze's checks, and more.
 
-    PATHS are files, folders (their *.yaml and *.yml) or lab folders (the manifests their
-    lab.yaml lists). Exit 0: no errors (warnings allowed), 1: errors, 2: unreadable input.
+    PATHS are files, folders (their *.yaml and *.yml), lab folders (the manifests their
+    lab.yaml lists) or a folder of labs (each lab analysed on its own, as the mesh it is).
+    Exit 0: no errors (warnings allowed), 1: errors, 2: unreadable input.
     """
     from meshlab.analysis import Level, analyze_paths, render_text, summary
 
