@@ -32,6 +32,7 @@ from meshlab.mesh.names import (
     bound_to_mesh,
     host_matches,
     is_wildcard,
+    most_specific,
     resolve_host,
     vhost_domains,
     visible_to,
@@ -40,8 +41,11 @@ from meshlab.mesh.registry import MeshService, Registry
 
 
 def mesh_virtual_services(resources: Sequence[Resource], client_namespace: str) -> list[Resource]:
-    """VirtualServices a sidecar sees, in Istio's order: bound to `mesh` (no gateways = mesh),
-    exported to the client; private ones first, then oldest first, then by name/namespace."""
+    """VirtualServices a sidecar sees, in Istio's order (pilot/pkg/model/push_context.go,
+    initVirtualServices and VirtualServicesForGateway): bound to `mesh` (no gateways = mesh),
+    exported to the client; then three tiers, each oldest first, then by name/namespace:
+    private (its exportTo names its own namespace, the client's), exported to the client's
+    namespace by name, public (`*` or no exportTo)."""
     found = []
     for r in resources:
         if r.kind != "VirtualService":
@@ -51,58 +55,141 @@ def mesh_virtual_services(resources: Sequence[Resource], client_namespace: str) 
             continue
         if not visible_to(spec.exportTo, r.namespace, client_namespace):
             continue
-        private = spec.exportTo == ["."] and r.namespace == client_namespace
-        found.append(((0 if private else 1, *config_order(r)), r))
+        found.append(((_tier(spec.exportTo, r.namespace, client_namespace), *config_order(r)), r))
     return [r for _, r in sorted(found, key=lambda item: item[0])]
 
 
+def _tier(export_to: Sequence[str], namespace: str, client_namespace: str) -> int:
+    if not export_to or "*" in export_to:
+        return 2
+    own = namespace == client_namespace and ("." in export_to or namespace in export_to)
+    return 0 if own else 1
+
+
 class VirtualServiceIndex:
-    """The mesh VirtualServices by the hosts they name, so a Service's candidates are the
-    ones naming its host (plus the wildcards), in Istio's order, not a scan of all of them:
-    planning stays linear in the number of Services."""
+    """The mesh VirtualServices by the hosts they name, so a Service's candidates are read
+    from an index, not a scan of all of them: planning stays linear in the Services."""
 
     def __init__(self, virtual_services: Sequence[Resource]) -> None:
         self.exact: dict[str, list[int]] = defaultdict(list)
-        self.wildcards: list[tuple[int, list[str]]] = []
+        # pattern -> the first VirtualService naming it (sidecar.go
+        # computeWildcardHostVirtualServiceIndex never overwrites an earlier entry)
+        self.wildcards: dict[str, int] = {}
         self.ordered = list(virtual_services)
+        self.hosts: list[list[str]] = []
         for position, vs in enumerate(self.ordered):
-            hosts = [resolve_host(h, vs.namespace) for h in vs.body.spec.hosts]
-            patterns = [h for h in hosts if is_wildcard(h)]
-            if patterns:
-                self.wildcards.append((position, patterns))
-            for host in dict.fromkeys(h for h in hosts if not is_wildcard(h)):
-                self.exact[host].append(position)
+            hosts = list(
+                dict.fromkeys(resolve_host(h, vs.namespace).lower() for h in vs.body.spec.hosts)
+            )
+            self.hosts.append(hosts)
+            for host in hosts:
+                if is_wildcard(host):
+                    self.wildcards.setdefault(host, position)
+                else:
+                    self.exact[host].append(position)
 
-    def for_host(self, fqdn: str) -> list[Resource]:
-        """The VirtualServices whose hosts cover `fqdn`, in the order they were given."""
-        positions = set(self.exact.get(fqdn, ()))
-        positions.update(
-            position
-            for position, patterns in self.wildcards
-            if any(host_matches(p, fqdn) for p in patterns)
-        )
-        return [self.ordered[position] for position in sorted(positions)]
+    def owners(self, fqdn: str) -> list[int]:
+        """The VirtualServices that may build `fqdn`'s vhost, in order. Istio's most specific
+        host rule (sidecar.go computeWildcardHostVirtualServiceIndex, route.go
+        separateVSHostsAndServices): every VirtualService naming the host exactly, whatever
+        their age; with none, the one VirtualService of the most specific wildcard."""
+        if fqdn in self.exact:
+            return self.exact[fqdn]
+        pattern = most_specific(fqdn, self.wildcards)
+        return [self.wildcards[pattern]] if pattern is not None else []
 
 
-def virtual_host(
-    service: MeshService,
+def route_table(
     port: int,
+    services: Sequence[MeshService],
     virtual_services: VirtualServiceIndex,
     rule_for: Callable[[str], MergedRule | None],
     client_namespace: str,
     registry: Registry,
     notes: list[Note],
-) -> VirtualHostPlan:
-    name = f"{service.fqdn}:{port}"
-    domains = vhost_domains(service.name, service.namespace, client_namespace)
-    for vs in virtual_services.for_host(service.fqdn):
+) -> list[VirtualHostPlan]:
+    """The vhosts of one port's route table, built in istiod's order so that the first to
+    claim a domain keeps it (httproute.go BuildSidecarOutboundVirtualHosts, dedupeDomains):
+    each VirtualService in order (the hosts that are not Services on this port first, then its
+    Services), then a default vhost for each Service no VirtualService took.
+    `services` are the Services with this port, `registry` the ones the client sees."""
+    by_name = {s.fqdn: s for s in reversed(services)}
+    claimed: dict[int, list[MeshService]] = defaultdict(list)
+    for service in by_name.values():
+        for position in virtual_services.owners(service.fqdn):
+            claimed[position].append(service)
+    table = _Table()
+    taken: set[str] = set()
+    for position, vs in enumerate(virtual_services.ordered):
+        mine = claimed.get(position, [])
+        foreign = [h for h in virtual_services.hosts[position] if not _names_service(h, by_name)]
+        # route.go buildSidecarVirtualHostsForVirtualService: hosts that are no Service on
+        # this port ride along with its Services on this port; with none, they get a vhost
+        # on port 80 only (istiod's "port 80 hack": httproute.go selectVirtualServices keeps
+        # every VirtualService there, and only those naming a Service on other ports).
+        if not mine and not (port == 80 and foreign):
+            continue
         routes = _routes_for(vs, port, client_namespace, registry, rule_for, notes)
-        # Every route filtered out: this VS yields no vhost, so the next VS for the host (if
-        # any) gets it; with none, Istio keeps the service's default route.
-        if routes:
-            return VirtualHostPlan(name, domains, routes, service, vs)
-    default = _default_route(service, port, rule_for(service.fqdn))
-    return VirtualHostPlan(name, domains, [default], service)
+        if not routes:
+            continue  # no vhost from this one: the host is free for the next
+        for host in foreign:
+            table.add(VirtualHostPlan(f"{host}:{port}", [host], routes, None, vs))
+        for service in mine:
+            if service.fqdn in taken:
+                continue
+            taken.add(service.fqdn)
+            domains = service_domains(service, client_namespace)
+            table.add(VirtualHostPlan(f"{service.fqdn}:{port}", domains, routes, service, vs))
+    for service in services:
+        if service.fqdn not in taken:
+            taken.add(service.fqdn)
+            default = _default_route(service, port, rule_for(service.fqdn))
+            table.add(
+                VirtualHostPlan(
+                    f"{service.fqdn}:{port}",
+                    service_domains(service, client_namespace),
+                    [default],
+                    service,
+                )
+            )
+    return table.vhosts
+
+
+def _names_service(host: str, by_name: dict[str, MeshService]) -> bool:
+    if not is_wildcard(host):
+        return host in by_name
+    return any(host_matches(host, fqdn) for fqdn in by_name)
+
+
+class _Table:
+    """Vhosts in build order, each keeping only the domains no earlier vhost took; a vhost
+    whose name or every domain was taken is dropped (httproute.go buildVirtualHost)."""
+
+    def __init__(self) -> None:
+        self.vhosts: list[VirtualHostPlan] = []
+        self.names: set[str] = set()
+        self.domains: set[str] = set()
+
+    def add(self, vhost: VirtualHostPlan) -> None:
+        if vhost.name in self.names:
+            return
+        self.names.add(vhost.name)
+        vhost.domains = [d for d in dict.fromkeys(vhost.domains) if d.lower() not in self.domains]
+        self.domains.update(d.lower() for d in vhost.domains)
+        if vhost.domains:
+            self.vhosts.append(vhost)
+
+
+def service_domains(service: MeshService, client_namespace: str) -> list[str]:
+    """httproute.go generateVirtualHostDomains: the Service's names, then its aliases'
+    (ExternalName Services pointing at it); a headless Service (Passthrough resolution) also
+    answers `*.` each of them (pod names like `web-0.web.default.svc.cluster.local`)."""
+    domains = vhost_domains(service.name, service.namespace, client_namespace)
+    for name, namespace in service.aliases:
+        domains += vhost_domains(name, namespace, client_namespace)
+    if service.headless:
+        domains += [f"*.{d}" for d in domains]
+    return domains
 
 
 def _default_route(service: MeshService, port: int, rule: MergedRule | None) -> RoutePlan:
