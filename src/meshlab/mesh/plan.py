@@ -146,6 +146,13 @@ def _note_unsimulated(resources: Sequence[Resource], notes: list[Note]) -> None:
                     )
                 )
             for part in ("connectionPool", "outlierDetection", "tls", "portLevelSettings"):
+                if part == "portLevelSettings" and policy is not None:
+                    # the loadBalancer of a port is simulated (clusters.load_balancer_for)
+                    if not any(
+                        p.connectionPool or p.outlierDetection or p.tls
+                        for p in policy.portLevelSettings or []
+                    ):
+                        continue
                 if policy is not None and getattr(policy, part) is not None:
                     notes.append(
                         Note(

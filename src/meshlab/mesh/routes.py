@@ -8,13 +8,14 @@ from collections.abc import Callable, Sequence
 
 from meshlab.load import istio
 from meshlab.load.manifests import Resource
-from meshlab.mesh.clusters import MergedRule, consistent_hash_for, hash_policy
+from meshlab.mesh.clusters import MergedRule, consistent_hash_for, hash_policy, service_hash_for
 from meshlab.mesh.model import (
     DEFAULT_RETRY_ON,
     PASSTHROUGH_CLUSTER,
     DirectResponse,
     FaultPlan,
     Forward,
+    HashPolicyPlan,
     HeaderMatchPlan,
     HeaderOpsPlan,
     Note,
@@ -29,11 +30,13 @@ from meshlab.mesh.model import (
     config_order,
 )
 from meshlab.mesh.names import (
+    CLIENT_LABELS,
     bound_to_mesh,
     host_matches,
     is_wildcard,
     most_specific,
     resolve_host,
+    selects,
     vhost_domains,
     visible_to,
 )
@@ -199,8 +202,12 @@ def _default_route(service: MeshService, port: int, rule: MergedRule | None) -> 
         RouteMatchPlan(),
         Forward((target,), weighted=False),
         retry=_default_retry(),
-        hash_policy=hash_policy(rule, None),
+        hash_policies=_some(hash_policy(service_hash_for(rule, port))),
     )
+
+
+def _some(policy: HashPolicyPlan | None) -> tuple[HashPolicyPlan, ...]:
+    return (policy,) if policy is not None else ()
 
 
 def allow_any_vhost() -> VirtualHostPlan:
@@ -243,13 +250,13 @@ def _routes_for(
 
 def _applies_to_sidecar(match: istio.HTTPMatchRequest, port: int, client_namespace: str) -> bool:
     """Config-time filters: port, gateways, sourceLabels, sourceNamespace (the probe client
-    is a pod in the lab namespace with no labels). Istio's sourceMatchHTTP: a non-empty
-    match.gateways replaces the source checks (`mesh` listed = the sidecar matches)."""
+    is a pod in the lab namespace with names.CLIENT_LABELS). Istio's sourceMatchHTTP: a
+    non-empty match.gateways replaces the source checks (`mesh` listed = the sidecar matches)."""
     if match.port is not None and match.port != port:
         return False
     if match.gateways:
         return bound_to_mesh(match.gateways)
-    if match.sourceLabels:
+    if match.sourceLabels and not selects(match.sourceLabels, CLIENT_LABELS):
         return False
     return match.sourceNamespace is None or match.sourceNamespace == client_namespace
 
@@ -270,12 +277,16 @@ def _route(
     )
     plan.timeout_s = istio.parse_duration(http.timeout) if http.timeout else 0.0
     hashed = False
-    if isinstance(plan.action, Forward) and len(plan.action.targets) == 1:
-        target = plan.action.targets[0]  # the hash comes from the destination's own rule
-        rule = rule_for(target.host)
-        plan.hash_policy = hash_policy(rule, target.subset)
-        hashed = consistent_hash_for(rule, target.subset) is not None
-    # Istio's ConvertPolicy(policy, consistentHash): no previous_hosts next to a hash policy.
+    if isinstance(plan.action, Forward):
+        # route.go processDestination/processWeightedDestination: each destination's own
+        # rule adds its hash policy, for one destination as for every weighted one.
+        hashes = [
+            consistent_hash_for(rule_for(t.host), t.subset, t.port) for t in plan.action.targets
+        ]
+        plan.hash_policies = tuple(p for h in hashes if (p := hash_policy(h)) is not None)
+        # retry.go ConvertPolicy(policy, consistentHash): only a single destination's hash
+        # drops previous_hosts.
+        hashed = not plan.action.weighted and hashes[0] is not None
     plan.retry = _retry(http.retries, hashed=hashed)
     plan.fault = _fault(http.fault)
     # istiod's applyHTTPRouteDestination: a host/:authority header set on the route, then
@@ -370,6 +381,7 @@ def _action(
                 HeaderOpsPlan.of(dest.headers.request if dest.headers else None),
                 HeaderOpsPlan.of(dest.headers.response if dest.headers else None),
                 _authority(dest.headers),
+                dest.destination.port.number if dest.destination.port else None,
             )
         )
     if len(targets) == 1:
@@ -400,7 +412,8 @@ def _retry(retries: istio.HTTPRetry | None, hashed: bool = False) -> RetryPlan |
     if retries.retryIgnorePreviousHosts is not None:
         previous_hosts = retries.retryIgnorePreviousHosts
     backoff = istio.parse_duration(retries.backoff) if retries.backoff else None
-    return RetryPlan(retries.attempts, retry_on, per_try, codes, previous_hosts, backoff)
+    remote = bool(retries.retryRemoteLocalities)  # retry.go: previous_priorities
+    return RetryPlan(retries.attempts, retry_on, per_try, codes, previous_hosts, backoff, remote)
 
 
 def _fault(fault: istio.HTTPFaultInjection | None) -> FaultPlan | None:
