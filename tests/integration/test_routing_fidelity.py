@@ -100,3 +100,38 @@ def test_a_service_exported_elsewhere_is_not_routed(aliases: EmbeddedMesh) -> No
     outcomes = aliases.send(ProbeRequest(f"http://staff-private:8080{PATH}"), 5)
     assert {o.upstream_cluster for o in outcomes} <= {"PassthroughCluster", None, "-"}
     assert 200 not in {o.status for o in outcomes}
+
+
+def test_a_rule_with_a_workload_selector_applies_to_the_client_it_selects(
+    backend: EmbeddedBackend,
+) -> None:
+    with scenario(backend, "workload-selector.yaml") as mesh:
+        assert versions(mesh, URL) == {(200, "safe")}
+
+
+def test_every_weighted_destination_hashes(backend: EmbeddedBackend) -> None:
+    with scenario(backend, "weighted-hash.yaml") as mesh:
+        request = ProbeRequest(URL, headers={"x-user": "alice"})
+        outcomes = mesh.send(request, 60)
+        safe = {o.pod for o in outcomes if o.bucket("version") == "safe"}
+        assert len(safe) == 1  # two safe pods; without the hash, 30 tries reach both
+        # another user may land on the other pod: the hash, not a fixed pod, decides
+        assert {o.status for o in outcomes} == {200}
+
+
+def test_port_level_settings_hash_that_port(backend: EmbeddedBackend) -> None:
+    with scenario(backend, "port-level.yaml") as mesh:
+        for user in ("alice", "bob", "carol"):
+            outcomes = mesh.send(ProbeRequest(URL, headers={"x-user": user}), 12)
+            assert len({o.pod for o in outcomes}) == 1  # ROUND_ROBIN would alternate
+        # the hash cookie of staff-cookies carries its attributes
+        [first] = mesh.send(ProbeRequest(f"http://staff-cookies:9090{PATH}"), 1)
+        cookie = first.headers.get("set-cookie", "")
+        assert "user=" in cookie
+        assert "SameSite=Strict" in cookie
+        assert "Secure" in cookie
+
+
+def test_jwt_claim_matches_see_no_claims_at_the_client(backend: EmbeddedBackend) -> None:
+    with scenario(backend, "jwt-claims.yaml") as mesh:
+        assert versions(mesh, URL) == {(200, "safe")}

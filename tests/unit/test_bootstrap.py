@@ -38,6 +38,10 @@ CASES: dict[str, list[Path]] = {
     "foreign-host": [DATA / "apps.yaml", DATA / "foreign-host.yaml"],
     "exported-tier": [DATA / "apps.yaml", DATA / "exported-tier.yaml"],
     "service-aliases": [DATA / "apps.yaml", DATA / "service-aliases.yaml"],
+    "workload-selector": [DATA / "apps.yaml", DATA / "workload-selector.yaml"],
+    "weighted-hash": [DATA / "apps.yaml", DATA / "weighted-hash.yaml"],
+    "port-level": [DATA / "apps.yaml", DATA / "port-level.yaml"],
+    "jwt-claims": [DATA / "apps.yaml", DATA / "jwt-claims.yaml"],
 }
 
 

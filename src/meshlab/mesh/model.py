@@ -55,6 +55,9 @@ class HeaderMatchPlan:
     name: str
     match: StringMatchPlan
     invert: bool = False
+    # `@request.auth.claims.a.b` (or `[a][b]`): the JWT claim path, matched on the
+    # jwt_authn filter's metadata instead of a header (route.go translateMetadataMatch)
+    claim: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 
+from meshlab.load import istio
 from meshlab.load.manifests import Resource
 from meshlab.mesh.clusters import DestinationRuleIndex, MergedRule, clusters_for
 from meshlab.mesh.model import (
@@ -146,13 +147,9 @@ def _note_unsimulated(resources: Sequence[Resource], notes: list[Note]) -> None:
                     )
                 )
             for part in ("connectionPool", "outlierDetection", "tls", "portLevelSettings"):
-                if part == "portLevelSettings" and policy is not None:
-                    # the loadBalancer of a port is simulated (clusters.load_balancer_for)
-                    if not any(
-                        p.connectionPool or p.outlierDetection or p.tls
-                        for p in policy.portLevelSettings or []
-                    ):
-                        continue
+                # the loadBalancer of a port is simulated (clusters.load_balancer_for)
+                if part == "portLevelSettings" and not _port_extras(policy):
+                    continue
                 if policy is not None and getattr(policy, part) is not None:
                     notes.append(
                         Note(
@@ -161,3 +158,10 @@ def _note_unsimulated(resources: Sequence[Resource], notes: list[Note]) -> None:
                             r.locate("spec", "trafficPolicy", part),
                         )
                     )
+
+
+def _port_extras(policy: istio.TrafficPolicy | None) -> bool:
+    """Whether a portLevelSettings entry sets more than its loadBalancer."""
+    return policy is not None and any(
+        p.connectionPool or p.outlierDetection or p.tls for p in policy.portLevelSettings or []
+    )

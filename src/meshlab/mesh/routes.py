@@ -331,12 +331,32 @@ def _match_plan(match: istio.HTTPMatchRequest | None) -> RouteMatchPlan:
     ):
         if value is not None:
             headers.append(HeaderMatchPlan(pseudo, _string_match(value)))
-    headers += [HeaderMatchPlan(k, _string_match(v)) for k, v in match.headers.items()]
     headers += [
-        HeaderMatchPlan(k, _string_match(v), invert=True) for k, v in match.withoutHeaders.items()
+        HeaderMatchPlan(k, _string_match(v), claim=routing_claim(k))
+        for k, v in match.headers.items()
+    ]
+    headers += [
+        HeaderMatchPlan(k, _string_match(v), invert=True, claim=routing_claim(k))
+        for k, v in match.withoutHeaders.items()
     ]
     query = tuple((k, _string_match(v)) for k, v in match.queryParams.items())
     return RouteMatchPlan(path, not match.ignoreUriCase, tuple(headers), query)
+
+
+JWT_CLAIM_HEADER = "@request.auth.claims"
+
+
+def routing_claim(name: str) -> tuple[str, ...] | None:
+    """pkg/jwt/routing.go ToRoutingClaim: `@request.auth.claims.a.b` or
+    `@request.auth.claims[a][b]` names the JWT claim path (a, b); else None."""
+    if not name.lower().startswith(JWT_CLAIM_HEADER):
+        return None
+    rest = name[len(JWT_CLAIM_HEADER) :]
+    if rest.startswith(".") and len(rest) > 1:
+        return tuple(rest[1:].split("."))
+    if rest.startswith("[") and rest.endswith("]") and len(rest) > 2:
+        return tuple(rest[1:-1].split("]["))
+    return None
 
 
 def _string_match(value: istio.StringMatch) -> StringMatchPlan:

@@ -292,7 +292,9 @@ def _hash_policy(policy: HashPolicyPlan) -> dict[str, Any]:
         if policy.path:
             cookie["path"] = policy.path
         if policy.attributes:
-            cookie["attributes"] = [{"name": k, "value": v} for k, v in policy.attributes]
+            cookie["attributes"] = [
+                {"name": k} | ({"value": v} if v else {}) for k, v in policy.attributes
+            ]
         return {"cookie": cookie}
     if policy.kind == "source_ip":
         return {"connection_properties": {"source_ip": True}}
@@ -361,8 +363,12 @@ def _match(match: RouteMatchPlan) -> dict[str, Any]:
         out["prefix"] = path.value
     if not match.case_sensitive:
         out["case_sensitive"] = False
-    if match.headers:
-        out["headers"] = [_header_matcher(h) for h in match.headers]
+    headers = [h for h in match.headers if h.claim is None]
+    claims = [h for h in match.headers if h.claim is not None]
+    if headers:
+        out["headers"] = [_header_matcher(h) for h in headers]
+    if claims:
+        out["dynamic_metadata"] = [_claim_matcher(h) for h in claims]
     if match.query:
         out["query_parameters"] = [_query_matcher(name, m) for name, m in match.query]
     return out
@@ -384,6 +390,27 @@ def _header_matcher(header: HeaderMatchPlan) -> dict[str, Any]:
             out["treat_missing_header_as_empty"] = True
     if header.invert:
         out["invert_match"] = True
+    return out
+
+
+def _claim_matcher(header: HeaderMatchPlan) -> dict[str, Any]:
+    """route.go translateMetadataMatch (authz MetadataListMatcher, extended JWT): the claim
+    on the jwt_authn filter's `payload` metadata, as a string or as one of a list. The client
+    sidecar runs no jwt_authn filter, so the metadata is never there."""
+    assert header.claim is not None
+    value: dict[str, Any]
+    if header.match.kind == "present":
+        value = {"present_match": True}
+    else:
+        string = {"string_match": _string_matcher(header.match)}
+        value = {"or_match": {"value_matchers": [{"list_match": {"one_of": string}}, string]}}
+    out: dict[str, Any] = {
+        "filter": "envoy.filters.http.jwt_authn",
+        "path": [{"key": key} for key in ("payload", *header.claim)],
+        "value": value,
+    }
+    if header.invert:
+        out["invert"] = True
     return out
 
 
