@@ -266,8 +266,13 @@ def dr(name: str, selector: str | None, subset_version: str, extra: str = "") ->
     {extra}"""
 
 
-def test_the_client_labels_are_the_probe_pods() -> None:
-    assert dict(CLIENT_LABELS) == {"meshlab.io/probe": "true"}
+def test_the_client_labels_are_the_kind_probe_pods() -> None:
+    """Both backends' clients carry the labels the plan decides with."""
+    from meshlab.backends.kind.probe import PROBE_LABEL, probe_objects
+
+    assert dict(CLIENT_LABELS) == {PROBE_LABEL: "true"}
+    [pod] = [o for o in probe_objects("ns") if o["kind"] == "Pod"]
+    assert pod["metadata"]["labels"] == dict(CLIENT_LABELS)
 
 
 def test_a_selector_rule_for_the_client_wins(tmp_path: Path) -> None:
