@@ -89,6 +89,12 @@ def test_an_externalname_service_is_an_alias(aliases: EmbeddedMesh) -> None:
     assert {(o.status, o.upstream_cluster) for o in outcomes} == {(200, staff)}
 
 
+def test_an_alias_named_by_a_vs_keeps_its_names_and_routes_to_its_service(
+    aliases: EmbeddedMesh,
+) -> None:
+    assert versions(aliases, f"http://staff-canary:8080{PATH}") == {(200, "risky")}
+
+
 def test_a_headless_service_answers_its_pod_names(aliases: EmbeddedMesh) -> None:
     url = f"http://staff-0.staff-pods.default.svc.cluster.local:8080{PATH}"
     outcomes = aliases.send(ProbeRequest(url), 10)

@@ -210,6 +210,17 @@ def test_externalname_chains_alias_the_concrete_service(tmp_path: Path) -> None:
         assert virtual_host_for(plan, name, 8080).name == "allow_any"  # type: ignore[union-attr]
 
 
+def test_an_alias_with_the_port_can_be_a_vs_host_and_a_destination() -> None:
+    plan = build_plan(load_manifests([APPS, DATA / "service-aliases.yaml"]))
+    canary = vhost(plan, "staff-canary")
+    assert canary.name == "staff-canary.default.svc.cluster.local:8080"
+    assert "staff-canary" not in vhost(plan, "fleetman-staff-service").domains
+    [route] = canary.routes
+    assert isinstance(route.action, Forward)
+    assert [t.cluster for t in route.action.targets] == [f"outbound|8080|risky|{STAFF}"]
+    assert not any("staff-canary" in name or "staff-alias" in name for name in plan.clusters)
+
+
 def test_a_headless_service_answers_every_subdomain_of_its_names() -> None:
     plan = build_plan(load_manifests([APPS, DATA / "service-aliases.yaml"]))
     pods = vhost(plan, "staff-pods")

@@ -77,7 +77,9 @@ def build_plan(resources: Sequence[Resource], client_namespace: str = "default")
     # The Services the client's sidecar sees (the exportTo annotation): the others get no
     # cluster and no vhost, as in istiod's SidecarScope.
     visible = Registry(
-        [s for s in registry.services if s.visible_to(client_namespace)], registry.pods
+        [s for s in registry.services if s.visible_to(client_namespace)],
+        registry.pods,
+        [s for s in registry.externals if s.visible_to(client_namespace)],
     )
     notes: list[Note] = []
     rules = DestinationRuleIndex(
@@ -100,7 +102,7 @@ def build_plan(resources: Sequence[Resource], client_namespace: str = "default")
     listeners: list[ListenerPlan] = []
     http_ports = sorted({p.number for s in visible.services for p in s.ports if p.is_http})
     serving: dict[int, list[MeshService]] = defaultdict(list)  # port -> its HTTP Services
-    for service in visible.services:
+    for service in [*visible.services, *visible.externals]:  # aliases only as VS hosts
         for number in dict.fromkeys(p.number for p in service.ports):
             if service.port(number).is_http:  # type: ignore[union-attr]
                 serving[number].append(service)

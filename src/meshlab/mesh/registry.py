@@ -116,6 +116,8 @@ class MeshService:
     # ExternalName Services naming this one (Istio's Attributes.Aliases, resolved in
     # push_context.go resolveServiceAliases), as (name, namespace), sorted.
     aliases: list[tuple[str, str]] = field(default_factory=list)
+    # For an ExternalName Service (Istio's Alias resolution): the host it names.
+    external_name: str | None = None
 
     @cached_property
     def fqdn(self) -> str:  # cached: planning asks for it once per Service and rule
@@ -140,33 +142,58 @@ class MeshService:
 class Registry:
     services: list[MeshService]
     pods: list[PodInstance]
+    # ExternalName Services: no endpoints, no cluster of their own; a route to one goes to the
+    # host it names, and a VirtualService may name one as a host (route.go GetDestinationCluster)
+    externals: list[MeshService] = field(default_factory=list)
     _by_fqdn: dict[str, MeshService] = field(init=False, repr=False, compare=False)
+    _externals: dict[str, MeshService] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         # An index, not a scan: planning looks a host up for every route (linear, not N^2).
         self._by_fqdn = {}
         for service in self.services:
             self._by_fqdn.setdefault(service.fqdn, service)  # the first, as a scan found
+        self._externals = {}
+        for external in self.externals:
+            self._externals.setdefault(external.fqdn, external)
 
     def service_by_fqdn(self, fqdn: str) -> MeshService | None:
         return self._by_fqdn.get(fqdn)
+
+    def lookup(self, fqdn: str) -> MeshService | None:
+        """A Service or, failing one, an ExternalName Service of that host (the sidecar's
+        view of its services, which holds both)."""
+        return self._by_fqdn.get(fqdn) or self._externals.get(fqdn)
 
 
 def build_registry(resources: Sequence[Resource]) -> Registry:
     pods = [pod for r in resources for pod in _pods_of(r)]
     services: list[MeshService] = []
     external_names: dict[tuple[str, str], str] = {}
+    externals: list[MeshService] = []
     for r in resources:
         if r.kind != "Service":
             continue
         spec: k8s.ServiceSpec = r.body.spec
-        if spec.type == "ExternalName":
-            if spec.externalName:
-                external_names[(r.name, r.namespace)] = spec.externalName.lower().rstrip(".")
-            continue
         ports = [
             ServicePortInfo(p.port, p.name, port_protocol(p), p.targetPort) for p in spec.ports
         ]
+        if spec.type == "ExternalName":
+            if spec.externalName:
+                target = spec.externalName.lower().rstrip(".")
+                external_names[(r.name, r.namespace)] = target
+                externals.append(
+                    MeshService(
+                        r.name,
+                        r.namespace,
+                        r,
+                        ports,
+                        None,
+                        export_to=_export_to(r),
+                        external_name=target,
+                    )
+                )
+            continue
         services.append(
             MeshService(
                 r.name,
@@ -195,7 +222,7 @@ def build_registry(resources: Sequence[Resource]) -> Registry:
     for service, picks in zip(services, chosen, strict=True):
         for port in service.ports:
             service.endpoints[port.number] = _endpoints(port, [pods[i] for i in picks])
-    return Registry(services, pods)
+    return Registry(services, pods, externals)
 
 
 EXPORT_TO_ANNOTATION = "networking.istio.io/exportTo"

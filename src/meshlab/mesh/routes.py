@@ -144,7 +144,9 @@ def route_table(
             domains = service_domains(service, client_namespace)
             table.add(VirtualHostPlan(f"{service.fqdn}:{port}", domains, routes, service, vs))
     for service in services:
-        if service.fqdn not in taken:
+        # route.go BuildSidecarVirtualHostWrapper: an alias gets no vhost of its own; its
+        # names are on the concrete Service's (service_domains)
+        if service.fqdn not in taken and service.external_name is None:
             taken.add(service.fqdn)
             default = _default_route(service, port, rule_for(service.fqdn))
             table.add(
@@ -380,7 +382,9 @@ def _action(
     targets = []
     for d_index, dest in enumerate(http.route):
         host = resolve_host(dest.destination.host, vs.namespace)
-        service = registry.service_by_fqdn(host)
+        service = registry.lookup(host)
+        if service is not None and service.external_name and service.port(port) is None:
+            service = None  # istiod looks up the Services of the listener's port only
         if dest.destination.port is not None:
             dest_port = dest.destination.port.number
         elif service is not None and len(service.ports) == 1:
@@ -391,6 +395,8 @@ def _action(
         location = (
             vs.locate(*weight_at, "weight") if dest.weight is not None else vs.locate(*weight_at)
         )
+        if service is not None and service.external_name is not None:
+            host = service.external_name  # route.go GetDestinationCluster: one hop only
         targets.append(
             WeightedTarget(
                 cluster_name(dest_port, dest.destination.subset, host),
