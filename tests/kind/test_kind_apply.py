@@ -103,6 +103,34 @@ spec:
     assert spec["http"][0]["route"][0]["destination"]["host"] == f"staff.{run}.svc.cluster.local"
 
 
+def test_service_fields_that_name_namespaces(tmp_path: Path) -> None:
+    manifest = tmp_path / "services.yaml"
+    manifest.write_text(
+        """\
+apiVersion: v1
+kind: Service
+metadata: {name: alias, namespace: default}
+spec: {type: ExternalName, externalName: staff.default.svc.cluster.local}
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: staff
+  namespace: default
+  annotations: {networking.istio.io/exportTo: "default, other"}
+spec:
+  selector: {app: staff}
+  ports: [{name: http, port: 8080}]
+"""
+    )
+    alias, staff = sorted(
+        lab_objects(load_manifests([manifest]), RUN), key=lambda o: o["metadata"]["name"]
+    )
+    run = "meshlab-2-traffic-abc123"
+    assert alias["spec"]["externalName"] == f"staff.{run}.svc.cluster.local"
+    assert staff["metadata"]["annotations"]["networking.istio.io/exportTo"] == f"{run},other"
+
+
 def test_objects_in_other_namespaces_are_refused(tmp_path: Path) -> None:
     manifest = tmp_path / "dr.yaml"
     manifest.write_text(

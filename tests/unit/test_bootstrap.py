@@ -33,6 +33,15 @@ CASES: dict[str, list[Path]] = {
     "missing-subset": [DATA / "apps.yaml", DATA / "missing-subset.yaml"],
     "fault-abort": [DATA / "apps.yaml", DATA / "fault-abort.yaml"],
     "ring-hash": [DATA / "apps.yaml", DATA / "ring-hash.yaml"],
+    # Istio's routing corner cases (docs/reference/backends.md, "What is translated")
+    "exact-beats-wildcard": [DATA / "apps.yaml", DATA / "exact-beats-wildcard.yaml"],
+    "foreign-host": [DATA / "apps.yaml", DATA / "foreign-host.yaml"],
+    "exported-tier": [DATA / "apps.yaml", DATA / "exported-tier.yaml"],
+    "service-aliases": [DATA / "apps.yaml", DATA / "service-aliases.yaml"],
+    "workload-selector": [DATA / "apps.yaml", DATA / "workload-selector.yaml"],
+    "weighted-hash": [DATA / "apps.yaml", DATA / "weighted-hash.yaml"],
+    "port-level": [DATA / "apps.yaml", DATA / "port-level.yaml"],
+    "jwt-claims": [DATA / "apps.yaml", DATA / "jwt-claims.yaml"],
 }
 
 

@@ -4,12 +4,14 @@ subsets as clusters, load balancing and hash policies."""
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from meshlab.load import istio
 from meshlab.load.manifests import Resource
 from meshlab.mesh.model import ClusterPlan, HashPolicyPlan, Note, cluster_name, config_order
 from meshlab.mesh.names import (
+    CLIENT_LABELS,
     ROOT_NAMESPACE,
     host_matches,
     is_wildcard,
@@ -34,13 +36,22 @@ class DestinationRuleIndex:
     reads the rules for its host (and the wildcards) instead of every rule: planning stays
     linear in the number of Services."""
 
-    def __init__(self, rules: list[Resource], client_namespace: str) -> None:
+    def __init__(
+        self,
+        rules: list[Resource],
+        client_namespace: str,
+        client_labels: Mapping[str, str] = CLIENT_LABELS,
+    ) -> None:
         self.client_namespace = client_namespace
+        self.client_labels = client_labels
         self.exact: dict[tuple[str, str], list[tuple[str, Resource]]] = defaultdict(list)
         self.wildcards: dict[str, list[tuple[str, Resource]]] = defaultdict(list)
         for rule in rules:
             spec: istio.DestinationRuleSpec = rule.body.spec
-            if not visible_to(spec.exportTo, rule.namespace, client_namespace):
+            # push_context.go setDestinationRules: a rule with a workloadSelector is private
+            # to its namespace, whatever its exportTo.
+            export_to = ["."] if workload_selector(rule) is not None else spec.exportTo
+            if not visible_to(export_to, rule.namespace, client_namespace):
                 continue
             host = resolve_host(spec.host, rule.namespace)
             if is_wildcard(host):
@@ -61,12 +72,39 @@ class DestinationRuleIndex:
                 if host_matches(host, fqdn)
             ]
             if candidates:
-                # Istio merges same-host rules in config order: oldest first, then by name.
-                candidates.sort(key=lambda c: (c[0], config_order(c[2])))
+                # push_context.go sortConfigBySelectorAndCreationTime: rules with a
+                # workloadSelector first, then oldest first, then by name.
+                candidates.sort(
+                    key=lambda c: (c[0], workload_selector(c[2]) is None, config_order(c[2]))
+                )
                 best_host = candidates[0][1]
                 same_host = [c[2] for c in candidates if c[1] == best_host]
-                return MergedRule.merge(same_host)
+                return self._select(same_host)
         return None
+
+    def _select(self, rules: list[Resource]) -> MergedRule | None:
+        """sidecar.go SidecarScope.DestinationRule: the first rule whose workloadSelector
+        picks the client (merged with the later rules of the same selector or none, as
+        destination_rule.go mergeDestinationRule does), else the rules without a selector;
+        a namespace holding only rules for other workloads gives no rule at all."""
+        for rule in rules:
+            selector = workload_selector(rule)
+            if selector is None:
+                break
+            if rule.namespace == self.client_namespace and selects(selector, self.client_labels):
+                same = [r for r in rules if workload_selector(r) in (None, selector)]
+                return MergedRule.merge(same[same.index(rule) :])
+        catch_all = [r for r in rules if workload_selector(r) is None]
+        return MergedRule.merge(catch_all) if catch_all else None
+
+
+def workload_selector(rule: Resource) -> dict[str, str] | None:
+    """A DestinationRule's `workloadSelector.matchLabels` (None: applies to every client)."""
+    selector = rule.body.spec.workloadSelector
+    if not isinstance(selector, Mapping):
+        return None
+    labels = selector.get("matchLabels")
+    return {str(k): str(v) for k, v in labels.items()} if isinstance(labels, Mapping) else {}
 
 
 @dataclass
@@ -95,9 +133,9 @@ def clusters_for(
     service: MeshService, rule: MergedRule | None, notes: list[Note]
 ) -> list[ClusterPlan]:
     clusters = []
-    base_lb = _lb_policy(rule.policy if rule else None)
     for port in service.ports:
         endpoints = service.endpoints.get(port.number, [])
+        base_lb = _lb_policy(load_balancer_for(rule, None, port.number))
         clusters.append(
             ClusterPlan(
                 cluster_name(port.number, None, service.fqdn),
@@ -112,9 +150,7 @@ def clusters_for(
         )
         for subset, owner, _ in rule.subsets if rule else []:
             selected = [e for e in endpoints if selects(subset.labels, e.pod.labels)]
-            lb = base_lb
-            if subset.trafficPolicy and subset.trafficPolicy.loadBalancer:
-                lb = _lb_policy(subset.trafficPolicy)
+            lb = _lb_policy(load_balancer_for(rule, subset.name, port.number))
             clusters.append(
                 ClusterPlan(
                     cluster_name(port.number, subset.name, service.fqdn),
@@ -130,9 +166,42 @@ def clusters_for(
     return clusters
 
 
-def _lb_policy(policy: istio.TrafficPolicy | None) -> str:
+def _port_setting(
+    policy: istio.TrafficPolicy | None, port: int | None
+) -> istio.PortTrafficPolicy | None:
+    """The portLevelSettings entry for `port` (the first one naming it), if any."""
+    if policy is None or port is None:
+        return None
+    return next(
+        (p for p in policy.portLevelSettings or [] if p.port and p.port.number == port), None
+    )
+
+
+def load_balancer_for(
+    rule: MergedRule | None, subset: str | None, port: int
+) -> istio.LoadBalancer | None:
+    """The load balancer of the cluster for (subset, port): util.go GetPortLevelTrafficPolicy
+    and MergeSubsetTrafficPolicy. A port's settings replace the rule's wholesale (an unset
+    loadBalancer there means the default, not the rule's); a subset's loadBalancer (or its own
+    port settings) overrides the result."""
+    if rule is None:
+        return None
+    policy = rule.policy
+    found = _port_setting(policy, port)
+    lb = found.loadBalancer if found else (policy.loadBalancer if policy else None)
+    named = rule.subset(subset) if subset else None
+    own = named[0].trafficPolicy if named else None
+    if own is not None:
+        own_port = _port_setting(own, port)
+        if own_port is not None:
+            return own_port.loadBalancer
+        if own.loadBalancer is not None:
+            return own.loadBalancer
+    return lb
+
+
+def _lb_policy(lb: istio.LoadBalancer | None) -> str:
     """Unset means LEAST_REQUEST in Istio (not Envoy's ROUND_ROBIN); LEAST_CONN is an alias."""
-    lb = policy.loadBalancer if policy else None
     if lb is None:
         return "LEAST_REQUEST"
     if lb.consistentHash is not None:
@@ -142,22 +211,43 @@ def _lb_policy(policy: istio.TrafficPolicy | None) -> str:
     return {"ROUND_ROBIN": "ROUND_ROBIN", "RANDOM": "RANDOM"}.get(lb.simple or "", "LEAST_REQUEST")
 
 
-def consistent_hash_for(rule: MergedRule | None, subset: str | None) -> istio.ConsistentHash | None:
-    """The consistentHash a route to this destination uses (subset policy wins over the rule's)."""
+def consistent_hash_for(
+    rule: MergedRule | None, subset: str | None, port: int | None = None
+) -> istio.ConsistentHash | None:
+    """The consistentHash a route to this destination hashes with, route.go
+    HashForHTTPDestination: the subset's port settings, the subset's, the rule's port
+    settings, the rule's, the first set wins; port settings count only when the destination
+    names its port."""
     if rule is None:
         return None
-    policy = rule.policy
-    if subset:
-        found = rule.subset(subset)
-        if found and found[0].trafficPolicy and found[0].trafficPolicy.loadBalancer:
-            policy = found[0].trafficPolicy
-    lb = policy.loadBalancer if policy else None
+    named = rule.subset(subset) if subset else None
+    own = named[0].trafficPolicy if named else None
+    candidates = (
+        _port_setting(own, port),
+        own,
+        _port_setting(rule.policy, port),
+        rule.policy,
+    )
+    for policy in candidates:
+        if policy is not None and policy.loadBalancer and policy.loadBalancer.consistentHash:
+            return policy.loadBalancer.consistentHash
+    return None
+
+
+def service_hash_for(rule: MergedRule | None, port: int) -> istio.ConsistentHash | None:
+    """The default route's consistentHash, route.go hashForService: the rule's, unless the
+    Service port's settings name one."""
+    if rule is None:
+        return None
+    found = _port_setting(rule.policy, port)
+    if found and found.loadBalancer and found.loadBalancer.consistentHash:
+        return found.loadBalancer.consistentHash
+    lb = rule.policy.loadBalancer if rule.policy else None
     return lb.consistentHash if lb else None
 
 
-def hash_policy(rule: MergedRule | None, subset: str | None) -> HashPolicyPlan | None:
+def hash_policy(consistent_hash: istio.ConsistentHash | None) -> HashPolicyPlan | None:
     """Istio's ConsistentHashToHashPolicy: the route's hash key for this destination."""
-    consistent_hash = consistent_hash_for(rule, subset)
     if consistent_hash is None:
         return None
     if consistent_hash.httpHeaderName:
@@ -165,7 +255,8 @@ def hash_policy(rule: MergedRule | None, subset: str | None) -> HashPolicyPlan |
     if consistent_hash.httpCookie is not None:
         cookie = consistent_hash.httpCookie
         ttl = istio.parse_duration(cookie.ttl) if cookie.ttl else None
-        return HashPolicyPlan("cookie", cookie.name, ttl, cookie.path)
+        attributes = tuple((a.name, a.value or "") for a in cookie.attributes or ())
+        return HashPolicyPlan("cookie", cookie.name, ttl, cookie.path, attributes)
     if consistent_hash.useSourceIp:
         return HashPolicyPlan("source_ip")
     if consistent_hash.httpQueryParameterName:

@@ -66,7 +66,7 @@ def configured_split(plan: MeshPlan, request: ProbeRequest, by: str) -> Expected
     expected = ExpectedSplit()
     listener = plan.listener_for(request.port)
     vhost = virtual_host_for(plan, request.host, request.port) if listener else None
-    if vhost is None or vhost.service is None:
+    if vhost is None or (vhost.service is None and vhost.virtual_service is None):
         # Asked for: the host the request names. The mesh cannot deliver it (no response).
         expected.add(request.host, 1.0)
         expected.causes.append(
@@ -78,18 +78,19 @@ def configured_split(plan: MeshPlan, request: ProbeRequest, by: str) -> Expected
         )
         return expected
     route = next((r for r in vhost.routes if mismatch(r.match, request) is None), None)
-    owner = (
-        vhost.virtual_service.ref
-        if vhost.virtual_service
-        else f"Service {vhost.service.namespace}/{vhost.service.name}"
-    )
+    # A VirtualService host that is no Service (its own vhost) is asked for by its name.
+    asked = vhost.service.name if vhost.service else request.host
+    if vhost.virtual_service is not None:
+        owner = vhost.virtual_service.ref
+    else:
+        owner = f"Service {vhost.service.namespace}/{asked}" if vhost.service else asked
     if route is None:
         # Asked for: the service the request names. No route takes it there (404 NR).
         expected.route = f"{owner}: no route matches"
-        expected.add(vhost.service.name, 1.0)
+        expected.add(asked, 1.0)
         expected.causes.append(
             Cause(
-                vhost.service.name,
+                asked,
                 "404 NR (no route)",
                 f"no route of {owner} matches {request.method} {request.path}",
                 vhost.virtual_service.location if vhost.virtual_service else None,

@@ -57,6 +57,13 @@ def mismatch(match: RouteMatchPlan, request: ProbeRequest) -> str | None:
     )
     for header in match.headers:
         value = headers.get(header.name)
+        if header.claim is not None:
+            if header.invert:
+                continue  # an absent claim is not the excluded value
+            return (
+                f"JWT claim {'.'.join(header.claim)} is never present: no "
+                "RequestAuthentication validates a token at the client's sidecar"
+            )
         if header.invert and header.match.kind == "present":
             ok = value is None
         elif header.invert:  # treat_missing_header_as_empty: an absent header reads as ""

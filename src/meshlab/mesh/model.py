@@ -55,6 +55,9 @@ class HeaderMatchPlan:
     name: str
     match: StringMatchPlan
     invert: bool = False
+    # `@request.auth.claims.a.b` (or `[a][b]`): the JWT claim path, matched on the
+    # jwt_authn filter's metadata instead of a header (route.go translateMetadataMatch)
+    claim: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -113,6 +116,7 @@ class WeightedTarget:
     request_headers: HeaderOpsPlan = HeaderOpsPlan()
     response_headers: HeaderOpsPlan = HeaderOpsPlan()
     authority_rewrite: str | None = None  # from a `host`/`:authority` in its headers.request
+    port: int | None = None  # destination.port as written (port-level hash settings need it)
 
 
 @dataclass(frozen=True)
@@ -142,6 +146,7 @@ class RetryPlan:
     retriable_status_codes: tuple[int, ...] = ()
     previous_hosts: bool = True  # retry_host_predicate previous_hosts
     backoff_s: float | None = None
+    remote_localities: bool = False  # retryRemoteLocalities: previous_priorities
 
 
 @dataclass(frozen=True)
@@ -161,6 +166,7 @@ class HashPolicyPlan:
     name: str = ""
     ttl_s: float | None = None
     path: str | None = None
+    attributes: tuple[tuple[str, str], ...] = ()  # the cookie's attributes (SameSite=...)
 
 
 @dataclass
@@ -171,13 +177,20 @@ class RoutePlan:
     timeout_s: float = 0.0
     retry: RetryPlan | None = None
     fault: FaultPlan | None = None
-    hash_policy: HashPolicyPlan | None = None
+    # route.go processDestination/processWeightedDestination: one per destination whose
+    # DestinationRule hashes (a weighted route gathers them all, in order).
+    hash_policies: tuple[HashPolicyPlan, ...] = ()
     prefix_rewrite: str | None = None
     authority_rewrite: str | None = None
     request_headers: HeaderOpsPlan = HeaderOpsPlan()
     response_headers: HeaderOpsPlan = HeaderOpsPlan()
     virtual_service: Resource | None = None
     location: Location | None = None
+
+    @property
+    def hash_policy(self) -> HashPolicyPlan | None:
+        """The first hash policy: the one Envoy hashes with when its key is in the request."""
+        return self.hash_policies[0] if self.hash_policies else None
 
 
 @dataclass

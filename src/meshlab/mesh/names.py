@@ -148,6 +148,12 @@ def export_scope(export_to: Sequence[str], owner_namespace: str) -> frozenset[st
 
 # --- selectors -----------------------------------------------------------------------------
 
+# The labels of meshlab's client pod, the sidecar whose config the plan is: the kind backend's
+# probe pod carries them, and the embedded backend decides with them what a match's
+# `sourceLabels` and a DestinationRule's `workloadSelector` pick (Istio reads the proxy's
+# own labels: route.go sourceMatchHTTP, sidecar.go SidecarScope.DestinationRule).
+CLIENT_LABELS: Mapping[str, str] = {"meshlab.io/probe": "true"}
+
 
 def selects(selector: Mapping[str, str], labels: Mapping[str, str]) -> bool:
     """A plain label selector (subset labels, Service and Gateway selectors): every pair of the

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 
+from meshlab.load import istio
 from meshlab.load.manifests import Resource
 from meshlab.mesh.clusters import DestinationRuleIndex, MergedRule, clusters_for
 from meshlab.mesh.model import (
@@ -36,12 +37,12 @@ from meshlab.mesh.model import (
     WeightedTarget,
     cluster_name,
 )
-from meshlab.mesh.registry import MeshService, build_registry
+from meshlab.mesh.registry import MeshService, Registry, build_registry
 from meshlab.mesh.routes import (
     VirtualServiceIndex,
     allow_any_vhost,
     mesh_virtual_services,
-    virtual_host,
+    route_table,
 )
 
 __all__ = [
@@ -73,6 +74,13 @@ def build_plan(resources: Sequence[Resource], client_namespace: str = "default")
     """The plan for a client sidecar in `client_namespace`. Every lookup goes through an
     index (hosts, namespaces, labels), so the time grows linearly with the objects."""
     registry = build_registry(resources)
+    # The Services the client's sidecar sees (the exportTo annotation): the others get no
+    # cluster and no vhost, as in istiod's SidecarScope.
+    visible = Registry(
+        [s for s in registry.services if s.visible_to(client_namespace)],
+        registry.pods,
+        [s for s in registry.externals if s.visible_to(client_namespace)],
+    )
     notes: list[Note] = []
     rules = DestinationRuleIndex(
         [r for r in resources if r.kind == "DestinationRule"], client_namespace
@@ -81,37 +89,33 @@ def build_plan(resources: Sequence[Resource], client_namespace: str = "default")
 
     def rule_for(host: str) -> MergedRule | None:
         if host not in merged:
-            service = registry.service_by_fqdn(host)
+            service = visible.service_by_fqdn(host)
             merged[host] = None if service is None else rules.rule_for(service)
         return merged[host]
 
     virtual_services = VirtualServiceIndex(mesh_virtual_services(resources, client_namespace))
     clusters: dict[str, ClusterPlan] = {}
-    for service in registry.services:
+    for service in visible.services:
         for cluster in clusters_for(service, rule_for(service.fqdn), notes):
             clusters[cluster.name] = cluster
     route_tables: dict[str, list[VirtualHostPlan]] = {}
     listeners: list[ListenerPlan] = []
-    http_ports = sorted({p.number for s in registry.services for p in s.ports if p.is_http})
+    http_ports = sorted({p.number for s in visible.services for p in s.ports if p.is_http})
     serving: dict[int, list[MeshService]] = defaultdict(list)  # port -> its HTTP Services
-    for service in registry.services:
+    for service in [*visible.services, *visible.externals]:  # aliases only as VS hosts
         for number in dict.fromkeys(p.number for p in service.ports):
             if service.port(number).is_http:  # type: ignore[union-attr]
                 serving[number].append(service)
     for port in http_ports:
         table = str(port)
-        vhosts = []
-        for service in serving.get(port, []):
-            vhosts.append(
-                virtual_host(
-                    service, port, virtual_services, rule_for, client_namespace, registry, notes
-                )
-            )
+        vhosts = route_table(
+            port, serving[port], virtual_services, rule_for, client_namespace, visible, notes
+        )
         vhosts.sort(key=lambda v: v.name)
         vhosts.append(allow_any_vhost())
         route_tables[table] = vhosts
         listeners.append(ListenerPlan(f"0.0.0.0_{port}", port, "HTTP", route_table=table))
-    for service in registry.services:
+    for service in visible.services:
         for sport in service.ports:
             if not sport.is_http and sport.protocol != "UDP":
                 listeners.append(
@@ -145,6 +149,9 @@ def _note_unsimulated(resources: Sequence[Resource], notes: list[Note]) -> None:
                     )
                 )
             for part in ("connectionPool", "outlierDetection", "tls", "portLevelSettings"):
+                # the loadBalancer of a port is simulated (clusters.load_balancer_for)
+                if part == "portLevelSettings" and not _port_extras(policy):
+                    continue
                 if policy is not None and getattr(policy, part) is not None:
                     notes.append(
                         Note(
@@ -153,3 +160,10 @@ def _note_unsimulated(resources: Sequence[Resource], notes: list[Note]) -> None:
                             r.locate("spec", "trafficPolicy", part),
                         )
                     )
+
+
+def _port_extras(policy: istio.TrafficPolicy | None) -> bool:
+    """Whether a portLevelSettings entry sets more than its loadBalancer."""
+    return policy is not None and any(
+        p.connectionPool or p.outlierDetection or p.tls for p in policy.portLevelSettings or []
+    )

@@ -109,6 +109,15 @@ class MeshService:
     ports: list[ServicePortInfo]
     selector: dict[str, str] | None
     endpoints: dict[int, list[Endpoint]] = field(default_factory=dict)
+    # clusterIP: None. Istio's Passthrough resolution (kube/conversion.go ConvertService).
+    headless: bool = False
+    # The `networking.istio.io/exportTo` annotation, split on commas; empty = everywhere.
+    export_to: tuple[str, ...] = ()
+    # ExternalName Services naming this one (Istio's Attributes.Aliases, resolved in
+    # push_context.go resolveServiceAliases), as (name, namespace), sorted.
+    aliases: list[tuple[str, str]] = field(default_factory=list)
+    # For an ExternalName Service (Istio's Alias resolution): the host it names.
+    external_name: str | None = None
 
     @cached_property
     def fqdn(self) -> str:  # cached: planning asks for it once per Service and rule
@@ -117,36 +126,86 @@ class MeshService:
     def port(self, number: int) -> ServicePortInfo | None:
         return next((p for p in self.ports if p.number == number), None)
 
+    def visible_to(self, namespace: str) -> bool:
+        """Istio's IsServiceVisible (pilot/pkg/model/push_context.go): `*` (or no
+        annotation) everywhere, `.` its own namespace, else the namespaces named; `~` alone
+        nowhere."""
+        targets = self.export_to or ("*",)
+        return (
+            "*" in targets
+            or ("." in targets and self.namespace == namespace)
+            or namespace in targets
+        )
+
 
 @dataclass
 class Registry:
     services: list[MeshService]
     pods: list[PodInstance]
+    # ExternalName Services: no endpoints, no cluster of their own; a route to one goes to the
+    # host it names, and a VirtualService may name one as a host (route.go GetDestinationCluster)
+    externals: list[MeshService] = field(default_factory=list)
     _by_fqdn: dict[str, MeshService] = field(init=False, repr=False, compare=False)
+    _externals: dict[str, MeshService] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         # An index, not a scan: planning looks a host up for every route (linear, not N^2).
         self._by_fqdn = {}
         for service in self.services:
             self._by_fqdn.setdefault(service.fqdn, service)  # the first, as a scan found
+        self._externals = {}
+        for external in self.externals:
+            self._externals.setdefault(external.fqdn, external)
 
     def service_by_fqdn(self, fqdn: str) -> MeshService | None:
         return self._by_fqdn.get(fqdn)
+
+    def lookup(self, fqdn: str) -> MeshService | None:
+        """A Service or, failing one, an ExternalName Service of that host (the sidecar's
+        view of its services, which holds both)."""
+        return self._by_fqdn.get(fqdn) or self._externals.get(fqdn)
 
 
 def build_registry(resources: Sequence[Resource]) -> Registry:
     pods = [pod for r in resources for pod in _pods_of(r)]
     services: list[MeshService] = []
+    external_names: dict[tuple[str, str], str] = {}
+    externals: list[MeshService] = []
     for r in resources:
         if r.kind != "Service":
             continue
         spec: k8s.ServiceSpec = r.body.spec
-        if spec.type == "ExternalName":
-            continue
         ports = [
             ServicePortInfo(p.port, p.name, port_protocol(p), p.targetPort) for p in spec.ports
         ]
-        services.append(MeshService(r.name, r.namespace, r, ports, spec.selector))
+        if spec.type == "ExternalName":
+            if spec.externalName:
+                target = spec.externalName.lower().rstrip(".")
+                external_names[(r.name, r.namespace)] = target
+                externals.append(
+                    MeshService(
+                        r.name,
+                        r.namespace,
+                        r,
+                        ports,
+                        None,
+                        export_to=_export_to(r),
+                        external_name=target,
+                    )
+                )
+            continue
+        services.append(
+            MeshService(
+                r.name,
+                r.namespace,
+                r,
+                ports,
+                spec.selector,
+                headless=spec.clusterIP == "None",
+                export_to=_export_to(r),
+            )
+        )
+    _resolve_aliases(services, external_names)
     # Which pods each Service selects, from an index of pods by label (not every pod against
     # every Service): selected[i] lists the Services selecting pods[i], in Service order.
     selected: dict[int, list[MeshService]] = defaultdict(list)
@@ -163,7 +222,40 @@ def build_registry(resources: Sequence[Resource]) -> Registry:
     for service, picks in zip(services, chosen, strict=True):
         for port in service.ports:
             service.endpoints[port.number] = _endpoints(port, [pods[i] for i in picks])
-    return Registry(services, pods)
+    return Registry(services, pods, externals)
+
+
+EXPORT_TO_ANNOTATION = "networking.istio.io/exportTo"
+
+
+def _export_to(resource: Resource) -> tuple[str, ...]:
+    """kube/conversion.go ConvertService: the annotation split on commas, each trimmed."""
+    value = resource.body.metadata.annotations.get(EXPORT_TO_ANNOTATION) or ""
+    return tuple(ns.strip() for ns in value.split(",")) if value else ()
+
+
+def _resolve_aliases(
+    services: list[MeshService], external_names: dict[tuple[str, str], str]
+) -> None:
+    """Istio's resolveServiceAliases (pilot/pkg/model/push_context.go): an ExternalName
+    Service whose externalName is another Service's host is an alias of it (through chains of
+    ExternalNames; a loop resolves to nothing); the concrete Service answers the alias's names
+    too. An externalName outside the lab (a real DNS name) is not simulated."""
+    by_host = {s.fqdn: s for s in reversed(services)}  # the first Service of a host wins
+    unnamespaced = {service_fqdn(n, ns): target for (n, ns), target in external_names.items()}
+    for (name, namespace), first in sorted(
+        external_names.items(), key=lambda i: (i[0][1], i[0][0])
+    ):
+        target = first
+        seen = {service_fqdn(name, namespace), target}
+        while target in unnamespaced:
+            target = unnamespaced[target]
+            if target in seen:
+                break
+            seen.add(target)
+        concrete = by_host.get(target)
+        if concrete is not None:
+            concrete.aliases.append((name, namespace))
 
 
 class _PodIndex:

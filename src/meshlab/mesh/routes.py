@@ -8,13 +8,14 @@ from collections.abc import Callable, Sequence
 
 from meshlab.load import istio
 from meshlab.load.manifests import Resource
-from meshlab.mesh.clusters import MergedRule, consistent_hash_for, hash_policy
+from meshlab.mesh.clusters import MergedRule, consistent_hash_for, hash_policy, service_hash_for
 from meshlab.mesh.model import (
     DEFAULT_RETRY_ON,
     PASSTHROUGH_CLUSTER,
     DirectResponse,
     FaultPlan,
     Forward,
+    HashPolicyPlan,
     HeaderMatchPlan,
     HeaderOpsPlan,
     Note,
@@ -29,10 +30,13 @@ from meshlab.mesh.model import (
     config_order,
 )
 from meshlab.mesh.names import (
+    CLIENT_LABELS,
     bound_to_mesh,
     host_matches,
     is_wildcard,
+    most_specific,
     resolve_host,
+    selects,
     vhost_domains,
     visible_to,
 )
@@ -40,8 +44,11 @@ from meshlab.mesh.registry import MeshService, Registry
 
 
 def mesh_virtual_services(resources: Sequence[Resource], client_namespace: str) -> list[Resource]:
-    """VirtualServices a sidecar sees, in Istio's order: bound to `mesh` (no gateways = mesh),
-    exported to the client; private ones first, then oldest first, then by name/namespace."""
+    """VirtualServices a sidecar sees, in Istio's order (pilot/pkg/model/push_context.go,
+    initVirtualServices and VirtualServicesForGateway): bound to `mesh` (no gateways = mesh),
+    exported to the client; then three tiers, each oldest first, then by name/namespace:
+    private (its exportTo names its own namespace, the client's), exported to the client's
+    namespace by name, public (`*` or no exportTo)."""
     found = []
     for r in resources:
         if r.kind != "VirtualService":
@@ -51,58 +58,143 @@ def mesh_virtual_services(resources: Sequence[Resource], client_namespace: str) 
             continue
         if not visible_to(spec.exportTo, r.namespace, client_namespace):
             continue
-        private = spec.exportTo == ["."] and r.namespace == client_namespace
-        found.append(((0 if private else 1, *config_order(r)), r))
+        found.append(((_tier(spec.exportTo, r.namespace, client_namespace), *config_order(r)), r))
     return [r for _, r in sorted(found, key=lambda item: item[0])]
 
 
+def _tier(export_to: Sequence[str], namespace: str, client_namespace: str) -> int:
+    if not export_to or "*" in export_to:
+        return 2
+    own = namespace == client_namespace and ("." in export_to or namespace in export_to)
+    return 0 if own else 1
+
+
 class VirtualServiceIndex:
-    """The mesh VirtualServices by the hosts they name, so a Service's candidates are the
-    ones naming its host (plus the wildcards), in Istio's order, not a scan of all of them:
-    planning stays linear in the number of Services."""
+    """The mesh VirtualServices by the hosts they name, so a Service's candidates are read
+    from an index, not a scan of all of them: planning stays linear in the Services."""
 
     def __init__(self, virtual_services: Sequence[Resource]) -> None:
         self.exact: dict[str, list[int]] = defaultdict(list)
-        self.wildcards: list[tuple[int, list[str]]] = []
+        # pattern -> the first VirtualService naming it (sidecar.go
+        # computeWildcardHostVirtualServiceIndex never overwrites an earlier entry)
+        self.wildcards: dict[str, int] = {}
         self.ordered = list(virtual_services)
+        self.hosts: list[list[str]] = []
         for position, vs in enumerate(self.ordered):
-            hosts = [resolve_host(h, vs.namespace) for h in vs.body.spec.hosts]
-            patterns = [h for h in hosts if is_wildcard(h)]
-            if patterns:
-                self.wildcards.append((position, patterns))
-            for host in dict.fromkeys(h for h in hosts if not is_wildcard(h)):
-                self.exact[host].append(position)
+            hosts = list(
+                dict.fromkeys(resolve_host(h, vs.namespace).lower() for h in vs.body.spec.hosts)
+            )
+            self.hosts.append(hosts)
+            for host in hosts:
+                if is_wildcard(host):
+                    self.wildcards.setdefault(host, position)
+                else:
+                    self.exact[host].append(position)
 
-    def for_host(self, fqdn: str) -> list[Resource]:
-        """The VirtualServices whose hosts cover `fqdn`, in the order they were given."""
-        positions = set(self.exact.get(fqdn, ()))
-        positions.update(
-            position
-            for position, patterns in self.wildcards
-            if any(host_matches(p, fqdn) for p in patterns)
-        )
-        return [self.ordered[position] for position in sorted(positions)]
+    def owners(self, fqdn: str) -> list[int]:
+        """The VirtualServices that may build `fqdn`'s vhost, in order. Istio's most specific
+        host rule (sidecar.go computeWildcardHostVirtualServiceIndex, route.go
+        separateVSHostsAndServices): every VirtualService naming the host exactly, whatever
+        their age; with none, the one VirtualService of the most specific wildcard."""
+        if fqdn in self.exact:
+            return self.exact[fqdn]
+        pattern = most_specific(fqdn, self.wildcards)
+        return [self.wildcards[pattern]] if pattern is not None else []
 
 
-def virtual_host(
-    service: MeshService,
+def route_table(
     port: int,
+    services: Sequence[MeshService],
     virtual_services: VirtualServiceIndex,
     rule_for: Callable[[str], MergedRule | None],
     client_namespace: str,
     registry: Registry,
     notes: list[Note],
-) -> VirtualHostPlan:
-    name = f"{service.fqdn}:{port}"
-    domains = vhost_domains(service.name, service.namespace, client_namespace)
-    for vs in virtual_services.for_host(service.fqdn):
+) -> list[VirtualHostPlan]:
+    """The vhosts of one port's route table, built in istiod's order so that the first to
+    claim a domain keeps it (httproute.go BuildSidecarOutboundVirtualHosts, dedupeDomains):
+    each VirtualService in order (the hosts that are not Services on this port first, then its
+    Services), then a default vhost for each Service no VirtualService took.
+    `services` are the Services with this port, `registry` the ones the client sees."""
+    by_name = {s.fqdn: s for s in reversed(services)}
+    claimed: dict[int, list[MeshService]] = defaultdict(list)
+    for service in by_name.values():
+        for position in virtual_services.owners(service.fqdn):
+            claimed[position].append(service)
+    table = _Table()
+    taken: set[str] = set()
+    for position, vs in enumerate(virtual_services.ordered):
+        mine = claimed.get(position, [])
+        foreign = [h for h in virtual_services.hosts[position] if not _names_service(h, by_name)]
+        # route.go buildSidecarVirtualHostsForVirtualService: hosts that are no Service on
+        # this port ride along with its Services on this port; with none, they get a vhost
+        # on port 80 only (istiod's "port 80 hack": httproute.go selectVirtualServices keeps
+        # every VirtualService there, and only those naming a Service on other ports).
+        if not mine and not (port == 80 and foreign):
+            continue
         routes = _routes_for(vs, port, client_namespace, registry, rule_for, notes)
-        # Every route filtered out: this VS yields no vhost, so the next VS for the host (if
-        # any) gets it; with none, Istio keeps the service's default route.
-        if routes:
-            return VirtualHostPlan(name, domains, routes, service, vs)
-    default = _default_route(service, port, rule_for(service.fqdn))
-    return VirtualHostPlan(name, domains, [default], service)
+        if not routes:
+            continue  # no vhost from this one: the host is free for the next
+        for host in foreign:
+            table.add(VirtualHostPlan(f"{host}:{port}", [host], routes, None, vs))
+        for service in mine:
+            if service.fqdn in taken:
+                continue
+            taken.add(service.fqdn)
+            domains = service_domains(service, client_namespace)
+            table.add(VirtualHostPlan(f"{service.fqdn}:{port}", domains, routes, service, vs))
+    for service in services:
+        # route.go BuildSidecarVirtualHostWrapper: an alias gets no vhost of its own; its
+        # names are on the concrete Service's (service_domains)
+        if service.fqdn not in taken and service.external_name is None:
+            taken.add(service.fqdn)
+            default = _default_route(service, port, rule_for(service.fqdn))
+            table.add(
+                VirtualHostPlan(
+                    f"{service.fqdn}:{port}",
+                    service_domains(service, client_namespace),
+                    [default],
+                    service,
+                )
+            )
+    return table.vhosts
+
+
+def _names_service(host: str, by_name: dict[str, MeshService]) -> bool:
+    if not is_wildcard(host):
+        return host in by_name
+    return any(host_matches(host, fqdn) for fqdn in by_name)
+
+
+class _Table:
+    """Vhosts in build order, each keeping only the domains no earlier vhost took; a vhost
+    whose name or every domain was taken is dropped (httproute.go buildVirtualHost)."""
+
+    def __init__(self) -> None:
+        self.vhosts: list[VirtualHostPlan] = []
+        self.names: set[str] = set()
+        self.domains: set[str] = set()
+
+    def add(self, vhost: VirtualHostPlan) -> None:
+        if vhost.name in self.names:
+            return
+        self.names.add(vhost.name)
+        vhost.domains = [d for d in dict.fromkeys(vhost.domains) if d.lower() not in self.domains]
+        self.domains.update(d.lower() for d in vhost.domains)
+        if vhost.domains:
+            self.vhosts.append(vhost)
+
+
+def service_domains(service: MeshService, client_namespace: str) -> list[str]:
+    """httproute.go generateVirtualHostDomains: the Service's names, then its aliases'
+    (ExternalName Services pointing at it); a headless Service (Passthrough resolution) also
+    answers `*.` each of them (pod names like `web-0.web.default.svc.cluster.local`)."""
+    domains = vhost_domains(service.name, service.namespace, client_namespace)
+    for name, namespace in service.aliases:
+        domains += vhost_domains(name, namespace, client_namespace)
+    if service.headless:
+        domains += [f"*.{d}" for d in domains]
+    return domains
 
 
 def _default_route(service: MeshService, port: int, rule: MergedRule | None) -> RoutePlan:
@@ -112,8 +204,12 @@ def _default_route(service: MeshService, port: int, rule: MergedRule | None) -> 
         RouteMatchPlan(),
         Forward((target,), weighted=False),
         retry=_default_retry(),
-        hash_policy=hash_policy(rule, None),
+        hash_policies=_some(hash_policy(service_hash_for(rule, port))),
     )
+
+
+def _some(policy: HashPolicyPlan | None) -> tuple[HashPolicyPlan, ...]:
+    return (policy,) if policy is not None else ()
 
 
 def allow_any_vhost() -> VirtualHostPlan:
@@ -156,13 +252,13 @@ def _routes_for(
 
 def _applies_to_sidecar(match: istio.HTTPMatchRequest, port: int, client_namespace: str) -> bool:
     """Config-time filters: port, gateways, sourceLabels, sourceNamespace (the probe client
-    is a pod in the lab namespace with no labels). Istio's sourceMatchHTTP: a non-empty
-    match.gateways replaces the source checks (`mesh` listed = the sidecar matches)."""
+    is a pod in the lab namespace with names.CLIENT_LABELS). Istio's sourceMatchHTTP: a
+    non-empty match.gateways replaces the source checks (`mesh` listed = the sidecar matches)."""
     if match.port is not None and match.port != port:
         return False
     if match.gateways:
         return bound_to_mesh(match.gateways)
-    if match.sourceLabels:
+    if match.sourceLabels and not selects(match.sourceLabels, CLIENT_LABELS):
         return False
     return match.sourceNamespace is None or match.sourceNamespace == client_namespace
 
@@ -183,12 +279,16 @@ def _route(
     )
     plan.timeout_s = istio.parse_duration(http.timeout) if http.timeout else 0.0
     hashed = False
-    if isinstance(plan.action, Forward) and len(plan.action.targets) == 1:
-        target = plan.action.targets[0]  # the hash comes from the destination's own rule
-        rule = rule_for(target.host)
-        plan.hash_policy = hash_policy(rule, target.subset)
-        hashed = consistent_hash_for(rule, target.subset) is not None
-    # Istio's ConvertPolicy(policy, consistentHash): no previous_hosts next to a hash policy.
+    if isinstance(plan.action, Forward):
+        # route.go processDestination/processWeightedDestination: each destination's own
+        # rule adds its hash policy, for one destination as for every weighted one.
+        hashes = [
+            consistent_hash_for(rule_for(t.host), t.subset, t.port) for t in plan.action.targets
+        ]
+        plan.hash_policies = tuple(p for h in hashes if (p := hash_policy(h)) is not None)
+        # retry.go ConvertPolicy(policy, consistentHash): only a single destination's hash
+        # drops previous_hosts.
+        hashed = not plan.action.weighted and hashes[0] is not None
     plan.retry = _retry(http.retries, hashed=hashed)
     plan.fault = _fault(http.fault)
     # istiod's applyHTTPRouteDestination: a host/:authority header set on the route, then
@@ -233,12 +333,32 @@ def _match_plan(match: istio.HTTPMatchRequest | None) -> RouteMatchPlan:
     ):
         if value is not None:
             headers.append(HeaderMatchPlan(pseudo, _string_match(value)))
-    headers += [HeaderMatchPlan(k, _string_match(v)) for k, v in match.headers.items()]
     headers += [
-        HeaderMatchPlan(k, _string_match(v), invert=True) for k, v in match.withoutHeaders.items()
+        HeaderMatchPlan(k, _string_match(v), claim=routing_claim(k))
+        for k, v in match.headers.items()
+    ]
+    headers += [
+        HeaderMatchPlan(k, _string_match(v), invert=True, claim=routing_claim(k))
+        for k, v in match.withoutHeaders.items()
     ]
     query = tuple((k, _string_match(v)) for k, v in match.queryParams.items())
     return RouteMatchPlan(path, not match.ignoreUriCase, tuple(headers), query)
+
+
+JWT_CLAIM_HEADER = "@request.auth.claims"
+
+
+def routing_claim(name: str) -> tuple[str, ...] | None:
+    """pkg/jwt/routing.go ToRoutingClaim: `@request.auth.claims.a.b` or
+    `@request.auth.claims[a][b]` names the JWT claim path (a, b); else None."""
+    if not name.lower().startswith(JWT_CLAIM_HEADER):
+        return None
+    rest = name[len(JWT_CLAIM_HEADER) :]
+    if rest.startswith(".") and len(rest) > 1:
+        return tuple(rest[1:].split("."))
+    if rest.startswith("[") and rest.endswith("]") and len(rest) > 2:
+        return tuple(rest[1:-1].split("]["))
+    return None
 
 
 def _string_match(value: istio.StringMatch) -> StringMatchPlan:
@@ -262,7 +382,9 @@ def _action(
     targets = []
     for d_index, dest in enumerate(http.route):
         host = resolve_host(dest.destination.host, vs.namespace)
-        service = registry.service_by_fqdn(host)
+        service = registry.lookup(host)
+        if service is not None and service.external_name and service.port(port) is None:
+            service = None  # istiod looks up the Services of the listener's port only
         if dest.destination.port is not None:
             dest_port = dest.destination.port.number
         elif service is not None and len(service.ports) == 1:
@@ -273,6 +395,8 @@ def _action(
         location = (
             vs.locate(*weight_at, "weight") if dest.weight is not None else vs.locate(*weight_at)
         )
+        if service is not None and service.external_name is not None:
+            host = service.external_name  # route.go GetDestinationCluster: one hop only
         targets.append(
             WeightedTarget(
                 cluster_name(dest_port, dest.destination.subset, host),
@@ -283,6 +407,7 @@ def _action(
                 HeaderOpsPlan.of(dest.headers.request if dest.headers else None),
                 HeaderOpsPlan.of(dest.headers.response if dest.headers else None),
                 _authority(dest.headers),
+                dest.destination.port.number if dest.destination.port else None,
             )
         )
     if len(targets) == 1:
@@ -313,7 +438,8 @@ def _retry(retries: istio.HTTPRetry | None, hashed: bool = False) -> RetryPlan |
     if retries.retryIgnorePreviousHosts is not None:
         previous_hosts = retries.retryIgnorePreviousHosts
     backoff = istio.parse_duration(retries.backoff) if retries.backoff else None
-    return RetryPlan(retries.attempts, retry_on, per_try, codes, previous_hosts, backoff)
+    remote = bool(retries.retryRemoteLocalities)  # retry.go: previous_priorities
+    return RetryPlan(retries.attempts, retry_on, per_try, codes, previous_hosts, backoff, remote)
 
 
 def _fault(fault: istio.HTTPFaultInjection | None) -> FaultPlan | None:

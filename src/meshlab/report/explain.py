@@ -129,8 +129,8 @@ def _policy_lines(trace: RequestTrace) -> list[str]:
         policies.append(f"fault: {fault.delay_s:g} s delay for {fault.delay_percent:g}%")
     if fault and fault.abort_status and fault.abort_percent:
         policies.append(f"fault: abort {fault.abort_status} for {fault.abort_percent:g}%")
-    if route.hash_policy:
-        policies.append(f"consistent hash: {_hash_text(route.hash_policy)}")
+    for hashed in route.hash_policies:
+        policies.append(f"consistent hash: {_hash_text(hashed)}")
     if route.prefix_rewrite is not None or route.authority_rewrite is not None:
         policies.append(
             "rewrite: "

@@ -25,6 +25,7 @@ from meshlab.backends.embedded.options import EmbeddedOptions
 from meshlab.backends.embedded.processes import ProcessGroup, start_standins
 from meshlab.backends.embedded.standins import PodSpec, describe
 from meshlab.backends.embedded.watch import Watchdog, request_timeout
+from meshlab.mesh.names import host_matches
 from meshlab.mesh.plan import MeshPlan, Note
 from meshlab.mesh.registry import PodInstance
 from meshlab.mesh.request import ProbeRequest
@@ -134,7 +135,9 @@ class EmbeddedMesh(Deployed):
     def unreachable(self, request: ProbeRequest) -> str | None:
         """What happens before Envoy: DNS must know the name, and some listener the port."""
         known = {d for table in self.plan.route_tables.values() for v in table for d in v.domains}
-        if request.host not in known or request.host == "*":
+        # A headless Service's `*.` names stand for its pods' own DNS names.
+        pods = any(host_matches(d, request.host) for d in known if d.startswith("*."))
+        if (request.host not in known and not pods) or request.host == "*":
             return f"could not resolve host {request.host!r}: no Service has that name"
         if self.plan.listener_for(request.port) is None:
             return f"connection failed: no Service in the mesh serves HTTP on port {request.port}"

@@ -20,6 +20,7 @@ from meshlab.backends.kind.kube import ApiError, Kube, Obj
 from meshlab.errors import BackendError, BackendUnavailable
 from meshlab.load.manifests import Resource
 from meshlab.mesh import names
+from meshlab.mesh.registry import EXPORT_TO_ANNOTATION
 
 Progress = Callable[[str], None]
 
@@ -125,6 +126,16 @@ def _retargeted(obj: Obj, retarget: Retarget) -> Obj:
         for port in spec.get("ports") or []:
             if isinstance(port, dict):
                 port.pop("nodePort", None)
+        # names the embedded plan reads too: an ExternalName alias of a lab Service, and
+        # the namespaces of the exportTo annotation
+        if isinstance(spec.get("externalName"), str):
+            spec["externalName"] = retarget.host(spec["externalName"])
+        annotations = obj["metadata"].get("annotations")
+        export_to = annotations.get(EXPORT_TO_ANNOTATION) if isinstance(annotations, dict) else None
+        if isinstance(export_to, str) and annotations is not None:
+            annotations[EXPORT_TO_ANNOTATION] = ",".join(
+                retarget.namespace(ns.strip()) for ns in export_to.split(",")
+            )
     if str(obj.get("apiVersion", "")).startswith("networking.istio.io/"):
         obj["spec"] = _retarget_istio(spec, retarget)
     return obj

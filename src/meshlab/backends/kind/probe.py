@@ -45,6 +45,7 @@ from meshlab.backends.kind.apply import Clock, Progress, Retarget
 from meshlab.backends.kind.kube import Kube, Obj
 from meshlab.backends.kind.sidecar_routes import ExpectedRoute, config_problems, render_routes
 from meshlab.errors import BackendError
+from meshlab.mesh.names import CLIENT_LABELS
 from meshlab.mesh.request import ProbeRequest
 
 PROBE_CONTAINER = "probe"
@@ -88,7 +89,7 @@ def probe_objects(namespace: str) -> list[Obj]:
             "metadata": {
                 "name": PROBE_POD,
                 "namespace": namespace,
-                "labels": {PROBE_LABEL: "true"},
+                "labels": dict(CLIENT_LABELS),  # PROBE_LABEL: "true"
                 "annotations": {
                     "proxy.istio.io/config": '{"holdApplicationUntilProxyStarts": true}'
                 },

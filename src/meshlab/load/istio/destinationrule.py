@@ -35,11 +35,18 @@ class Subset(Strict):
         return check_labels(value)
 
 
+class CookieAttribute(Strict):
+    """HTTPCookie.Attribute: one `name[=value]` Envoy adds to the Set-Cookie it writes."""
+
+    name: str = Field(min_length=1)
+    value: str | None = None
+
+
 class HTTPCookie(Strict):
     name: str = Field(min_length=1)
     path: str | None = None
     ttl: str | None = None
-    attributes: Any = None
+    attributes: list[CookieAttribute] | None = None
 
     @field_validator("ttl")
     @classmethod

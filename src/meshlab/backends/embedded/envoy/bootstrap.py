@@ -41,6 +41,9 @@ _ROUTER = _T + "extensions.filters.http.router.v3.Router"
 _FAULT = _T + "extensions.filters.http.fault.v3.HTTPFault"
 _TCP_PROXY = _T + "extensions.filters.network.tcp_proxy.v3.TcpProxy"
 _PREVIOUS_HOSTS = _T + "extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate"
+_PREVIOUS_PRIORITIES = (
+    _T + "extensions.retry.priority.previous_priorities.v3.PreviousPrioritiesConfig"
+)
 _FILE_LOG = _T + "extensions.access_loggers.file.v3.FileAccessLog"
 _REDIRECT_CODES = {
     301: "MOVED_PERMANENTLY",
@@ -270,8 +273,8 @@ def _route_action(route: RoutePlan, action: Forward) -> dict[str, Any]:
     out["timeout"] = _seconds(route.timeout_s)
     if route.retry is not None:
         out["retry_policy"] = _retry(route.retry)
-    if route.hash_policy is not None:
-        out["hash_policy"] = [_hash_policy(route.hash_policy)]
+    if route.hash_policies:
+        out["hash_policy"] = [_hash_policy(h) for h in route.hash_policies]
     if route.prefix_rewrite:
         out["prefix_rewrite"] = route.prefix_rewrite
     if route.authority_rewrite:
@@ -288,6 +291,10 @@ def _hash_policy(policy: HashPolicyPlan) -> dict[str, Any]:
             cookie["ttl"] = _seconds(policy.ttl_s)
         if policy.path:
             cookie["path"] = policy.path
+        if policy.attributes:
+            cookie["attributes"] = [
+                {"name": k} | ({"value": v} if v else {}) for k, v in policy.attributes
+            ]
         return {"cookie": cookie}
     if policy.kind == "source_ip":
         return {"connection_properties": {"source_ip": True}}
@@ -311,6 +318,12 @@ def _retry(retry: RetryPlan) -> dict[str, Any]:
                 "typed_config": {"@type": _PREVIOUS_HOSTS},
             }
         ]
+    if retry.remote_localities:
+        # retry.go cachedRetryRemoteLocalitiesPredicate
+        out["retry_priority"] = {
+            "name": "envoy.retry_priorities.previous_priorities",
+            "typed_config": {"@type": _PREVIOUS_PRIORITIES, "update_frequency": 2},
+        }
     if retry.backoff_s is not None:
         out["retry_back_off"] = {"base_interval": _seconds(retry.backoff_s)}
     if retry.retriable_status_codes:
@@ -350,8 +363,12 @@ def _match(match: RouteMatchPlan) -> dict[str, Any]:
         out["prefix"] = path.value
     if not match.case_sensitive:
         out["case_sensitive"] = False
-    if match.headers:
-        out["headers"] = [_header_matcher(h) for h in match.headers]
+    headers = [h for h in match.headers if h.claim is None]
+    claims = [h for h in match.headers if h.claim is not None]
+    if headers:
+        out["headers"] = [_header_matcher(h) for h in headers]
+    if claims:
+        out["dynamic_metadata"] = [_claim_matcher(h) for h in claims]
     if match.query:
         out["query_parameters"] = [_query_matcher(name, m) for name, m in match.query]
     return out
@@ -373,6 +390,27 @@ def _header_matcher(header: HeaderMatchPlan) -> dict[str, Any]:
             out["treat_missing_header_as_empty"] = True
     if header.invert:
         out["invert_match"] = True
+    return out
+
+
+def _claim_matcher(header: HeaderMatchPlan) -> dict[str, Any]:
+    """route.go translateMetadataMatch (authz MetadataListMatcher, extended JWT): the claim
+    on the jwt_authn filter's `payload` metadata, as a string or as one of a list. The client
+    sidecar runs no jwt_authn filter, so the metadata is never there."""
+    assert header.claim is not None
+    value: dict[str, Any]
+    if header.match.kind == "present":
+        value = {"present_match": True}
+    else:
+        string = {"string_match": _string_matcher(header.match)}
+        value = {"or_match": {"value_matchers": [{"list_match": {"one_of": string}}, string]}}
+    out: dict[str, Any] = {
+        "filter": "envoy.filters.http.jwt_authn",
+        "path": [{"key": key} for key in ("payload", *header.claim)],
+        "value": value,
+    }
+    if header.invert:
+        out["invert"] = True
     return out
 
 
