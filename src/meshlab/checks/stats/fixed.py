@@ -3,6 +3,7 @@ design's power."""
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterator, Mapping
 from statistics import NormalDist
@@ -148,6 +149,7 @@ def fixed_sample_size_estimate(
     return math.ceil(needed)
 
 
+@functools.lru_cache(maxsize=256)  # a run sizes each check twice (budget, then cap)
 def _fixed_n(
     p: float, alpha: float, beta: float, alternatives: tuple[float, ...], *, stable: bool = False
 ) -> int:
