@@ -26,7 +26,7 @@ from typing import Any
 # this client: more than a few connections only add thread switches (bench/run.py).
 PARALLEL = 4
 # The fewest requests per connection worth a thread hand-off (~50 µs each)
-MIN_PER_CONNECTION = 4
+MIN_PER_CONNECTION = 2
 # Errors of a kept-alive connection the peer closed while it idled: one fresh retry
 _STALE = (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError)
 
