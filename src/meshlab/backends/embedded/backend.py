@@ -68,8 +68,8 @@ class EmbeddedBackend(Backend):
             with EnvoyValidation(binary, plan, workdir) as validation:
                 addresses = start_standins(group, pods, cwd=workdir)
                 validation.result()
-            access_log = workdir / "access.log"
-            config = render_bootstrap(plan, addresses, access_log=str(access_log))
+            # no access log: nothing reads it, and writing it cost ~20% of Envoy's throughput
+            config = render_bootstrap(plan, addresses)
             envoy = start_envoy(
                 group, binary, write_bootstrap(config, workdir / "envoy.json"), workdir
             )

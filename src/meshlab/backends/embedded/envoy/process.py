@@ -29,7 +29,6 @@ class RunningEnvoy:
     admin_url: str
     listener_ports: dict[str, int]  # listener name -> bound port on 127.0.0.1
     log_path: Path
-    access_log_path: Path
 
     def config_dump(self) -> dict[str, Any]:
         """Envoy's own view of its config: what the mesh actually runs, for failure reports."""
@@ -89,7 +88,7 @@ def start_envoy(
     deadline = time.monotonic() + START_TIMEOUT
     admin_url = _wait_admin(process, admin_file, deadline, log_path)
     ports = _wait_listeners(process, admin_url, deadline, log_path)
-    return RunningEnvoy(process, admin_url, ports, log_path, workdir / "access.log")
+    return RunningEnvoy(process, admin_url, ports, log_path)
 
 
 def _fail(process: ManagedProcess, log_path: Path, what: str) -> BackendError:
