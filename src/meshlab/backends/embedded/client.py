@@ -188,6 +188,9 @@ class Client:
             futures = [self._pool.submit(lane, k) for k in range(1, lanes)]
             try:
                 lane(0)
+            except BaseException:  # Ctrl-C or SIGTERM reach the main thread: stop every lane
+                halt.set()
+                raise
             finally:
                 errors = [f.exception() for f in futures]  # waits: no lane outlives the batch
             for error in errors:
