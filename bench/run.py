@@ -7,11 +7,19 @@ absolutes), and writes them to reports/bench.json:
   * time to verdict for lab 2: whole `run_lab` (load, deploy, check, tear down) and the
     check alone;
   * requests the sequential test used vs the design's expected N for a correct config;
-  * requests/s through Envoy and a stand-in over one keep-alive connection;
+  * requests/s through Envoy to the stand-ins, one session sending batches of --rps-requests
+    (spread over up to 4 keep-alive connections);
   * static analysis of the lab folder (`meshlab analyze labs/2-traffic`): first call in the
     process, then the median of warm calls;
   * planning time for generated labs of N Services (each with a Deployment, a VirtualService
-    and a DestinationRule), and how it grows: doubling N should about double it (linear).
+    and a DestinationRule), and how it grows: doubling N should about double it (linear);
+  * whole-process wall time of `meshlab run labs/2-traffic` and `meshlab --help` (median of
+    --runs after a warm-up), and with --baseline-src DIR (another checkout's `src`) the same
+    for it, side by side, with the ratio;
+  * the probe's rate (batches of 10, as a check sends them) against Envoy's limit on the same
+    mesh (wrk, 32 connections, installed with apt-get when missing), and their ratio;
+  * a lab of --pods pods (lab 2 with every Deployment scaled up): seconds to ready and to
+    judged, and the summed RSS of meshlab and its children.
 """
 
 from __future__ import annotations
@@ -19,15 +27,23 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import os
+import re
+import shutil
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
 
+import psutil
+
 from meshlab.backends.embedded.backend import EmbeddedBackend
 from meshlab.checks.stats import Design, expected_requests, fixed_sample_size
+from meshlab.load.budgets import Budgets
 from meshlab.mesh.request import ProbeRequest
-from meshlab.pipeline import prepare, run_lab
+from meshlab.pipeline import prepare, run_check, run_lab
 
 ROOT = Path(__file__).resolve().parent.parent
 LAB = ROOT / "labs" / "2-traffic"
@@ -154,12 +170,129 @@ def planning_time(sizes: list[int], runs: int = 3) -> dict[str, object]:
     return {"runs": runs, "seconds": {str(n): s for n, s in seconds.items()}, "growth": growth}
 
 
+def process_wall(src: Path, runs: int) -> dict[str, float]:
+    """Median wall seconds of whole `meshlab` processes run from `src` (a warm-up first)."""
+    env = {**os.environ, "PYTHONPATH": str(src)}
+    entry = [sys.executable, "-c", "from meshlab.cli import main; main()"]
+    out: dict[str, float] = {}
+    for name, args in (("run_lab2", ["run", str(LAB)]), ("help", ["--help"])):
+        times = []
+        for i in range(runs + 1):
+            started = time.perf_counter()
+            done = subprocess.run([*entry, *args], env=env, capture_output=True, check=False)
+            if i:  # the first is the warm-up (page cache, .pyc files)
+                times.append(time.perf_counter() - started)
+            assert done.returncode == 0, done.stderr.decode(errors="replace")[-2000:]
+        out[name] = statistics.median(times)
+    return out
+
+
+def _wrk() -> str | None:
+    """Debian's wrk, installed when missing (the bench session may; the tests never do)."""
+    apt = shutil.which("apt-get")
+    if shutil.which("wrk") is None and apt is not None:
+        subprocess.run([apt, "install", "-y", "-q", "wrk"], capture_output=True, check=False)
+    return shutil.which("wrk")
+
+
+def probe_vs_envoy(requests: int, runs: int = 3) -> dict[str, float | None]:
+    """The probe's requests/s (batches of 10 through one session, as a check sends them) and
+    wrk's through the same Envoy listener to the same stand-ins, in one deployment."""
+    prepared = prepare(LAB)
+    probe, limit = [], []
+    wrk = _wrk()
+    with EmbeddedBackend().deploy(prepared.to_deploy()) as mesh, mesh.session() as session:
+        session.send(ProbeRequest(URL), 50)  # warm the connections
+        port = mesh.envoy.listener_ports["0.0.0.0_8080"]
+        for _ in range(runs):
+            started = time.perf_counter()
+            for _ in range(requests // 10):
+                outcomes = session.send(ProbeRequest(URL), 10)
+                assert all(o.status == 200 for o in outcomes)
+            probe.append(requests / (time.perf_counter() - started))
+            if wrk is not None:
+                target = f"http://127.0.0.1:{port}/driver/City%20Truck"
+                argv = [wrk, "-t2", "-c32", "-d2s", "-H", "Host: fleetman-staff-service:8080"]
+                done = subprocess.run([*argv, target], capture_output=True, text=True, check=False)
+                text = done.stdout
+                found = re.search(r"Requests/sec:\s+([\d.]+)", text)
+                if found and "Non-2xx" not in text:
+                    limit.append(float(found.group(1)))
+    rate = statistics.median(probe)
+    envoy = statistics.median(limit) if limit else None
+    return {
+        "probe_requests_per_second": rate,
+        "envoy_limit_requests_per_second": envoy,
+        "ratio": rate / envoy if envoy else None,
+    }
+
+
+def many_pods(pods: int) -> dict[str, float]:
+    """Lab 2 with every Deployment scaled to about `pods` pods in all: seconds until every
+    stand-in and Envoy are ready, until the check is judged, and the summed RSS (MB) of this
+    process and its children once ready."""
+    with tempfile.TemporaryDirectory(prefix="meshlab-bench-") as folder:
+        lab = Path(folder) / "2-traffic-scaled"
+        shutil.copytree(LAB, lab, ignore=shutil.ignore_patterns("__pycache__", "test_*.py"))
+        manifest = lab / "fleetman.yaml"
+        text = manifest.read_text()
+        deployments = text.count("replicas:")
+        replicas = -(-pods // deployments)
+        manifest.write_text(re.sub(r"replicas: \d+", f"replicas: {replicas}", text))
+        started = time.perf_counter()
+        # the pods budget is 64 by default, and memory (one process per pod today) 3 GB
+        budgets = Budgets(pods=replicas * deployments, memory_mb=16_384)
+        prepared = prepare(lab, budgets)
+        with EmbeddedBackend().deploy(prepared.to_deploy()) as mesh:
+            ready = time.perf_counter() - started
+            me = psutil.Process()
+            rss = sum(p.memory_info().rss for p in [me, *me.children(recursive=True)])
+            results = [run_check(c, prepared.context(mesh)) for c in prepared.checks]
+            judged = time.perf_counter() - started
+        assert all(r.passed for r in results), results[0].message
+    return {
+        "pods": replicas * deployments,
+        "seconds_ready": ready,
+        "seconds_judged": judged,
+        "rss_mb": rss / 2**20,
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--rps-requests", type=int, default=2000)
     parser.add_argument("--plan-services", type=int, nargs="+", default=[500, 1000, 2000])
+    parser.add_argument("--baseline-src", type=Path, help="another checkout's src, to compare")
+    parser.add_argument("--pods", type=int, default=200, help="pods of the scaled lab 2")
     args = parser.parse_args()
+    walls = {"this": process_wall(ROOT / "src", args.runs)}
+    if args.baseline_src:
+        walls["baseline"] = process_wall(args.baseline_src.resolve(), args.runs)
+    for name, wall in walls.items():
+        print(
+            f"whole process ({name}): meshlab run labs/2-traffic {wall['run_lab2']:.2f} s, "
+            f"meshlab --help {wall['help']:.2f} s (median of {args.runs} after a warm-up)"
+        )
+    if "baseline" in walls:
+        ratios = {k: walls["this"][k] / walls["baseline"][k] for k in walls["this"]}
+        walls["ratio_this_to_baseline"] = ratios
+        print(f"  this/baseline: run x{ratios['run_lab2']:.2f}, --help x{ratios['help']:.2f}")
+    probe = probe_vs_envoy(args.rps_requests)
+    envoy = probe["envoy_limit_requests_per_second"]
+    print(
+        f"probe: {probe['probe_requests_per_second']:.0f} requests/s in batches of 10; "
+        + (
+            f"Envoy's limit (wrk, 32 connections) {envoy:.0f}/s: {probe['ratio']:.0%}"
+            if envoy
+            else "no wrk"
+        )
+    )
+    scaled = many_pods(args.pods)
+    print(
+        f"{scaled['pods']:.0f} pods: ready in {scaled['seconds_ready']:.1f} s, judged in "
+        f"{scaled['seconds_judged']:.1f} s, {scaled['rss_mb']:.0f} MB summed RSS"
+    )
     planning = planning_time(args.plan_services)
     analysis = analysis_time(max(args.runs, 20))
     verdict = time_to_verdict(args.runs)
@@ -176,7 +309,7 @@ def main() -> None:
     )
     print(
         f"embedded mesh: median {rps['median_requests_per_second']:.0f} requests/s "
-        "(one keep-alive connection through Envoy to a stand-in)"
+        "(one session, large batches over up to 4 keep-alive connections)"
     )
     print(
         f"static analysis of lab 2 ({analysis['objects']} objects): first call "
@@ -195,6 +328,9 @@ def main() -> None:
                 "throughput": rps,
                 "analysis": analysis,
                 "planning": planning,
+                "process_wall": walls,
+                "probe_vs_envoy": probe,
+                "many_pods": scaled,
             },
             indent=2,
         )

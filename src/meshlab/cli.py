@@ -16,15 +16,15 @@ import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from meshlab.errors import EXIT_BACKEND, EXIT_FAILED, EXIT_PASSED, MeshlabError, printable
 from meshlab.options import RUN_OPTIONS, RunOption, RunSettings, kind_only_message
-from meshlab.progress import progress_display
-from meshlab.report.text import Style, header_lines, render_lines, write_json, write_junit
-from meshlab.version import __version__
+
+if TYPE_CHECKING:
+    from meshlab.report.text import Style
 
 EXIT_INTERRUPTED = 130
 STOP_SIGNALS = ("SIGTERM", "SIGHUP")  # exit 128 + the signal's number: 143, 129
@@ -103,7 +103,14 @@ def main(argv: list[str] | None = None) -> None:
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="meshlab")
+@click.option(
+    "--version",
+    is_flag=True,
+    expose_value=False,
+    is_eager=True,
+    callback=lambda ctx, _, value: _print_version(ctx) if value else None,
+    help="Show the version and exit.",
+)
 def cli() -> None:
     """Check Istio traffic rules by sending real traffic through a real Envoy."""
 
@@ -165,8 +172,12 @@ def _run_options(command: Callable[..., None]) -> Callable[..., None]:
 @_run_options
 def run(lab_dir: Path, json_path: Path | None, junit_path: Path | None, **values: object) -> None:
     """Apply LAB_DIR's manifests, send traffic as a meshed client, check the observed split."""
+    # imported here: `meshlab --help` and the other commands never pay for the report's and
+    # the checks' schemas, rich, or the backends
     from meshlab.backends.registry import get_backend
     from meshlab.pipeline import prepare, run_prepared
+    from meshlab.progress import progress_display
+    from meshlab.report.text import header_lines, render_lines, write_json, write_junit
 
     settings = RunSettings.from_values(values)
     if settings.backend != "kind" and settings.kind_only_given():
@@ -207,6 +218,14 @@ def _echo_diagnostics(info: dict[str, str]) -> None:
             click.echo(f"  {key}:")
             for line in text.split("\n"):
                 click.echo(f"    {printable(line)}")
+
+
+def _print_version(ctx: click.Context) -> None:
+    """`--version`; the package metadata is read only then (importlib.metadata costs ~50 ms)."""
+    from meshlab.version import __version__
+
+    click.echo(f"meshlab, version {__version__}")
+    ctx.exit()
 
 
 def _colour(line: str, style: Style) -> str:

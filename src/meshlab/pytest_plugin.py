@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -25,7 +26,7 @@ from meshlab.load.lab import LAB_FILE
 from meshlab.mesh.plan import Note
 from meshlab.mesh.request import ProbeRequest
 from meshlab.options import RUN_OPTIONS, RunOption, RunSettings
-from meshlab.pipeline import PreparedLab, prepare, run_check
+from meshlab.pipeline import LabReport, PreparedLab, prepare, run_check
 
 
 def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginManager) -> None:
@@ -52,6 +53,13 @@ def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginMa
             )
 
     group.addoption(
+        REPORTS,
+        metavar="DIR",
+        type=Path,
+        default=None,
+        help="write each lab's JSON report (as `meshlab run --json` does) to DIR/lab-NAME.json",
+    )
+    group.addoption(
         LABS_ONLY,
         action="store_true",
         help="grading: collect only lab.yaml files; never import a conftest.py, test_*.py or "
@@ -61,6 +69,7 @@ def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginMa
 
 _KIND_PLUGIN_OPTIONS = ("--kubeconfig", "--keep-cluster")
 LABS_ONLY = "--meshlab-labs-only"
+REPORTS = "--meshlab-reports"
 
 
 # --- grading mode: nothing of a submission's Python is imported --------------------------
@@ -174,6 +183,8 @@ class _Deployment:
     prepared: PreparedLab
     mesh: Deployed
     stack: contextlib.ExitStack
+    started: float = field(default_factory=time.perf_counter)
+    results: list[CheckResult] = field(default_factory=list)
 
 
 @dataclass
@@ -239,7 +250,29 @@ class _Labs:
     def close(self, lab_dir: Path) -> None:
         deployment = self.deployments.pop(lab_dir.resolve(), None)
         if deployment is not None:
-            deployment.stack.close()
+            try:
+                deployment.stack.close()
+            finally:
+                self._write_report(deployment)
+
+    def _write_report(self, deployment: _Deployment) -> None:
+        """--meshlab-reports: the lab's checks as `meshlab run --json` reports them, so one
+        pytest run (checks and the lab's own tests on one deployment) feeds the docs too."""
+        folder = self.config.getoption(REPORTS.removeprefix("--").replace("-", "_"))
+        if folder is None or not deployment.results:
+            return
+        from meshlab.report.text import write_json
+
+        prepared = deployment.prepared
+        report = LabReport(
+            prepared.lab,
+            dict(self.backend.describe()),
+            deployment.results,
+            list(self.backend.notes(prepared.to_deploy())),
+            time.perf_counter() - deployment.started,
+            list(prepared.diagnostics),
+        )
+        write_json(report.model(), Path(folder) / f"lab-{prepared.lab.name}.json")
 
     def close_all(self) -> None:
         for key in list(self.deployments):
@@ -288,6 +321,7 @@ class LabCheckItem(pytest.Item):
                 pytest.skip(str(exc))
             raise
         result: CheckResult = run_check(self.check, labs.context(deployment))
+        deployment.results.append(result)
         self.user_properties += [
             ("points", result.points),
             ("points_awarded", result.points_awarded),

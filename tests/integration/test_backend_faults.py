@@ -19,10 +19,13 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from http.client import HTTPException
 from pathlib import Path
 
 import psutil
 import pytest
+
+from meshlab.backends.embedded.client import get
 
 pytestmark = pytest.mark.envoy
 
@@ -50,6 +53,25 @@ def _envoy(procs: list[psutil.Process]) -> psutil.Process | None:
         except psutil.Error:
             continue
     return None
+
+
+def _requests_served(tmpdir: Path) -> int:
+    """Requests Envoy's listeners (not its admin) have served, from its admin stats; 0
+    while Envoy is not up."""
+    addresses = list(tmpdir.glob("meshlab-*/admin-address"))
+    address = addresses[0].read_text().strip() if addresses else ""
+    if not address:
+        return 0
+    try:
+        _, body = get(f"http://{address}/stats?filter=downstream_rq_total", 2)
+    except (OSError, HTTPException):
+        return 0
+    served = 0
+    for line in body.decode().splitlines():
+        name, _, value = line.partition(": ")
+        if name.endswith("downstream_rq_total") and ".admin." not in name and value.isdigit():
+            served += int(value)
+    return served
 
 
 def _standin(pod_prefix: str) -> Callable[[list[psutil.Process]], psutil.Process | None]:
@@ -107,11 +129,10 @@ class Watched:
         pytest.fail(f"not seen within {timeout} s\n{self.output()}")
 
     def wait_traffic(self, timeout: float = 30) -> None:
-        """Until the access log grows: the checks are sending."""
+        """Until Envoy has served some requests (its admin stats): the checks are sending."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            logs = list(self.tmpdir.glob("meshlab-*/access.log"))
-            if logs and logs[0].stat().st_size > 2000:
+            if _requests_served(self.tmpdir) > 20:
                 return
             assert self.process.poll() is None, self.output()
             time.sleep(0.02)

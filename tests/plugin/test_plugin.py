@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 from xml.etree import ElementTree
 
 import pytest
+
+from meshlab.report.model import RunReport
 
 pytestmark = pytest.mark.envoy
 
@@ -24,9 +27,19 @@ def test_checks_are_collected_as_items(pytester: pytest.Pytester, lab_copy: Path
 
 
 def test_lab_passes_and_prints_the_verdict(pytester: pytest.Pytester, lab_copy: Path) -> None:
-    result = pytester.runpytest("-rP", str(lab_copy))
+    """--meshlab-reports also writes the JSON report `meshlab run --json` would (the lab's nox
+    session runs the lab once this way, for the docs' results page)."""
+    reports = pytester.path / "reports"
+    result = pytester.runpytest("-rP", str(lab_copy), "--meshlab-reports", str(reports))
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines(["*canary-split passed: risky got*configured 10.0%*"])
+    report = json.loads((reports / "lab-lab2.json").read_text())
+    assert report["passed"] is True
+    assert report["backend"] == "embedded"
+    (check,) = report["checks"]
+    assert check["name"] == "canary-split"
+    assert check["requests"] > 0
+    RunReport.model_validate(report)  # what `meshlab results-page` reads
 
 
 def test_failing_lab_reports_the_cause_without_traceback(
@@ -34,8 +47,10 @@ def test_failing_lab_reports_the_cause_without_traceback(
 ) -> None:
     rules = lab_copy / "istio-rules.yaml"
     rules.write_text(rules.read_text().replace("  - name: risky", "  - name: risky-group"))
-    result = pytester.runpytest(str(lab_copy))
+    reports = pytester.path / "reports"
+    result = pytester.runpytest(str(lab_copy), "--meshlab-reports", str(reports))
     result.assert_outcomes(failed=1)
+    assert json.loads((reports / "lab-lab2.json").read_text())["passed"] is False
     out = result.stdout.str()
     assert 'subset "risky" of host fleetman-staff-service is not defined' in out
     assert "503 NC" in out

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from meshlab.backends.base import Backend
 from meshlab.backends.embedded.options import EmbeddedOptions
 
 if TYPE_CHECKING:
+    from meshlab.backends.base import Backend
     from meshlab.backends.kind import KindOptions
 
 __all__ = ["EmbeddedOptions", "available_backends", "get_backend"]

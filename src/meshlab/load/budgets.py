@@ -14,9 +14,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from meshlab.errors import InputError, Location
-from meshlab.load.manifests import Resource
+
+if TYPE_CHECKING:
+    from meshlab.load.manifests import Resource
 
 MIB = 1024 * 1024
 

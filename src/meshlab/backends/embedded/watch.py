@@ -13,11 +13,11 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Sequence
+from http.client import HTTPException
 from pathlib import Path
 
-import httpx
-
 from meshlab.backends.base import Outcome
+from meshlab.backends.embedded.client import get
 from meshlab.backends.embedded.processes import ManagedProcess
 from meshlab.errors import BackendError
 
@@ -60,8 +60,8 @@ class Watchdog:
         self.raise_if_dead()
         self.raise_if_stopped()
         try:
-            httpx.get(f"{self.admin_url}/ready", timeout=ADMIN_TIMEOUT)
-        except httpx.HTTPError as exc:
+            get(f"{self.admin_url}/ready", ADMIN_TIMEOUT)
+        except (OSError, HTTPException) as exc:
             self.raise_if_dead()
             raise self._fault(
                 self.envoy, f"stopped answering (its admin endpoint: {type(exc).__name__})"

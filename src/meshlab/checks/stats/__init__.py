@@ -15,8 +15,8 @@ as the verdict is not ``"continue"``. Both error bounds hold however often the c
 (:func:`fixed_split_test`, sized by :func:`fixed_sample_size`) exists for users who want a
 predetermined number of requests.
 
-The module is pure (no I/O, no other meshlab imports) and needs only the standard library and
-scipy.
+The module is pure (no I/O, no other meshlab imports) and needs only the standard library
+(special.py: the beta and binomial functions, tested against scipy).
 """
 
 from __future__ import annotations

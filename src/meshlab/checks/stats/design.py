@@ -4,23 +4,9 @@ and the per-bucket plan: which shares are tested and with which band."""
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
-
-
-def _special() -> Any:
-    """scipy.special, imported on first use: `meshlab analyze` and `--help` never pay for it."""
-    import scipy.special  # type: ignore[import-untyped]
-
-    return scipy.special
-
-
-def _brentq(f: Callable[[float], float], lo: float, hi: float) -> float:
-    import scipy.optimize  # type: ignore[import-untyped]
-
-    return float(scipy.optimize.brentq(f, lo, hi, xtol=1e-13, rtol=1e-12, maxiter=200))
-
+from typing import Literal
 
 Outcome = Literal["pass", "fail", "continue", "inconclusive"]
 Status = Literal["ok", "off", "undecided"]

@@ -3,10 +3,12 @@ design's power."""
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterator, Mapping
 from statistics import NormalDist
 
+from meshlab.checks.stats import special
 from meshlab.checks.stats.design import (
     DEFAULT_DESIGN,
     FIXED_METHOD,
@@ -16,7 +18,6 @@ from meshlab.checks.stats.design import (
     Status,
     _check_counts,
     _plan,
-    _special,
     normalise_shares,
 )
 from meshlab.checks.stats.sequential import _combine, _fill_mirror, _ordered_plans
@@ -27,8 +28,8 @@ from meshlab.checks.stats.sequential import _combine, _fill_mirror, _ordered_pla
 
 def _clopper_pearson(s: int, n: int, alpha: float) -> tuple[float, float]:
     """Exact equal-tailed 1 - alpha interval; unlike Wilson it stays honest at 0 counts."""
-    lower = 0.0 if s == 0 else float(_special().betaincinv(s, n - s + 1, alpha / 2.0))
-    upper = 1.0 if s == n else float(_special().betaincinv(s + 1, n - s, 1.0 - alpha / 2.0))
+    lower = 0.0 if s == 0 else float(special.betaincinv(s, n - s + 1, alpha / 2.0))
+    upper = 1.0 if s == n else float(special.betaincinv(s + 1, n - s, 1.0 - alpha / 2.0))
     return (lower, upper)
 
 
@@ -78,7 +79,7 @@ def _acceptance_start(n: int, p: float, tail: float) -> tuple[int, int]:
     lo, hi = 0, n
     while lo < hi:  # smallest S with P(X <= S) >= tail
         mid = (lo + hi) // 2
-        if _special().bdtr(mid, n, p) >= tail:
+        if special.bdtr(mid, n, p) >= tail:
             hi = mid
         else:
             lo = mid + 1
@@ -95,7 +96,7 @@ def _acceptance_start(n: int, p: float, tail: float) -> tuple[int, int]:
 
 def _upper_tail(s: int, n: int, p: float) -> float:
     """P(X >= s) for X ~ Binomial(n, p)."""
-    return 1.0 if s <= 0 else float(_special().bdtrc(s - 1, n, p))
+    return 1.0 if s <= 0 else float(special.bdtrc(s - 1, n, p))
 
 
 def _power_curve(
@@ -109,13 +110,13 @@ def _power_curve(
         yield (
             n,
             min(
-                (float(_special().bdtr(s_lo - 1, n, q)) if s_lo > 0 else 0.0)
-                + float(_special().bdtrc(s_hi, n, q))
+                (float(special.bdtr(s_lo - 1, n, q)) if s_lo > 0 else 0.0)
+                + float(special.bdtrc(s_hi, n, q))
                 for q in alternatives
             ),
         )
         n += 1  # each acceptance edge moves up by 0 or 1 when N grows by one
-        if _special().bdtr(s_lo, n, p) < tail:
+        if special.bdtr(s_lo, n, p) < tail:
             s_lo += 1
         if _upper_tail(s_hi + 1, n, p) >= tail:
             s_hi += 1
@@ -148,6 +149,7 @@ def fixed_sample_size_estimate(
     return math.ceil(needed)
 
 
+@functools.lru_cache(maxsize=256)  # a run sizes each check twice (budget, then cap)
 def _fixed_n(
     p: float, alpha: float, beta: float, alternatives: tuple[float, ...], *, stable: bool = False
 ) -> int:

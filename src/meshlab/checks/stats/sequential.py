@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 
+from meshlab.checks.stats import special
 from meshlab.checks.stats.design import (
     _Q_MAX,
     _Q_MIN,
@@ -16,12 +17,10 @@ from meshlab.checks.stats.design import (
     Outcome,
     SplitVerdict,
     Status,
-    _brentq,
     _BucketPlan,
     _check_counts,
     _extra_plan,
     _plan,
-    _special,
     normalise_shares,
 )
 
@@ -37,7 +36,7 @@ def _log_mixture(s: int, n: int, prior: tuple[float, float]) -> Callable[[float]
     probability at most x, however often and whenever one looks.
     """
     a, b = prior
-    common = float(_special().betaln(a + s, b + n - s) - _special().betaln(a, b))
+    common = float(special.betaln(a + s, b + n - s) - special.betaln(a, b))
 
     def log_m(q: float) -> float:
         hits = s * math.log(q) if s else 0.0
@@ -48,7 +47,7 @@ def _log_mixture(s: int, n: int, prior: tuple[float, float]) -> Callable[[float]
 
 
 def _root(f: Callable[[float], float], lo: float, hi: float) -> float:
-    return _brentq(f, lo, hi)
+    return special.brentq(f, lo, hi, xtol=1e-13, rtol=1e-12)
 
 
 def _confidence_sequence(

@@ -10,11 +10,11 @@ import json
 import subprocess
 import time
 from dataclasses import dataclass
+from http.client import HTTPException
 from pathlib import Path
 from typing import Any
 
-import httpx
-
+from meshlab.backends.embedded.client import get, get_json
 from meshlab.backends.embedded.envoy.binary import EnvoyBinary
 from meshlab.backends.embedded.processes import ManagedProcess, ProcessGroup, child_env
 from meshlab.errors import BackendError
@@ -29,12 +29,10 @@ class RunningEnvoy:
     admin_url: str
     listener_ports: dict[str, int]  # listener name -> bound port on 127.0.0.1
     log_path: Path
-    access_log_path: Path
 
     def config_dump(self) -> dict[str, Any]:
         """Envoy's own view of its config: what the mesh actually runs, for failure reports."""
-        response = httpx.get(f"{self.admin_url}/config_dump", timeout=10)
-        return response.json()  # type: ignore[no-any-return]
+        return get_json(f"{self.admin_url}/config_dump", 10)  # type: ignore[no-any-return]
 
 
 def write_bootstrap(config: dict[str, Any], path: Path) -> Path:
@@ -90,7 +88,7 @@ def start_envoy(
     deadline = time.monotonic() + START_TIMEOUT
     admin_url = _wait_admin(process, admin_file, deadline, log_path)
     ports = _wait_listeners(process, admin_url, deadline, log_path)
-    return RunningEnvoy(process, admin_url, ports, log_path, workdir / "access.log")
+    return RunningEnvoy(process, admin_url, ports, log_path)
 
 
 def _fail(process: ManagedProcess, log_path: Path, what: str) -> BackendError:
@@ -116,18 +114,16 @@ def _wait_admin(process: ManagedProcess, admin_file: Path, deadline: float, log_
 def _wait_listeners(
     process: ManagedProcess, admin_url: str, deadline: float, log_path: Path
 ) -> dict[str, int]:
-    with httpx.Client(timeout=5) as admin:
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                raise _fail(process, log_path, "Envoy exited during start-up")
-            try:
-                ready = admin.get(f"{admin_url}/ready")
-                if ready.status_code == 200:
-                    listeners = admin.get(f"{admin_url}/listeners", params={"format": "json"})
-                    return _listener_ports(listeners.json())
-            except httpx.TransportError:
-                pass
-            time.sleep(0.01)
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise _fail(process, log_path, "Envoy exited during start-up")
+        try:
+            status, _ = get(f"{admin_url}/ready", 5)
+            if status == 200:
+                return _listener_ports(get_json(f"{admin_url}/listeners?format=json", 5))
+        except (OSError, HTTPException):
+            pass
+        time.sleep(0.005)
     raise _fail(process, log_path, f"Envoy was not ready within {START_TIMEOUT:.0f} s")
 
 

@@ -49,9 +49,7 @@ class EnvoyValidation:
 
     def __init__(self, binary: EnvoyBinary, plan: MeshPlan, workdir: Path) -> None:
         self.plan = plan
-        self.config = render_bootstrap(
-            plan, placeholder_addresses(plan), access_log=str(workdir / "access.log")
-        )
+        self.config = render_bootstrap(plan, placeholder_addresses(plan))
         self.path = workdir / "envoy-validate.json"
         self.path.write_text(json.dumps(self.config, indent=1, sort_keys=True), encoding="utf-8")
         self.output = workdir / "envoy-validate.log"
