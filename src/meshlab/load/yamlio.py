@@ -67,7 +67,8 @@ def read_text(path: Path) -> str:
             Location(path, 1),
         )
     try:
-        return path.read_text(encoding="utf-8")
+        # utf-8-sig: a byte order mark (Windows editors write one) is dropped, as kubectl does.
+        return path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as exc:
         raise InputError(f"{path} is not UTF-8 text ({exc.reason})", Location(path, 1)) from None
     except OSError as exc:
