@@ -213,6 +213,13 @@ ANALYSIS_INCOMPLETE = _m(
     "no {missing} in the input: {count} analyzers that need them were skipped ({skipped})",
     origin="meshlab",
 )
+NOT_SIMULATED = _m(
+    "ML0002",
+    "NotSimulated",
+    "info",
+    "not simulated: {kinds}",
+    origin="meshlab",
+)
 LONE_DESTINATION_WEIGHT = _m(
     "ML0101",
     "LoneDestinationWeight",
@@ -297,6 +304,15 @@ SERVICE_SELECTS_NO_PODS = _m(
     "selector {selector} matches no pod: requests to Service {service} get 503 UH "
     "(no healthy upstream)",
     origin="kiali",
+    traffic=True,
+)
+VS_HOST_NOT_FOUND = _m(
+    "ML0111",
+    "VirtualServiceHostNotFound",
+    "warning",
+    "host {host} is not a Service or ServiceEntry: no request goes to it, so these rules "
+    "route nothing (a Service you meant keeps its default route, all pods equally)",
+    origin="meshlab",
     traffic=True,
 )
 MISSING_VERSION_LABEL = _m(

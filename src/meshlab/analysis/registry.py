@@ -17,9 +17,11 @@ from meshlab.analysis.analyzers.gateways import (
     GatewaySelectorAnalyzer,
     VirtualServiceGatewayAnalyzer,
 )
+from meshlab.analysis.analyzers.kinds import UnsimulatedKindsAnalyzer
 from meshlab.analysis.analyzers.rules import UnreachableRulesAnalyzer
 from meshlab.analysis.analyzers.schema import DeprecationAnalyzer, SchemaAnalyzer
 from meshlab.analysis.analyzers.services import PortNameAnalyzer, ServicePodsAnalyzer
+from meshlab.analysis.analyzers.vshosts import VirtualServiceHostAnalyzer
 from meshlab.analysis.analyzers.weights import WeightsAnalyzer
 from meshlab.analysis.analyzers.workloads import (
     MultiServiceAnalyzer,
@@ -38,6 +40,7 @@ ANALYZERS: tuple[Analyzer, ...] = (
     DestinationRuleHostAnalyzer(),
     ConflictingGatewaysAnalyzer(),
     GatewaySelectorAnalyzer(),
+    UnsimulatedKindsAnalyzer(),
     SchemaAnalyzer(),
     PortNameAnalyzer(),
     ServicePodsAnalyzer(),
@@ -45,6 +48,7 @@ ANALYZERS: tuple[Analyzer, ...] = (
     DestinationHostAnalyzer(),
     DestinationSubsetAnalyzer(),
     VirtualServiceGatewayAnalyzer(),
+    VirtualServiceHostAnalyzer(),
     UnreachableRulesAnalyzer(),
     WeightsAnalyzer(),
 )

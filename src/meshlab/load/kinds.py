@@ -79,7 +79,10 @@ _CLUSTER_SCOPED = frozenset(
 
 # Labels Istio's installers (istioctl, the Helm charts, the addons) put on what they create.
 _INSTALL_LABELS = ("release", "istio.io/rev", "operator.istio.io/component")
-_INSTALL_APPS = frozenset({"istio", "kiali", "kiali-server", "istiod"})
+# Istio's addons (samples/addons) as the course's file ships them.
+_INSTALL_APPS = frozenset(
+    {"istio", "istiod", "kiali", "kiali-server", "prometheus", "grafana", "jaeger", "zipkin"}
+)
 
 
 class Unmodelled(Strict):
@@ -137,7 +140,7 @@ def is_istio_install(kind: str, namespace: str, metadata: ObjectMeta, body: Any)
     """Whether an object is part of Istio's install (istioctl's manifests, the course's
     `istio-minikube.yaml`, the Kiali/Prometheus/Grafana/Jaeger addons): it lives in
     istio-system, carries the installer's labels, or is one of Istio's or Kiali's CRDs."""
-    if namespace == ISTIO_SYSTEM_NAMESPACE:
+    if ISTIO_SYSTEM_NAMESPACE in (namespace, kind == "Namespace" and metadata.name):
         return True
     labels = metadata.labels
     if labels.get("release") == "istio" or any(k in labels for k in _INSTALL_LABELS[1:]):

@@ -56,9 +56,14 @@ class Resource:
     install: bool = False  # part of Istio's install (istio-system, the installer's labels)
 
     @property
-    def modelled(self) -> bool:
-        """Whether meshlab reads this object (else it is accepted and listed, not simulated)."""
-        return not isinstance(self.body, Unmodelled | k8s.Passive)
+    def simulated(self) -> bool:
+        """Whether a backend runs this object. Kinds meshlab does not model are accepted and
+        listed only; so are Istio's own install (istiod, the gateways, the addons: meshlab
+        plays istiod) and the ConfigMaps, Secrets... that come with it. Istio rules stay,
+        wherever they are written."""
+        if isinstance(self.body, Unmodelled):
+            return False
+        return not self.install or self.body.apiVersion.startswith("networking.istio.io/")
 
     @property
     def ref(self) -> str:
