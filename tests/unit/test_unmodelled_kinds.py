@@ -147,3 +147,34 @@ def test_unsimulated_objects_are_listed_once_per_kind(tmp_path: Path) -> None:
     notes = unsimulated_notes(loaded)
     assert notes[2].message == "not simulated: ClusterRole ×3 — part of Istio's install"
     assert notes[2].location is not None and notes[2].location.line == 15
+
+
+def test_a_lab_may_list_istios_install_files_as_a_student_applies_them(tmp_path: Path) -> None:
+    """`meshlab run` on such a lab: the install files load, their objects are listed as not
+    simulated (notes), and only the app and its rules are deployed."""
+    from meshlab.backends.fake import FakeBackend, weighted_pods
+    from meshlab.pipeline import prepare, run_lab
+
+    root = Path(__file__).parents[2]
+    install = root / "tests" / "analysis" / "corpus" / "ml0002-install-files"
+    names = ["1-init.yaml", "2-install.yaml", "4-kiali-secret.yaml"]
+    for name in names:
+        (tmp_path / name).write_bytes((install / name).read_bytes())
+    for name in ("fleetman.yaml", "istio-rules.yaml"):
+        (tmp_path / name).write_bytes((root / "labs" / "2-traffic" / name).read_bytes())
+    lab = (root / "labs" / "2-traffic" / "lab.yaml").read_text()
+    manifests = ", ".join([*names, "fleetman.yaml", "istio-rules.yaml"])
+    lab = lab.replace("manifests: [fleetman.yaml, istio-rules.yaml]", f"manifests: [{manifests}]")
+    (tmp_path / "lab.yaml").write_text(lab)
+    prepared = prepare(tmp_path)
+    assert all(r.namespace == "default" for r in prepared.resources)
+    assert {r.kind for r in prepared.resources} == {
+        "Deployment", "Service", "VirtualService", "DestinationRule",
+    }  # fmt: skip
+    assert all(s.namespace == "default" for s in prepared.plan.registry.services)
+    assert not [d for d in prepared.diagnostics if d.level != "info"]
+    report = run_lab(tmp_path, backend=FakeBackend(weighted_pods({"safe": 9, "risky": 1})))
+    notes = [n.message for n in report.notes]
+    assert "not simulated: CustomResourceDefinition ×2 — part of Istio's install" in notes
+    assert "not simulated: Deployment ×1 — part of Istio's install" in notes
+    assert report.passed
