@@ -67,7 +67,8 @@ def test_null_maps_and_lists_are_no_value_as_for_kubectl(tmp_path: Path) -> None
     [service] = load_manifests([write(tmp_path, SERVICE_NULL_MAPS)])
     assert service.body.metadata.annotations == {}
     assert service.body.metadata.labels == {}
-    assert service.install and not service.simulated
+    assert service.install
+    assert not service.simulated
 
 
 def test_a_bom_crlf_and_empty_documents_are_read_as_kubectl_reads_them(tmp_path: Path) -> None:
@@ -91,7 +92,8 @@ def test_a_custom_kind_is_accepted_when_its_crd_is_in_the_input(tmp_path: Path) 
 def test_a_custom_kind_without_its_crd_is_refused_like_the_api_server(tmp_path: Path) -> None:
     error = only_error(write(tmp_path, DASHBOARD))
     assert 'unknown kind "MonitoringDashboard"' in error.message
-    assert error.hint and "CustomResourceDefinition" in error.hint
+    assert error.hint is not None
+    assert "CustomResourceDefinition" in error.hint
 
 
 @pytest.mark.parametrize(
@@ -120,13 +122,15 @@ def test_a_known_kind_in_a_version_nobody_serves_is_refused(tmp_path: Path) -> N
     text = "apiVersion: policy/v2\nkind: PodDisruptionBudget\nmetadata: {name: x}\n"
     error = only_error(write(tmp_path, text))
     assert error.message == 'no matches for kind "PodDisruptionBudget" in version "policy/v2"'
-    assert error.hint is not None and "policy/v1" in error.hint
+    assert error.hint is not None
+    assert "policy/v1" in error.hint
 
 
 def test_an_unmodelled_object_still_needs_a_valid_name(tmp_path: Path) -> None:
     text = "apiVersion: rbac.authorization.k8s.io/v1\nkind: Role\nmetadata: {name: Bad_Name}\n"
     resources, rejected = load_manifests_partial([write(tmp_path, text)])
-    assert resources == [] and rejected[0].ref == "Role default/Bad_Name"
+    assert resources == []
+    assert rejected[0].ref == "Role default/Bad_Name"
 
 
 def test_unsimulated_objects_are_listed_once_per_kind(tmp_path: Path) -> None:
@@ -146,7 +150,8 @@ def test_unsimulated_objects_are_listed_once_per_kind(tmp_path: Path) -> None:
     ]
     notes = unsimulated_notes(loaded)
     assert notes[2].message == "not simulated: ClusterRole ×3 — part of Istio's install"
-    assert notes[2].location is not None and notes[2].location.line == 15
+    assert notes[2].location is not None
+    assert notes[2].location.line == 15
 
 
 def test_a_lab_may_list_istios_install_files_as_a_student_applies_them(tmp_path: Path) -> None:
