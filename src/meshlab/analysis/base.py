@@ -43,6 +43,7 @@ class Diagnostic:
         str, ...
     ] = ()  # FQDNs the finding is about: checks pick the ones for their request
     explains_traffic: bool = False  # a likely cause of a split that differs from the weights
+    name: str = ""  # the message's name in the catalogue, e.g. ReferencedResourceNotFound/host
 
     def __str__(self) -> str:
         where = f"{self.location}: " if self.location else ""

@@ -53,6 +53,7 @@ class MessageType:
             hint=hint,
             hosts=tuple(dict.fromkeys(hosts)),
             explains_traffic=self.explains_traffic,
+            name=self.name,
         )
 
 

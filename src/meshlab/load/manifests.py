@@ -87,6 +87,7 @@ class Rejected:
     namespace: str | None
     name: str | None
     errors: tuple[InputError, ...]
+    raw: Any = None  # the object as written, for what other objects may refer to in it
 
     @property
     def ref(self) -> str | None:
@@ -159,7 +160,8 @@ def _rejected(raw: Any, default_namespace: str, errors: list[InputError]) -> Rej
         namespace = ""
     elif not isinstance(namespace, str) or not namespace:
         namespace = default_namespace
-    return Rejected(kind, namespace, name if isinstance(name, str) else None, tuple(errors))
+    name = name if isinstance(name, str) else None
+    return Rejected(kind, namespace, name, tuple(errors), without_nulls(raw))
 
 
 def _objects(document: YamlDocument) -> Iterable[tuple[PathKey, Any]]:
