@@ -91,10 +91,18 @@ class PortSelector(Strict):
 
 
 class IstioMeta(ObjectMeta):
+    """Istio's kinds are custom resources: a name is a DNS-1123 subdomain (dots allowed), as
+    for any object; only Gateways are stricter (GatewayMeta)."""
+
+
+class GatewayMeta(ObjectMeta):
+    """Istio's ValidateGateway: "Gateway name must conform to the DNS label format (no dots)"
+    (pkg/config/validation/validation.go)."""
+
     @field_validator("name")
     @classmethod
     def _name(cls, value: str | None) -> str | None:
-        return None if value is None else check_dns1123_label(value, "name")
+        return None if value is None else check_dns1123_label(value, "Gateway name")
 
 
 _HOST = re.compile(
