@@ -34,18 +34,36 @@ def _target(port: k8s.ServicePort, deployment: Resource) -> int | str:
     return int(target)
 
 
+def in_mesh(deployment: Resource, namespaces: dict[str, Resource]) -> bool:
+    """Istio's util.DeploymentInMesh (pkg/config/analysis/analyzers/util/in_mesh.go): an
+    istio-proxy container, else the pod's `sidecar.istio.io/inject` label or annotation, else
+    the Namespace's `istio-injection` label. Without a Namespace object in the input meshlab
+    takes the lab's namespace as injected (istioctl, reading files, takes it as not)."""
+    template = deployment.body.spec.template
+    if any(c.name == "istio-proxy" and c.image for c in template.spec.containers):
+        return True
+    for metadata in (template.metadata.labels, template.metadata.annotations):
+        if "sidecar.istio.io/inject" in metadata:
+            return bool(metadata["sidecar.istio.io/inject"] == "true")
+    namespace = namespaces.get(deployment.namespace)
+    if namespace is not None:
+        return bool(namespace.body.metadata.labels.get("istio-injection") == "enabled")
+    return True
+
+
 class MultiServiceAnalyzer(Analyzer):
     metadata = Metadata(
         name="deployment.MultiServiceAnalyzer",
         description="Services sharing a Deployment's pods agree on ports and protocols",
-        inputs=("Deployment", "Service"),
+        inputs=("Deployment", "Service", "Namespace"),
         needs=frozenset({"services", "pods"}),
     )
 
     def analyze(self, ctx: Context) -> None:
         services = ctx.of_kind("Service")
+        namespaces = {n.name: n for n in ctx.of_kind("Namespace")}
         for deployment in ctx.of_kind("Deployment"):
-            if deployment.namespace == ROOT_NAMESPACE:
+            if deployment.namespace == ROOT_NAMESPACE or not in_mesh(deployment, namespaces):
                 continue
             mine = _services_of(deployment, services)
             if len(mine) < 2:
