@@ -27,6 +27,8 @@ for case in CASES:
 SUMMARY = {
     "IST0002": "A deprecated field: `fault.delay.percent` (an integer) or `mirrorPercent`.",
     "IST0101": "A reference to something that does not exist: a destination or mirror host that is no Service or ServiceEntry, a port the Service does not have, a subset no DestinationRule defines, a Gateway that is not there, a Gateway selector that matches no pod.",
+    "IST0102": "A Namespace in the input without `istio-injection` (or `istio.io/rev`): its pods get no sidecar, so no rule applies to their requests. The course labels `default` in `4-label-default-namespace.yaml`.",
+    "IST0103": "A pod that ran (it has a `status`, as `kubectl get pod -o yaml` gives it) in an injected namespace without an `istio-proxy` container. A pod as written is injected at admission, so it is not reported.",
     "IST0106": "An object the API server or Istio's validating webhook would refuse: unknown field, wrong type, weights all 0 or negative, durations under 1ms, subset names that are not DNS-1123 labels, `route` with `redirect`, ...",
     "IST0109": "Two or more VirtualServices bound to the mesh claim the same host in the same `exportTo` scope. Sidecars do not merge them: the oldest wins, the others are ignored for that host.",
     "IST0112": "A destination without `port` to a Service with several ports: Envoy uses the port the request came in on.",
@@ -61,6 +63,8 @@ SUMMARY = {
 FIX = {
     "IST0002": "Write `percentage: {value: 50}` instead of `percent: 50`, `mirrorPercentage: {value: 10}` instead of `mirrorPercent: 10`.",
     "IST0101": "Use the Service's name as written in its `metadata.name` (same namespace) or its full name `name.namespace.svc.cluster.local`; `name.namespace` is taken literally and matches nothing. Name a subset exactly as the DestinationRule does (the hint suggests the nearest one), a port the Service has, an existing Gateway (`namespace/name`), a selector the gateway pods carry (`istio: ingressgateway`).",
+    "IST0102": "`kubectl label namespace <name> istio-injection=enabled`, or `istio-injection=disabled` if it needs no sidecars.",
+    "IST0103": "Restart the workload so the injector adds the sidecar (`kubectl rollout restart deployment/<name>`).",
     "IST0106": "Correct the field the message names; `kubectl apply` would refuse the object as it stands. `meshlab run` stops with exit 2 on these; `meshlab analyze` reports them and goes on.",
     "IST0109": "Put all the rules for one host in one VirtualService (the order of its `http` rules is then explicit).",
     "IST0112": "Add `port: {number: 8080}` to the destination.",

@@ -116,6 +116,19 @@ GATEWAY_SELECTOR_NO_PODS = _m(
     "error",
     "selector {selector} matches no pod: no gateway proxy serves this Gateway",
 )
+NAMESPACE_NOT_INJECTED = _m(
+    "IST0102",
+    "NamespaceNotInjected",
+    "info",
+    "namespace {namespace} is not enabled for Istio injection: its pods get no sidecar, so "
+    "no VirtualService or DestinationRule applies to their requests",
+)
+POD_MISSING_PROXY = _m(
+    "IST0103",
+    "PodMissingProxy",
+    "warning",
+    "the pod {pod} is missing the Istio proxy: its requests bypass the mesh's rules",
+)
 SCHEMA_ERROR = _m("IST0106", "SchemaValidationError", "error", "{message}")
 CONFLICTING_MESH_VS = _m(
     "IST0109",

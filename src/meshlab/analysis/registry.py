@@ -17,6 +17,7 @@ from meshlab.analysis.analyzers.gateways import (
     GatewaySelectorAnalyzer,
     VirtualServiceGatewayAnalyzer,
 )
+from meshlab.analysis.analyzers.injection import InjectionAnalyzer
 from meshlab.analysis.analyzers.kinds import UnsimulatedKindsAnalyzer
 from meshlab.analysis.analyzers.rules import UnreachableRulesAnalyzer
 from meshlab.analysis.analyzers.schema import DeprecationAnalyzer, SchemaAnalyzer
@@ -40,6 +41,7 @@ ANALYZERS: tuple[Analyzer, ...] = (
     DestinationRuleHostAnalyzer(),
     ConflictingGatewaysAnalyzer(),
     GatewaySelectorAnalyzer(),
+    InjectionAnalyzer(),
     UnsimulatedKindsAnalyzer(),
     SchemaAnalyzer(),
     PortNameAnalyzer(),
