@@ -172,6 +172,20 @@ INEFFECTIVE_MATCH = _m(
     "info",
     "match {match} of rule {rule} never applies: {reason}",
 )
+NO_CA_DESTINATION = _m(
+    "IST0128",
+    "NoServerCertificateVerificationDestinationLevel",
+    "warning",
+    "TLS mode {mode} but no caCertificates: the server's certificate for host {host} is "
+    "not verified",
+)
+NO_CA_PORT = _m(
+    "IST0129",
+    "NoServerCertificateVerificationPortLevel",
+    "warning",
+    "TLS mode {mode} but no caCertificates: the server's certificate for host {host} at "
+    "port {port} is not verified",
+)
 HOST_NOT_IN_GATEWAY = _m(
     "IST0132",
     "VirtualServiceHostNotFoundInGateway",

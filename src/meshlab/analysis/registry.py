@@ -22,6 +22,7 @@ from meshlab.analysis.analyzers.kinds import UnsimulatedKindsAnalyzer
 from meshlab.analysis.analyzers.rules import UnreachableRulesAnalyzer
 from meshlab.analysis.analyzers.schema import DeprecationAnalyzer, SchemaAnalyzer
 from meshlab.analysis.analyzers.services import PortNameAnalyzer, ServicePodsAnalyzer
+from meshlab.analysis.analyzers.tls import CaCertificateAnalyzer
 from meshlab.analysis.analyzers.vshosts import VirtualServiceHostAnalyzer
 from meshlab.analysis.analyzers.weights import WeightsAnalyzer
 from meshlab.analysis.analyzers.workloads import (
@@ -36,6 +37,7 @@ ANALYZERS: tuple[Analyzer, ...] = (
     OverlappingSelectorsAnalyzer(),
     VersionLabelAnalyzer(),
     DeprecationAnalyzer(),
+    CaCertificateAnalyzer(),
     SubsetPodsAnalyzer(),
     SubsetUsageAnalyzer(),
     DestinationRuleHostAnalyzer(),
