@@ -186,6 +186,13 @@ NO_CA_PORT = _m(
     "TLS mode {mode} but no caCertificates: the server's certificate for host {host} at "
     "port {port} is not verified",
 )
+SE_ADDRESSES_REQUIRED = _m(
+    "IST0134",
+    "ServiceEntryAddressesRequired",
+    "warning",
+    "port {port} is TCP (or has no protocol) and the ServiceEntry has no addresses: a "
+    "sidecar cannot tell its connections apart from other traffic to that port",
+)
 HOST_NOT_IN_GATEWAY = _m(
     "IST0132",
     "VirtualServiceHostNotFoundInGateway",
@@ -230,6 +237,14 @@ UNKNOWN_DR_HOST = _m(
     "warning",
     "host {host} is not a Service or ServiceEntry: this DestinationRule applies to nothing",
     traffic=True,
+)
+
+SE_CONFLICTING_PROTOCOL = _m(
+    "IST0177",
+    "ConflictingServiceEntryProtocol",
+    "warning",
+    "ServiceEntries ({entries}) define host {host} port {port} with different protocols "
+    "({protocols}): one of them wins and the other's traffic is handled wrongly",
 )
 
 # --- meshlab ------------------------------------------------------------------------------

@@ -21,6 +21,10 @@ from meshlab.analysis.analyzers.injection import InjectionAnalyzer
 from meshlab.analysis.analyzers.kinds import UnsimulatedKindsAnalyzer
 from meshlab.analysis.analyzers.rules import UnreachableRulesAnalyzer
 from meshlab.analysis.analyzers.schema import DeprecationAnalyzer, SchemaAnalyzer
+from meshlab.analysis.analyzers.serviceentries import (
+    ConflictingProtocolAnalyzer,
+    ProtocolAddressesAnalyzer,
+)
 from meshlab.analysis.analyzers.services import PortNameAnalyzer, ServicePodsAnalyzer
 from meshlab.analysis.analyzers.tls import CaCertificateAnalyzer
 from meshlab.analysis.analyzers.vshosts import VirtualServiceHostAnalyzer
@@ -48,6 +52,8 @@ ANALYZERS: tuple[Analyzer, ...] = (
     SchemaAnalyzer(),
     PortNameAnalyzer(),
     ServicePodsAnalyzer(),
+    ProtocolAddressesAnalyzer(),
+    ConflictingProtocolAnalyzer(),
     ConflictingMeshHostsAnalyzer(),
     DestinationHostAnalyzer(),
     DestinationSubsetAnalyzer(),
