@@ -62,9 +62,10 @@ class ConflictingProtocolAnalyzer(Analyzer):
                         protocol = (port.protocol or "").upper()
                         index[(scope, host, port.number)].append((protocol, entry))
         reported: set[str] = set()
-        for (scope, host, number), entries in sorted(index.items()):
-            if scope != "*":
-                entries = [*entries, *index.get(("*", host, number), [])]
+        for (scope, host, number), own in sorted(index.items(), key=lambda item: item[0]):
+            # a namespace's scope also sees what is exported everywhere
+            public = index.get(("*", host, number), []) if scope != "*" else []
+            entries = [*own, *public]
             if len({protocol for protocol, _ in entries}) < 2:
                 continue
             names = sorted({f"{e.namespace}/{e.name}" for _, e in entries})
