@@ -209,6 +209,14 @@ CONFLICTING_PORTS = _m(
     "Services {services} send ports {ports} to the same target port {target} of this "
     "Deployment's pods",
 )
+INGRESS_ROUTE_RULES_NOT_AFFECTED = _m(
+    "IST0140",
+    "IngressRouteRulesNotAffected",
+    "warning",
+    "the subsets {splitters} routes {host} to do not apply to requests through gateway "
+    "{gateways}: this route sends them to all pods of {host}",
+    traffic=True,
+)
 CONFLICTING_GATEWAYS = _m(
     "IST0145",
     "ConflictingGateways",
@@ -239,6 +247,13 @@ UNKNOWN_DR_HOST = _m(
     traffic=True,
 )
 
+REFERENCED_INTERNAL_GATEWAY = _m(
+    "IST0165",
+    "ReferencedInternalGateway",
+    "warning",
+    "gateway {gateway} is the internal Gateway Istio generates for a Gateway API gateway: "
+    "a VirtualService should not name it",
+)
 SE_CONFLICTING_PROTOCOL = _m(
     "IST0177",
     "ConflictingServiceEntryProtocol",

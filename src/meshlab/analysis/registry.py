@@ -17,6 +17,10 @@ from meshlab.analysis.analyzers.gateways import (
     GatewaySelectorAnalyzer,
     VirtualServiceGatewayAnalyzer,
 )
+from meshlab.analysis.analyzers.ingress import (
+    IngressRouteRulesAnalyzer,
+    InternalGatewayAnalyzer,
+)
 from meshlab.analysis.analyzers.injection import InjectionAnalyzer
 from meshlab.analysis.analyzers.kinds import UnsimulatedKindsAnalyzer
 from meshlab.analysis.analyzers.rules import UnreachableRulesAnalyzer
@@ -59,6 +63,8 @@ ANALYZERS: tuple[Analyzer, ...] = (
     DestinationSubsetAnalyzer(),
     VirtualServiceGatewayAnalyzer(),
     VirtualServiceHostAnalyzer(),
+    IngressRouteRulesAnalyzer(),
+    InternalGatewayAnalyzer(),
     UnreachableRulesAnalyzer(),
     WeightsAnalyzer(),
 )

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from meshlab.analysis import messages as msg
 from meshlab.analysis.base import Analyzer, Context, Metadata
-from meshlab.analysis.util import labels_text
+from meshlab.analysis.util import INTERNAL_GATEWAY, labels_text
 from meshlab.load import istio
 from meshlab.load.manifests import Resource
 from meshlab.load.yamlio import PathKey
@@ -110,8 +110,8 @@ class VirtualServiceGatewayAnalyzer(Analyzer):
                     ]
             for at, reference in references:
                 key = gateway_key(reference, vs.namespace)
-                if key is None:
-                    continue
+                if key is None or INTERNAL_GATEWAY in reference:
+                    continue  # an internal gateway is IST0165's (and no Gateway object)
                 if is_legacy_gateway_name(reference):
                     ctx.report(
                         msg.SCHEMA_WARNING(

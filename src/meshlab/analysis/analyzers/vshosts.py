@@ -9,7 +9,7 @@ from meshlab.analysis import messages as msg
 from meshlab.analysis.base import Analyzer, Context, Metadata
 from meshlab.analysis.util import HostIndex
 from meshlab.load import istio
-from meshlab.mesh.names import bound_to_mesh, is_wildcard, resolve_host
+from meshlab.mesh.names import MESH, bound_to_mesh, is_wildcard, resolve_host
 
 
 class VirtualServiceHostAnalyzer(Analyzer):
@@ -26,7 +26,10 @@ class VirtualServiceHostAnalyzer(Analyzer):
             spec: istio.VirtualServiceSpec = vs.body.spec
             if not bound_to_mesh(spec.gateways):
                 continue  # a gateway's hosts are outside names (fleetman.com), not Services
+            also_gateway = any(g != MESH for g in spec.gateways)
             for i, host in enumerate(spec.hosts):
+                if also_gateway and "." in host:
+                    continue  # maybe the outside name the gateway serves
                 fqdn = resolve_host(host, vs.namespace)
                 if is_wildcard(fqdn) or _is_address(fqdn) or index.known(fqdn, vs.namespace):
                     continue
