@@ -217,16 +217,23 @@ class ConflictingGatewaysAnalyzer(Analyzer):
     metadata = Metadata(
         name="gateway.ConflictingGatewayAnalyzer",
         description="no two Gateways claim the same host on the same port of the same pods",
-        inputs=("Gateway",),
+        inputs=("Gateway", "Service", "Deployment", "Pod"),
     )
 
     def analyze(self, ctx: Context) -> None:
         gateways = ctx.of_kind("Gateway")
+        pods: list[GatewayPod] | None = None
         for gateway in gateways:
             spec: istio.GatewaySpec = gateway.body.spec
             for other in gateways:
-                if other is gateway or other.body.spec.selector != spec.selector:
+                if other is gateway:
                     continue
+                if other.body.spec.selector != spec.selector:
+                    # gateway/conflictinggateway.go: selectors that differ, one inside the
+                    # other, and a pod that both pick (the same proxy serves both).
+                    pods = gateway_pods(ctx) if pods is None else pods
+                    if not _same_pods(spec.selector, other.body.spec.selector, pods):
+                        continue
                 for i, server in enumerate(spec.servers):
                     overlap = _overlap(server, other.body.spec.servers)
                     if overlap:
@@ -242,6 +249,13 @@ class ConflictingGatewaysAnalyzer(Analyzer):
                                 "different ports or hosts",
                             )
                         )
+
+
+def _same_pods(a: dict[str, str], b: dict[str, str], pods: list[GatewayPod]) -> bool:
+    small, large = (a, b) if len(a) <= len(b) else (b, a)
+    if not small or any(large.get(k) != v for k, v in small.items()):
+        return False
+    return any(selects(large, pod.labels) for pod in pods)
 
 
 def _overlap(server: istio.Server, others: list[istio.Server]) -> list[str]:
