@@ -125,4 +125,6 @@ def check_namespaced_host(value: str, what: str = "host") -> str:
     namespace, slash, host = value.rpartition("/")
     if slash and namespace not in (".", "*", "~"):
         check_dns1123_label(namespace, f"namespace of {what}")
-    return check_host(host, what) if host != "*" else value
+    if host != "*":
+        check_host(host, what)
+    return value  # the `ns/` stays: it says which namespaces may bind the host
