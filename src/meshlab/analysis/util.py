@@ -8,7 +8,7 @@ from collections.abc import Iterable, Sequence
 
 from meshlab.load import istio, k8s
 from meshlab.load.manifests import Resource
-from meshlab.mesh.names import host_matches, hosts_overlap, is_wildcard, service_fqdn, visible_to
+from meshlab.mesh.names import host_matches, hosts_overlap, is_wildcard, service_fqdn
 
 # The Istio Gateway generated for a Gateway API gateway is `<name>~<this>~<listener>`
 # (pkg/config/gateway/kube/gatewayapi.go, IsInternalGatewayReference).
@@ -19,34 +19,99 @@ def labels_text(labels: dict[str, str]) -> str:
     return ", ".join(f"{k}={v}" for k, v in labels.items()) or "(none)"
 
 
+_EXPORT_TO = "networking.istio.io/exportTo"  # a Service's exportTo, as an annotation
+
+
+def _scopes(export_to: Sequence[str], namespace: str) -> frozenset[str]:
+    """Namespaces a Service or ServiceEntry is visible from, `*` for all (util.
+    InitServiceEntryHostMap and getVisibleNamespacesFromExportToAnno)."""
+    if not export_to or "*" in export_to:
+        return frozenset({"*"})
+    return frozenset(namespace if e == "." else e for e in export_to)
+
+
+def lookup_scopes(export_to: Sequence[str], namespace: str) -> frozenset[str]:
+    """The scopes a reference looks a host up in (util.GetDestinationHost): its own
+    namespace, or the namespaces its object is exported to."""
+    if not export_to:
+        return frozenset({namespace})
+    return frozenset(namespace if e == "." else e for e in export_to)
+
+
 class HostIndex:
-    """Which hosts the registry knows (Services, ServiceEntries), as istioctl looks them up."""
+    """Which hosts the registry knows (Services, ServiceEntries), as istioctl looks them up:
+    public ones from anywhere, private ones (exportTo) from the scopes the referring object
+    is exported to."""
 
     def __init__(self, services: Sequence[Resource], entries: Sequence[Resource]) -> None:
         self.services = {service_fqdn(s.name, s.namespace): s for s in services}
+        self.service_scopes = {
+            service_fqdn(s.name, s.namespace): _scopes(
+                [e.strip() for e in s.body.metadata.annotations.get(_EXPORT_TO, "").split(",")]
+                if s.body.metadata.annotations.get(_EXPORT_TO)
+                else [],
+                s.namespace,
+            )
+            for s in services
+        }
         self.entries = entries
 
     def service(self, fqdn: str) -> Resource | None:
         return self.services.get(fqdn)
 
-    def entry(self, host: str, from_namespace: str) -> Resource | None:
+    def entry(
+        self, host: str, from_namespace: str, export_to: Sequence[str] = ()
+    ) -> Resource | None:
+        looking = lookup_scopes(export_to, from_namespace)
         for entry in self.entries:
             spec: istio.ServiceEntrySpec = entry.body.spec
-            if not visible_to(spec.exportTo, entry.namespace, from_namespace):
+            scopes = _scopes(spec.exportTo, entry.namespace)
+            if "*" not in scopes and not scopes & looking:
                 continue
             if any(hosts_overlap(h, host) for h in spec.hosts):
                 return entry
         return None
 
-    def known(self, host: str, from_namespace: str) -> bool:
+    def visible_service(self, fqdn: str, from_namespace: str, export_to: Sequence[str]) -> bool:
+        scopes = self.service_scopes.get(fqdn)
+        if scopes is None:
+            return False
+        return "*" in scopes or bool(scopes & lookup_scopes(export_to, from_namespace))
+
+    def known(self, host: str, from_namespace: str, export_to: Sequence[str] = ()) -> bool:
         if is_wildcard(host):
             return any(host_matches(host, fqdn) for fqdn in self.services) or (
-                self.entry(host, from_namespace) is not None
+                self.entry(host, from_namespace, export_to) is not None
             )
-        return host in self.services or self.entry(host, from_namespace) is not None
+        return (
+            self.visible_service(host, from_namespace, export_to)
+            or self.entry(host, from_namespace, export_to) is not None
+        )
+
+    def hidden(self, host: str) -> str | None:
+        """Why a host that exists is not visible: the exportTo that keeps it elsewhere."""
+        scopes = self.service_scopes.get(host)
+        if scopes is not None:
+            where = ", ".join(sorted(scopes))
+            return (
+                f"Service {host} is exported to {where} only (its {_EXPORT_TO} annotation): "
+                "widen the annotation, or export this object to that namespace"
+            )
+        for entry in self.entries:
+            spec: istio.ServiceEntrySpec = entry.body.spec
+            if any(hosts_overlap(h, host) for h in spec.hosts):
+                where = ", ".join(sorted(_scopes(spec.exportTo, entry.namespace)))
+                return (
+                    f"ServiceEntry {entry.namespace}/{entry.name} is exported to {where} only: "
+                    "widen its exportTo, or export this object to that namespace"
+                )
+        return None
 
     def suggest(self, host: str, namespace: str) -> str | None:
         """A hint for a host that is not found: Istio's literal dotted names, or a near miss."""
+        hidden = self.hidden(host)
+        if hidden is not None:
+            return hidden
         first = host.split(".", 1)[0]
         same = [s for s in self.services.values() if s.name == first]
         if "." in host and same:

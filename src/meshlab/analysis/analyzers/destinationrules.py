@@ -30,7 +30,7 @@ class DestinationRuleHostAnalyzer(Analyzer):
         for dr in ctx.of_kind("DestinationRule"):
             spec: istio.DestinationRuleSpec = dr.body.spec
             host = resolve_host(spec.host, dr.namespace)
-            if not index.known(host, dr.namespace):
+            if not index.known(host, dr.namespace, dr.body.spec.exportTo):
                 ctx.report(
                     msg.UNKNOWN_DR_HOST(
                         dr,

@@ -31,7 +31,9 @@ class VirtualServiceHostAnalyzer(Analyzer):
                 if also_gateway and "." in host:
                     continue  # maybe the outside name the gateway serves
                 fqdn = resolve_host(host, vs.namespace)
-                if is_wildcard(fqdn) or _is_address(fqdn) or index.known(fqdn, vs.namespace):
+                if is_wildcard(fqdn) or _is_address(fqdn):
+                    continue
+                if index.known(fqdn, vs.namespace, spec.exportTo):
                     continue
                 ctx.report(
                     msg.VS_HOST_NOT_FOUND(
