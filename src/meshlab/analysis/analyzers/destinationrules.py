@@ -9,7 +9,7 @@ from meshlab.analysis.base import Analyzer, Context, Metadata
 from meshlab.analysis.util import HostIndex, labels_text
 from meshlab.load import istio
 from meshlab.load.manifests import Resource
-from meshlab.mesh.names import resolve_host, selects
+from meshlab.mesh.names import resolve_host
 from meshlab.mesh.registry import Endpoint, MeshService
 
 
@@ -60,7 +60,7 @@ class SubsetPodsAnalyzer(Analyzer):
                 if not subset.labels:
                     continue
                 at = dr.locate("spec", "subsets", i, "labels")
-                selected = [p for p in registry.pods if selects(subset.labels, p.labels)]
+                selected = ctx.pods_with(subset.labels)
                 if not selected:
                     versions = sorted(
                         {

@@ -55,20 +55,20 @@ _DEFAULT_GATEWAYS = (
 
 def gateway_pods(ctx: Context) -> list[GatewayPod]:
     registry = ctx.registry
-    pods = []
-    for pod in registry.pods:
-        ports: set[int] = set()
-        for service in registry.services:
-            if service.namespace != pod.namespace or not service.selector:
-                continue
-            if not selects(service.selector, pod.labels):
-                continue
+    ports: dict[int, set[int]] = {id(pod): set() for pod in registry.pods}
+    for service in registry.services:
+        if not service.selector:
+            continue
+        for pod in ctx.pods_with(service.selector, service.namespace):
             for port in service.ports:
-                ports.add(port.number)
+                ports[id(pod)].add(port.number)
                 target = pod.resolve_target_port(port.target, port.number)
                 if target is not None:
-                    ports.add(target)
-        pods.append(GatewayPod(pod.name, pod.namespace, pod.labels, frozenset(ports)))
+                    ports[id(pod)].add(target)
+    pods = [
+        GatewayPod(pod.name, pod.namespace, pod.labels, frozenset(ports[id(pod)]))
+        for pod in registry.pods
+    ]
     for default in _DEFAULT_GATEWAYS:
         if not any(p.labels.get("istio") == default.labels["istio"] for p in pods):
             pods.append(default)

@@ -7,7 +7,7 @@ from meshlab.analysis.base import Analyzer, Context, Metadata
 from meshlab.analysis.util import labels_text
 from meshlab.load import k8s
 from meshlab.load.manifests import Resource
-from meshlab.mesh.names import ROOT_NAMESPACE, selects, service_fqdn
+from meshlab.mesh.names import ROOT_NAMESPACE, service_fqdn
 from meshlab.mesh.registry import port_protocol
 
 # istioctl analyze leaves out Kubernetes' own namespaces (its testdata
@@ -70,14 +70,11 @@ class ServicePodsAnalyzer(Analyzer):
     )
 
     def analyze(self, ctx: Context) -> None:
-        pods = ctx.registry.pods
         for service in ctx.of_kind("Service"):
             spec: k8s.ServiceSpec = service.body.spec
             if not spec.selector or spec.type == "ExternalName":
                 continue
-            if not any(
-                p.namespace == service.namespace and selects(spec.selector, p.labels) for p in pods
-            ):
+            if not ctx.pods_with(spec.selector, service.namespace):
                 ctx.report(
                     msg.SERVICE_SELECTS_NO_PODS(
                         service,
