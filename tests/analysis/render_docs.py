@@ -211,7 +211,13 @@ and whole milliseconds, DNS-1123 names and subset names, exclusive
 TLS settings for HTTPS servers, `namespace/host` in Sidecar egress...). Kinds: Deployment,
 Service, Pod, Namespace, ConfigMap, Secret, ServiceAccount; VirtualService, DestinationRule,
 Gateway, ServiceEntry, Sidecar (strict), WorkloadEntry, WorkloadGroup (accepted), each in
-`networking.istio.io/v1alpha3`, `v1beta1` and `v1`.
+`networking.istio.io/v1alpha3`, `v1beta1` and `v1`. Every other kind the API server would
+serve (Kubernetes' built-in kinds, Istio's CRDs, kinds a CustomResourceDefinition in the input
+defines) is accepted with its metadata checked, and listed once per kind (ML0002).
+
+An object that would be refused is reported (IST0106) and the analysis goes on with the rest,
+as istioctl does; what other objects say about it (a destination host, a gateway, a subset,
+the pods of a refused Deployment) is then not reported missing on top.
 
 The schemas are meshlab's pydantic models (`meshlab.load.k8s`, `meshlab.load.istio`).
 The maintained sources on PyPI were evaluated first (in a scratch virtualenv, nothing
