@@ -183,3 +183,23 @@ def test_a_lab_may_list_istios_install_files_as_a_student_applies_them(tmp_path:
     assert "not simulated: CustomResourceDefinition ×2 — part of Istio's install" in notes
     assert "not simulated: Deployment ×1 — part of Istio's install" in notes
     assert report.passed
+
+
+def test_the_gateway_apis_gateway_is_not_istios(tmp_path: Path) -> None:
+    """Same kind name, another group: both objects stay, and only Istio's is a Gateway."""
+    text = """\
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: fleetman}
+spec: {gatewayClassName: istio, listeners: [{name: http, port: 80, protocol: HTTP}]}
+---
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: fleetman}
+spec:
+  selector: {istio: ingressgateway}
+  servers: [{port: {number: 80, name: http, protocol: HTTP}, hosts: ["*"]}]
+"""
+    loaded = load_manifests([write(tmp_path, text)])
+    assert [r.kind for r in loaded] == ["Gateway.gateway.networking.k8s.io", "Gateway"]
+    assert [r.simulated for r in loaded] == [False, True]

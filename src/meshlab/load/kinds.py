@@ -65,6 +65,12 @@ _BUILTIN: dict[str, tuple[str, ...]] = {
     "telemetry.istio.io/v1": ("Telemetry",),
     "extensions.istio.io/v1alpha1": ("WasmPlugin",),
     "install.istio.io/v1alpha1": ("IstioOperator",),
+    # The Kubernetes Gateway API, which Istio implements (its CRDs come with recent installs).
+    "gateway.networking.k8s.io/v1": ("Gateway", "GatewayClass", "HTTPRoute", "GRPCRoute"),
+    "gateway.networking.k8s.io/v1beta1": (
+        "Gateway", "GatewayClass", "HTTPRoute", "ReferenceGrant",
+    ),
+    "gateway.networking.k8s.io/v1alpha2": ("TCPRoute", "TLSRoute", "UDPRoute", "GRPCRoute"),
 }  # fmt: skip
 
 _CLUSTER_SCOPED = frozenset(
@@ -74,6 +80,7 @@ _CLUSTER_SCOPED = frozenset(
         "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding",
         "CustomResourceDefinition", "IngressClass", "PriorityClass", "StorageClass",
         "CSIDriver", "VolumeAttachment", "CertificateSigningRequest", "PodSecurityPolicy",
+        "GatewayClass",
     }
 )  # fmt: skip
 

@@ -206,6 +206,10 @@ def _typed(
     cluster_scoped = kind in _NAMESPACED_EXCEPTIONS or served.cluster_scoped(api_version, kind)
     object_namespace = "" if cluster_scoped else (metadata.namespace or namespace)
     install = is_istio_install(kind, object_namespace, metadata, body)
+    if model is Unmodelled and kind in _KNOWN_KINDS:
+        # The Gateway API's Gateway is not Istio's: named by its group, as kubectl does
+        # (gateway.gateway.networking.k8s.io), it is another object and no analyzer reads it.
+        kind = f"{kind}.{api_version.rpartition('/')[0]}"
     return Resource(kind, metadata.name, object_namespace, body, document, at, order, install)
 
 
