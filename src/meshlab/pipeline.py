@@ -88,7 +88,9 @@ def prepare(
     refuse_files([lab.file, *lab.manifests], budgets)
     everything = load_manifests(list(lab.manifests), lab.namespace)
     resources = [r for r in everything if r.simulated]  # not Istio's install, not CRDs...
-    refuse_objects(resources, budgets)
+    if len(everything) > budgets.objects:  # every object counts, run or not
+        refuse_objects(everything, budgets)  # (the objects budget is checked first)
+    refuse_objects(resources, budgets)  # Services and pods: those the backend runs
     plan = build_plan(resources, lab.namespace)
     refuse_checks(checked.checks, plan, budgets, design, requests)
     diagnostics = analyze(everything, lab.namespace)
