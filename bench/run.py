@@ -106,6 +106,84 @@ def analysis_time(runs: int) -> dict[str, float]:
     }
 
 
+_INSTALL_CRD = """apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: kind{i}s.example.istio.io
+  labels: {{release: istio}}
+  annotations:
+spec:
+  group: example.istio.io
+  names: {{kind: Kind{i}, plural: kind{i}s}}
+  scope: Namespaced
+  versions:
+  - {{name: v1, served: true, storage: true, schema: {{openAPIV3Schema: {{type: object}}}}}}
+"""
+_INSTALL_RBAC = """apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata: {{name: istio-reader-{i}, labels: {{app: istio-reader, release: istio}}}}
+rules:
+- {{apiGroups: ["networking.istio.io"], resources: ["*"], verbs: ["get", "list"]}}
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {{name: istio-dashboard-{i}, namespace: istio-system}}
+data: {{dashboard.json: "{{}}"}}
+"""
+_INSTALL_GATEWAY = """apiVersion: apps/v1
+kind: Deployment
+metadata: {name: istio-ingressgateway, namespace: istio-system, annotations: }
+spec:
+  selector: {matchLabels: {app: istio-ingressgateway, istio: ingressgateway}}
+  template:
+    metadata: {labels: {app: istio-ingressgateway, istio: ingressgateway}}
+    spec: {containers: [{name: istio-proxy, image: "istio/proxyv2:1.15.0"}]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: istio-ingressgateway, namespace: istio-system, annotations: }
+spec:
+  selector: {app: istio-ingressgateway, istio: ingressgateway}
+  ports: [{name: http2, port: 80, targetPort: 8080}]
+"""
+
+
+def course_sized_folder(folder: Path, objects: int = 1000) -> Path:
+    """A section folder as a student applies it, scaled to ~`objects` objects: Istio's
+    install (CRDs, RBAC, ConfigMaps, the ingress gateway) in one file, the app and its
+    rules (a Service, Deployment, VirtualService, DestinationRule each) in another."""
+    services = objects // 8
+    installs = (objects - 4 * services - 2) // 3
+    install = [_INSTALL_GATEWAY]
+    install += [_INSTALL_CRD.format(i=i) for i in range(installs)]
+    install += [_INSTALL_RBAC.format(i=i) for i in range(installs)]
+    (folder / "1-istio-install.yaml").write_text("---\n".join(install))
+    app = "---\n".join(generated_service(i) for i in range(services))
+    (folder / "2-app-and-rules.yaml").write_text(app)
+    return folder
+
+
+def folder_analysis_time(runs: int, objects: int = 1000) -> dict[str, float]:
+    """`meshlab analyze` of a course-sized folder (target: 0.3 s)."""
+    from meshlab.analysis import analyze_paths
+
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = course_sized_folder(Path(tmp), objects)
+        analysis = analyze_paths([folder])
+        times = []
+        for _ in range(runs):
+            started = time.perf_counter()
+            analyze_paths([folder])
+            times.append(time.perf_counter() - started)
+    return {
+        "runs": runs,
+        "objects": len(analysis.resources),
+        "errors": analysis.errors,
+        "median_ms": 1000 * statistics.median(times),
+        "max_ms": 1000 * max(times),
+    }
+
+
 def generated_service(i: int) -> str:
     """One Service with its Deployment, VirtualService and DestinationRule (subset v1)."""
     return f"""apiVersion: v1
@@ -295,6 +373,7 @@ def main() -> None:
     )
     planning = planning_time(args.plan_services)
     analysis = analysis_time(max(args.runs, 20))
+    folder = folder_analysis_time(max(args.runs, 5))
     verdict = time_to_verdict(args.runs)
     rps = throughput(args.rps_requests)
     print(
@@ -316,6 +395,11 @@ def main() -> None:
         f"{analysis['first_call_ms']:.0f} ms, then median {analysis['median_ms']:.1f} ms "
         f"(max {analysis['max_ms']:.1f} ms, {analysis['runs']} runs)"
     )
+    print(
+        f"static analysis of a course-sized folder ({folder['objects']} objects, install "
+        f"files included): median {folder['median_ms']:.0f} ms (max {folder['max_ms']:.0f} "
+        f"ms, {folder['runs']} runs; target 300 ms)"
+    )
     timings = ", ".join(f"{n} Services {s:.2f} s" for n, s in planning["seconds"].items())  # type: ignore[attr-defined]
     ratios = ", ".join(f"{k}: x{v:.2f}" for k, v in planning["growth"].items())  # type: ignore[attr-defined]
     print(f"planning: {timings} (growth {ratios}; x2 per doubling is linear)")
@@ -327,6 +411,7 @@ def main() -> None:
                 "time_to_verdict": verdict,
                 "throughput": rps,
                 "analysis": analysis,
+                "folder_analysis": folder,
                 "planning": planning,
                 "process_wall": walls,
                 "probe_vs_envoy": probe,

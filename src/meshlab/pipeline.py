@@ -23,6 +23,7 @@ from meshlab.load.budgets import Budgets, refuse_files, refuse_objects
 from meshlab.load.lab import Lab, find_lab_file
 from meshlab.load.manifests import Resource, load_manifests
 from meshlab.mesh.plan import MeshPlan, Note, build_plan
+from meshlab.mesh.unsimulated import unsimulated_notes
 from meshlab.report.model import RunReport, run_report
 
 ProgressFactory = Callable[[Check], Progress]  # a progress display per check
@@ -47,6 +48,7 @@ class PreparedLab:
     plan: MeshPlan
     diagnostics: list[Diagnostic] = field(default_factory=list)  # `meshlab analyze`'s findings
     ledger: RunLedger = field(default_factory=RunLedger)  # the run's budgets, as spent
+    unsimulated: list[Note] = field(default_factory=list)  # kinds listed, not run
 
     def to_deploy(self) -> LabToDeploy:
         """What a backend deploys: this plan, as built here (backends never re-plan)."""
@@ -84,12 +86,16 @@ def prepare(
     checked = load_checked_lab(path)
     lab = checked.lab
     refuse_files([lab.file, *lab.manifests], budgets)
-    resources = load_manifests(list(lab.manifests), lab.namespace)
-    refuse_objects(resources, budgets)
+    everything = load_manifests(list(lab.manifests), lab.namespace)
+    resources = [r for r in everything if r.simulated]  # not Istio's install, not CRDs...
+    if len(everything) > budgets.objects:  # every object counts, run or not
+        refuse_objects(everything, budgets)  # (the objects budget is checked first)
+    refuse_objects(resources, budgets)  # Services and pods: those the backend runs
     plan = build_plan(resources, lab.namespace)
     refuse_checks(checked.checks, plan, budgets, design, requests)
-    diagnostics = analyze(resources, lab.namespace)
-    return PreparedLab(lab, checked.checks, resources, plan, diagnostics, ledger)
+    diagnostics = analyze(everything, lab.namespace)
+    unsimulated = unsimulated_notes(everything)
+    return PreparedLab(lab, checked.checks, resources, plan, diagnostics, ledger, unsimulated)
 
 
 @dataclass
@@ -146,7 +152,7 @@ def run_prepared(
     started = time.perf_counter()
     results = []
     lab = prepared.to_deploy()
-    notes = list(backend.notes(lab))
+    notes = [*prepared.unsimulated, *backend.notes(lab)]
     with backend.deploy(lab) as mesh:
         for check in prepared.checks:
             context = prepared.context(mesh, design=options.design, requests=options.requests)

@@ -400,7 +400,8 @@ def lab(request: pytest.FixtureRequest) -> AppliedLab:
         if request.config.getoption("backend") != "embedded":
             pytest.skip(str(exc))  # as the lab's own check items do
         raise
-    notes = list(labs.backend.notes(deployment.prepared.to_deploy()))
+    prepared = deployment.prepared
+    notes = [*prepared.unsimulated, *labs.backend.notes(prepared.to_deploy())]
     return AppliedLab(deployment.prepared, deployment.mesh, lambda: labs.context(deployment), notes)
 
 

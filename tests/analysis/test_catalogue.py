@@ -16,8 +16,9 @@ from meshlab.load.manifests import load_manifests_partial
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs" / "reference" / "analyzer.md"
 ISTIO_REQUIRED = {
-    "IST0002", "IST0101", "IST0106", "IST0109", "IST0112", "IST0116", "IST0118", "IST0130",
-    "IST0131", "IST0132", "IST0133", "IST0137", "IST0145", "IST0162", "IST0173", "IST0174",
+    "IST0002", "IST0101", "IST0102", "IST0103", "IST0106", "IST0109", "IST0112", "IST0116",
+    "IST0118", "IST0128", "IST0129", "IST0130", "IST0131", "IST0132", "IST0133", "IST0134",
+    "IST0137", "IST0140", "IST0145", "IST0162", "IST0165", "IST0173", "IST0174", "IST0177",
 }  # fmt: skip
 
 

@@ -338,3 +338,29 @@ def test_nesting_built_from_aliases_is_bounded(tmp_path: Path) -> None:
 def test_recursive_alias_is_bounded(tmp_path: Path) -> None:
     error = error_of(write(tmp_path, "a: &a [1, *a]\n"))
     assert error.message == f"YAML nested deeper than {MAX_DEPTH} levels"
+
+
+_YAML_FILES = sorted(
+    p
+    for folder in ("labs", "tests/analysis/corpus", "tests/data")
+    for p in (Path(__file__).parents[2] / folder).rglob("*.yaml")
+    if "bomb" not in p.name  # a bounded test: the alias bomb has its own tests above
+)
+
+
+@pytest.mark.skipif(yamlio._FastLoader is None, reason="PyYAML without libyaml")
+def test_libyaml_and_pyyaml_read_every_file_alike() -> None:
+    """The fast path (libyaml's parser) gives the same data and positions as PyYAML's."""
+    compared = 0
+    for path in _YAML_FILES:
+        source = path.read_text(encoding="utf-8-sig")
+        try:
+            slow = yamlio._documents(yamlio._Loader(source, path), path)
+        except Exception:
+            continue
+        fast = yamlio._documents(yamlio._FastLoader(source, path), path)
+        assert [(d.data, d.value_positions, d.key_positions) for d in fast] == [
+            (d.data, d.value_positions, d.key_positions) for d in slow
+        ], path
+        compared += 1
+    assert compared > 50

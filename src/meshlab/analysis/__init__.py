@@ -24,6 +24,7 @@ from meshlab.analysis.base import (
     Metadata,
     severity,
 )
+from meshlab.analysis.knockon import without_knock_on
 from meshlab.analysis.registry import analyzers
 from meshlab.errors import InputError, reading_input
 from meshlab.load.manifests import Rejected, Resource, load_manifests_partial
@@ -55,7 +56,11 @@ def analyze(
 ) -> list[Diagnostic]:
     """Every diagnostic for these objects, sorted by file, line and column."""
     ctx = Context(resources, namespace, rejected)
-    available = {"services": ctx.has_services, "pods": ctx.has_pods}
+    refused = {r.kind for r in rejected}  # written, though refused: not a missing kind
+    available = {
+        "services": ctx.has_services or bool(refused & set(SERVICE_KINDS)),
+        "pods": ctx.has_pods or bool(refused & set(WORKLOAD_KINDS)),
+    }
     skipped: dict[str, list[str]] = {}
     for analyzer in analyzers():
         missing = [need for need in sorted(analyzer.metadata.needs) if not available[need]]
@@ -78,7 +83,8 @@ def analyze(
                 "e.g. `meshlab analyze rules.yaml app.yaml`",
             )
         )
-    unique = {(d.code, d.location, d.message): d for d in ctx.diagnostics}
+    found = without_knock_on(ctx.diagnostics, rejected)
+    unique = {(d.code, d.location, d.message): d for d in found}
     return sorted(unique.values(), key=Diagnostic.sort_key)
 
 

@@ -8,14 +8,14 @@ that the two agree), and reports only through the message constructors in `messa
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, ClassVar, Literal
 
 from meshlab.errors import Location, printable
 from meshlab.load.manifests import Rejected, Resource
-from meshlab.mesh.registry import Registry, build_registry
+from meshlab.mesh.registry import PodInstance, Registry, build_registry
 
 Level = Literal["error", "warning", "info"]
 LEVELS: tuple[Level, ...] = ("info", "warning", "error")  # ascending severity
@@ -43,6 +43,7 @@ class Diagnostic:
         str, ...
     ] = ()  # FQDNs the finding is about: checks pick the ones for their request
     explains_traffic: bool = False  # a likely cause of a split that differs from the weights
+    name: str = ""  # the message's name in the catalogue, e.g. ReferencedResourceNotFound/host
 
     def __str__(self) -> str:
         where = f"{self.location}: " if self.location else ""
@@ -112,6 +113,32 @@ class Context:
         """Services with their endpoints and the pods synthesized from Deployments."""
         self.kinds_read.update(SERVICE_KINDS + WORKLOAD_KINDS)
         return self._registry
+
+    @cached_property
+    def _pods_by_label(self) -> dict[tuple[str, str], list[PodInstance]]:
+        index: dict[tuple[str, str], list[PodInstance]] = {}
+        for pod in self.registry.pods:
+            for pair in pod.labels.items():
+                index.setdefault(pair, []).append(pod)
+        return index
+
+    def pods_with(
+        self, selector: Mapping[str, str], namespace: str | None = None
+    ) -> list[PodInstance]:
+        """The pods a plain selector picks (in `namespace`, or anywhere), from an index by
+        label: a folder of a thousand objects is not every pod against every selector."""
+        registry = self.registry
+        if not selector:
+            found = registry.pods
+        else:
+            pair = min(selector.items(), key=lambda kv: len(self._pods_by_label.get(kv, ())))
+            found = self._pods_by_label.get(pair, [])
+        return [
+            p
+            for p in found
+            if (namespace is None or p.namespace == namespace)
+            and all(p.labels.get(k) == v for k, v in selector.items())
+        ]
 
     @property
     def has_services(self) -> bool:

@@ -53,6 +53,7 @@ class MessageType:
             hint=hint,
             hosts=tuple(dict.fromkeys(hosts)),
             explains_traffic=self.explains_traffic,
+            name=self.name,
         )
 
 
@@ -115,6 +116,19 @@ GATEWAY_SELECTOR_NO_PODS = _m(
     "error",
     "selector {selector} matches no pod: no gateway proxy serves this Gateway",
 )
+NAMESPACE_NOT_INJECTED = _m(
+    "IST0102",
+    "NamespaceNotInjected",
+    "info",
+    "namespace {namespace} is not enabled for Istio injection: its pods get no sidecar, so "
+    "no VirtualService or DestinationRule applies to their requests",
+)
+POD_MISSING_PROXY = _m(
+    "IST0103",
+    "PodMissingProxy",
+    "warning",
+    "the pod {pod} is missing the Istio proxy: its requests bypass the mesh's rules",
+)
 SCHEMA_ERROR = _m("IST0106", "SchemaValidationError", "error", "{message}")
 CONFLICTING_MESH_VS = _m(
     "IST0109",
@@ -158,6 +172,27 @@ INEFFECTIVE_MATCH = _m(
     "info",
     "match {match} of rule {rule} never applies: {reason}",
 )
+NO_CA_DESTINATION = _m(
+    "IST0128",
+    "NoServerCertificateVerificationDestinationLevel",
+    "warning",
+    "TLS mode {mode} but no caCertificates: the server's certificate for host {host} is "
+    "not verified",
+)
+NO_CA_PORT = _m(
+    "IST0129",
+    "NoServerCertificateVerificationPortLevel",
+    "warning",
+    "TLS mode {mode} but no caCertificates: the server's certificate for host {host} at "
+    "port {port} is not verified",
+)
+SE_ADDRESSES_REQUIRED = _m(
+    "IST0134",
+    "ServiceEntryAddressesRequired",
+    "warning",
+    "port {port} is TCP (or has no protocol) and the ServiceEntry has no addresses: a "
+    "sidecar cannot tell its connections apart from other traffic to that port",
+)
 HOST_NOT_IN_GATEWAY = _m(
     "IST0132",
     "VirtualServiceHostNotFoundInGateway",
@@ -173,6 +208,14 @@ CONFLICTING_PORTS = _m(
     "warning",
     "Services {services} send ports {ports} to the same target port {target} of this "
     "Deployment's pods",
+)
+INGRESS_ROUTE_RULES_NOT_AFFECTED = _m(
+    "IST0140",
+    "IngressRouteRulesNotAffected",
+    "warning",
+    "the subsets {splitters} routes {host} to do not apply to requests through gateway "
+    "{gateways}: this route sends them to all pods of {host}",
+    traffic=True,
 )
 CONFLICTING_GATEWAYS = _m(
     "IST0145",
@@ -204,6 +247,21 @@ UNKNOWN_DR_HOST = _m(
     traffic=True,
 )
 
+REFERENCED_INTERNAL_GATEWAY = _m(
+    "IST0165",
+    "ReferencedInternalGateway",
+    "warning",
+    "gateway {gateway} is the internal Gateway Istio generates for a Gateway API gateway: "
+    "a VirtualService should not name it",
+)
+SE_CONFLICTING_PROTOCOL = _m(
+    "IST0177",
+    "ConflictingServiceEntryProtocol",
+    "warning",
+    "ServiceEntries ({entries}) define host {host} port {port} with different protocols "
+    "({protocols}): one of them wins and the other's traffic is handled wrongly",
+)
+
 # --- meshlab ------------------------------------------------------------------------------
 
 ANALYSIS_INCOMPLETE = _m(
@@ -211,6 +269,13 @@ ANALYSIS_INCOMPLETE = _m(
     "AnalysisIncomplete",
     "info",
     "no {missing} in the input: {count} analyzers that need them were skipped ({skipped})",
+    origin="meshlab",
+)
+NOT_SIMULATED = _m(
+    "ML0002",
+    "NotSimulated",
+    "info",
+    "not simulated: {kinds}",
     origin="meshlab",
 )
 LONE_DESTINATION_WEIGHT = _m(
@@ -297,6 +362,15 @@ SERVICE_SELECTS_NO_PODS = _m(
     "selector {selector} matches no pod: requests to Service {service} get 503 UH "
     "(no healthy upstream)",
     origin="kiali",
+    traffic=True,
+)
+VS_HOST_NOT_FOUND = _m(
+    "ML0111",
+    "VirtualServiceHostNotFound",
+    "warning",
+    "host {host} is not a Service or ServiceEntry: no request goes to it, so these rules "
+    "route nothing (a Service you meant keeps its default route, all pods equally)",
+    origin="meshlab",
     traffic=True,
 )
 MISSING_VERSION_LABEL = _m(

@@ -16,6 +16,7 @@ from pydantic import BaseModel
 
 from meshlab.errors import ErrorCollector, InputError, Location
 from meshlab.load import istio, k8s
+from meshlab.load.kinds import ServedKinds, Unmodelled, is_istio_install, served_kinds
 from meshlab.load.schema import validate
 from meshlab.load.yamlio import PathKey, YamlDocument, load_documents
 
@@ -52,6 +53,17 @@ class Resource:
     document: YamlDocument
     at: PathKey
     order: int
+    install: bool = False  # part of Istio's install (istio-system, the installer's labels)
+
+    @property
+    def simulated(self) -> bool:
+        """Whether a backend runs this object. Kinds meshlab does not model are accepted and
+        listed only; so are Istio's own install (istiod, the gateways, the addons: meshlab
+        plays istiod) and the ConfigMaps, Secrets... that come with it. Istio rules stay,
+        wherever they are written."""
+        if isinstance(self.body, Unmodelled):
+            return False
+        return not self.install or self.body.apiVersion.startswith("networking.istio.io/")
 
     @property
     def ref(self) -> str:
@@ -75,6 +87,7 @@ class Rejected:
     namespace: str | None
     name: str | None
     errors: tuple[InputError, ...]
+    raw: Any = None  # the object as written, for what other objects may refer to in it
 
     @property
     def ref(self) -> str | None:
@@ -124,16 +137,17 @@ def _load_objects(
     resources: dict[tuple[str, str, str], Resource] = {}
     rejected: list[Rejected] = []
     apply_order = itertools.count()
-    for document in documents:
-        for at, raw in _objects(document):
-            errors = ErrorCollector()
-            with errors.collecting():
-                resource = _typed(raw, document, at, next(apply_order), default_namespace)
-                # `kubectl apply` of the same object twice: the later one is what remains.
-                resources.pop((resource.kind, resource.namespace, resource.name), None)
-                resources[(resource.kind, resource.namespace, resource.name)] = resource
-            if errors.errors:
-                rejected.append(_rejected(raw, default_namespace, errors.errors))
+    objects = [(document, at, raw) for document in documents for at, raw in _objects(document)]
+    served = served_kinds(raw for _, _, raw in objects)
+    for document, at, raw in objects:
+        errors = ErrorCollector()
+        with errors.collecting():
+            resource = _typed(raw, document, at, next(apply_order), default_namespace, served)
+            # `kubectl apply` of the same object twice: the later one is what remains.
+            resources.pop((resource.kind, resource.namespace, resource.name), None)
+            resources[(resource.kind, resource.namespace, resource.name)] = resource
+        if errors.errors:
+            rejected.append(_rejected(raw, default_namespace, errors.errors))
     return sorted(resources.values(), key=lambda r: r.order), rejected
 
 
@@ -142,11 +156,12 @@ def _rejected(raw: Any, default_namespace: str, errors: list[InputError]) -> Rej
     metadata = raw.get("metadata") if isinstance(raw.get("metadata"), dict) else {}
     kind, name, namespace = raw.get("kind"), metadata.get("name"), metadata.get("namespace")
     kind = kind if isinstance(kind, str) and kind else None
-    if kind in _NAMESPACED_EXCEPTIONS:
+    if kind in _NAMESPACED_EXCEPTIONS or served_kinds(()).cluster_scoped("", kind or ""):
         namespace = ""
     elif not isinstance(namespace, str) or not namespace:
         namespace = default_namespace
-    return Rejected(kind, namespace, name if isinstance(name, str) else None, tuple(errors))
+    name = name if isinstance(name, str) else None
+    return Rejected(kind, namespace, name, tuple(errors), without_nulls(raw))
 
 
 def _objects(document: YamlDocument) -> Iterable[tuple[PathKey, Any]]:
@@ -163,33 +178,56 @@ def _objects(document: YamlDocument) -> Iterable[tuple[PathKey, Any]]:
         yield (), data
 
 
-def _typed(raw: Any, document: YamlDocument, at: PathKey, order: int, namespace: str) -> Resource:
+def _typed(
+    raw: Any, document: YamlDocument, at: PathKey, order: int, namespace: str, served: ServedKinds
+) -> Resource:
     where = document.locate(at)
     if not isinstance(raw, dict):
         raise InputError(
             "a manifest document must be a mapping with apiVersion, kind, metadata", where
         )
+    raw = without_nulls(raw)
     api_version, kind = raw.get("apiVersion"), raw.get("kind")
     if not isinstance(kind, str) or not kind:
         raise InputError('missing required field "kind"', where)
     if not isinstance(api_version, str) or not api_version:
         raise InputError('missing required field "apiVersion"', where)
     model = _MODELS.get((api_version, kind))
+    if model is None and served.serves(api_version, kind):
+        model = Unmodelled
     if model is None:
-        raise _unknown_type(api_version, kind, document, at)
+        raise _unknown_type(api_version, kind, document, at, served)
     body = validate(model, raw, document, at, what=kind)
     metadata = body.metadata  # type: ignore[attr-defined]
     if not metadata.name:
         raise InputError(
             f'{kind}: missing required field "metadata.name"', document.locate((*at, "metadata"))
         )
-    object_namespace = "" if kind in _NAMESPACED_EXCEPTIONS else (metadata.namespace or namespace)
-    return Resource(kind, metadata.name, object_namespace, body, document, at, order)
+    cluster_scoped = kind in _NAMESPACED_EXCEPTIONS or served.cluster_scoped(api_version, kind)
+    object_namespace = "" if cluster_scoped else (metadata.namespace or namespace)
+    install = is_istio_install(kind, object_namespace, metadata, body)
+    if model is Unmodelled and kind in _KNOWN_KINDS:
+        # The Gateway API's Gateway is not Istio's: named by its group, as kubectl does
+        # (gateway.gateway.networking.k8s.io), it is another object and no analyzer reads it.
+        kind = f"{kind}.{api_version.rpartition('/')[0]}"
+    return Resource(kind, metadata.name, object_namespace, body, document, at, order, install)
 
 
-def _unknown_type(api_version: str, kind: str, document: YamlDocument, at: PathKey) -> InputError:
-    if kind in _KNOWN_KINDS:
-        versions = ", ".join(_KNOWN_KINDS[kind])
+def without_nulls(value: Any) -> Any:
+    """The object as the API server decodes it: a key whose value is null (`annotations:`
+    with nothing after it) is the same as no key at all, so kubectl accepts it."""
+    if isinstance(value, dict):
+        return {k: without_nulls(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [without_nulls(v) for v in value]
+    return value
+
+
+def _unknown_type(
+    api_version: str, kind: str, document: YamlDocument, at: PathKey, served: ServedKinds
+) -> InputError:
+    if kind in _KNOWN_KINDS or served.versions_of(kind):
+        versions = ", ".join(sorted({*_KNOWN_KINDS.get(kind, []), *served.versions_of(kind)}))
         return InputError(
             f'no matches for kind "{kind}" in version "{api_version}"',
             document.locate((*at, "apiVersion")),
@@ -199,4 +237,6 @@ def _unknown_type(api_version: str, kind: str, document: YamlDocument, at: PathK
     return InputError(
         f'unknown kind "{kind}" ({api_version}): meshlab knows {known}',
         document.locate((*at, "kind")),
+        hint="Kubernetes' built-in kinds and Istio's are accepted too, and custom kinds "
+        "whose CustomResourceDefinition is in the input (as the API server needs it)",
     )

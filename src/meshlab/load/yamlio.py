@@ -16,6 +16,9 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from yaml.composer import Composer
+from yaml.constructor import SafeConstructor
+from yaml.resolver import Resolver
 
 from meshlab.errors import InputError, Location
 from meshlab.load.yamlhints import hint_for
@@ -67,7 +70,8 @@ def read_text(path: Path) -> str:
             Location(path, 1),
         )
     try:
-        return path.read_text(encoding="utf-8")
+        # utf-8-sig: a byte order mark (Windows editors write one) is dropped, as kubectl does.
+        return path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as exc:
         raise InputError(f"{path} is not UTF-8 text ({exc.reason})", Location(path, 1)) from None
     except OSError as exc:
@@ -75,8 +79,17 @@ def read_text(path: Path) -> str:
 
 
 def load_documents(path: Path, text: str | None = None) -> list[YamlDocument]:
-    """All non-empty documents of a YAML file, with positions; InputError on anything unsafe."""
+    """All non-empty documents of a YAML file, with positions; InputError on anything unsafe.
+
+    libyaml's parser (10x faster: a course section with Istio's install is ~1000 objects)
+    reads the file when PyYAML has it; if it finds anything wrong, PyYAML's own parser
+    reads the file again, so every message and hint is PyYAML's, as the tests know them."""
     source = read_text(path) if text is None else text
+    if _FastLoader is not None and not _NON_PRINTABLE.search(source):
+        try:
+            return _documents(_FastLoader(source, path), path)
+        except (yaml.YAMLError, UnicodeError, ValueError, RecursionError):
+            pass  # the slow path below says what is wrong, in PyYAML's words
     try:
         loader = _Loader(source, path)  # PyYAML checks for control characters right here
     except yaml.reader.ReaderError as exc:
@@ -85,6 +98,23 @@ def load_documents(path: Path, text: str | None = None) -> list[YamlDocument]:
             "(control characters are not allowed)",
             _offset_location(path, source, exc.position),
         ) from None
+    try:
+        return _documents(loader, path)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = Location(path, mark.line + 1, mark.column + 1) if mark else Location(path, 1)
+        problem = exc.problem or exc.context or "invalid YAML"
+        if exc.problem and exc.context and exc.context_mark and exc.context_mark is not mark:
+            # "while parsing a flow sequence" points at the `[` that was never closed
+            problem += f" ({exc.context} at line {exc.context_mark.line + 1})"
+        raise InputError(f"invalid YAML: {problem}", where, hint=hint_for(exc, source)) from None
+    except yaml.YAMLError as exc:
+        raise InputError(f"invalid YAML: {exc}", Location(path, 1)) from None
+    except RecursionError:  # a last resort: the depth limits below should stop it first
+        raise InputError(f"YAML nested deeper than {MAX_DEPTH} levels", Location(path, 1)) from None
+
+
+def _documents(loader: Any, path: Path) -> list[YamlDocument]:
     documents: list[YamlDocument] = []
     budget = _Budget(path)
     try:
@@ -98,47 +128,62 @@ def load_documents(path: Path, text: str | None = None) -> list[YamlDocument]:
             document.data = _Converter(loader, document, budget).convert(node, (), 0)
             documents.append(document)
             index += 1
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        where = Location(path, mark.line + 1, mark.column + 1) if mark else Location(path, 1)
-        problem = exc.problem or exc.context or "invalid YAML"
-        if exc.problem and exc.context and exc.context_mark and exc.context_mark is not mark:
-            # "while parsing a flow sequence" points at the `[` that was never closed
-            problem += f" ({exc.context} at line {exc.context_mark.line + 1})"
-        raise InputError(f"invalid YAML: {problem}", where, hint=hint_for(exc, source)) from None
-    except yaml.YAMLError as exc:
-        raise InputError(f"invalid YAML: {exc}", Location(path, 1)) from None
-    except RecursionError:  # a last resort: the depth limits below should stop it first
-        raise InputError(f"YAML nested deeper than {MAX_DEPTH} levels", Location(path, 1)) from None
     finally:
         loader.dispose()
     return documents
 
 
-class _Loader(yaml.SafeLoader):
-    """SafeLoader whose composer refuses deep nesting before recursing into it.
+class _DepthLimit:
+    """A composer that refuses deep nesting before recursing into it.
 
     PyYAML composes nodes recursively: a few thousand `[` would otherwise end in a
     RecursionError (or worse) before the converter's depth check ever runs.
     """
 
-    def __init__(self, stream: str, path: Path) -> None:
-        super().__init__(stream)
-        self._path = path
-        self._depth = 0
+    _path: Path
+    _depth: int = 0
 
     def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
         self._depth += 1
         try:
             if self._depth > MAX_DEPTH + 1:
-                mark = self.peek_event().start_mark  # type: ignore[no-untyped-call]
+                mark = self.peek_event().start_mark  # type: ignore[attr-defined]
                 raise InputError(
                     f"YAML nested deeper than {MAX_DEPTH} levels",
                     Location(self._path, mark.line + 1, mark.column + 1),
                 )
-            return super().compose_node(parent, index)
+            return super().compose_node(parent, index)  # type: ignore[misc,no-any-return]
         finally:
             self._depth -= 1
+
+
+class _Loader(_DepthLimit, yaml.SafeLoader):
+    """PyYAML's SafeLoader, pure Python: its messages are the ones the hints know."""
+
+    def __init__(self, stream: str, path: Path) -> None:
+        super().__init__(stream)
+        self._path = path
+
+
+_NON_PRINTABLE = yaml.reader.Reader.NON_PRINTABLE
+_FastLoader: Any = None
+try:
+    from yaml._yaml import CParser
+
+    class _CLoader(_DepthLimit, Composer, CParser, SafeConstructor, Resolver):
+        """libyaml's parser under PyYAML's composer (so the depth limit above holds) and
+        safe constructor: the same nodes as _Loader, with the same positions."""
+
+        def __init__(self, stream: str, path: Path) -> None:
+            CParser.__init__(self, stream)
+            Composer.__init__(self)
+            SafeConstructor.__init__(self)
+            Resolver.__init__(self)
+            self._path = path
+
+    _FastLoader = _CLoader
+except ImportError:  # PyYAML built without libyaml: the pure-Python parser does it all
+    pass
 
 
 def _offset_location(path: Path, source: str, offset: int) -> Location:
@@ -172,6 +217,7 @@ class _Budget:
 
 
 _MAP_TAG = "tag:yaml.org,2002:map"
+_STR_TAG = "tag:yaml.org,2002:str"
 _SEQ_TAG = "tag:yaml.org,2002:seq"
 _MERGE_TAG = "tag:yaml.org,2002:merge"
 _VALUE_TAG = "tag:yaml.org,2002:value"  # a plain `=`: YAML 1.1 reserves it; kubectl reads "="
@@ -212,6 +258,8 @@ class _Converter:
         if node.tag == "tag:yaml.org,2002:timestamp":
             # Kubernetes reads timestamps as strings; so do we, to keep JSON reports plain
             # (and `2024-02-30` stays a string instead of an invalid date).
+            return _plain_string(node.value, where)
+        if node.tag == _STR_TAG:  # most scalars: PyYAML's constructor would return the value
             return _plain_string(node.value, where)
         return _checked_scalar(self._construct(node, where), node, where)
 
@@ -296,6 +344,8 @@ class _Converter:
         if node.tag == "tag:yaml.org,2002:timestamp":
             return _plain_string(node.value, _location(self.document.path, node))
         where = _location(self.document.path, node)
+        if node.tag == _STR_TAG:
+            return _plain_string(node.value, where)
         value = _checked_scalar(self._construct(node, where), node, where)
         return value if isinstance(value, str) else str(node.value)
 

@@ -33,7 +33,7 @@ class ConflictingMeshHostsAnalyzer(Analyzer):
                     entries.append((vs, index))
         for fqdn, entries in by_host.items():
             for vs, index in entries:
-                rivals = [o for o, _ in entries if o is not vs and _scope(o) == _scope(vs)]
+                rivals = [o for o, _ in entries if o is not vs and _conflict(o, vs)]
                 if not rivals:
                     continue
                 group = sorted([vs, *rivals], key=_config_order)
@@ -51,4 +51,16 @@ class ConflictingMeshHostsAnalyzer(Analyzer):
 
 
 def _scope(vs: Resource) -> frozenset[str]:
-    return export_scope(vs.body.spec.exportTo, vs.namespace)
+    """The namespaces a VirtualService is exported to, `*` for all (a `*` anywhere in the
+    list wins, as util.IsExportToAllNamespaces has it)."""
+    scope = export_scope(vs.body.spec.exportTo, vs.namespace)
+    return frozenset({"*"}) if "*" in scope else scope
+
+
+def _conflict(a: Resource, b: Resource) -> bool:
+    """virtualservice/conflictingmeshgatewayhosts.go: per namespace of the scope, plus the
+    VirtualServices exported everywhere, which every namespace sees too."""
+    scope_a, scope_b = _scope(a), _scope(b)
+    if "~" in scope_a or "~" in scope_b:  # exported nowhere: no sidecar sees it
+        return False
+    return "*" in scope_a or "*" in scope_b or bool(scope_a & scope_b)

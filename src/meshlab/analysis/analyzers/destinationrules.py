@@ -9,7 +9,7 @@ from meshlab.analysis.base import Analyzer, Context, Metadata
 from meshlab.analysis.util import HostIndex, labels_text
 from meshlab.load import istio
 from meshlab.load.manifests import Resource
-from meshlab.mesh.names import resolve_host, selects
+from meshlab.mesh.names import resolve_host
 from meshlab.mesh.registry import Endpoint, MeshService
 
 
@@ -30,7 +30,7 @@ class DestinationRuleHostAnalyzer(Analyzer):
         for dr in ctx.of_kind("DestinationRule"):
             spec: istio.DestinationRuleSpec = dr.body.spec
             host = resolve_host(spec.host, dr.namespace)
-            if not index.known(host, dr.namespace):
+            if not index.known(host, dr.namespace, dr.body.spec.exportTo):
                 ctx.report(
                     msg.UNKNOWN_DR_HOST(
                         dr,
@@ -60,7 +60,7 @@ class SubsetPodsAnalyzer(Analyzer):
                 if not subset.labels:
                     continue
                 at = dr.locate("spec", "subsets", i, "labels")
-                selected = [p for p in registry.pods if selects(subset.labels, p.labels)]
+                selected = ctx.pods_with(subset.labels)
                 if not selected:
                     versions = sorted(
                         {

@@ -31,8 +31,11 @@ class DestinationHostAnalyzer(Analyzer):
         host = resolve_host(ref.host, vs.namespace)
         if is_wildcard(host):
             return  # a wildcard destination names no single cluster; nothing to look up
-        if not index.known(host, vs.namespace):
-            where = f" visible from namespace {vs.namespace}" if "." not in ref.host else ""
+        if not index.known(host, vs.namespace, vs.body.spec.exportTo):
+            hidden = index.hidden(host) is not None
+            where = (
+                f" visible from namespace {vs.namespace}" if "." not in ref.host or hidden else ""
+            )
             message = msg.MIRROR_HOST_NOT_FOUND if ref.mirror else msg.HOST_NOT_FOUND
             ctx.report(
                 message(
@@ -40,7 +43,9 @@ class DestinationHostAnalyzer(Analyzer):
                     ref.locate("host"),
                     host=ref.host if ref.host == host else f"{ref.host} ({host})",
                     where=where,
-                    hint=index.suggest(ref.host, vs.namespace),
+                    hint=index.suggest(host, vs.namespace)
+                    if hidden
+                    else index.suggest(ref.host, vs.namespace),
                     hosts=[host],
                 )
             )
@@ -74,7 +79,7 @@ class DestinationHostAnalyzer(Analyzer):
                     )
                 )
             return
-        entry = index.entry(host, vs.namespace)
+        entry = index.entry(host, vs.namespace, vs.body.spec.exportTo)
         if entry is None or ref.port is None:
             return
         entry_spec: istio.ServiceEntrySpec = entry.body.spec

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from meshlab.analysis import messages as msg
 from meshlab.analysis.base import Analyzer, Context, Metadata
-from meshlab.analysis.util import labels_text
+from meshlab.analysis.util import INTERNAL_GATEWAY, labels_text
 from meshlab.load import istio
 from meshlab.load.manifests import Resource
 from meshlab.load.yamlio import PathKey
@@ -55,20 +55,20 @@ _DEFAULT_GATEWAYS = (
 
 def gateway_pods(ctx: Context) -> list[GatewayPod]:
     registry = ctx.registry
-    pods = []
-    for pod in registry.pods:
-        ports: set[int] = set()
-        for service in registry.services:
-            if service.namespace != pod.namespace or not service.selector:
-                continue
-            if not selects(service.selector, pod.labels):
-                continue
+    ports: dict[int, set[int]] = {id(pod): set() for pod in registry.pods}
+    for service in registry.services:
+        if not service.selector:
+            continue
+        for pod in ctx.pods_with(service.selector, service.namespace):
             for port in service.ports:
-                ports.add(port.number)
+                ports[id(pod)].add(port.number)
                 target = pod.resolve_target_port(port.target, port.number)
                 if target is not None:
-                    ports.add(target)
-        pods.append(GatewayPod(pod.name, pod.namespace, pod.labels, frozenset(ports)))
+                    ports[id(pod)].add(target)
+    pods = [
+        GatewayPod(pod.name, pod.namespace, pod.labels, frozenset(ports[id(pod)]))
+        for pod in registry.pods
+    ]
     for default in _DEFAULT_GATEWAYS:
         if not any(p.labels.get("istio") == default.labels["istio"] for p in pods):
             pods.append(default)
@@ -110,8 +110,8 @@ class VirtualServiceGatewayAnalyzer(Analyzer):
                     ]
             for at, reference in references:
                 key = gateway_key(reference, vs.namespace)
-                if key is None:
-                    continue
+                if key is None or INTERNAL_GATEWAY in reference:
+                    continue  # an internal gateway is IST0165's (and no Gateway object)
                 if is_legacy_gateway_name(reference):
                     ctx.report(
                         msg.SCHEMA_WARNING(
@@ -217,16 +217,23 @@ class ConflictingGatewaysAnalyzer(Analyzer):
     metadata = Metadata(
         name="gateway.ConflictingGatewayAnalyzer",
         description="no two Gateways claim the same host on the same port of the same pods",
-        inputs=("Gateway",),
+        inputs=("Gateway", "Service", "Deployment", "Pod"),
     )
 
     def analyze(self, ctx: Context) -> None:
         gateways = ctx.of_kind("Gateway")
+        pods: list[GatewayPod] | None = None
         for gateway in gateways:
             spec: istio.GatewaySpec = gateway.body.spec
             for other in gateways:
-                if other is gateway or other.body.spec.selector != spec.selector:
+                if other is gateway:
                     continue
+                if other.body.spec.selector != spec.selector:
+                    # gateway/conflictinggateway.go: selectors that differ, one inside the
+                    # other, and a pod that both pick (the same proxy serves both).
+                    pods = gateway_pods(ctx) if pods is None else pods
+                    if not _same_pods(spec.selector, other.body.spec.selector, pods):
+                        continue
                 for i, server in enumerate(spec.servers):
                     overlap = _overlap(server, other.body.spec.servers)
                     if overlap:
@@ -242,6 +249,13 @@ class ConflictingGatewaysAnalyzer(Analyzer):
                                 "different ports or hosts",
                             )
                         )
+
+
+def _same_pods(a: dict[str, str], b: dict[str, str], pods: list[GatewayPod]) -> bool:
+    small, large = (a, b) if len(a) <= len(b) else (b, a)
+    if not small or any(large.get(k) != v for k, v in small.items()):
+        return False
+    return any(selects(large, pod.labels) for pod in pods)
 
 
 def _overlap(server: istio.Server, others: list[istio.Server]) -> list[str]:

@@ -55,6 +55,66 @@ def _unreachable(
     ctx.report(msg.UNREACHABLE_RULE(vs, location, rule=rule, reason=reason, hint=hint, hosts=hosts))
 
 
+def _raw_rules(ctx: Context, vs: Resource, section: str) -> None:
+    """tcp and tls rules, as Istio's analyzeUnreachableTCPRules / analyzeUnreachableTLSRules
+    (pkg/config/validation/validation.go): a second rule without match, rules after it,
+    matches the same as an earlier one (in this rule or before), rules all of whose matches are.
+    meshlab does not model these routes, so they are read as written."""
+    rules = getattr(vs.body.spec, section) or []
+    if not isinstance(rules, list):
+        return
+    hosts = [resolve_host(h, vs.namespace) for h in vs.body.spec.hosts]
+    seen: dict[str, int] = {}
+    empty: int | None = None
+    for i, rule in enumerate(rules):
+        matches = rule.get("match") if isinstance(rule, dict) else None
+        name = f"{section}[{i}]"
+        if not matches or not isinstance(matches, list):
+            if empty is not None:
+                reason = f"only the last rule can have no match ({section}[{empty}] has none)"
+                ctx.report(
+                    msg.UNREACHABLE_RULE(
+                        vs, vs.locate("spec", section, i), rule=name, reason=reason, hosts=hosts
+                    )
+                )
+            empty = i
+            continue
+        if empty is not None:
+            reason = f"{section}[{empty}] before it has no match and takes every connection"
+            ctx.report(
+                msg.UNREACHABLE_RULE(
+                    vs, vs.locate("spec", section, i), rule=name, reason=reason, hosts=hosts
+                )
+            )
+            continue
+        duplicates = 0
+        for j, match in enumerate(matches):
+            key = json.dumps(match, sort_keys=True)
+            if key in seen:
+                duplicates += 1
+                ctx.report(
+                    msg.INEFFECTIVE_MATCH(
+                        vs,
+                        vs.locate("spec", section, i, "match", j),
+                        match=f"[{j}]",
+                        rule=name,
+                        reason=f"it is the same as a match of {section}[{seen[key]}]",
+                    )
+                )
+            else:
+                seen[key] = i
+        if duplicates == len(matches):
+            ctx.report(
+                msg.UNREACHABLE_RULE(
+                    vs,
+                    vs.locate("spec", section, i),
+                    rule=name,
+                    reason="all its matches are used by earlier rules",
+                    hosts=hosts,
+                )
+            )
+
+
 class UnreachableRulesAnalyzer(Analyzer):
     metadata = Metadata(
         name="virtualservice.UnreachableRulesAnalyzer",
@@ -65,6 +125,8 @@ class UnreachableRulesAnalyzer(Analyzer):
     def analyze(self, ctx: Context) -> None:
         for vs in ctx.of_kind("VirtualService"):
             self._rules(ctx, vs)
+            for section in ("tcp", "tls"):
+                _raw_rules(ctx, vs, section)
 
     def _rules(self, ctx: Context, vs: Resource) -> None:
         spec: istio.VirtualServiceSpec = vs.body.spec

@@ -32,10 +32,28 @@ class DeprecationAnalyzer(Analyzer):
     metadata = Metadata(
         name="deprecation.FieldAnalyzer",
         description="deprecated fields: accepted today, ignored or removed tomorrow",
-        inputs=("VirtualService", "DestinationRule"),
+        inputs=("VirtualService", "DestinationRule", "Sidecar"),
     )
 
     def analyze(self, ctx: Context) -> None:
+        for sidecar in ctx.of_kind("Sidecar"):
+            # deprecation/deprecation.go analyzeSidecar: "OutboundTrafficPolicy.EgressProxy
+            # ignored" (istiod no longer reads it).
+            outbound = sidecar.body.spec.outboundTrafficPolicy
+            if outbound is not None and outbound.egressProxy is not None:
+                ctx.report(
+                    msg.DEPRECATED(
+                        sidecar,
+                        sidecar.document.locate(
+                            (*sidecar.at, "spec", "outboundTrafficPolicy", "egressProxy"),
+                            prefer_key=True,
+                        ),
+                        field="outboundTrafficPolicy.egressProxy",
+                        instead="istiod ignores it",
+                        hint="route outbound traffic through an egress gateway with a "
+                        "VirtualService and a ServiceEntry instead",
+                    )
+                )
         for vs in ctx.of_kind("VirtualService"):
             spec: istio.VirtualServiceSpec = vs.body.spec
             for i, http in enumerate(spec.http):

@@ -6,8 +6,29 @@ from meshlab.analysis import messages as msg
 from meshlab.analysis.base import Analyzer, Context, Metadata
 from meshlab.analysis.util import labels_text
 from meshlab.load import k8s
-from meshlab.mesh.names import ROOT_NAMESPACE, selects, service_fqdn
+from meshlab.load.manifests import Resource
+from meshlab.mesh.names import ROOT_NAMESPACE, service_fqdn
 from meshlab.mesh.registry import port_protocol
+
+# istioctl analyze leaves out Kubernetes' own namespaces (its testdata
+# service-no-port-name-system-namespace.yaml), and service/portname.go skips the control
+# plane (util.IsIstioControlPlane: an `istio` label or release=istio) and the Services its
+# gateway controllers create (label gateway.istio.io/managed).
+_SYSTEM_NAMESPACES = frozenset({"kube-system", "kube-public", "kube-node-lease"})
+_MANAGED = frozenset(
+    {"istio.io-gateway-controller", "istio.io-mesh-controller", "istio.io-eastwest-controller"}
+)
+
+
+def _not_the_students(service: Resource) -> bool:
+    labels = service.body.metadata.labels
+    return (
+        service.namespace in _SYSTEM_NAMESPACES
+        or service.namespace == ROOT_NAMESPACE
+        or service.install
+        or "istio" in labels
+        or labels.get("gateway.istio.io/managed") in _MANAGED
+    )
 
 
 class PortNameAnalyzer(Analyzer):
@@ -21,7 +42,7 @@ class PortNameAnalyzer(Analyzer):
     def analyze(self, ctx: Context) -> None:
         for service in ctx.of_kind("Service"):
             spec: k8s.ServiceSpec = service.body.spec
-            if spec.type == "ExternalName" or service.namespace == ROOT_NAMESPACE:
+            if spec.type == "ExternalName" or _not_the_students(service):
                 continue
             for i, port in enumerate(spec.ports):
                 if port_protocol(port) != "AUTO":
@@ -49,14 +70,11 @@ class ServicePodsAnalyzer(Analyzer):
     )
 
     def analyze(self, ctx: Context) -> None:
-        pods = ctx.registry.pods
         for service in ctx.of_kind("Service"):
             spec: k8s.ServiceSpec = service.body.spec
             if not spec.selector or spec.type == "ExternalName":
                 continue
-            if not any(
-                p.namespace == service.namespace and selects(spec.selector, p.labels) for p in pods
-            ):
+            if not ctx.pods_with(spec.selector, service.namespace):
                 ctx.report(
                     msg.SERVICE_SELECTS_NO_PODS(
                         service,

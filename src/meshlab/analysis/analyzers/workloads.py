@@ -12,15 +12,28 @@ from meshlab.load.manifests import Resource
 from meshlab.mesh.names import ROOT_NAMESPACE, resolve_host, selects, service_fqdn
 
 
-def _services_of(deployment: Resource, services: list[Resource]) -> list[Resource]:
-    labels = deployment.body.spec.template.metadata.labels
-    return [
-        s
-        for s in services
-        if s.namespace == deployment.namespace
-        and s.body.spec.selector
-        and selects(s.body.spec.selector, labels)
-    ]
+class _ServiceIndex:
+    """The Services whose selector picks a Deployment's pods, through an index of Services by
+    the first pair of their selector (not every Deployment against every Service)."""
+
+    def __init__(self, services: list[Resource]) -> None:
+        self.services = services
+        self.by_pair: dict[tuple[str, str], set[int]] = {}
+        for service in services:
+            selector = service.body.spec.selector
+            if selector:
+                self.by_pair.setdefault(next(iter(selector.items())), set()).add(id(service))
+
+    def of(self, deployment: Resource) -> list[Resource]:
+        labels = deployment.body.spec.template.metadata.labels
+        found = {i for pair in labels.items() for i in self.by_pair.get(pair, ())}
+        return [
+            s
+            for s in self.services
+            if id(s) in found
+            and s.namespace == deployment.namespace
+            and selects(s.body.spec.selector, labels)
+        ]
 
 
 def _target(port: k8s.ServicePort, deployment: Resource) -> int | str:
@@ -34,20 +47,38 @@ def _target(port: k8s.ServicePort, deployment: Resource) -> int | str:
     return int(target)
 
 
+def in_mesh(deployment: Resource, namespaces: dict[str, Resource]) -> bool:
+    """Istio's util.DeploymentInMesh (pkg/config/analysis/analyzers/util/in_mesh.go): an
+    istio-proxy container, else the pod's `sidecar.istio.io/inject` label or annotation, else
+    the Namespace's `istio-injection` label. Without a Namespace object in the input meshlab
+    takes the lab's namespace as injected (istioctl, reading files, takes it as not)."""
+    template = deployment.body.spec.template
+    if any(c.name == "istio-proxy" and c.image for c in template.spec.containers):
+        return True
+    for metadata in (template.metadata.labels, template.metadata.annotations):
+        if "sidecar.istio.io/inject" in metadata:
+            return bool(metadata["sidecar.istio.io/inject"] == "true")
+    namespace = namespaces.get(deployment.namespace)
+    if namespace is not None:
+        return bool(namespace.body.metadata.labels.get("istio-injection") == "enabled")
+    return True
+
+
 class MultiServiceAnalyzer(Analyzer):
     metadata = Metadata(
         name="deployment.MultiServiceAnalyzer",
         description="Services sharing a Deployment's pods agree on ports and protocols",
-        inputs=("Deployment", "Service"),
+        inputs=("Deployment", "Service", "Namespace"),
         needs=frozenset({"services", "pods"}),
     )
 
     def analyze(self, ctx: Context) -> None:
-        services = ctx.of_kind("Service")
+        index = _ServiceIndex(ctx.of_kind("Service"))
+        namespaces = {n.name: n for n in ctx.of_kind("Namespace")}
         for deployment in ctx.of_kind("Deployment"):
-            if deployment.namespace == ROOT_NAMESPACE:
+            if deployment.namespace == ROOT_NAMESPACE or not in_mesh(deployment, namespaces):
                 continue
-            mine = _services_of(deployment, services)
+            mine = index.of(deployment)
             if len(mine) < 2:
                 continue
             protocols: dict[int, dict[str, list[str]]] = {}
@@ -105,12 +136,16 @@ class VersionLabelAnalyzer(Analyzer):
             spec: istio.DestinationRuleSpec = dr.body.spec
             if spec.subsets:
                 split.add(resolve_host(spec.host, dr.namespace))
-        services = [s for s in ctx.of_kind("Service") if service_fqdn(s.name, s.namespace) in split]
+        index = _ServiceIndex(
+            [s for s in ctx.of_kind("Service") if service_fqdn(s.name, s.namespace) in split]
+        )
         for deployment in ctx.of_kind("Deployment"):
             labels = deployment.body.spec.template.metadata.labels
             if "version" in labels or "app.kubernetes.io/version" in labels:
                 continue
-            for service in _services_of(deployment, services):
+            if deployment.install:  # Istio's own gateways: not the student's to label
+                continue
+            for service in index.of(deployment):
                 ctx.report(
                     msg.MISSING_VERSION_LABEL(
                         deployment,

@@ -91,10 +91,18 @@ class PortSelector(Strict):
 
 
 class IstioMeta(ObjectMeta):
+    """Istio's kinds are custom resources: a name is a DNS-1123 subdomain (dots allowed), as
+    for any object; only Gateways are stricter (GatewayMeta)."""
+
+
+class GatewayMeta(ObjectMeta):
+    """Istio's ValidateGateway: "Gateway name must conform to the DNS label format (no dots)"
+    (pkg/config/validation/validation.go)."""
+
     @field_validator("name")
     @classmethod
     def _name(cls, value: str | None) -> str | None:
-        return None if value is None else check_dns1123_label(value, "name")
+        return None if value is None else check_dns1123_label(value, "Gateway name")
 
 
 _HOST = re.compile(
@@ -117,4 +125,6 @@ def check_namespaced_host(value: str, what: str = "host") -> str:
     namespace, slash, host = value.rpartition("/")
     if slash and namespace not in (".", "*", "~"):
         check_dns1123_label(namespace, f"namespace of {what}")
-    return check_host(host, what) if host != "*" else value
+    if host != "*":
+        check_host(host, what)
+    return value  # the `ns/` stays: it says which namespaces may bind the host

@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from meshlab.load.istio.common import IstioMeta, IstioNetworkingVersion, check_namespaced_host
+from meshlab.load.istio.common import GatewayMeta, IstioNetworkingVersion, check_namespaced_host
 from meshlab.load.k8s import check_labels
 from meshlab.load.schema import Strict
 
@@ -98,6 +98,6 @@ class GatewaySpec(Strict):
 class Gateway(Strict):
     apiVersion: IstioNetworkingVersion
     kind: Literal["Gateway"]
-    metadata: IstioMeta
+    metadata: GatewayMeta
     spec: GatewaySpec
     status: Any = None

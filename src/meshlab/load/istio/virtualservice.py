@@ -379,7 +379,14 @@ class VirtualServiceSpec(Strict):
     @model_validator(mode="after")
     def _hosts(self) -> VirtualServiceSpec:
         if not self.hosts:
-            raise ValueError("hosts: a VirtualService must have at least one host")
+            # A delegate (pkg/config/validation/validation.go, ValidateVirtualService): a
+            # root VirtualService's `delegate` names it; it has no gateways, tls or tcp.
+            for field, value in (("gateways", self.gateways), ("tls", self.tls), ("tcp", self.tcp)):
+                if value:
+                    raise ValueError(
+                        f"{field}: a VirtualService without hosts is a delegate, and a delegate "
+                        f"has no {field}"
+                    )
         bound_to_mesh = not self.gateways or "mesh" in self.gateways
         if bound_to_mesh and "*" in self.hosts:
             raise ValueError('hosts: "*" is not allowed for VirtualServices bound to the mesh')
