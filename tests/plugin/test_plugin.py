@@ -26,7 +26,7 @@ def test_checks_are_collected_as_items(pytester: pytest.Pytester, lab_copy: Path
 def test_lab_passes_and_prints_the_verdict(pytester: pytest.Pytester, lab_copy: Path) -> None:
     result = pytester.runpytest("-rP", str(lab_copy))
     result.assert_outcomes(passed=1)
-    result.stdout.fnmatch_lines(["*canary-split passed: risky got*configured 10.0%*"])
+    result.stdout.fnmatch_lines(["*canary-split passed: risky got*expected 10.0%*"])
 
 
 def test_failing_lab_reports_the_cause_without_traceback(
