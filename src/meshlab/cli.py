@@ -16,12 +16,11 @@ import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import Any
 
 import click
 
-from meshlab.errors import EXIT_BACKEND, EXIT_FAILED, EXIT_PASSED, MeshlabError, printable
 from meshlab.commands.runopts import run_options as _run_options
+from meshlab.errors import EXIT_BACKEND, EXIT_FAILED, EXIT_PASSED, MeshlabError, printable
 from meshlab.options import RunSettings, kind_only_message
 from meshlab.progress import progress_display
 from meshlab.report.text import Style, header_lines, render_lines, write_json, write_junit

@@ -66,9 +66,8 @@ def test_explicit_expectation_is_compared_with_the_configuration(
     lab = tmp_path / "lab"
     shutil.copytree(lab2_dir, lab)
     lab_file = lab / "lab.yaml"
-    lab_file.write_text(
-        lab_file.read_text().replace("expect: {safe: 90, risky: 10}", "expect: {safe: 50, risky: 50}")
-    )
+    goal, even = "expect: {safe: 90, risky: 10}", "expect: {safe: 50, risky: 50}"
+    lab_file.write_text(lab_file.read_text().replace(goal, even))
     result = _run(lab, {"safe": 90, "risky": 10}).results[0]
     assert not result.passed
     assert "expected 50.0%; the configuration gives it " in result.message

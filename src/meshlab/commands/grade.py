@@ -77,7 +77,7 @@ def grade(
     Exit 0: every submission graded (whatever its points); 2: LAB_DIR invalid; 3: the
     backend broke under a submission (that submission's error says so).
     """
-    from meshlab.grading.grader import Shard, grade, merge_reports
+    from meshlab.grading.grader import Shard, merge_reports
     from meshlab.grading.output import read_json
 
     if merge:
@@ -90,7 +90,8 @@ def grade(
             raise click.UsageError(kind_only_message())
         if settings.backend == "kind":  # a submission's pods are checked as in grading
             settings = dataclasses.replace(settings, grading=True)
-        report = _run(paths[0], paths[1], settings, jobs, shard if isinstance(shard, Shard) else None)
+        chosen = shard if isinstance(shard, Shard) else None
+        report = _run(paths[0], paths[1], settings, jobs, chosen)
     _write_all(report, json_path, junit_path, csv_path, markdown_path)
     for line in _table(report):
         click.echo(line)

@@ -108,9 +108,7 @@ def markdown_table(report: ClassReport) -> str:
     ]
     for s in report.submissions:
         by_check = {c.name: c for c in s.checks}
-        cells = [
-            _points(by_check[n].points_awarded) if n in by_check else "–" for n in names
-        ]
+        cells = [_points(by_check[n].points_awarded) if n in by_check else "–" for n in names]
         lines.append(
             f"| {_md(s.name)} | {_points(s.points)}/{_points(s.max_points)} | "
             + " | ".join(cells)
@@ -153,7 +151,5 @@ def summary_lines(report: ClassReport, width: int = 100) -> list[str]:
     graded = report.submissions
     full = sum(1 for s in graded if s.max_points and s.points == s.max_points)
     errors = sum(1 for s in graded if s.error)
-    lines.append(
-        f"{len(graded)} submissions: {full} full points, {errors} could not run"
-    )
+    lines.append(f"{len(graded)} submissions: {full} full points, {errors} could not run")
     return lines

@@ -15,7 +15,7 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from meshlab.errors import printable
+from meshlab.errors import InputError, Location, printable
 from meshlab.load.budgets import Budgets, over
 from meshlab.load.lab import Lab
 
@@ -62,8 +62,6 @@ def _why_ignored(relative: str, mode: int, names: set[str]) -> str | None:
 def merge(lab: Lab, submission: Path, into: Path, budgets: Budgets) -> Merged:
     """Build the submission's lab folder at `into` (which must not exist). InputError when
     the submission is not a folder, or a file of it is over the bytes budget (not copied)."""
-    from meshlab.errors import InputError
-
     if submission.is_symlink() or not submission.is_dir():
         what = "a symlink" if submission.is_symlink() else "not a folder"
         raise InputError(
@@ -92,6 +90,13 @@ def merge(lab: Lab, submission: Path, into: Path, budgets: Budgets) -> Merged:
             target = into / relative
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(path, target, follow_symlinks=False)
+            if not target.read_text(encoding="utf-8", errors="replace").strip():
+                raise InputError(
+                    f"{printable(relative)} is empty",
+                    Location(target, 1, 1),
+                    hint="submit the lab's file with your changes, or leave it out of the "
+                    "submission to keep the lab's own",
+                )
             submitted.append(relative)
         dirs[:] = [d for d in dirs if not (base / d).is_symlink()]
     for relative in sorted(names - set(submitted)):

@@ -1,0 +1,78 @@
+"""`meshlab grade` end to end: the CLI, real Envoy, a few submissions at once, every output
+file; and the commands the GitHub Actions templates call."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from grading_class import instructor_lab, write_class
+
+ROOT = Path(__file__).resolve().parents[2]
+CLASS = ["correct-fqdn-hosts", "wrong-50-50", "wrong-misspelled-host", "hostile-replicas-bomb"]
+
+
+def meshlab(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", "from meshlab.cli import main; main()", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+@pytest.mark.envoy
+def test_grade_a_class_through_real_envoy(tmp_path: Path) -> None:
+    lab, subs = instructor_lab(tmp_path), write_class(tmp_path, CLASS)
+    out = tmp_path / "out"
+    run = meshlab(
+        "grade", str(lab), str(subs), "--jobs", "3",
+        "--json", str(out / "class.json"), "--junit", str(out / "class.xml"),
+        "--csv", str(out / "class.csv"), "--markdown", str(out / "class.md"),
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    report = json.loads((out / "class.json").read_text())
+    assert {s["name"]: s["points"] for s in report["submissions"]} == {
+        "correct-fqdn-hosts": 1,
+        "hostile-replicas-bomb": 0,
+        "wrong-50-50": 0,
+        "wrong-misspelled-host": 0,
+    }
+    bomb = report["submissions"][1]
+    assert "the limit is 64 (--max-pods)" in bomb["error"]
+    rows = csv.DictReader((out / "class.csv").read_text().splitlines())
+    assert [r["points"] for r in rows] == ["1", "0", "0", "0"]
+    assert "| correct-fqdn-hosts | 1/1 | 1 |" in (out / "class.md").read_text()
+    assert (out / "class.xml").read_text().count("<testsuite ") == 4
+    table = run.stdout.splitlines()
+    assert table[0].split() == ["submission", "points", "canary-split", "note"]
+    assert table[-1] == "4 submissions: 1 full points, 1 could not run"
+    # the shards' reports merge into the same table
+    merged = meshlab("grade", "--merge", str(out / "class.json"), "--csv", "m.csv", cwd=tmp_path)
+    assert merged.returncode == 0, merged.stderr
+    assert (tmp_path / "m.csv").read_text() == (out / "class.csv").read_text()
+
+
+def test_grade_refuses_an_invalid_instructor_lab(tmp_path: Path) -> None:
+    lab = instructor_lab(tmp_path)
+    (lab / "lab.yaml").write_text("title: [\n")
+    run = meshlab("grade", str(lab), str(tmp_path), cwd=tmp_path)
+    assert run.returncode == 2
+    assert "lab.yaml:" in run.stderr
+    assert "Traceback" not in run.stderr
+
+
+def test_grade_usage_errors(tmp_path: Path) -> None:
+    run = meshlab("grade", "onlyone", cwd=tmp_path)
+    assert run.returncode == 2
+    assert "LAB_DIR and SUBMISSIONS_DIR" in run.stderr
+    run = meshlab("grade", "a", "b", "--shard", "3/2", cwd=tmp_path)
+    assert run.returncode == 2
+    assert "--shard" in run.stderr
