@@ -11,7 +11,9 @@ absolutes), and writes them to reports/bench.json:
   * static analysis of the lab folder (`meshlab analyze labs/2-traffic`): first call in the
     process, then the median of warm calls;
   * planning time for generated labs of N Services (each with a Deployment, a VirtualService
-    and a DestinationRule), and how it grows: doubling N should about double it (linear).
+    and a DestinationRule), and how it grows: doubling N should about double it (linear);
+  * grading a class: 24 lab-2 submissions of mixed quality (bench/grading.py), wall time,
+    peak memory and the median per submission.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from grading import describe, grading_bench  # bench/grading.py, next to this script
 from meshlab.backends.embedded.backend import EmbeddedBackend
 from meshlab.checks.stats import Design, expected_requests, fixed_sample_size
 from meshlab.mesh.request import ProbeRequest
@@ -159,7 +162,9 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--rps-requests", type=int, default=2000)
     parser.add_argument("--plan-services", type=int, nargs="+", default=[500, 1000, 2000])
+    parser.add_argument("--grade-jobs", type=int, default=None, help="default: the cores")
     args = parser.parse_args()
+    grading = grading_bench(args.grade_jobs)
     planning = planning_time(args.plan_services)
     analysis = analysis_time(max(args.runs, 20))
     verdict = time_to_verdict(args.runs)
@@ -186,6 +191,7 @@ def main() -> None:
     timings = ", ".join(f"{n} Services {s:.2f} s" for n, s in planning["seconds"].items())  # type: ignore[attr-defined]
     ratios = ", ".join(f"{k}: x{v:.2f}" for k, v in planning["growth"].items())  # type: ignore[attr-defined]
     print(f"planning: {timings} (growth {ratios}; x2 per doubling is linear)")
+    print(describe(grading))
     out = ROOT / "reports" / "bench.json"
     out.parent.mkdir(exist_ok=True)
     out.write_text(
@@ -195,6 +201,7 @@ def main() -> None:
                 "throughput": rps,
                 "analysis": analysis,
                 "planning": planning,
+                "grading": grading,
             },
             indent=2,
         )
