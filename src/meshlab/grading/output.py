@@ -118,14 +118,17 @@ def markdown_table(report: ClassReport) -> str:
 
 
 def note(s: GradedSubmission) -> str:
-    """One line on why a submission lost points (the first failed check's verdict)."""
+    """One line on why a submission lost points (the first failed check's verdict), then
+    the files of the submission that were not used."""
+    ignored = f"ignored: {', '.join(i.split(': ')[0] for i in s.ignored)}" if s.ignored else ""
+    why = ""
     if s.error:
-        return "could not run: " + s.error.splitlines()[0]
-    for check in s.checks:
-        if check.points_awarded < check.points:
-            first = check.message.splitlines()[0] if check.message else check.outcome
-            return first
-    return ""
+        why = "could not run: " + s.error.splitlines()[0]
+    else:
+        lost = next((c for c in s.checks if c.points_awarded < c.points), None)
+        if lost is not None:
+            why = lost.message.splitlines()[0] if lost.message else lost.outcome
+    return "; ".join(part for part in (ignored, why) if part)
 
 
 def summary_lines(report: ClassReport, width: int = 100) -> list[str]:
