@@ -8,6 +8,7 @@ import csv
 import io
 import json
 import random
+import time
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -31,6 +32,9 @@ class ConfiguredBackend(Backend):
 
     name = "configured-fake"
 
+    def __init__(self) -> None:
+        self.meshes: list[FakeMesh] = []
+
     def describe(self) -> Mapping[str, str]:
         return {"backend": self.name}
 
@@ -47,7 +51,9 @@ class ConfiguredBackend(Backend):
                 return Outcome(status=503, response_flags=cause.flags or "UH")
             return Outcome(status=200, pod=f"pod-{bucket}", labels={"version": bucket})
 
-        yield FakeMesh(respond, random.Random(7))
+        mesh = FakeMesh(respond, random.Random(7))
+        self.meshes.append(mesh)
+        yield mesh
 
 
 @pytest.fixture(scope="module")
@@ -155,3 +161,39 @@ def test_shard_parse(text: str, ok: bool) -> None:
     else:
         with pytest.raises(ValueError):
             Shard.parse(text)
+
+
+def test_an_interrupted_batch_stops_the_running_submissions_within_a_request(
+    tmp_path: Path,
+) -> None:
+    """Ctrl-C (here: raised by the first graded submission, a broken one) stops the others
+    mid-check: each sends at most one more request, instead of the hundreds a correct 90/10
+    needs."""
+    names = ["broken-yaml", "correct-as-shipped", "correct-api-v1"]
+    lab, subs = instructor_lab(tmp_path), write_class(tmp_path, names)
+    backend = ConfiguredBackend()
+    slow = backend.deploy
+
+    @contextmanager
+    def deploy(to: LabToDeploy) -> Iterator[FakeMesh]:
+        with slow(to) as mesh:
+            respond = mesh.responder
+
+            def slowly(request: ProbeRequest, rng: random.Random) -> Outcome:
+                time.sleep(0.01)
+                return respond(request, rng)
+
+            mesh.responder = slowly
+            yield mesh
+
+    backend.deploy = deploy  # type: ignore[method-assign]
+
+    def done(graded: object) -> None:
+        while len(backend.meshes) < 2 or any(not m.sent for m in backend.meshes):
+            time.sleep(0.01)  # both correct ones are sending
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        grade(lab, subs, RunOptions(), backend, jobs=3, done=done)
+    assert len(backend.meshes) == 2
+    assert all(0 < len(m.sent) < 100 for m in backend.meshes), [len(m.sent) for m in backend.meshes]

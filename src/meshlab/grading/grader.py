@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -66,10 +67,26 @@ def not_run(checks: Sequence[Check], why: str = "") -> list[GradedCheck]:
     ]
 
 
+def _stoppable(clock: Callable[[], float], stop: threading.Event) -> Callable[[], float]:
+    """The run's clock, a billion seconds ahead once the batch is stopping: every check of
+    a running submission then ends at its next batch of requests (over its time budget),
+    and its processes are stopped as after any run. No thread is ever killed."""
+
+    def now() -> float:
+        return clock() + (1e9 if stop.is_set() else 0.0)
+
+    return now
+
+
 def grade_one(
-    instructor: PreparedLab, submission: Path, options: RunOptions, backend: Backend
+    instructor: PreparedLab,
+    submission: Path,
+    options: RunOptions,
+    backend: Backend,
+    stop: threading.Event | None = None,
 ) -> GradedSubmission:
-    """One submission, start to end; never raises for anything the submission does."""
+    """One submission, start to end; never raises for anything the submission does.
+    `stop` set (Ctrl-C, SIGTERM): its checks end within a request."""
     started = time.perf_counter()
     name = printable(submission.name)
     max_points = sum(c.spec.points for c in instructor.checks)
@@ -84,6 +101,8 @@ def grade_one(
             merged = merge(instructor.lab, submission, folder, options.budgets)
             ignored = list(merged.ignored)
             prepared = prepare(folder, options.budgets, options.design, options.requests)
+            if stop is not None:
+                prepared.ledger.clock = _stoppable(prepared.ledger.clock, stop)
             report = run_prepared(prepared, options, backend=backend)
         except InputError as exc:
             error = unmerged(str(exc))
@@ -145,8 +164,10 @@ def grade(
     if shard is not None:
         submissions = shard.take(submissions)
 
+    stop = threading.Event()
+
     def one(submission: Path) -> GradedSubmission:
-        graded = grade_one(instructor, submission, options, backend)
+        graded = grade_one(instructor, submission, options, backend, stop)
         if done is not None:
             done(graded)
         return graded
@@ -155,8 +176,9 @@ def grade(
     with ThreadPoolExecutor(workers, thread_name_prefix="meshlab-grade") as pool:
         try:
             graded = list(pool.map(one, submissions))
-        except BaseException:
-            pool.shutdown(wait=True, cancel_futures=True)  # running ones finish their checks
+        except BaseException:  # Ctrl-C, SIGTERM (cli.Stopped), a failing `done`
+            stop.set()  # the running submissions stop within a request, and clean up
+            pool.shutdown(wait=True, cancel_futures=True)
             raise
     return ClassReport(
         lab=instructor.lab.name,
