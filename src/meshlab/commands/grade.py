@@ -88,8 +88,9 @@ def grade(
         settings = RunSettings.from_values(values)
         if settings.backend != "kind" and settings.kind_only_given():
             raise click.UsageError(kind_only_message())
-        if settings.backend == "kind":  # a submission's pods are checked as in grading
+        if settings.backend == "kind":  # a submission's pods are checked as in grading;
             settings = dataclasses.replace(settings, grading=True)
+            jobs = 1  # one cluster: the lab's namespace is the same for every submission
         chosen = shard if isinstance(shard, Shard) else None
         report = _run(paths[0], paths[1], settings, jobs, chosen)
     _write_all(report, json_path, junit_path, csv_path, markdown_path)

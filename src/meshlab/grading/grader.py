@@ -108,6 +108,8 @@ def grade_one(
             error = unmerged(str(exc))
         except MeshlabError as exc:  # the backend broke under this submission
             error = unmerged(f"backend error: {exc}")
+        except OSError as exc:  # unreadable, vanished while copied: the submission's files
+            error = unmerged(f"cannot read the submission: {exc.strerror or exc}")
         except Exception as exc:  # a bug in meshlab: this submission's, said plainly
             error = unmerged(f"internal error: {type(exc).__name__}: {exc}")
         else:

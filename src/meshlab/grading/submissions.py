@@ -20,6 +20,9 @@ from meshlab.load.budgets import Budgets, over
 from meshlab.load.lab import Lab
 
 
+MAX_LISTED = 50  # ignored files listed per submission (a report stays readable)
+
+
 @dataclass(frozen=True)
 class Merged:
     """The lab folder built for one submission, and what of the submission was left out."""
@@ -104,4 +107,6 @@ def merge(lab: Lab, submission: Path, into: Path, budgets: Budgets) -> Merged:
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(lab.root / relative, target)
     shutil.copyfile(lab.file, into / "lab.yaml")
+    if len(ignored) > MAX_LISTED:
+        ignored[MAX_LISTED:] = [f"... and {len(ignored) - MAX_LISTED} more files ignored"]
     return Merged(into, tuple(sorted(submitted)), tuple(ignored))
