@@ -19,7 +19,6 @@ from meshlab.errors import InputError, Location, printable
 from meshlab.load.budgets import Budgets, over
 from meshlab.load.lab import Lab
 
-
 MAX_LISTED = 50  # ignored files listed per submission (a report stays readable)
 
 
