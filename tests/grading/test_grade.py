@@ -8,6 +8,7 @@ import csv
 import io
 import json
 import random
+import tempfile
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator, Mapping
@@ -197,3 +198,15 @@ def test_an_interrupted_batch_stops_the_running_submissions_within_a_request(
         grade(lab, subs, RunOptions(), backend, jobs=3, done=done)
     assert len(backend.meshes) == 2
     assert all(0 < len(m.sent) < 100 for m in backend.meshes), [len(m.sent) for m in backend.meshes]
+
+
+def test_errors_name_the_students_file_from_any_working_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Run from the temp folder itself, messages show paths relative to it: still the
+    student's folder, never `meshlab-grade-.../2-traffic/`."""
+    lab, subs = instructor_lab(tmp_path), write_class(tmp_path, ["broken-yaml"])
+    monkeypatch.chdir(tempfile.gettempdir())
+    (s,) = grade(lab, subs, RunOptions(), ConfiguredBackend()).submissions
+    assert s.error is not None
+    assert s.error.startswith("broken-yaml/istio-rules.yaml:2:1: error: invalid YAML"), s.error

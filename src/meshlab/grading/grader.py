@@ -16,6 +16,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -78,6 +79,15 @@ def _stoppable(clock: Callable[[], float], stop: threading.Event) -> Callable[[]
     return now
 
 
+def _forms(folder: Path) -> list[str]:
+    """How messages write a path in `folder`: absolute, or relative to the working folder
+    when it is inside it (meshlab.errors shows paths so)."""
+    forms = [f"{folder}/"]
+    with suppress(ValueError):  # not inside the working folder
+        forms.insert(0, f"{folder.relative_to(Path.cwd().resolve())}/")
+    return forms
+
+
 def grade_one(
     instructor: PreparedLab,
     submission: Path,
@@ -95,7 +105,9 @@ def grade_one(
         folder = Path(tmp).resolve() / instructor.lab.name
 
         def unmerged(text: str) -> str:  # the merged folder's paths, as the student's files
-            return text.replace(f"{folder}/", f"{name}/")
+            for form in _forms(folder):
+                text = text.replace(form, f"{name}/")
+            return text
 
         try:
             merged = merge(instructor.lab, submission, folder, options.budgets)
@@ -160,6 +172,7 @@ def grade(
 ) -> ClassReport:
     """Every submission (of this shard) graded, `jobs` at a time; sorted by name."""
     instructor = prepare_instructor_lab(lab_dir, options)
+    info = dict(backend.describe())  # the Envoy lookup, once: none here is exit 2 at once
     if not submissions_dir.is_dir():
         raise InputError(f"{printable(str(submissions_dir))} is not a folder of submissions")
     submissions = discover(submissions_dir)
@@ -184,6 +197,7 @@ def grade(
             raise
     return ClassReport(
         lab=instructor.lab.name,
+        backend=info,
         shard=str(shard) if shard else None,
         submissions=sorted(graded, key=lambda s: s.name),
     )
@@ -205,4 +219,8 @@ def merge_reports(reports: Sequence[ClassReport]) -> ClassReport:
                     hint="merge the reports of one `--shard I/N` run each, same N",
                 )
             seen[submission.name] = submission
-    return ClassReport(lab=reports[0].lab, submissions=sorted(seen.values(), key=lambda s: s.name))
+    return ClassReport(
+        lab=reports[0].lab,
+        backend=reports[0].backend,
+        submissions=sorted(seen.values(), key=lambda s: s.name),
+    )

@@ -43,6 +43,7 @@ class ClassReport(_Model):
     lab: str
     meshlab: str = __version__
     shard: str | None = None  # "I/N" when this report is one shard of a class
+    backend: dict[str, str] = Field(default_factory=dict)  # as `meshlab run --json` says it
     submissions: list[GradedSubmission] = Field(default_factory=list)
 
     @property
