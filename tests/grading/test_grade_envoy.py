@@ -76,3 +76,53 @@ def test_grade_usage_errors(tmp_path: Path) -> None:
     run = meshlab("grade", "a", "b", "--shard", "3/2", cwd=tmp_path)
     assert run.returncode == 2
     assert "--shard" in run.stderr
+
+
+@pytest.mark.envoy
+def test_sigterm_stops_the_batch_and_every_process_it_started(tmp_path: Path) -> None:
+    """A cancelled CI job: SIGTERM while a submission is being deployed or sends traffic is
+    exit 143, and no Envoy or stand-in it started is left running."""
+    import os
+    import signal
+    import time
+
+    import psutil
+
+    lab, subs = (
+        instructor_lab(tmp_path),
+        write_class(tmp_path, ["correct-as-shipped"]),
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "from meshlab.cli import main; main()",
+            "grade",
+            str(lab),
+            str(subs),
+        ],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    parent = psutil.Process(process.pid)
+    started: dict[int, psutil.Process] = {}
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        children = parent.children(recursive=True)
+        started.update({c.pid: c for c in children})
+        if any(c.name() == "envoy" for c in children):
+            break
+        time.sleep(0.05)
+    else:
+        process.kill()
+        pytest.fail("the submission's Envoy never started")
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=30)
+    assert process.returncode == 143, stderr
+    assert "Traceback" not in stderr
+    _, alive = psutil.wait_procs(list(started.values()), timeout=10)
+    assert not alive, alive
