@@ -210,3 +210,26 @@ def test_errors_name_the_students_file_from_any_working_folder(
     (s,) = grade(lab, subs, RunOptions(), ConfiguredBackend()).submissions
     assert s.error is not None
     assert s.error.startswith("broken-yaml/istio-rules.yaml:2:1: error: invalid YAML"), s.error
+
+
+def test_a_symlink_or_a_file_in_place_of_a_folder_is_graded_0(tmp_path: Path) -> None:
+    lab, subs = instructor_lab(tmp_path), write_class(tmp_path, ["correct-as-shipped"])
+    (subs / "linked").symlink_to(subs / "correct-as-shipped")
+    (subs / "notes.txt").write_text("not a submission\n")
+    (subs / ".git").mkdir()  # hidden: not a submission at all
+    report = grade(lab, subs, RunOptions(), ConfiguredBackend())
+    assert [(s.name, s.points, s.error) for s in report.submissions] == [
+        ("correct-as-shipped", 1, None),
+        (
+            "linked",
+            0,
+            "error: submission 'linked' is a symlink\n  hint: each submission is a "
+            "folder holding the lab's files the student changed",
+        ),
+        (
+            "notes.txt",
+            0,
+            "error: submission 'notes.txt' is not a folder\n  hint: each "
+            "submission is a folder holding the lab's files the student changed",
+        ),
+    ]
