@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 from grading_class import instructor_lab, write_class
 
+from meshlab.cli import main
+
 ROOT = Path(__file__).resolve().parents[2]
 CLASS = ["correct-fqdn-hosts", "wrong-50-50", "wrong-misspelled-host", "hostile-replicas-bomb"]
 
@@ -60,22 +62,31 @@ def test_grade_a_class_through_real_envoy(tmp_path: Path) -> None:
     assert (tmp_path / "m.csv").read_text() == (out / "class.csv").read_text()
 
 
-def test_grade_refuses_an_invalid_instructor_lab(tmp_path: Path) -> None:
+def in_process(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
+    """`meshlab ARGS` in this process (no interpreter start-up): exit code and stderr."""
+    with pytest.raises(SystemExit) as exited:
+        main(list(args))
+    return int(exited.value.code or 0), capsys.readouterr().err
+
+
+def test_grade_refuses_an_invalid_instructor_lab(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     lab = instructor_lab(tmp_path)
     (lab / "lab.yaml").write_text("title: [\n")
-    run = meshlab("grade", str(lab), str(tmp_path), cwd=tmp_path)
-    assert run.returncode == 2
-    assert "lab.yaml:" in run.stderr
-    assert "Traceback" not in run.stderr
+    code, err = in_process(capsys, "grade", str(lab), str(tmp_path))
+    assert code == 2
+    assert "lab.yaml:" in err
+    assert "Traceback" not in err
 
 
-def test_grade_usage_errors(tmp_path: Path) -> None:
-    run = meshlab("grade", "onlyone", cwd=tmp_path)
-    assert run.returncode == 2
-    assert "LAB_DIR and SUBMISSIONS_DIR" in run.stderr
-    run = meshlab("grade", "a", "b", "--shard", "3/2", cwd=tmp_path)
-    assert run.returncode == 2
-    assert "--shard" in run.stderr
+def test_grade_usage_errors(capsys: pytest.CaptureFixture[str]) -> None:
+    code, err = in_process(capsys, "grade", "onlyone")
+    assert code == 2
+    assert "LAB_DIR and SUBMISSIONS_DIR" in err
+    code, err = in_process(capsys, "grade", "a", "b", "--shard", "3/2")
+    assert code == 2
+    assert "--shard" in err
 
 
 @pytest.mark.envoy
