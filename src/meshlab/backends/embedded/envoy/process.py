@@ -116,7 +116,8 @@ def _wait_admin(process: ManagedProcess, admin_file: Path, deadline: float, log_
 def _wait_listeners(
     process: ManagedProcess, admin_url: str, deadline: float, log_path: Path
 ) -> dict[str, int]:
-    with httpx.Client(timeout=5) as admin:
+    # plain HTTP on 127.0.0.1: no CA bundle to load, no proxy from the environment
+    with httpx.Client(timeout=5, verify=False, trust_env=False) as admin:  # noqa: S501
         while time.monotonic() < deadline:
             if process.poll() is not None:
                 raise _fail(process, log_path, "Envoy exited during start-up")
