@@ -87,6 +87,12 @@ def test_grade_usage_errors(capsys: pytest.CaptureFixture[str]) -> None:
     code, err = in_process(capsys, "grade", "a", "b", "--shard", "3/2")
     assert code == 2
     assert "--shard" in err
+    code, err = in_process(capsys, "grade", "--merge", "a.json", "--shard", "1/2")
+    assert code == 2
+    assert "--merge runs nothing" in err
+    code, err = in_process(capsys, "grade", "--merge", "missing.json")
+    assert code == 2
+    assert "missing.json is not a report of `meshlab grade --json`" in err
 
 
 @pytest.mark.envoy

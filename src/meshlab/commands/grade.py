@@ -81,6 +81,8 @@ def grade(
     from meshlab.grading.output import read_json
 
     if merge:
+        if shard is not None or jobs is not None:
+            raise click.UsageError("--merge runs nothing: it takes no --shard or --jobs")
         report = merge_reports([read_json(path) for path in paths])
     else:
         if len(paths) != 2:
