@@ -20,6 +20,8 @@ absolutes), and writes them to reports/bench.json:
     mesh (wrk, 32 connections, installed with apt-get when missing), and their ratio;
   * a lab of --pods pods (lab 2 with every Deployment scaled up): seconds to ready and to
     judged, and the summed RSS of meshlab and its children.
+  * grading a class: 24 lab-2 submissions of mixed quality (bench/grading.py), wall time,
+    peak memory and the median per submission.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from pathlib import Path
 
 import psutil
 
+from grading import describe, grading_bench  # bench/grading.py, next to this script
 from meshlab.backends.embedded.backend import EmbeddedBackend
 from meshlab.checks.stats import Design, expected_requests, fixed_sample_size
 from meshlab.load.budgets import Budgets
@@ -343,7 +346,9 @@ def main() -> None:
     parser.add_argument("--plan-services", type=int, nargs="+", default=[500, 1000, 2000])
     parser.add_argument("--baseline-src", type=Path, help="another checkout's src, to compare")
     parser.add_argument("--pods", type=int, default=200, help="pods of the scaled lab 2")
+    parser.add_argument("--grade-jobs", type=int, default=None, help="default: the cores")
     args = parser.parse_args()
+    grading = grading_bench(args.grade_jobs)
     walls = {"this": process_wall(ROOT / "src", args.runs)}
     if args.baseline_src:
         walls["baseline"] = process_wall(args.baseline_src.resolve(), args.runs)
@@ -403,6 +408,7 @@ def main() -> None:
     timings = ", ".join(f"{n} Services {s:.2f} s" for n, s in planning["seconds"].items())  # type: ignore[attr-defined]
     ratios = ", ".join(f"{k}: x{v:.2f}" for k, v in planning["growth"].items())  # type: ignore[attr-defined]
     print(f"planning: {timings} (growth {ratios}; x2 per doubling is linear)")
+    print(describe(grading))
     out = ROOT / "reports" / "bench.json"
     out.parent.mkdir(exist_ok=True)
     out.write_text(
@@ -416,6 +422,7 @@ def main() -> None:
                 "process_wall": walls,
                 "probe_vs_envoy": probe,
                 "many_pods": scaled,
+                "grading": grading,
             },
             indent=2,
         )

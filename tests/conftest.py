@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,22 @@ ROOT = Path(__file__).resolve().parent.parent
 @pytest.fixture
 def lab2_dir() -> Path:
     return ROOT / "labs" / "2-traffic"
+
+
+LAB2_GOAL = "expect: {safe: 90, risky: 10}"  # lab 2's graded check states the course's goal
+
+
+@pytest.fixture
+def lab2_configured(tmp_path: Path) -> Path:
+    """Lab 2 with `expect: configured`: for tests whose lesson is "the mesh does what the
+    YAML says" (the shipped lab states the course's goal instead)."""
+    lab = tmp_path / "lab2-configured"
+    shutil.copytree(ROOT / "labs" / "2-traffic", lab, ignore=shutil.ignore_patterns("__pycache__"))
+    lab_file = lab / "lab.yaml"
+    text = lab_file.read_text()
+    assert LAB2_GOAL in text
+    lab_file.write_text(text.replace(LAB2_GOAL, "expect: configured"))
+    return lab
 
 
 class _Blocked(RuntimeError):

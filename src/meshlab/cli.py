@@ -16,12 +16,13 @@ import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import click
 
+from meshlab.commands.runopts import run_options as _run_options
 from meshlab.errors import EXIT_BACKEND, EXIT_FAILED, EXIT_PASSED, MeshlabError, printable
-from meshlab.options import RUN_OPTIONS, RunOption, RunSettings, kind_only_message
+from meshlab.options import RunSettings, kind_only_message
 
 if TYPE_CHECKING:
     from meshlab.report.text import Style
@@ -115,44 +116,6 @@ def cli() -> None:
     """Check Istio traffic rules by sending real traffic through a real Envoy."""
 
 
-class _Parsed(click.ParamType[Any, Any]):
-    """A run option's own parser as a click type: its ValueError is click's usage error."""
-
-    def __init__(self, option: RunOption) -> None:
-        self.option = option
-        self.name = (option.metavar or option.dest).lower()
-
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
-        if not isinstance(value, str) or self.option.parse is None:
-            return value
-        try:
-            return self.option.parse(value)
-        except ValueError as exc:
-            self.fail(str(exc), param, ctx)
-
-
-def _run_options(command: Callable[..., None]) -> Callable[..., None]:
-    """RUN_OPTIONS as click options (the pytest plugin adds the same ones to pytest)."""
-    for option in reversed(RUN_OPTIONS):
-        if option.is_flag:
-            decorate = click.option(option.flag, option.dest, is_flag=True, help=option.help)
-        else:
-            kind: click.ParamType[Any, Any] = (
-                click.Choice(option.choices) if option.choices else _Parsed(option)
-            )
-            decorate = click.option(
-                option.flag,
-                option.dest,
-                type=kind,
-                default=option.default,
-                show_default=option.default is not None,
-                metavar=option.metavar,
-                help=option.help,
-            )
-        command = decorate(command)
-    return command
-
-
 @cli.command()
 @click.argument("lab_dir", type=click.Path(path_type=Path))
 @click.option(
@@ -239,7 +202,7 @@ def _colour(line: str, style: Style) -> str:
 
 def _add_commands() -> None:
     """The other subcommands, each family in its module under meshlab.commands."""
-    from meshlab.commands import analyze, explain, labs, wizard
+    from meshlab.commands import analyze, explain, grade, labs, wizard
 
     for command in (
         labs.list_labs,
@@ -249,6 +212,7 @@ def _add_commands() -> None:
         wizard.wizard,
         analyze.analyze,
         analyze.results_page,
+        grade.grade,
     ):
         cli.add_command(command)
 

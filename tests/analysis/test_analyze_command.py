@@ -126,6 +126,11 @@ def _broken_lab(tmp_path: Path, old: str, new: str) -> Path:
     text = rules.read_text()
     assert old in text
     rules.write_text(text.replace(old, new))
+    # the lesson here is "the mesh does what the YAML says": the check follows the YAML
+    lab_file = lab / "lab.yaml"
+    lab_file.write_text(
+        lab_file.read_text().replace("expect: {safe: 90, risky: 10}", "expect: configured")
+    )
     return lab
 
 

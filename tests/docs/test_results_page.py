@@ -258,9 +258,8 @@ def test_three_destinations_use_the_bonferroni_level(tmp_path: Path, lab2_dir: P
     lab = tmp_path / "lab"
     shutil.copytree(lab2_dir, lab)
     lab_file = lab / "lab.yaml"
-    lab_file.write_text(
-        lab_file.read_text().replace("expect: configured", "expect: {safe: 70, risky: 20, v3: 10}")
-    )
+    goal, three = "expect: {safe: 90, risky: 10}", "expect: {safe: 70, risky: 20, v3: 10}"
+    lab_file.write_text(lab_file.read_text().replace(goal, three))
     check = report_of(lab, {"safe": 70, "risky": 20, "v3": 10})["checks"][0]
     page = render_page({"lab": "lab", "checks": [check]})
     # alpha = 1e-6 split over three tested shares

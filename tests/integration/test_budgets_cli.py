@@ -39,6 +39,7 @@ CASES = {
     "services": ([], ["--max-services", "3"], "5 Services", "the limit is 3 (--max-services)"),
     "split": (
         [
+            ("lab.yaml", "expect: {safe: 90, risky: 10}", "expect: configured"),
             ("istio-rules.yaml", "weight: 90", "weight: 9999"),
             ("istio-rules.yaml", "weight: 10", "weight: 1"),
         ],

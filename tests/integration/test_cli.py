@@ -507,7 +507,7 @@ def failing_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Run, Path]:
 def test_passing_lab_exits_0_and_prints_the_risky_share(passing_run: Run) -> None:
     assert passing_run.returncode == 0, passing_run
     verdict = re.search(
-        r"^canary-split passed: risky got (\d+\.\d)% \((\d+)/(\d+)\b.*configured 10\.0%",
+        r"^canary-split passed: risky got (\d+\.\d)% \((\d+)/(\d+)\b.*expected 10\.0%",
         passing_run.stdout,
         re.MULTILINE,
     )

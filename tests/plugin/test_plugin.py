@@ -32,7 +32,7 @@ def test_lab_passes_and_prints_the_verdict(pytester: pytest.Pytester, lab_copy: 
     reports = pytester.path / "reports"
     result = pytester.runpytest("-rP", str(lab_copy), "--meshlab-reports", str(reports))
     result.assert_outcomes(passed=1)
-    result.stdout.fnmatch_lines(["*canary-split passed: risky got*configured 10.0%*"])
+    result.stdout.fnmatch_lines(["*canary-split passed: risky got*expected 10.0%*"])
     report = json.loads((reports / "lab-lab2.json").read_text())
     assert report["passed"] is True
     assert report["backend"] == "embedded"

@@ -130,6 +130,7 @@ def test_a_split_no_budget_can_judge_is_refused_at_once(tmp_path: Path) -> None:
     """9999/1 needs a cap of 3.8 million requests: refused from the estimate (sizing it
     exactly would take a minute), whether written in `expect` or configured by weights."""
     lab = lab_copy(tmp_path)
+    edit(lab / "lab.yaml", "expect: {safe: 90, risky: 10}", "expect: configured")
     edit(lab / "istio-rules.yaml", "weight: 90", "weight: 9999")
     edit(lab / "istio-rules.yaml", "weight: 10", "weight: 1")
     message = refusal(lab)

@@ -98,17 +98,17 @@ CASES: dict[str, tuple[Callable[[Path], None], str, str]] = {
         "printable ASCII",
     ),
     ".nan in expect": (
-        lab_yaml("expect: configured", "expect: {safe: .nan, risky: 1}"),
+        lab_yaml("expect: {safe: 90, risky: 10}", "expect: {safe: .nan, risky: 1}"),
         "lab.yaml",
         "finite",
     ),
     ".inf in expect": (
-        lab_yaml("expect: configured", "expect: {safe: .inf, risky: 1}"),
+        lab_yaml("expect: {safe: 90, risky: 10}", "expect: {safe: .inf, risky: 1}"),
         "lab.yaml",
         "finite",
     ),
     "huge expect weight": (
-        lab_yaml("expect: configured", "expect: {safe: 1.0e+300, risky: 1.0e+300}"),
+        lab_yaml("expect: {safe: 90, risky: 10}", "expect: {safe: 1.0e+300, risky: 1.0e+300}"),
         "lab.yaml",
         "less than or equal",
     ),

@@ -18,8 +18,10 @@ def _run(lab: Path, weights: dict[str, float], seed: int = 1, **options: object)
     return run_lab(lab, RunOptions(**options), backend=FakeBackend(weighted_pods(weights), seed))
 
 
-def test_correct_split_passes_with_the_canary_share_and_its_source(lab2_dir: Path) -> None:
-    report = _run(lab2_dir, {"safe": 90, "risky": 10})
+def test_correct_split_passes_with_the_canary_share_and_its_source(
+    lab2_configured: Path,
+) -> None:
+    report = _run(lab2_configured, {"safe": 90, "risky": 10})
     result = report.results[0]
     assert result.passed
     assert result.expected == pytest.approx({"safe": 0.9, "risky": 0.1})
@@ -31,8 +33,8 @@ def test_correct_split_passes_with_the_canary_share_and_its_source(lab2_dir: Pat
     assert "inside the band 5–20%" in first
 
 
-def test_wrong_split_fails_fast_and_names_the_weight(lab2_dir: Path) -> None:
-    result = _run(lab2_dir, {"safe": 50, "risky": 50}).results[0]
+def test_wrong_split_fails_fast_and_names_the_weight(lab2_configured: Path) -> None:
+    result = _run(lab2_configured, {"safe": 50, "risky": 50}).results[0]
     assert not result.passed
     assert result.requests < 200  # gross errors stop early
     assert result.message.startswith("canary-split FAILED: risky got")
@@ -64,9 +66,8 @@ def test_explicit_expectation_is_compared_with_the_configuration(
     lab = tmp_path / "lab"
     shutil.copytree(lab2_dir, lab)
     lab_file = lab / "lab.yaml"
-    lab_file.write_text(
-        lab_file.read_text().replace("expect: configured", "expect: {safe: 50, risky: 50}")
-    )
+    goal, even = "expect: {safe: 90, risky: 10}", "expect: {safe: 50, risky: 50}"
+    lab_file.write_text(lab_file.read_text().replace(goal, even))
     result = _run(lab, {"safe": 90, "risky": 10}).results[0]
     assert not result.passed
     assert "expected 50.0%; the configuration gives it " in result.message
