@@ -171,7 +171,9 @@ def _expect_target(
             )
         else:
             reason = f"port {target.cluster.split('|')[1]} is not a port of Service {service.name}"
-        expected.causes.append(Cause(bucket, "503 NC (no cluster)", reason, target.location, "NC"))
+        # a missing subset is fixed at its `subset:` line (where the analysis points too)
+        where = target.subset_location if target.subset else target.location
+        expected.causes.append(Cause(bucket, "503 NC (no cluster)", reason, where, "NC"))
         return
     if not cluster.endpoints:
         bucket = cluster.subset_labels.get(by) or cluster.subset or cluster.service.name

@@ -117,6 +117,7 @@ class WeightedTarget:
     response_headers: HeaderOpsPlan = HeaderOpsPlan()
     authority_rewrite: str | None = None  # from a `host`/`:authority` in its headers.request
     port: int | None = None  # destination.port as written (port-level hash settings need it)
+    subset_location: Location | None = None  # the `subset:` line, where a missing one is fixed
 
 
 @dataclass(frozen=True)

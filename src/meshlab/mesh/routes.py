@@ -408,6 +408,7 @@ def _action(
                 HeaderOpsPlan.of(dest.headers.response if dest.headers else None),
                 _authority(dest.headers),
                 dest.destination.port.number if dest.destination.port else None,
+                vs.locate(*weight_at, "destination", "subset") if dest.destination.subset else None,
             )
         )
     if len(targets) == 1:
