@@ -144,3 +144,63 @@ def test_the_docs_show_the_real_output(lab2_dir: Path) -> None:
     shown = page.split(command, 1)[1].split("```", 1)[0]
     result = CliRunner().invoke(cli, ["explain", "labs/2-traffic", STAFF])
     assert result.output == shown
+
+
+SOURCE_RULES = """\
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata:
+  name: fleetman-staff-service
+spec:
+  hosts: [fleetman-staff-service]
+  http:
+  - match:
+    - sourceLabels: {app: api-gateway}
+    route:
+    - destination: {host: fleetman-staff-service, subset: risky}
+  - route:
+    - destination: {host: fleetman-staff-service, subset: safe}
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata:
+  name: fleetman-staff-service
+spec:
+  host: fleetman-staff-service
+  subsets:
+  - {name: safe, labels: {version: safe}}
+  - {name: risky, labels: {version: risky}}
+"""
+
+
+def test_from_a_workload_its_labels_pick_the_rules_its_sidecar_gets(
+    lab2_dir: Path, tmp_path: Path
+) -> None:
+    lab = tmp_path / "lab"
+    shutil.copytree(lab2_dir, lab)
+    (lab / "istio-rules.yaml").write_text(SOURCE_RULES)
+    runner = CliRunner()
+    gateway = runner.invoke(cli, ["explain", str(lab), STAFF, "--from", "api-gateway"])
+    assert gateway.exit_code == 0, gateway.output
+    lines = gateway.output.splitlines()
+    assert (
+        lines[1].strip().startswith("as a pod of Deployment default/api-gateway (app=api-gateway")
+    )
+    assert field(lines, "route")[0].startswith("route 1 (istio-rules.yaml:")
+    assert any("100.0%  outbound|8080|risky|" in line for line in lines)
+    # the meshed test client (and any other workload) is not api-gateway: the rule is not
+    # even in its sidecar's configuration, so route 1 is the catch-all to safe
+    for args in ([], ["--from", "webapp"], ["--from", "default/webapp"]):
+        other = runner.invoke(cli, ["explain", str(lab), STAFF, *args]).output.splitlines()
+        assert any("100.0%  outbound|8080|safe|" in line for line in other), other
+    data = json.loads(
+        runner.invoke(cli, ["explain", str(lab), STAFF, "--from", "webapp", "--json"]).output
+    )
+    assert data["from"].startswith("Deployment default/webapp")
+
+
+def test_from_an_unknown_workload_lists_the_workloads(lab2_dir: Path) -> None:
+    result = CliRunner().invoke(cli, ["explain", str(lab2_dir), STAFF, "--from", "nosuch"])
+    assert result.exit_code == 2
+    assert "no Deployment or Pod default/nosuch in the lab" in result.output
+    assert "default/api-gateway" in result.output

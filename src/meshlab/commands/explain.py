@@ -39,21 +39,46 @@ def envoy_config(lab_dir: Path) -> None:
     show_default=True,
     type=click.Choice(["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]),
 )
+@click.option(
+    "--from",
+    "workload",
+    default=None,
+    metavar="WORKLOAD",
+    help="Start from this Deployment or Pod (NAME or NS/NAME): its namespace and labels decide "
+    "which rules its sidecar gets (sourceLabels, workloadSelector). Default: the meshed test "
+    "client in the lab's namespace.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the trace as JSON.")
-def explain(lab_dir: Path, url: str, headers: tuple[str, ...], method: str, as_json: bool) -> None:
+def explain(
+    lab_dir: Path,
+    url: str,
+    headers: tuple[str, ...],
+    method: str,
+    workload: str | None,
+    as_json: bool,
+) -> None:
     """Trace one request to URL through LAB_DIR's configuration, offline, sending nothing.
 
     Says which listener, virtual host (and domain) and route the client sidecar picks, why
     earlier routes did not match, where the request goes (shares, subsets, pods) and which
     policies apply, each with the YAML line that made it.
     """
+    from meshlab.mesh.plan import build_plan
     from meshlab.mesh.request import ProbeRequest
-    from meshlab.mesh.trace import trace_request
+    from meshlab.mesh.trace import find_workload, trace_request
     from meshlab.pipeline import prepare
     from meshlab.report.explain import explain_json, explain_lines
 
     request = ProbeRequest(_explain_url(url), method, _parse_headers(headers))
-    trace = trace_request(prepare(lab_dir).plan, request)
+    prepared = prepare(lab_dir)
+    plan, origin = prepared.plan, None
+    if workload is not None:
+        try:
+            origin = find_workload(plan.registry, workload, prepared.lab.namespace)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--from") from None
+        plan = build_plan(prepared.resources, origin.namespace, origin.labels)
+    trace = trace_request(plan, request, origin)
     if as_json:
         click.echo(json.dumps(explain_json(trace), indent=2))
         return

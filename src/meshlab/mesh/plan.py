@@ -10,7 +10,7 @@ resolve (hosts, wildcards, exportTo, selectors, mesh binding) is meshlab.mesh.na
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from meshlab.load import istio
 from meshlab.load.manifests import Resource
@@ -37,6 +37,7 @@ from meshlab.mesh.model import (
     WeightedTarget,
     cluster_name,
 )
+from meshlab.mesh.names import CLIENT_LABELS
 from meshlab.mesh.registry import MeshService, Registry, build_registry
 from meshlab.mesh.routes import (
     VirtualServiceIndex,
@@ -70,9 +71,14 @@ __all__ = [
 ]
 
 
-def build_plan(resources: Sequence[Resource], client_namespace: str = "default") -> MeshPlan:
-    """The plan for a client sidecar in `client_namespace`. Every lookup goes through an
-    index (hosts, namespaces, labels), so the time grows linearly with the objects."""
+def build_plan(
+    resources: Sequence[Resource],
+    client_namespace: str = "default",
+    client_labels: Mapping[str, str] = CLIENT_LABELS,
+) -> MeshPlan:
+    """The plan for a client sidecar in `client_namespace` whose pod carries `client_labels`
+    (by default the probe's; a workload's own for `meshlab explain --from`). Every lookup goes
+    through an index (hosts, namespaces, labels), so the time grows linearly with the objects."""
     registry = build_registry(resources)
     # The Services the client's sidecar sees (the exportTo annotation): the others get no
     # cluster and no vhost, as in istiod's SidecarScope.
@@ -83,7 +89,7 @@ def build_plan(resources: Sequence[Resource], client_namespace: str = "default")
     )
     notes: list[Note] = []
     rules = DestinationRuleIndex(
-        [r for r in resources if r.kind == "DestinationRule"], client_namespace
+        [r for r in resources if r.kind == "DestinationRule"], client_namespace, client_labels
     )
     merged: dict[str, MergedRule | None] = {}
 
@@ -109,7 +115,14 @@ def build_plan(resources: Sequence[Resource], client_namespace: str = "default")
     for port in http_ports:
         table = str(port)
         vhosts = route_table(
-            port, serving[port], virtual_services, rule_for, client_namespace, visible, notes
+            port,
+            serving[port],
+            virtual_services,
+            rule_for,
+            client_namespace,
+            visible,
+            notes,
+            client_labels,
         )
         vhosts.sort(key=lambda v: v.name)
         vhosts.append(allow_any_vhost())

@@ -4,7 +4,7 @@ routes (matches, weights, retries, faults, rewrites), and the Service's default 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from meshlab.load import istio
 from meshlab.load.manifests import Resource
@@ -110,6 +110,7 @@ def route_table(
     client_namespace: str,
     registry: Registry,
     notes: list[Note],
+    client_labels: Mapping[str, str] = CLIENT_LABELS,
 ) -> list[VirtualHostPlan]:
     """The vhosts of one port's route table, built in istiod's order so that the first to
     claim a domain keeps it (httproute.go BuildSidecarOutboundVirtualHosts, dedupeDomains):
@@ -132,7 +133,7 @@ def route_table(
         # every VirtualService there, and only those naming a Service on other ports).
         if not mine and not (port == 80 and foreign):
             continue
-        routes = _routes_for(vs, port, client_namespace, registry, rule_for, notes)
+        routes = _routes_for(vs, port, client_namespace, registry, rule_for, notes, client_labels)
         if not routes:
             continue  # no vhost from this one: the host is free for the next
         for host in foreign:
@@ -229,6 +230,7 @@ def _routes_for(
     registry: Registry,
     rule_for: Callable[[str], MergedRule | None],
     notes: list[Note],
+    client_labels: Mapping[str, str] = CLIENT_LABELS,
 ) -> list[RoutePlan]:
     spec: istio.VirtualServiceSpec = vs.body.spec
     routes: list[RoutePlan] = []
@@ -237,7 +239,9 @@ def _routes_for(
             list(enumerate(http.match)) if http.match else [(None, None)]
         )
         for match_index, match in matches:
-            if match is not None and not _applies_to_sidecar(match, port, client_namespace):
+            if match is not None and not _applies_to_sidecar(
+                match, port, client_namespace, client_labels
+            ):
                 continue
             at = ("spec", "http", index) + (
                 ("match", match_index) if match_index is not None else ()
@@ -250,15 +254,21 @@ def _routes_for(
     return routes
 
 
-def _applies_to_sidecar(match: istio.HTTPMatchRequest, port: int, client_namespace: str) -> bool:
-    """Config-time filters: port, gateways, sourceLabels, sourceNamespace (the probe client
-    is a pod in the lab namespace with names.CLIENT_LABELS). Istio's sourceMatchHTTP: a
-    non-empty match.gateways replaces the source checks (`mesh` listed = the sidecar matches)."""
+def _applies_to_sidecar(
+    match: istio.HTTPMatchRequest,
+    port: int,
+    client_namespace: str,
+    client_labels: Mapping[str, str] = CLIENT_LABELS,
+) -> bool:
+    """Config-time filters: port, gateways, sourceLabels, sourceNamespace (the client is the
+    probe, a pod in the lab namespace with names.CLIENT_LABELS, unless a workload is named).
+    Istio's sourceMatchHTTP: a non-empty match.gateways replaces the source checks (`mesh`
+    listed = the sidecar matches)."""
     if match.port is not None and match.port != port:
         return False
     if match.gateways:
         return bound_to_mesh(match.gateways)
-    if match.sourceLabels and not selects(match.sourceLabels, CLIENT_LABELS):
+    if match.sourceLabels and not selects(match.sourceLabels, client_labels):
         return False
     return match.sourceNamespace is None or match.sourceNamespace == client_namespace
 

@@ -20,7 +20,7 @@ from meshlab.mesh.model import (
     RoutePlan,
     WeightedTarget,
 )
-from meshlab.mesh.registry import PodInstance
+from meshlab.mesh.registry import PodInstance, Registry
 from meshlab.mesh.request import ProbeRequest
 
 
@@ -58,9 +58,42 @@ class RequestTrace:
     route_index: int | None
     targets: tuple[TargetTrace, ...]
     problem: str | None  # why the request goes nowhere (no listener, no host, no route)
+    origin: str | None = None  # the workload it starts from (None: the meshed test client)
 
 
-def trace_request(plan: MeshPlan, request: ProbeRequest) -> RequestTrace:
+@dataclass(frozen=True)
+class Workload:
+    """A client named by `--from`: its namespace and its pods' labels decide which rules its
+    sidecar gets (VirtualService `sourceLabels`, DestinationRule `workloadSelector`)."""
+
+    kind: str
+    name: str
+    namespace: str
+    labels: dict[str, str]
+
+    def __str__(self) -> str:
+        labels = ", ".join(f"{k}={v}" for k, v in self.labels.items() if k != "pod-template-hash")
+        return f"{self.kind} {self.namespace}/{self.name} ({labels})"
+
+
+def find_workload(registry: Registry, name: str, namespace: str) -> Workload:
+    """The Deployment or Pod called `name` (or `ns/name`); ValueError lists what there is."""
+    ns, _, short = name.rpartition("/")
+    ns = ns or namespace
+    for pod in registry.pods:
+        if pod.owner.name == short and pod.namespace == ns:
+            return Workload(pod.owner.kind, short, ns, dict(pod.labels))
+    known = sorted({f"{p.namespace}/{p.owner.name}" for p in registry.pods})
+    raise ValueError(
+        f"no Deployment or Pod {ns}/{short} in the lab (workloads: {', '.join(known) or 'none'})"
+    )
+
+
+def trace_request(
+    plan: MeshPlan, request: ProbeRequest, origin: Workload | None = None
+) -> RequestTrace:
+    """Trace `request` through `plan`, the plan of the client it starts from (`origin`'s
+    sidecar when a workload is named: build the plan for its namespace and labels)."""
     listener = plan.listener_for(request.port)
     choice = choose_virtual_host(plan, request.host, request.port) if listener else None
     if choice is not None and choice.vhost.service is None and choice.domain == "*":
@@ -84,6 +117,7 @@ def trace_request(plan: MeshPlan, request: ProbeRequest) -> RequestTrace:
         index,
         targets,
         _problem(request, listener, choice, route),
+        str(origin) if origin else None,
     )
 
 

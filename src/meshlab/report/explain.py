@@ -37,7 +37,11 @@ def explain_lines(trace: RequestTrace) -> list[str]:
     lines = [
         _row("request", f"{request.method} {request.url}")
         + "".join(f" -H '{k}: {v}'" for k, v in request.headers.items()),
-        _more(f"as a meshed pod in namespace {trace.namespace} sends it, through its sidecar"),
+        _more(
+            f"as a pod of {trace.origin} sends it, through its sidecar"
+            if trace.origin
+            else f"as a meshed pod in namespace {trace.namespace} sends it, through its sidecar"
+        ),
     ]
     if trace.listener is not None:
         table = trace.listener.route_table
@@ -182,6 +186,7 @@ def explain_json(trace: RequestTrace) -> dict[str, Any]:
             "headers": dict(trace.request.headers),
         },
         "namespace": trace.namespace,
+        "from": trace.origin,
         "listener": trace.listener.name if trace.listener else None,
         "virtual_host": trace.choice.vhost.name if trace.choice else None,
         "domain": trace.choice.domain if trace.choice else None,
