@@ -43,7 +43,10 @@ def tests(session: nox.Session) -> None:
     """Unit and integration tests, then every lab on the embedded backend."""
     install(session, "test", extras="kind")  # the kind backend's tests use its client libraries
     Path("reports").mkdir(exist_ok=True)
-    session.run("pytest", "--junitxml=reports/junit.xml", *session.posargs)
+    # one worker per core, a test file's tests on one worker (they share module fixtures and
+    # a lab's deployment); `nox -s tests -- -n 0` runs them in one process
+    parallel = ["-n", "auto", "--dist", "loadfile"]
+    session.run("pytest", *parallel, "--junitxml=reports/junit.xml", *session.posargs)
 
 
 @nox.session

@@ -40,6 +40,14 @@ def lab2_configured(tmp_path: Path) -> Path:
     return lab
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A lab's own Python tests (a test file next to a lab.yaml) run on the lab's deployed
+    mesh, as its checks do: they are Envoy tests, whichever worker or order runs them first."""
+    for item in items:
+        if (item.path.parent / "lab.yaml").is_file():
+            item.add_marker(pytest.mark.envoy)
+
+
 class _Blocked(RuntimeError):
     pass
 
