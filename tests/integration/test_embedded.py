@@ -17,8 +17,6 @@ import pytest
 
 from meshlab.backends.base import LabToDeploy
 from meshlab.backends.embedded.backend import EmbeddedBackend, EmbeddedMesh
-from meshlab.backends.embedded.options import EmbeddedOptions
-from meshlab.errors import BackendUnavailable
 from meshlab.load.manifests import Resource, load_manifests
 from meshlab.mesh.expect import configured_split
 from meshlab.mesh.plan import build_plan
@@ -32,16 +30,6 @@ DATA = ROOT / "tests" / "data" / "mesh"
 APPS = DATA / "apps.yaml"
 URL = "http://fleetman-staff-service:8080/driver/City%20Truck"
 STAFF = "fleetman-staff-service.default.svc.cluster.local"
-
-
-@pytest.fixture(scope="module")
-def backend(request: pytest.FixtureRequest) -> EmbeddedBackend:
-    embedded = EmbeddedBackend(EmbeddedOptions(request.config.getoption("envoy", default=None)))
-    try:
-        embedded.binary  # noqa: B018 (resolves the binary now, to skip cleanly)
-    except BackendUnavailable as exc:
-        pytest.skip(str(exc))
-    return embedded
 
 
 def planned(resources: list[Resource]) -> LabToDeploy:

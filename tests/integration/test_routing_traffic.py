@@ -11,8 +11,6 @@ import pytest
 
 from meshlab.backends.base import LabToDeploy
 from meshlab.backends.embedded.backend import EmbeddedBackend, EmbeddedMesh
-from meshlab.backends.embedded.options import EmbeddedOptions
-from meshlab.errors import BackendUnavailable
 from meshlab.load.manifests import load_manifests
 from meshlab.mesh.expect import configured_split
 from meshlab.mesh.plan import build_plan
@@ -23,16 +21,6 @@ pytestmark = pytest.mark.envoy
 DATA = Path(__file__).resolve().parents[1] / "data" / "mesh"
 PATH = "/driver/City%20Truck"
 URL = f"http://fleetman-staff-service:8080{PATH}"
-
-
-@pytest.fixture(scope="module")
-def backend(request: pytest.FixtureRequest) -> EmbeddedBackend:
-    embedded = EmbeddedBackend(EmbeddedOptions(request.config.getoption("envoy", default=None)))
-    try:
-        embedded.binary  # noqa: B018 (resolves the binary now, to skip cleanly)
-    except BackendUnavailable as exc:
-        pytest.skip(str(exc))
-    return embedded
 
 
 def scenario(backend: EmbeddedBackend, name: str) -> AbstractContextManager[EmbeddedMesh]:

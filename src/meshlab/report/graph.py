@@ -10,6 +10,7 @@ import re
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from meshlab.backends.base import NO_RESPONSE
 from meshlab.report.model import BucketReport, SplitCheckReport
@@ -187,31 +188,14 @@ def _draw_app(
     y = top + ((BOX_TITLE + BOX_PAD) if boxed else 0)
     for node, (label, sub) in zip(nodes, labels, strict=True):
         colour = STATUS_COLOUR.get(graph.status(node) or "", GREY)
-        canvas.shapes.append(
-            shape(
-                "rect",
-                x=inner_x,
-                y=y,
-                width=node_w,
-                height=NODE_H,
-                rx=7,
-                fill=colour,
-                fill_opacity=0.16,
-                stroke=colour,
-                stroke_width=2,
-                data_node="version",
-                data_app=app,
-                data_version=node.version,
-            )
-        )
-        canvas.shapes.append(
-            text(
-                inner_x + node_w / 2,
-                y + NODE_H / 2 + 4.5,
-                node.version,
-                anchor="middle",
-                weight="600",
-            )
+        canvas.shapes += _node(
+            inner_x,
+            y,
+            node_w,
+            node.version,
+            {"fill": colour, "fill_opacity": 0.16, "stroke": colour},
+            {"data_node": "version", "data_app": app, "data_version": node.version},
+            weight="600",
         )
         canvas.targets.append(_Target(inner_x, y + NODE_H / 2, label, sub, "", x - 10))
         y += NODE_H
@@ -249,6 +233,22 @@ def _draw_app(
     canvas.y = y + BOX_GAP
 
 
+def _node(
+    x: float,
+    y: float,
+    width: float,
+    name: str,
+    look: Mapping[str, object],
+    data: Mapping[str, str],
+    **label: Any,
+) -> list[ET.Element]:
+    """A graph node as Kiali draws one: a rounded box NODE_H high, its name centred; `look` is
+    its fill and stroke, `data` the attributes tests and pages find it by."""
+    box = shape("rect", x=x, y=y, width=width, height=NODE_H, rx=7, stroke_width=2, **look, **data)
+    name_y = y + NODE_H / 2 + 4.5
+    return [box, text(x + width / 2, name_y, name, anchor="middle", **label)]
+
+
 def _draw_missing(
     canvas: _Canvas, split: SplitCheckReport, bucket: str, x: float, label: tuple[str, str]
 ) -> None:
@@ -256,24 +256,18 @@ def _draw_missing(
     caption = f"{split.by}={bucket}: not reached"
     node_w = max(text_width(bucket) + 28, text_width(caption, SMALL) + 12, 90.0)
     y = canvas.y
-    canvas.shapes += [
-        shape(
-            "rect",
-            x=x,
-            y=y,
-            width=node_w,
-            height=NODE_H,
-            rx=7,
-            fill="none",
-            stroke=GREY,
-            stroke_width=2,
-            stroke_dasharray="4 3",
-            data_node="missing",
-            data_bucket=bucket,
-        ),
-        text(x + node_w / 2, y + NODE_H / 2 + 4.5, bucket, anchor="middle", opacity=0.7),
-        text(x + node_w / 2, y + NODE_H + 14, caption, anchor="middle", size=SMALL),
-    ]
+    canvas.shapes += _node(
+        x,
+        y,
+        node_w,
+        bucket,
+        {"fill": "none", "stroke": GREY, "stroke_dasharray": "4 3"},
+        {"data_node": "missing", "data_bucket": bucket},
+        opacity=0.7,
+    )
+    canvas.shapes.append(
+        text(x + node_w / 2, y + NODE_H + 14, caption, anchor="middle", size=SMALL)
+    )
     canvas.targets.append(_Target(x, y + NODE_H / 2, label[0], label[1], "missing", x - 10))
     canvas.y = y + NODE_H + 16 + BOX_GAP
     canvas.right = max(canvas.right, x + node_w)
@@ -284,24 +278,17 @@ def _draw_unanswered(canvas: _Canvas, graph: _Graph, x: float, label: str) -> No
     title = "no pod answered"
     node_w = max(text_width(title), text_width(graph.unanswered_label, SMALL)) + 28
     y = canvas.y
-    canvas.shapes += [
-        shape(
-            "rect",
-            x=x,
-            y=y,
-            width=node_w,
-            height=NODE_H,
-            rx=7,
-            fill=RED,
-            fill_opacity=0.12,
-            stroke=RED,
-            stroke_width=2,
-            stroke_dasharray="4 3",
-            data_node="unanswered",
-        ),
-        text(x + node_w / 2, y + NODE_H / 2 + 4.5, title, anchor="middle"),
-        text(x + node_w / 2, y + NODE_H + 14, graph.unanswered_label, anchor="middle", size=SMALL),
-    ]
+    canvas.shapes += _node(
+        x,
+        y,
+        node_w,
+        title,
+        {"fill": RED, "fill_opacity": 0.12, "stroke": RED, "stroke_dasharray": "4 3"},
+        {"data_node": "unanswered"},
+    )
+    canvas.shapes.append(
+        text(x + node_w / 2, y + NODE_H + 14, graph.unanswered_label, anchor="middle", size=SMALL)
+    )
     canvas.targets.append(_Target(x, y + NODE_H / 2, label, "", "failed", x - 10))
     canvas.y = y + NODE_H + 16 + BOX_GAP
     canvas.right = max(canvas.right, x + node_w)
