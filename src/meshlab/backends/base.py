@@ -20,13 +20,18 @@ NO_RESPONSE = "no response"
 
 @dataclass(frozen=True)
 class Hop:
-    """One leg of a call (client -> service -> pod), so a chain of calls can be reported."""
+    """One call in the chain behind a request (caller -> service -> pod), so a check can
+    bucket by any hop and a failure is reported where it happened. `Outcome.hops` lists them
+    in call order (depth first): depth 1 is what the request's origin called."""
 
-    service: str
-    pod: str | None = None
+    service: str  # the destination Service's FQDN when known, else the host as called
+    pod: str | None = None  # the pod that answered (None: no pod did, e.g. 503 UH or a fault)
     labels: Mapping[str, str] = field(default_factory=dict)
     status: int | None = None
     response_flags: str = "-"
+    caller: str | None = None  # the calling pod's name; None for the request's origin
+    depth: int = 1
+    path: str = ""  # the request path of this call, as sent
 
 
 @dataclass(frozen=True)
