@@ -8,11 +8,13 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
+from functools import cached_property
 from types import TracebackType
 from typing import Self
 
 from meshlab.load.manifests import Resource
 from meshlab.mesh.plan import MeshPlan, Note
+from meshlab.mesh.proxies import MeshProxies, build_proxies
 from meshlab.mesh.request import ProbeRequest
 
 NO_RESPONSE = "no response"
@@ -78,6 +80,12 @@ class LabToDeploy:
     namespace: str  # the namespace the lab's objects are written for
     resources: Sequence[Resource]
     plan: MeshPlan
+
+    @cached_property
+    def proxies(self) -> MeshProxies:
+        """Every proxy's plan (a sidecar per workload, the gateways), built once on first use:
+        only a backend that runs the proxies itself needs them."""
+        return build_proxies(self.resources, self.plan)
 
 
 class Session(ABC):
