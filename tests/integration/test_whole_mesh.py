@@ -1,0 +1,76 @@
+"""The whole mesh on one Envoy: requests from each origin enter where the course's clients
+would, and a call enters a meshed pod through its own sidecar's inbound side."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from meshlab.backends.base import LabToDeploy
+from meshlab.backends.embedded.backend import EmbeddedBackend, EmbeddedMesh
+from meshlab.load.manifests import load_manifests
+from meshlab.mesh.plan import build_plan
+from meshlab.mesh.request import Origin, ProbeRequest
+
+pytestmark = pytest.mark.envoy
+
+ROOT = Path(__file__).resolve().parents[2]
+APP = ROOT / "labs" / "2-traffic" / "fleetman.yaml"
+RULES = ROOT / "tests" / "data" / "whole" / "rules.yaml"
+URL = "http://fleetman-staff-service:8080/driver/City%20Truck"
+
+
+@pytest.fixture(scope="module")
+def mesh(backend: EmbeddedBackend) -> Iterator[EmbeddedMesh]:
+    resources = load_manifests([APP, RULES], "default")
+    lab = LabToDeploy("test", "default", resources, build_plan(resources, "default"))
+    with backend.deploy(lab) as deployed:
+        yield deployed
+
+
+def versions(mesh: EmbeddedMesh, origin: Origin, n: int = 40) -> Counter[str]:
+    with mesh.session() as session:
+        outcomes = session.send(ProbeRequest(URL, origin=origin), n)
+    assert all(o.status == 200 for o in outcomes), [o.error or o.status for o in outcomes]
+    return Counter(o.labels.get("version", "?") for o in outcomes)
+
+
+def test_each_workload_has_its_own_sidecar(mesh: EmbeddedMesh) -> None:
+    """`sourceLabels: {app: webapp}` is in the webapp's sidecar only."""
+    assert versions(mesh, Origin("workload", "webapp")) == {"risky": 40}
+    assert versions(mesh, Origin("workload", "api-gateway")) == {"safe": 40}
+    assert versions(mesh, Origin()) == {"safe": 40}
+
+
+def test_a_client_without_a_sidecar_bypasses_the_routing(mesh: EmbeddedMesh) -> None:
+    """No client sidecar, no VirtualService: kube-proxy spreads over both staff pods."""
+    seen = versions(mesh, Origin("no-sidecar"), 60)
+    assert set(seen) == {"safe", "risky"}  # each missed with probability 0.5**60
+
+
+def test_calls_enter_a_meshed_pod_through_its_inbound_side(mesh: EmbeddedMesh) -> None:
+    with mesh.session() as session:
+        (outcome,) = session.send(ProbeRequest(URL, origin=Origin("workload", "webapp")), 1)
+    assert outcome.headers["x-meshlab-upstream-host"].startswith("envoy://inbound~staff-service")
+    (hop,) = outcome.hops
+    assert hop.caller is not None and hop.caller.startswith("webapp-")
+    config = json.dumps(mesh.envoy.config_dump())
+    assert "deployment.default.webapp~0.0.0.0_8080" in config
+
+
+def test_refusals_are_the_clients_own(mesh: EmbeddedMesh) -> None:
+    cases = {
+        Origin("workload", "nothing"): "no Deployment or Pod default/nothing",
+        Origin("browser"): "no ingress gateway",
+    }
+    with mesh.session() as session:
+        for origin, said in cases.items():
+            (outcome,) = session.send(ProbeRequest(URL, origin=origin), 1)
+            assert outcome.status is None and said in (outcome.error or ""), outcome
+        nowhere = ProbeRequest("http://nowhere:8080/", origin=Origin("no-sidecar"))
+        (outcome,) = session.send(nowhere, 1)
+        assert "could not resolve host 'nowhere'" in (outcome.error or "")
