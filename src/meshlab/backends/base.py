@@ -73,6 +73,15 @@ class PodInfo:
 
 
 @dataclass(frozen=True)
+class AccessPoint:
+    """How a person reaches a running mesh by hand (`meshlab up`): what it is, and the URL or
+    command that gets there."""
+
+    what: str
+    how: str
+
+
+@dataclass(frozen=True)
 class LabToDeploy:
     """A lab as the pipeline prepared it: backends deploy this plan, they never re-plan."""
 
@@ -130,6 +139,10 @@ class Deployed(ABC):
     def diagnostics(self) -> str:
         """The mesh's state now, for a check that just failed ("" when there is nothing)."""
         return ""
+
+    def access_points(self) -> Sequence[AccessPoint]:
+        """Where a person can send requests by hand while the mesh runs (none by default)."""
+        return ()
 
 
 class Backend(ABC):

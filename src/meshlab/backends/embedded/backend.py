@@ -15,12 +15,13 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-from meshlab.backends.base import Backend, Deployed, LabToDeploy, PodInfo
+from meshlab.backends.base import AccessPoint, Backend, Deployed, LabToDeploy, PodInfo
+from meshlab.backends.embedded.access import access_points
 from meshlab.backends.embedded.client import Failure, Reply
 from meshlab.backends.embedded.egress import egress_path, write_egress_files
-from meshlab.backends.embedded.entry import Entry, entry_for
+from meshlab.backends.embedded.entry import INGRESS_GATEWAY, Entry, entry_for
 from meshlab.backends.embedded.envoy.binary import EnvoyBinary, find_envoy
-from meshlab.backends.embedded.envoy.bootstrap import render_mesh
+from meshlab.backends.embedded.envoy.bootstrap import prefix_of, render_mesh
 from meshlab.backends.embedded.envoy.process import RunningEnvoy, start_envoy, write_bootstrap
 from meshlab.backends.embedded.envoy.validate import EnvoyValidation
 from meshlab.backends.embedded.hops import pod_finder
@@ -33,6 +34,8 @@ from meshlab.mesh.plan import MeshPlan, Note
 from meshlab.mesh.proxies import MeshProxies
 from meshlab.mesh.registry import PodInstance
 from meshlab.mesh.request import ProbeRequest
+
+GATEWAY_HTTP_PORT = 80  # the course's Gateway server port (NodePort 31380 outside)
 
 
 class EmbeddedBackend(Backend):
@@ -76,7 +79,7 @@ class EmbeddedBackend(Backend):
                 addresses = start_standins(group, pods, cwd=workdir, egress=egress)
                 validation.result()
             # no access log: nothing reads it, and writing it cost ~20% of Envoy's throughput
-            config = render_mesh(proxies, addresses)
+            config = render_mesh(proxies, addresses, fixed_ports=self._fixed_ports(proxies))
             envoy = start_envoy(
                 group, binary, write_bootstrap(config, workdir / "envoy.json"), workdir
             )
@@ -87,6 +90,17 @@ class EmbeddedBackend(Backend):
                 yield mesh
             finally:
                 mesh.close()
+
+    def _fixed_ports(self, proxies: MeshProxies) -> dict[str, int]:
+        gateway = proxies.gateway(INGRESS_GATEWAY)
+        if gateway is None or self.options.gateway_port is None:
+            return {}
+        prefix = prefix_of(gateway)
+        return {
+            prefix + lst.name: self.options.gateway_port
+            for lst in gateway.plan.listeners
+            if lst.port == GATEWAY_HTTP_PORT
+        }
 
 
 def _pod_spec(pod: PodInstance) -> PodSpec:
@@ -161,6 +175,9 @@ class EmbeddedMesh(Deployed):
                 self.watch.after_timeout()  # a stopped or mute backend: BackendError
             else:
                 self.watch.raise_if_dead()
+
+    def access_points(self) -> Sequence[AccessPoint]:
+        return access_points(self.proxies, self.envoy.listener_ports)
 
     def close(self) -> None:
         """At teardown: the sessions a check left open lose their connections."""

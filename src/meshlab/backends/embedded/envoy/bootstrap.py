@@ -13,6 +13,7 @@ throughput; `access_log=PATH` turns it on for debugging).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from meshlab.backends.embedded.envoy.clusters import (
@@ -72,11 +73,16 @@ def render_bootstrap(
 
 
 def render_mesh(
-    proxies: MeshProxies, addresses: Addresses, *, access_log: str | None = None
+    proxies: MeshProxies,
+    addresses: Addresses,
+    *,
+    access_log: str | None = None,
+    fixed_ports: Mapping[str, int] | None = None,
 ) -> dict[str, Any]:
     """Every proxy of the lab in one Envoy: the client's sidecar, each workload's sidecar
     (outbound listeners, and an inbound side per pod and port), the gateways, and a
-    kube-proxy listener per Service port for clients without a sidecar."""
+    kube-proxy listener per Service port for clients without a sidecar. Listeners bind
+    127.0.0.1:0 unless `fixed_ports` names their port (`meshlab up`'s gateway)."""
     endpoint_of = mesh_endpoints(addresses, proxies.meshed_pods)
     listeners: list[dict[str, Any]] = []
     clusters: list[dict[str, Any]] = []
@@ -86,6 +92,9 @@ def render_mesh(
         )
         listeners += more_listeners
         clusters += more_clusters
+    for listener in listeners:
+        if fixed_ports and listener["name"] in fixed_ports:
+            listener["address"] = socket_address(fixed_ports[listener["name"]])
     registry = proxies.client.plan.registry
     inbound_listeners, inbound_clusters = inbound_side(registry, proxies.meshed_pods, addresses)
     proxy_listeners, proxy_clusters = kube_proxy(registry, endpoint_of)
