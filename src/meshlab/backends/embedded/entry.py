@@ -25,6 +25,9 @@ from meshlab.mesh.request import ProbeRequest
 from meshlab.mesh.trace import find_workload
 
 INGRESS_GATEWAY = "istio-ingressgateway"
+# The course's install (2-istio-minikube.yaml) exposes the ingress gateway's port 80 as
+# NodePort 31380: a browser at http://<minikube ip>:31380/ reaches the port-80 server.
+INGRESS_NODE_PORTS = {31380: 80}
 
 
 @dataclass(frozen=True)
@@ -79,11 +82,10 @@ def _gateway_entry(proxies: MeshProxies, ports: Mapping[str, int], request: Prob
             refusal="no ingress gateway: the lab has no Gateway selecting "
             "`istio: ingressgateway`, so nothing outside the mesh can reach it"
         )
-    listener = gateway.plan.listener_for(request.port)
+    port = INGRESS_NODE_PORTS.get(request.port, request.port)
+    listener = gateway.plan.listener_for(port)
     if listener is None:
-        return Entry(
-            refusal=f"connection refused: the ingress gateway has no server on port {request.port}"
-        )
+        return Entry(refusal=f"connection refused: the ingress gateway has no server on port {port}")
     return Entry(ports[prefix_of(gateway) + listener.name], proxy=gateway)
 
 
