@@ -85,7 +85,7 @@ def _gateway_entry(proxies: MeshProxies, ports: Mapping[str, int], request: Prob
     port = INGRESS_NODE_PORTS.get(request.port, request.port)
     listener = gateway.plan.listener_for(port)
     if listener is None:
-        return Entry(refusal=f"connection refused: the ingress gateway has no server on port {port}")
+        return Entry(refusal=f"connection refused: the ingress gateway serves no port {port}")
     return Entry(ports[prefix_of(gateway) + listener.name], proxy=gateway)
 
 
