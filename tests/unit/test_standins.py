@@ -518,3 +518,10 @@ def test_in_process_standin_closes_with_idle_connections() -> None:
             socket.create_connection(("127.0.0.1", ports[8080]), timeout=1).close()
     finally:
         idle.close()
+
+
+def test_webapp_page_escapes_the_image_tag() -> None:
+    image = f"{FLEETMAN}webapp-angular:6<script>x</script>"
+    response = behaviour_for(image).handle(Request(pod(image), 80, "GET", "/"))
+    assert b"<script>" not in response.body
+    assert b"&lt;script&gt;" in response.body

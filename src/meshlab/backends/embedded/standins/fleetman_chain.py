@@ -15,6 +15,7 @@ Calls leave through the pod's sidecar (`egress.Calls`); each response lists them
 
 from __future__ import annotations
 
+import html
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import replace
@@ -143,7 +144,7 @@ def webapp(tag: str, client: EgressClient | None = None) -> Behaviour:
         f'<meta name="meshlab-variant" content="{variant}"><title>{title}</title></head>'
         f'<body style="margin:0"><header style="background:{"#c0392b" if experimental else "#222"};'
         f'color:#fff;padding:8px"><h1>{title}</h1></header>'
-        f"<p>meshlab stand-in for {name}</p></body></html>\n"
+        f"<p>meshlab stand-in for {html.escape(name)}</p></body></html>\n"  # a tag is user input
     ).encode()
 
     def serve_page(request: Request, calls: Calls) -> Response:
@@ -164,9 +165,9 @@ def webapp(tag: str, client: EgressClient | None = None) -> Behaviour:
         if reply.status is None:  # nginx: 504 when the upstream timed out, else 502
             status = 504 if reply.error == TIMED_OUT else 502
             phrase = HTTPStatus(status).phrase
-            html = f"<html><head><title>{status} {phrase}</title></head><body>"
-            html += f"<center><h1>{status} {phrase}</h1></center><hr><center>nginx</center>"
-            return Response(status, (html + "</body></html>\n").encode(), "text/html")
+            text = f"<html><head><title>{status} {phrase}</title></head><body>"
+            text += f"<center><h1>{status} {phrase}</h1></center><hr><center>nginx</center>"
+            return Response(status, (text + "</body></html>\n").encode(), "text/html")
         content_type = reply.headers.get("content-type", "application/octet-stream")
         return Response(reply.status, reply.body, content_type)
 
