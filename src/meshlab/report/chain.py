@@ -99,13 +99,13 @@ def _blocks(graph: TrafficGraph, incoming: Counter[str]) -> dict[int, list[_Bloc
         node_w = max(max(text_width(_cut(name)) for name in names) + 28, 90.0)
         caption = _cut(app if boxed else f"version {members[0].version}")
         width = max(node_w, text_width(caption, SMALL)) + (2 * BOX_PAD if boxed else 0)
-        heights = [max(NODE_H, SLOT * incoming[n.id]) for n in members]
+        heights = [float(max(NODE_H, SLOT * incoming[n.id])) for n in members]
         depth = min(n.depth for n in members)
         columns[depth].append(_Block(app, members, heights, width, node_w, boxed))
     for node in graph.nodes:
         if node.kind == "unanswered":
             node_w = max(text_width("no pod answered"), text_width(_cut(node.app), SMALL)) + 28
-            height = max(NODE_H, SLOT * incoming[node.id])
+            height = float(max(NODE_H, SLOT * incoming[node.id]))
             columns[node.depth].append(_Block(node.app, [node], [height], node_w, node_w, False))
     return columns
 

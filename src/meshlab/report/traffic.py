@@ -314,9 +314,7 @@ def _say(app: str, step: _Step) -> str:
     total = sum(step.versions.values())
     parts = []
     if set(step.versions) != {"latest"}:
-        parts.append(
-            ", ".join(f"{v} {_percent(n, total)}" for v, n in step.versions.most_common())
-        )
+        parts.append(", ".join(f"{v} {_percent(n, total)}" for v, n in step.versions.most_common()))
     failed = sum(step.errors.values())
     if failed:
         what = ", ".join(name for name, _ in step.errors.most_common())
@@ -328,7 +326,8 @@ def _say(app: str, step: _Step) -> str:
 def traffic_summary(graph: TrafficGraph) -> list[str]:
     """The graph in a few lines, one per path from the origin to an app that calls no
     other: each app with its versions' shares of the calls it got along that path and, when
-    some failed, how many and how (`!` starts a line with failures)."""
+    some failed, how many and how (`!` starts a line with failures):
+    ``  chain: browser -> webapp [original 91%, experimental 9%] -> api-gateway``."""
     steps = _app_steps(graph)
     if not steps:
         return []
@@ -358,7 +357,7 @@ def traffic_summary(graph: TrafficGraph) -> list[str]:
             walk(callee, f"{said} -> {_say(callee, step)}", (*seen, callee), failed)
 
     walk(start, start, (start,), False)
-    out = [("! " if failing else "  ") + line for line, failing in lines]
+    out = [("! " if failing else "  ") + f"chain: {line}" for line, failing in lines]
     if paths > len(lines):
         more = f"{paths - len(lines)}" if paths < MAX_PATHS else "many"
         out.append(f"  ... and {more} more paths (the results page draws them all)")
