@@ -5,18 +5,34 @@ hand-made outcomes whose hops are what the embedded backend reports for the flee
 from __future__ import annotations
 
 import json
+import random
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping
+from pathlib import Path
 
 import pytest
 
 from meshlab.backends.base import Hop, Outcome
+from meshlab.backends.fake import FakeBackend
 from meshlab.mesh.request import Origin, ProbeRequest
+from meshlab.pipeline import prepare, run_check
 from meshlab.report.chain import chain_graph_svg
-from meshlab.report.model import CheckReport, RunReport, SplitCheckReport, TrafficGraph
+from meshlab.report.model import (
+    CheckReport,
+    RunReport,
+    SplitCheckReport,
+    TrafficGraph,
+    check_report,
+)
 from meshlab.report.page import render_page
 from meshlab.report.text import render_text
-from meshlab.report.traffic import MAX_VERSIONS, TrafficTally, traffic_graph, traffic_summary
+from meshlab.report.traffic import (
+    MAX_VERSIONS,
+    TracedMesh,
+    TrafficTally,
+    traffic_graph,
+    traffic_summary,
+)
 
 SVG = "{http://www.w3.org/2000/svg}"
 NS = "default.svc.cluster.local"
@@ -324,3 +340,28 @@ def test_the_terminal_report_says_the_chain_under_the_check() -> None:
     lines = render_text(report_with(canary())).splitlines()
     at = lines.index("dark release: FAIL")
     assert lines[at + 1].startswith("  chain: browser -> webapp [original 91%")
+
+
+# ------------------------------------------------------------------------------------------
+# How a run gets the graph: the pipeline wraps the mesh, the check never knows
+
+
+def test_a_traced_mesh_counts_what_a_checks_sessions_sent(lab2_dir: Path) -> None:
+    def respond(request: ProbeRequest, rng: random.Random) -> Outcome:
+        return chain("experimental" if rng.random() < 0.1 else "original", "safe")
+
+    prepared = prepare(lab2_dir, requests=200)
+    with FakeBackend(respond, seed=1).deploy(prepared.to_deploy()) as mesh:
+        traced = TracedMesh(mesh)
+        assert traced.graph() is None
+        assert traced.pods == mesh.pods
+        result = run_check(prepared.checks[0], prepared.context(traced, requests=200))
+    graph = traced.graph()
+    assert graph is not None
+    assert graph.requests == result.requests == 200
+    assert graph.origin == "meshlab probe"
+    result.details["traffic"] = graph  # what the pipeline does with it
+    report = check_report(result)
+    assert report.traffic == graph
+    run = RunReport(lab="2-traffic", checks=[report])
+    assert "chain: probe -> webapp [original" in render_text(run)

@@ -13,13 +13,14 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from meshlab.backends.base import NO_RESPONSE, Hop, Outcome
+from meshlab.backends.base import NO_RESPONSE, Deployed, Hop, Outcome, PodInfo, Session
 from meshlab.mesh.request import MESH, Origin, ProbeRequest
 from meshlab.report.model import ChainEdge, GraphNode, TrafficGraph
 
 __all__ = [
     "APP_LABELS",
     "VERSION_LABELS",
+    "TracedMesh",
     "TrafficTally",
     "app_and_version",
     "traffic_graph",
@@ -245,6 +246,50 @@ def traffic_graph(outcomes: Iterable[Outcome], request: ProbeRequest | None = No
     for outcome in outcomes:
         tally.add(outcome)
     return tally.graph()
+
+
+class TracedMesh(Deployed):
+    """A deployed mesh whose sessions count every outcome they return into one tally: how a
+    later stage (the pipeline) gets a check's graph without the check knowing about it
+    (checks come before the report stage and cannot import this module). One per check."""
+
+    def __init__(self, mesh: Deployed) -> None:
+        self.mesh = mesh
+        self.tally: TrafficTally | None = None  # made by the first request: its origin
+
+    @property
+    def pods(self) -> Sequence[PodInfo]:
+        return self.mesh.pods
+
+    def session(self) -> Session:
+        return _TracedSession(self.mesh.session(), self)
+
+    def diagnostics(self) -> str:
+        return self.mesh.diagnostics()
+
+    def count(self, request: ProbeRequest, outcomes: Iterable[Outcome]) -> None:
+        if self.tally is None:
+            self.tally = TrafficTally.of(request)
+        for outcome in outcomes:
+            self.tally.add(outcome)
+
+    def graph(self) -> TrafficGraph | None:
+        """The graph of everything sent through this mesh (None: nothing was)."""
+        return self.tally.graph() if self.tally is not None else None
+
+
+class _TracedSession(Session):
+    def __init__(self, session: Session, mesh: TracedMesh) -> None:
+        self.session = session
+        self.mesh = mesh
+
+    def send(self, request: ProbeRequest, count: int) -> list[Outcome]:
+        outcomes = self.session.send(request, count)
+        self.mesh.count(request, outcomes)
+        return outcomes
+
+    def close(self) -> None:
+        self.session.close()
 
 
 # ------------------------------------------------------------------------------------------
