@@ -110,6 +110,7 @@ class TrafficTally:
     requests: int = 0
     _nodes: dict[str, _Node] = field(default_factory=dict)
     _edges: dict[_EdgeKey, _Edge] = field(default_factory=dict)
+    _pods: dict[str, str] = field(default_factory=dict)  # pod -> its node
 
     @classmethod
     def of(cls, request: ProbeRequest) -> TrafficTally:
@@ -128,34 +129,37 @@ class TrafficTally:
                 outcome.response_flags,
             ),
         )
-        callers: dict[int, str] = {0: ORIGIN}
+        stack = [ORIGIN]  # stack[d]: the node that made the calls at depth d + 1
         for hop in hops:
-            source = callers.get(hop.depth - 1)
-            if source is None:  # a hop whose caller is not in the list: not placed
+            if not 1 <= hop.depth <= len(stack):  # its caller is not in the list: not placed
                 continue
-            target = self._node(hop)
-            edge = self._edges.setdefault((source, target, hop.service), _Edge(hop.service))
+            del stack[hop.depth :]
+            source, target = stack[-1], self._node(hop)
+            key = (source, target, hop.service)
+            edge = self._edges.get(key)
+            if edge is None:
+                edge = self._edges[key] = _Edge(hop.service)
             edge.requests += 1
             failure = _failure(hop)
             if failure is not None:
                 edge.errors[failure] += 1
                 edge.flags[hop.response_flags or "-"] += 1
-            callers[hop.depth] = target
-            for deeper in [d for d in callers if d > hop.depth]:
-                del callers[deeper]
+            stack.append(target)
 
     def _node(self, hop: Hop) -> str:
-        if hop.pod is None:
-            ident = f"svc:{hop.service}"
-            self._nodes.setdefault(
-                ident, _Node("unanswered", short_service(hop.service), "", hop.depth)
+        """The node of the pod that answered (a pod's labels never change: looked up once)."""
+        ident = self._pods.get(hop.pod) if hop.pod is not None else f"svc:{hop.service}"
+        if ident is None:  # a pod seen for the first time
+            app, version = app_and_version(hop.labels, hop.pod or "")
+            ident = self._pods[hop.pod or ""] = f"vapp:{app}:{version}"
+            if ident not in self._nodes:
+                self._nodes[ident] = _Node("version", app, version, hop.depth)
+            self._nodes[ident].pods.add(hop.pod or "")
+        node = self._nodes.get(ident)
+        if node is None:  # calls to a Service that no pod answered
+            node = self._nodes[ident] = _Node(
+                "unanswered", short_service(hop.service), "", hop.depth
             )
-        else:
-            app, version = app_and_version(hop.labels, hop.pod)
-            ident = f"vapp:{app}:{version}"
-            self._nodes.setdefault(ident, _Node("version", app, version, hop.depth))
-            self._nodes[ident].pods.add(hop.pod)
-        node = self._nodes[ident]
         node.depth = min(node.depth, hop.depth)
         return ident
 
