@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import json
 import random
+import re
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping
 from pathlib import Path
 
+import markdown
 import pytest
 
 from meshlab.backends.base import Hop, Outcome
@@ -326,6 +328,17 @@ def test_the_page_draws_the_whole_chain_when_there_was_one(kind: str) -> None:
     assert "### The whole chain" in page
     assert 'data-meshlab="chain-graph"' in page
     assert "### The whole chain" not in render_page(report_with(None, kind))
+
+
+def test_the_chain_figure_survives_markdown_as_raw_svg() -> None:
+    rendered = markdown.markdown(
+        render_page(report_with(canary())), extensions=["admonition", "pymdownx.superfences"]
+    )
+    assert re.search(
+        r'<figure class="meshlab-figure">\s*<svg[^>]*data-meshlab="chain-graph"', rendered
+    )
+    assert "&lt;svg" not in rendered
+    assert "<p><svg" not in rendered
 
 
 def test_a_one_call_chain_adds_nothing_to_the_page_or_the_terminal() -> None:
