@@ -58,7 +58,9 @@ def check_origin(
     if isinstance(service, str):
         fqdn = service_host(service, plan.client_namespace)
         if plan.registry.lookup(fqdn) is None:
-            known = sorted(short_service(s.fqdn, plan.client_namespace) for s in plan.registry.services)
+            known = sorted(
+                short_service(s.fqdn, plan.client_namespace) for s in plan.registry.services
+            )
             raise InputError(
                 f"by.service: no Service {service!r} in the lab "
                 f"(Services: {', '.join(known) or 'none'})",
@@ -120,4 +122,3 @@ def direct_split(plan: MeshPlan, request: ProbeRequest, by: str) -> ExpectedSpli
     for endpoint in endpoints:
         expected.add(endpoint.pod.labels.get(by, "unknown"), 1.0 / len(endpoints), source)
     return expected
-

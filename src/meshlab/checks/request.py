@@ -153,4 +153,3 @@ def _is_ip(host: str) -> bool:
     except ValueError:
         return False
     return True
-

@@ -22,7 +22,13 @@ from pydantic import Discriminator, Tag, field_validator, model_validator
 
 from meshlab.backends.base import Hop, Outcome
 from meshlab.checks.base import Check, CheckContext, CheckKind, CheckResult, register
-from meshlab.checks.hops import HOP_FAILURE, NOT_CALLED, check_service_name, hop_bucket, service_host
+from meshlab.checks.hops import (
+    HOP_FAILURE,
+    NOT_CALLED,
+    check_service_name,
+    hop_bucket,
+    service_host,
+)
 from meshlab.checks.origins import client_plan, configured_for
 from meshlab.checks.request import MAPPING, word_or_mapping
 from meshlab.checks.split import SampledSpec, judge_shares, planned_requests
