@@ -104,7 +104,8 @@ def refused(root: Path) -> list[InputError]:
 
 def one_error(root: Path) -> tuple[str, int]:
     [error] = refused(root)
-    assert error.location is not None and error.location.path.name == "lab.yaml"
+    assert error.location is not None
+    assert error.location.path.name == "lab.yaml"
     return str(error), error.location.line
 
 
@@ -136,7 +137,8 @@ def test_a_wrong_origin_is_an_error_at_its_line(lab: Path, line: str, said: str)
 def test_a_missing_workload_lists_the_labs_workloads(lab: Path) -> None:
     write(lab, split_check(f"      url: {URL}\n      from: {{workload: web-app}}\n"))
     message, _ = one_error(lab)
-    assert "default/webapp" in message and "default/staff-service-risky" in message
+    assert "default/webapp" in message
+    assert "default/staff-service-risky" in message
 
 
 def test_from_the_browser_needs_a_gateway_selecting_the_ingress_gateway(lab: Path) -> None:
@@ -394,7 +396,8 @@ def test_status_at_a_hop_accepts_hop_buckets_and_refuses_other_keys(lab: Path) -
     prepare(lab)
     write(lab, check.replace('"not called"', "safe"))
     message, at = one_error(lab)
-    assert "'safe' is not an HTTP status" in message and '"not called" those that' in message
+    assert "'safe' is not an HTTP status" in message
+    assert '"not called" those that' in message
     assert at in (4, 9)  # the check, or its `expect:`
 
 

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 
 from meshlab.checks.base import Check, registry
 from meshlab.checks.origins import check_origin, client_plan
+from meshlab.checks.split import SampledSpec
 from meshlab.checks.stats import Design
 from meshlab.errors import ErrorCollector, InputError
 from meshlab.load.budgets import Budgets, flag_for, over
@@ -50,11 +51,10 @@ def refuse_checks(
     for check in checks:
         with errors.collecting():
             client = plan
-            request = getattr(check.spec, "request", None)
-            if resources is not None and request is not None:
-                by = getattr(check.spec, "by", None)
-                check_origin(request, by, resources, plan, check.locate)
-                client = client_plan(request.origin, resources, plan)
+            spec = check.spec
+            if resources is not None and isinstance(spec, SampledSpec):
+                check_origin(spec.request, spec.hop, resources, plan, check.locate)
+                client = client_plan(spec.request.origin, resources, plan)
             _refuse_check(check, client, budgets, design or Design(), override)
     errors.raise_if_any()
 

@@ -9,12 +9,11 @@ manifests, and a wrong name must still be an error at its line before anything s
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
 
 from meshlab.checks.hops import service_host, short_service
 from meshlab.checks.request import RequestSpec
-from meshlab.errors import InputError
+from meshlab.errors import InputError, Location
 from meshlab.load.manifests import Resource
 from meshlab.mesh.expect import Cause, ExpectedSplit, Source, configured_split
 from meshlab.mesh.names import selects
@@ -29,13 +28,14 @@ INGRESS_LABELS = {"istio": "ingressgateway", "app": "istio-ingressgateway"}
 
 def check_origin(
     request: RequestSpec,
-    by: Any,
+    service: str | None,
     resources: Sequence[Resource],
     plan: MeshPlan,
-    locate: Any,
+    locate: Callable[..., Location],
 ) -> None:
-    """InputError at the line of `from:` or `by.service:` when the lab cannot honour it.
-    `locate(*path)` gives a position inside the check."""
+    """InputError at the line of `from:` or `by.service:` (`service`, None when the check
+    reads no hop) when the lab cannot honour it. `locate(*path)` gives a position inside
+    the check."""
     origin = request.origin
     if origin.kind == "workload" and origin.workload is not None:
         try:
@@ -54,8 +54,7 @@ def check_origin(
             hint="add a Gateway with `selector: {istio: ingressgateway}` and a server for the "
             "URL's host (port 80), and bind the VirtualService to it with `gateways:`",
         )
-    service = getattr(by, "service", None)
-    if isinstance(service, str):
+    if service is not None:
         fqdn = service_host(service, plan.client_namespace)
         if plan.registry.lookup(fqdn) is None:
             known = sorted(

@@ -75,8 +75,7 @@ class SampledSpec(CheckSpec):
     @property
     def hop(self) -> str | None:
         """The Service whose hop names the bucket (`by.service`); None: the answering pod."""
-        service = getattr(self.by, "service", None)
-        return service if isinstance(service, str) else None
+        return None if isinstance(self.by, str) else self.by.service
 
     @field_validator("expect")
     @classmethod
@@ -104,7 +103,7 @@ def _configured_refusal(request: RequestSpec | None, by: Any) -> str | None:
             "configured is the default): state the expected shares, e.g. "
             "{original: 90, experimental: 10}"
         )
-    if getattr(by, "service", None) is not None:
+    if by is not None and not isinstance(by, str):  # a hop's form
         return (
             "configured is not available when the bucket is named at a hop of the chain "
             "(by: {service: ...}) yet (expect: configured is the default): state the "

@@ -66,10 +66,11 @@ class StatusHopBy(Strict):
 
 class StatusSpec(SampledSpec):
     kind: Literal["status"]
-    by: Annotated[  # type: ignore[assignment]  # narrows the split check's free label
+    # narrows the split check's free label (and its hop form) to what a client sees
+    by: Annotated[
         Annotated[By, Tag("str")] | Annotated[StatusHopBy, Tag(MAPPING)],
         Discriminator(word_or_mapping),
-    ] = "status"
+    ] = "status"  # type: ignore[assignment]
 
     @property
     def field(self) -> By:
