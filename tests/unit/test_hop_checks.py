@@ -139,6 +139,7 @@ def test_a_missing_workload_lists_the_labs_workloads(lab: Path) -> None:
     message, _ = one_error(lab)
     assert "default/webapp" in message
     assert "default/staff-service-risky" in message
+    assert "did you mean {workload: webapp}?" in message
 
 
 def test_from_the_browser_needs_a_gateway_selecting_the_ingress_gateway(lab: Path) -> None:

@@ -9,6 +9,7 @@ manifests, and a wrong name must still be an error at its line before anything s
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Callable, Sequence
 
 from meshlab.checks.hops import service_host, short_service
@@ -41,10 +42,14 @@ def check_origin(
         try:
             find_workload(plan.registry, origin.workload, plan.client_namespace)
         except ValueError as exc:
+            names = sorted({p.owner.name for p in plan.registry.pods})
+            close = difflib.get_close_matches(origin.workload.rpartition("/")[2], names, 1)
             raise InputError(
                 f"request.from: {exc}",
                 locate("request", "from", "workload"),
-                hint="name a Deployment or Pod of the lab's manifests, e.g. {workload: webapp}",
+                hint=f"did you mean {{workload: {close[0]}}}?"
+                if close
+                else "name a Deployment or Pod of the lab's manifests, e.g. {workload: webapp}",
             ) from None
     if origin.kind == "browser" and not ingress_gateway_selected(resources):
         raise InputError(
