@@ -88,8 +88,7 @@ def vs_doc(
     return (
         "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata:\n"
         f"  name: {name}\n{meta}spec:\n  hosts: {hosts}\n  gateways: {gateways}\n"
-        f"  exportTo: {export_to}\n  http:\n"
-        + textwrap.indent(textwrap.dedent(http), "  ")
+        f"  exportTo: {export_to}\n  http:\n" + textwrap.indent(textwrap.dedent(http), "  ")
     )
 
 
@@ -160,7 +159,8 @@ def test_the_install_provides_the_gateway_a_gateway_selects(tmp_path: Path) -> N
             None,
         )
     ]
-    assert found[0].listen_port(80) == 8080 and found[0].node_port(80) == 31380
+    assert found[0].listen_port(80) == 8080
+    assert found[0].node_port(80) == 31380
 
 
 def test_the_egress_gateway_only_when_a_gateway_selects_it(tmp_path: Path) -> None:
@@ -199,7 +199,8 @@ def test_a_lab_s_own_gateway_workload_replaces_the_install_s(tmp_path: Path) -> 
     """
     found = provided_gateways(load(tmp_path, own, gateway_doc()))
     assert [g.ref for g in found] == ["edge/my-gateway"]
-    assert found[0].pod is not None and found[0].listen_port(80) == 8081
+    assert found[0].pod is not None
+    assert found[0].listen_port(80) == 8081
     plan = build_gateway_plan(load(tmp_path, own, gateway_doc()), found[0])
     assert plan.client_namespace == "edge"
     assert [lst.name for lst in plan.listeners] == ["0.0.0.0_8081"]
@@ -217,9 +218,11 @@ def test_listener_and_route_table_are_named_as_istio_names_them() -> None:
         80,
         8080,
     )
-    assert plan.listener_for(80) is listener and plan.listener_for(31380) is listener
+    assert plan.listener_for(80) is listener
+    assert plan.listener_for(31380) is listener
     assert plan.client_namespace == "istio-system"
-    assert plan.gateway is not None and plan.gateway.proxy == "istio-system/istio-ingressgateway"
+    assert plan.gateway is not None
+    assert plan.gateway.proxy == "istio-system/istio-ingressgateway"
 
 
 def test_servers_of_two_gateways_on_one_port_share_the_route_table(tmp_path: Path) -> None:
@@ -319,7 +322,8 @@ def test_a_vs_bound_to_an_unknown_gateway_is_ignored_with_istioctl_s_code(tmp_pa
     )
     paths = [WEBAPP, tmp_path / "extra-0.yaml", tmp_path / "extra-1.yaml"]
     messages = [d for d in analyze_paths(paths).diagnostics if d.code == "IST0101"]
-    assert messages and "no-such-gateway" in str(messages[0])
+    assert messages
+    assert "no-such-gateway" in str(messages[0])
 
 
 def test_match_gateways_filter_rules_per_proxy(tmp_path: Path) -> None:

@@ -14,7 +14,7 @@ NamesForNamespace, Intersection). Routes and clusters are built as for a sidecar
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from meshlab.load import istio
@@ -82,8 +82,7 @@ def build_gateway_plan(resources: Sequence[Resource], gateway: ProvidedGateway) 
         notes.append(Note(f"{gateway.ref}: no Gateway selects this gateway: it serves no port"))
     listeners: list[ListenerPlan] = []
     route_tables: dict[str, list[VirtualHostPlan]] = {}
-    cache: dict[tuple[tuple[str, str], int, int], list[RoutePlan]] = {}
-    bound: dict[tuple[str, str], list[Resource]] = {}
+    tables = _RouteTables(resources, gateway, visible, rule_for, notes)
     for route_name, servers in by_route.items():
         first = servers[0]
         listen = gateway.listen_port(first.port)
@@ -97,32 +96,7 @@ def build_gateway_plan(resources: Sequence[Resource], gateway: ProvidedGateway) 
                 node_port=gateway.node_port(first.port),
             )
         )
-        vhosts: dict[str, VirtualHostPlan] = {}
-        for server in servers:
-            if server.key not in bound:
-                bound[server.key] = mesh_virtual_services(resources, namespace, server.key)
-            for vs in bound[server.key]:
-                spec: istio.VirtualServiceSpec = vs.body.spec
-                vs_hosts = [resolve_host(h, vs.namespace) for h in spec.hosts]
-                common = host_intersection(names_for_namespace(server.hosts, vs.namespace), vs_hosts)
-                if not common:
-                    continue
-                at = (server.key, id(vs), server.port)
-                if at not in cache:
-                    cache[at] = virtual_service_routes(
-                        vs, server.port, namespace, visible, rule_for, notes, labels, server.key
-                    )
-                routes = cache[at]
-                if not routes:
-                    continue  # "no routes matched": this VirtualService adds nothing here
-                for host in (h.lower() for h in common):
-                    if host in vhosts:
-                        vhosts[host].routes.extend(routes)  # gateways merge; sidecars don't
-                    else:
-                        vhosts[host] = VirtualHostPlan(
-                            f"{host}:{server.port}", [host], list(routes), None, vs
-                        )
-        route_tables[route_name] = _finish(vhosts, first.port)
+        route_tables[route_name] = tables.build(servers)
     listeners.sort(key=lambda lst: lst.bind_port or lst.port)
     servers_seen = tuple(
         GatewayServer(
@@ -137,6 +111,64 @@ def build_gateway_plan(resources: Sequence[Resource], gateway: ProvidedGateway) 
     )
     view = GatewayView(gateway.ref, tuple(sorted(labels.items())), servers_seen)
     return MeshPlan(namespace, registry, clusters, route_tables, listeners, notes, view)
+
+
+class _RouteTables:
+    """buildGatewayHTTPRouteConfig's loop: for each server of a route table, each VirtualService
+    bound to its Gateway, each host the two share: that VirtualService's routes (built once per
+    Gateway and VirtualService, as istiod caches them) go to that host's vhost."""
+
+    def __init__(
+        self,
+        resources: Sequence[Resource],
+        gateway: ProvidedGateway,
+        registry: Registry,
+        rule_for: Callable[[str], MergedRule | None],
+        notes: list[Note],
+    ) -> None:
+        self.resources = resources
+        self.namespace, self.labels = gateway.namespace, dict(gateway.labels)
+        self.registry, self.rule_for, self.notes = registry, rule_for, notes
+        self.bound: dict[tuple[str, str], list[Resource]] = {}
+        self.cache: dict[tuple[tuple[str, str], int, int], list[RoutePlan]] = {}
+
+    def build(self, servers: Sequence[_Server]) -> list[VirtualHostPlan]:
+        vhosts: dict[str, VirtualHostPlan] = {}
+        for server in servers:
+            if server.key not in self.bound:
+                # push_context.go VirtualServicesForGateway, from the proxy's namespace
+                self.bound[server.key] = mesh_virtual_services(
+                    self.resources, self.namespace, server.key
+                )
+            for vs in self.bound[server.key]:
+                spec: istio.VirtualServiceSpec = vs.body.spec
+                vs_hosts = [resolve_host(h, vs.namespace) for h in spec.hosts]
+                server_hosts = names_for_namespace(server.hosts, vs.namespace)
+                common = host_intersection(server_hosts, vs_hosts)
+                routes = self._routes(server, vs) if common else []
+                # no routes: "no routes matched", this VirtualService adds nothing here
+                for host in (h.lower() for h in common if routes):
+                    if host in vhosts:
+                        vhosts[host].routes.extend(routes)  # gateways merge; sidecars don't
+                    else:
+                        name = f"{host}:{server.port}"  # util.DomainName
+                        vhosts[host] = VirtualHostPlan(name, [host], list(routes), None, vs)
+        return _finish(vhosts, servers[0].port)
+
+    def _routes(self, server: _Server, vs: Resource) -> list[RoutePlan]:
+        at = (server.key, id(vs), server.port)
+        if at not in self.cache:
+            self.cache[at] = virtual_service_routes(
+                vs,
+                server.port,
+                self.namespace,
+                self.registry,
+                self.rule_for,
+                self.notes,
+                self.labels,
+                server.key,
+            )
+        return self.cache[at]
 
 
 def _merge_servers(

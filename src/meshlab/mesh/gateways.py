@@ -106,7 +106,9 @@ def provided_gateways(
         key = (pod.namespace, pod.owner.name)
         if key in seen or pod.owner.install or not _is_gateway_workload(pod):
             continue
-        if any(g.body.spec.selector and selects(g.body.spec.selector, pod.labels) for g in gateways):
+        if any(
+            g.body.spec.selector and selects(g.body.spec.selector, pod.labels) for g in gateways
+        ):
             seen.add(key)
             found.append(_lab_gateway(pod, registry))
     own = {g.labels.get("istio") for g in found}
