@@ -21,6 +21,7 @@ from meshlab.backends.embedded.envoy.bootstrap import placeholder_addresses, ren
 from meshlab.backends.embedded.envoy.process import validate_bootstrap
 from meshlab.errors import BackendUnavailable
 from meshlab.load.manifests import Resource, load_manifests
+from meshlab.mesh.expect import configured_split
 from meshlab.mesh.gateway_plan import (
     build_gateway_plan,
     gateway_accepts,
@@ -474,3 +475,17 @@ def test_envoy_accepts_the_gateway_golden_config(name: str, envoy_binary: EnvoyB
     ok, output = validate_bootstrap(envoy_binary, path)
     assert ok, f"envoy --mode validate rejected {path.name}:\n{output}"
     assert "OK" in output
+
+
+def test_the_configured_split_through_the_gateway() -> None:
+    ending = configured_split(
+        variant("ending"), ProbeRequest("http://x.com/", origin=BROWSER), "version"
+    )
+    assert ending.shares == {"original": 0.9, "experimental": 0.1}
+    subdomain = variant("subdomain")
+    refused = configured_split(
+        subdomain, ProbeRequest("http://other.com/", origin=BROWSER), "version"
+    )
+    assert refused.shares == {"other.com": 1.0}
+    assert [(c.effect, c.flags) for c in refused.causes] == [("404 NR (no route)", "NR")]
+    assert "no Gateway server accepts host 'other.com'" in refused.causes[0].reason
