@@ -115,8 +115,8 @@ def build_gateway_plan(resources: Sequence[Resource], gateway: ProvidedGateway) 
 
 class _RouteTables:
     """buildGatewayHTTPRouteConfig's loop: for each server of a route table, each VirtualService
-    bound to its Gateway, each host the two share: that VirtualService's routes (built once per
-    Gateway and VirtualService, as istiod caches them) go to that host's vhost."""
+    bound to its Gateway, each host the two share: that VirtualService's routes go to that
+    host's vhost."""
 
     def __init__(
         self,
@@ -130,10 +130,12 @@ class _RouteTables:
         self.namespace, self.labels = gateway.namespace, dict(gateway.labels)
         self.registry, self.rule_for, self.notes = registry, rule_for, notes
         self.bound: dict[tuple[str, str], list[Resource]] = {}
-        self.cache: dict[tuple[tuple[str, str], int, int], list[RoutePlan]] = {}
 
     def build(self, servers: Sequence[_Server]) -> list[VirtualHostPlan]:
         vhosts: dict[str, VirtualHostPlan] = {}
+        # gatewayRoutes: one route list per Gateway and VirtualService in a route table,
+        # built with the port of the first server that needs it
+        cache: dict[tuple[tuple[str, str], int], list[RoutePlan]] = {}
         for server in servers:
             if server.key not in self.bound:
                 # push_context.go VirtualServicesForGateway, from the proxy's namespace
@@ -145,7 +147,9 @@ class _RouteTables:
                 vs_hosts = [resolve_host(h, vs.namespace) for h in spec.hosts]
                 server_hosts = names_for_namespace(server.hosts, vs.namespace)
                 common = host_intersection(server_hosts, vs_hosts)
-                routes = self._routes(server, vs) if common else []
+                if common and (server.key, id(vs)) not in cache:
+                    cache[(server.key, id(vs))] = self._routes(server, vs)
+                routes = cache[(server.key, id(vs))] if common else []
                 # no routes: "no routes matched", this VirtualService adds nothing here
                 for host in (h.lower() for h in common if routes):
                     if host in vhosts:
@@ -156,19 +160,16 @@ class _RouteTables:
         return _finish(vhosts, servers[0].port)
 
     def _routes(self, server: _Server, vs: Resource) -> list[RoutePlan]:
-        at = (server.key, id(vs), server.port)
-        if at not in self.cache:
-            self.cache[at] = virtual_service_routes(
-                vs,
-                server.port,
-                self.namespace,
-                self.registry,
-                self.rule_for,
-                self.notes,
-                self.labels,
-                server.key,
-            )
-        return self.cache[at]
+        return virtual_service_routes(
+            vs,
+            server.port,
+            self.namespace,
+            self.registry,
+            self.rule_for,
+            self.notes,
+            self.labels,
+            server.key,
+        )
 
 
 def _merge_servers(
