@@ -28,7 +28,13 @@ from meshlab.mesh.gateway_plan import (
     gateway_refusal,
     host_intersection,
 )
-from meshlab.mesh.gateways import INGRESS, ProvidedGateway, find_gateway, provided_gateways
+from meshlab.mesh.gateways import (
+    INGRESS,
+    INSTALL_GATEWAYS,
+    ProvidedGateway,
+    find_gateway,
+    provided_gateways,
+)
 from meshlab.mesh.model import Forward, MeshPlan, VirtualHostPlan
 from meshlab.mesh.plan import build_plan
 from meshlab.mesh.request import Origin, ProbeRequest
@@ -489,3 +495,16 @@ def test_the_configured_split_through_the_gateway() -> None:
     assert refused.shares == {"other.com": 1.0}
     assert [(c.effect, c.flags) for c in refused.causes] == [("404 NR (no route)", "NR")]
     assert "no Gateway server accepts host 'other.com'" in refused.causes[0].reason
+
+
+def test_a_gateway_no_gateway_selects_serves_nothing_and_says_so(tmp_path: Path) -> None:
+    resources = load(tmp_path, gateway_doc())
+    egress = INSTALL_GATEWAYS[1]
+    plan = build_gateway_plan(resources, egress)
+    assert (plan.listeners, plan.route_tables) == ([], {})
+    assert [n.message for n in plan.notes] == [
+        "istio-system/istio-egressgateway: no Gateway selects this gateway: it serves no port"
+    ]
+    assert "no Gateway server of istio-system/istio-egressgateway listens on port 80" in (
+        browse(plan, "http://fleetman.com/")
+    )

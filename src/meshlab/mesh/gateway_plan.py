@@ -77,8 +77,9 @@ def build_gateway_plan(resources: Sequence[Resource], gateway: ProvidedGateway) 
     for service in visible.services:
         for cluster in clusters_for(service, rule_for(service.fqdn), notes):
             clusters[cluster.name] = cluster
-    by_route = _merge_servers(selecting_gateways(resources, labels), gateway, notes)
-    if not by_route:
+    selecting = selecting_gateways(resources, labels)
+    by_route = _merge_servers(selecting, gateway, notes)
+    if not selecting:
         notes.append(Note(f"{gateway.ref}: no Gateway selects this gateway: it serves no port"))
     listeners: list[ListenerPlan] = []
     route_tables: dict[str, list[VirtualHostPlan]] = {}
