@@ -6,6 +6,7 @@ from __future__ import annotations
 import http.client
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -89,3 +90,68 @@ def test_up_refuses_a_taken_port() -> None:
         _, err = proc.communicate(timeout=60)
     assert proc.returncode == 2
     assert f"127.0.0.1:{port} is taken" in err
+
+
+# The webapp through the ingress gateway in a real browser, as a student opens it
+
+CHROMIUM = os.environ.get("MESHLAB_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
+GATEWAYS = ROOT / "tests" / "data" / "gateways"
+SUBDOMAIN_LAB = """title: the webapp by subdomain
+manifests: [webapp.yaml, subdomain.yaml]
+checks:
+  - name: experimental
+    kind: split
+    request: {url: "http://experimental.fleetman.com/", from: browser}
+    expect: {experimental: 100}
+"""
+
+
+@pytest.mark.chromium
+@pytest.mark.skipif(
+    not os.access(CHROMIUM, os.X_OK),
+    reason=f"headless Chromium not found ({CHROMIUM}; Debian: apt-get install chromium, which "
+    ".ci/run does), so the page through the gateway was not opened in a browser",
+)
+def test_a_browser_reaches_the_webapp_through_the_gateway(tmp_path: Path) -> None:
+    lab = tmp_path / "lab"
+    lab.mkdir()
+    for name in ("webapp.yaml", "subdomain.yaml"):
+        shutil.copy(GATEWAYS / name, lab / name)
+    (lab / "lab.yaml").write_text(SUBDOMAIN_LAB)
+    proc = start_up(str(lab), "--port", "0")
+    try:
+        said = read_until_ready(proc)
+        port = re.search(r"http://experimental\.fleetman\.com:(\d+)/", said).group(1)  # type: ignore[union-attr]
+        pages = {}
+        for host in ("fleetman.com", "experimental.fleetman.com"):
+            done = subprocess.run(
+                [
+                    CHROMIUM,
+                    "--headless",
+                    "--no-sandbox",
+                    "--disable-gpu",
+                    "--no-first-run",
+                    "--disable-background-networking",
+                    f"--user-data-dir={tmp_path / host}",
+                    # the /etc/hosts line `meshlab up` asks for, without touching /etc/hosts
+                    f"--host-resolver-rules=MAP {host} 127.0.0.1",
+                    "--dump-dom",
+                    f"http://{host}:{port}/",
+                ],
+                capture_output=True,
+                text=True,
+                timeout=120,
+                check=False,
+            )
+            assert done.returncode == 0, done.stderr[-2000:]
+            pages[host] = done.stdout
+        proc.send_signal(signal.SIGINT)
+        code = proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate()
+    assert code == 130
+    assert 'data-meshlab-variant="experimental"' in pages["experimental.fleetman.com"]
+    assert "Fleet Management" in pages["fleetman.com"]
+    assert "experimental" not in pages["fleetman.com"].lower()
