@@ -129,7 +129,7 @@ def test_lab_2_runs_through_the_same_checks(  # type: ignore[no-untyped-def]
         "run: istioctl install",
         f"create: Namespace {namespace}",
         f"create: ConfigMap {namespace}/meshlab-probe",
-        f"create: Telemetry {namespace}/meshlab-probe-access-log",
+        f"create: Telemetry {namespace}/meshlab-access-log",
         f"create: Service {namespace}/fleetman-webapp",
         f"create: Pod {namespace}/meshlab-probe",  # the probe first: its pull starts early
         f"create: Deployment {namespace}/staff-service-risky",
