@@ -151,7 +151,8 @@ class FakeMeshBehaviour:
     seed: int = 7
     closed_batches: int = 0  # the first batches find the apps not listening yet (URX,UF)
     target_app: str = "staff-service"  # the app of the depth-1 pod (the version by weights)
-    target_host: str = "fleetman-staff-service:8080"
+    target_host: str = "fleetman-staff-service:8080"  # the authority as sent
+    target_service: str = "fleetman-staff-service"  # the Service its cluster names
     calls: list[str] = field(default_factory=list)  # apps called below, in turn (app names)
     propagate: bool = True  # False: the apps make up a new x-request-id for their calls
     fail_last_call: str | None = None  # "503 FI": the last of `calls` answered by no pod
@@ -396,7 +397,7 @@ class FakeKube:
             )
             if self.drop_log_lines:
                 continue
-            service = behaviour.target_host.split(":")[0]
+            service = behaviour.target_service
             cluster = None
             if callee is not None:
                 subset = callee["metadata"]["labels"].get("version", "")

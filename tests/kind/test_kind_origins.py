@@ -1,0 +1,206 @@
+"""Where a request starts on a (fake) cluster, and the calls behind it as every sidecar of
+the namespace logged them: the meshed probe, a pod without a sidecar, a browser through the
+real ingress gateway's Service, and a workload's own pod (an ephemeral container)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from kind_fakes import FakeClock, FakeKube
+
+from meshlab.backends.kind import podscript
+from meshlab.backends.kind.apply import Retarget, apply_objects, lab_objects
+from meshlab.backends.kind.origins import ORIGIN_UID, PLAIN_PROBE_POD
+from meshlab.backends.kind.probe import KindMesh, probe_objects
+from meshlab.errors import BackendError
+from meshlab.mesh.request import Origin, ProbeRequest
+from meshlab.pipeline import prepare
+
+NS = "meshlab-2-traffic-abc123"
+RUN = Retarget("default", NS)
+STAFF_URL = "http://fleetman-staff-service:8080/driver/City%20Truck"
+WEBAPP_URL = "http://fleetman-webapp/api/vehicles/driver/City%20Truck"
+BROWSER = Origin("browser")
+
+
+def svc(name: str) -> str:
+    return f"fleetman-{name}.default.svc.cluster.local"
+
+
+@pytest.fixture
+def deployed(kube: FakeKube, lab2_dir: Path) -> KindMesh:
+    prepared = prepare(lab2_dir)
+    objects = [*probe_objects(NS), *lab_objects(prepared.resources, RUN)]
+    apply_objects(kube, objects, NS, lambda line: None)
+    mesh = KindMesh(kube, NS, RUN, FakeClock(), run_id="ab")
+    mesh.fqdns = [RUN.cluster(s.fqdn) for s in prepared.plan.registry.services]
+    return mesh
+
+
+def to_webapp(kube: FakeKube, *calls: str) -> None:
+    """The probe calls the webapp, which calls `calls` in turn (as /api/... does)."""
+    kube.mesh.target_app, kube.mesh.target_service = "webapp", "fleetman-webapp"
+    kube.mesh.target_host = "fleetman-webapp"
+    kube.mesh.weights = {"safe": 1.0}
+    kube.mesh.calls = list(calls)
+
+
+def pod_of(mesh: KindMesh, app: str) -> str:
+    return next(p.name for p in mesh.pods if p.labels.get("app") == app)
+
+
+def test_the_chain_from_the_meshed_probe(deployed: KindMesh, kube: FakeKube) -> None:
+    to_webapp(kube, "api-gateway", "staff-service")
+    webapp, gateway = pod_of(deployed, "webapp"), pod_of(deployed, "api-gateway")
+    for outcome in deployed.send(ProbeRequest(WEBAPP_URL), 5):
+        assert (outcome.status, outcome.pod) == (200, webapp)  # the depth-1 answer, as before
+        assert outcome.upstream_cluster == f"outbound|8080|safe|{svc('webapp')}"
+        assert [(h.service, h.caller, h.depth) for h in outcome.hops] == [
+            (svc("webapp"), None, 1),
+            (svc("api-gateway"), webapp, 2),
+            (svc("staff-service"), gateway, 3),
+        ]
+        assert outcome.hops[0].labels == outcome.labels
+        assert outcome.hops[2].labels["app"] == "staff-service"
+
+
+def test_a_failure_deeper_in_the_chain_is_reported_at_its_hop(
+    deployed: KindMesh, kube: FakeKube
+) -> None:
+    to_webapp(kube, "api-gateway", "staff-service")
+    kube.mesh.fail_last_call = "503 FI"  # an injected abort on the staff-service call
+    outcome = deployed.send(ProbeRequest(WEBAPP_URL), 1)[0]
+    last = outcome.hops[-1]
+    assert (last.service, last.pod, last.status, last.response_flags) == (
+        svc("staff-service"),
+        None,
+        503,
+        "FI",
+    )
+    assert last.caller == pod_of(deployed, "api-gateway")
+
+
+def test_without_header_propagation_the_chain_stops_at_the_first_app(
+    deployed: KindMesh, kube: FakeKube
+) -> None:
+    to_webapp(kube, "api-gateway", "staff-service")
+    kube.mesh.propagate = False  # the apps' calls carry ids their sidecars made up
+    outcome = deployed.send(ProbeRequest(WEBAPP_URL), 1)[0]
+    assert [h.pod for h in outcome.hops] == [pod_of(deployed, "webapp")]
+
+
+# --- no sidecar ----------------------------------------------------------------------------
+
+
+def test_a_client_without_a_sidecar(deployed: KindMesh, kube: FakeKube) -> None:
+    outcomes = deployed.send(ProbeRequest(STAFF_URL, origin=Origin("no-sidecar")), 5)
+    plain = kube.objects[("Pod", NS, PLAIN_PROBE_POD)]
+    assert plain["metadata"]["labels"]["sidecar.istio.io/inject"] == "false"
+    assert [c["name"] for c in plain["spec"]["containers"]] == ["probe"]  # none injected
+    assert set(kube.events.matching("exec: ")) == {
+        "exec: meshlab-probe-plain python3 /meshlab/probe.py batch"
+    }
+    for outcome in outcomes:
+        # no client proxy: the serving pod's sidecar tells which pod it was, and no cluster
+        # was picked by a client
+        assert outcome.pod is not None
+        assert outcome.pod.startswith("staff-service")
+        assert outcome.upstream_cluster is None
+        (hop,) = outcome.hops
+        assert (hop.service, hop.pod, hop.caller) == (svc("staff-service"), outcome.pod, None)
+    assert PLAIN_PROBE_POD not in {p.name for p in deployed.pods}
+
+
+# --- a browser, through the ingress gateway ------------------------------------------------
+
+
+def test_a_browser_goes_through_the_gateway_service(deployed: KindMesh, kube: FakeKube) -> None:
+    kube.gateway = True
+    to_webapp(kube, "api-gateway")
+    kube.mesh.target_host = "fleetman.com"
+    outcomes = deployed.send(ProbeRequest("http://fleetman.com/", origin=BROWSER), 5)
+    spec = json.loads(kube.exec_calls[-1][3])
+    assert spec["url"] == "http://fleetman.com/"  # Host and path as typed
+    assert spec["connect"] == "istio-ingressgateway.istio-system.svc.cluster.local:80"
+    assert spec["agent_id"] is True
+    webapp = pod_of(deployed, "webapp")
+    for outcome in outcomes:
+        assert outcome.pod == webapp
+        assert outcome.upstream_cluster == f"outbound|8080|safe|{svc('webapp')}"
+        # the gateway's own id is followed behind it
+        assert [(h.service, h.caller, h.depth) for h in outcome.hops] == [
+            (svc("webapp"), None, 1),
+            (svc("api-gateway"), webapp, 2),
+        ]
+
+
+def test_a_browser_waits_while_the_gateway_has_no_route_yet(
+    deployed: KindMesh, kube: FakeKube
+) -> None:
+    kube.gateway = True
+    to_webapp(kube)
+    kube.mesh.unrouted_batches = 2
+    lines: list[str] = []
+    deployed.progress = lines.append
+    outcomes = deployed.send(ProbeRequest("http://fleetman.com/", origin=BROWSER), 3)
+    assert {o.status for o in outcomes} == {200}
+    assert deployed.requests_warmup == 3 * 20
+    assert "found no route there yet (404 NR)" in lines[0]
+
+
+@pytest.mark.parametrize(
+    ("gateway", "url", "headers", "message"),
+    [
+        (False, "http://fleetman.com/", {}, "this cluster has none"),
+        (True, "http://fleetman.com:8080/", {}, "has no port 8080 \\(its ports: 15021, 80\\)"),
+        (True, "http://fleetman.com/", {"User-Agent": "Chrome"}, "cannot set user-agent"),
+    ],
+)
+def test_what_a_browser_cannot_do_here_is_said(
+    deployed: KindMesh,
+    kube: FakeKube,
+    gateway: bool,
+    url: str,
+    headers: dict[str, str],
+    message: str,
+) -> None:
+    kube.gateway = gateway
+    with pytest.raises(BackendError, match=message):
+        deployed.send(ProbeRequest(url, headers=headers, origin=BROWSER), 1)
+
+
+# --- a workload's own pod ------------------------------------------------------------------
+
+
+def test_from_a_workload_through_its_own_sidecar(deployed: KindMesh, kube: FakeKube) -> None:
+    webapp = pod_of(deployed, "webapp")
+    outcomes = deployed.send(ProbeRequest(STAFF_URL, origin=Origin("workload", "webapp")), 5)
+    deployed.send(ProbeRequest(STAFF_URL, origin=Origin("workload", "default/webapp")), 5)
+    ((namespace, pod, container),) = kube.ephemeral  # added once, reused
+    assert (namespace, pod, container["name"]) == (NS, webapp, "meshlab-origin")
+    security = container["securityContext"]
+    # not istio-proxy's UID 1337, whose connections the sidecar's iptables let through
+    assert security["runAsUser"] == security["runAsGroup"] == ORIGIN_UID != 1337
+    argv = kube.exec_calls[-1]
+    assert argv[:2] == ["python3", "-c"]
+    assert argv[2] == Path(podscript.__file__).read_text(encoding="utf-8")
+    assert argv[3] == "batch"
+    assert f"exec: {webapp} python3 -c" in kube.events
+    for outcome in outcomes:  # read from the webapp pod's sidecar, which made the call
+        assert outcome.pod is not None
+        assert outcome.pod.startswith("staff-service")
+        assert outcome.hops[0].caller is None
+
+
+@pytest.mark.parametrize(
+    ("workload", "message"),
+    [
+        ("nope", "the lab has no Deployment or Pod named 'nope'"),
+        ("istio-system/webapp", "'istio-system' is another one"),
+    ],
+)
+def test_an_unknown_workload_is_named(deployed: KindMesh, workload: str, message: str) -> None:
+    with pytest.raises(BackendError, match=message):
+        deployed.send(ProbeRequest(STAFF_URL, origin=Origin("workload", workload)), 1)
