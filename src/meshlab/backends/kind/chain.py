@@ -20,6 +20,9 @@ from dataclasses import dataclass
 
 from meshlab.backends.base import Hop, PodInfo
 from meshlab.backends.kind.accesslog import AccessEntry
+from meshlab.backends.kind.apply import raw_object
+from meshlab.load.manifests import Resource
+from meshlab.mesh.model import Note
 
 MAX_HOPS = 32  # as the embedded backend's stand-ins cap their hops header
 MAX_DEPTH = 8
@@ -119,3 +122,32 @@ def service_namer(
         return back(by_short.get(bare.lower(), host))
 
     return service
+
+
+NO_PROPAGATION = "no-header-propagation"  # the course's image tag for apps that pass none on
+
+
+def propagation_notes(resources: Sequence[Resource]) -> list[Note]:
+    """Say where the chain read on a cluster will end early: at apps whose image passes no
+    request header on (so no x-request-id either)."""
+    notes = []
+    for resource in resources:
+        if resource.kind not in ("Deployment", "Pod"):
+            continue
+        obj = raw_object(resource)
+        spec = obj.get("spec") or {}
+        if resource.kind == "Deployment":
+            spec = ((spec.get("template") or {}).get("spec")) or {}
+        images = [str(c.get("image", "")) for c in spec.get("containers") or []]
+        if any(NO_PROPAGATION in image for image in images):
+            notes.append(
+                Note(
+                    f"{resource.ref} runs an image that passes no request header on, so its "
+                    "calls carry an x-request-id its sidecar made up: on kind the chain is read "
+                    "by x-request-id, so it ends at this app, and a check bucketing by a "
+                    "Service it calls reads `not called` (the calls happen; meshlab cannot "
+                    "tell which request made them)",
+                    resource.location,
+                )
+            )
+    return notes
