@@ -178,7 +178,8 @@ class FakeKube:
         self.closed = False
         self._rng = random.Random(self.mesh.seed)
         self._next_ip = 10
-        self._logs: dict[str, list[tuple[int, str]]] = {}  # pod -> (visible from read #, line)
+        # pod -> (visible from read #, written in batch #, line)
+        self._logs: dict[str, list[tuple[int, int, str]]] = {}
         self._log_reads: dict[str, int] = {}
         self._tick = 0  # START_TIME of the next line
         self.ephemeral: list[tuple[str, str, Obj]] = []  # (namespace, pod, container)
@@ -247,7 +248,14 @@ class FakeKube:
 
     def logs(self, namespace: str, pod: str, container: str, since_seconds: int) -> str:
         reads = self._log_reads[pod] = self._log_reads.get(pod, 0) + 1
-        visible = [line for read, line in self._logs.get(pod, []) if read <= reads]
+        # `since_seconds` covers the batch being read (and the one before, at most), as the
+        # backend asks on a real cluster; 0 (a test's own look) is the whole log
+        oldest = self.batches_seen - 1 if since_seconds > 0 else 0
+        visible = [
+            line
+            for read, batch, line in self._logs.get(pod, [])
+            if read <= reads and batch >= oldest
+        ]
         return "".join(f"{line}\n" for line in visible)
 
     def add_ephemeral_container(self, namespace: str, pod: str, container: Obj) -> None:
@@ -356,7 +364,7 @@ class FakeKube:
             "user_agent": "meshlab-probe",
             **fields,
         }
-        self._logs.setdefault(pod, []).append((visible_from, json.dumps(line)))
+        self._logs.setdefault(pod, []).append((visible_from, self.batches_seen, json.dumps(line)))
 
     def _ip(self, namespace: str, pod: str) -> str:
         return str(self.objects[("Pod", namespace, pod)]["status"]["podIP"])

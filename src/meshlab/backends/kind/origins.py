@@ -109,6 +109,7 @@ def origin_container() -> Obj:
             "runAsNonRoot": True,
             "allowPrivilegeEscalation": False,
             "capabilities": {"drop": ["ALL"]},
+            "seccompProfile": {"type": "RuntimeDefault"},  # admitted by `restricted` too
         },
     }
 

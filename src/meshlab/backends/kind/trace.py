@@ -19,8 +19,8 @@ from meshlab.errors import BackendError
 LOG_TIMEOUT = 20.0
 LOG_POLL = 0.5
 # istio-proxy flushes its access log once a second (pkg/envoy/proxy.go, fileFlushInterval),
-# and a call deeper in the chain ends before the call that made it: so once the origin's
-# line is there and this long has passed since the batch ended, every deeper line is too.
+# and a call deeper in the chain ends before the call that made it: so once this long has
+# passed since the batch ended, every line of it is written, the deeper ones included.
 CHAIN_SETTLE = 1.5
 
 
@@ -72,6 +72,21 @@ def origin_lines(
     return found
 
 
+def outbound_by_id(
+    point: OriginPoint, logs: Mapping[LogSource, Sequence[AccessEntry]]
+) -> dict[str, dict[str, list[AccessEntry]]]:
+    """Request id -> pod -> the calls that pod's sidecar logged with that id. The gateway's
+    own lines are left out: behind it, its new id is followed, not the probe's."""
+    calls: dict[str, dict[str, list[AccessEntry]]] = {}
+    for source, entries in logs.items():
+        if point.via_user_agent and source in point.proxies:
+            continue
+        for entry in entries:
+            if not entry.inbound:
+                calls.setdefault(entry.request_id, {}).setdefault(source.pod, []).append(entry)
+    return calls
+
+
 class Tracer:
     """Waits for a batch's lines and turns them into calls and hops."""
 
@@ -97,17 +112,17 @@ class Tracer:
         wanted = set(request_ids)
         if not wanted:
             return {}
-        now = self.clock.monotonic()
-        deadline, settled = now + LOG_TIMEOUT, now + CHAIN_SETTLE
+        deadline = self.clock.monotonic() + LOG_TIMEOUT
+        self.clock.sleep(CHAIN_SETTLE)  # one read then finds everything, most of the time
         while True:
             sources = list(dict.fromkeys([*point.proxies, *self.sidecars()]))
             since = int(self.clock.monotonic() - started) + 5
             logs = read_logs(self.kube, sources, since)
             roots = origin_lines(point, logs, wanted)
-            now = self.clock.monotonic()
-            if len(roots) == len(wanted) and now >= settled:
-                return {rid: self._traced(point, root, logs) for rid, root in roots.items()}
-            if now >= deadline:
+            if len(roots) == len(wanted):
+                calls = outbound_by_id(point, logs)
+                return {rid: self._traced(point, root, calls) for rid, root in roots.items()}
+            if self.clock.monotonic() >= deadline:
                 raise BackendError(self._missing(point, len(wanted) - len(roots), len(wanted)))
             self.clock.sleep(LOG_POLL)
 
@@ -115,7 +130,7 @@ class Tracer:
         self,
         point: OriginPoint,
         root: tuple[LogSource, AccessEntry],
-        logs: Mapping[LogSource, Sequence[AccessEntry]],
+        calls: Mapping[str, Mapping[str, Sequence[AccessEntry]]],
     ) -> Traced:
         source, entry = root
         if point.proxies:
@@ -124,13 +139,8 @@ class Tracer:
             callee = self.pod_named(source.pod)
         call = Call(entry, None, callee)
         outbound = {
-            s.pod: [
-                e
-                for e in entries
-                if not e.inbound and e.request_id == entry.request_id and e is not entry
-            ]
-            for s, entries in logs.items()
-            if not (point.via_user_agent and s in point.proxies)  # the gateway's id is another
+            pod: [e for e in lines if e is not entry]
+            for pod, lines in calls.get(entry.request_id, {}).items()
         }
         return Traced(call, chain(call, outbound, self.pod_at, self.service))
 
