@@ -204,3 +204,36 @@ def test_from_a_workload_through_its_own_sidecar(deployed: KindMesh, kube: FakeK
 def test_an_unknown_workload_is_named(deployed: KindMesh, workload: str, message: str) -> None:
     with pytest.raises(BackendError, match=message):
         deployed.send(ProbeRequest(STAFF_URL, origin=Origin("workload", workload)), 1)
+
+
+@pytest.mark.parametrize(
+    ("origin", "message"),
+    [
+        (BROWSER, "the ingress gateway logged no access-log line .* Is access logging on for"),
+        (Origin("no-sidecar"), "the sidecar of the pod that served it logged no .* Has the pod"),
+        (Origin("workload", "webapp"), "the sidecar of pod webapp-7d9f8-00000 logged no"),
+    ],
+)
+def test_a_missing_line_names_the_proxy_that_should_have_written_it(
+    deployed: KindMesh, kube: FakeKube, origin: Origin, message: str
+) -> None:
+    kube.gateway = True
+    kube.drop_log_lines = True
+    url = "http://fleetman.com/" if origin == BROWSER else STAFF_URL
+    with pytest.raises(BackendError, match=message):
+        deployed.send(ProbeRequest(url, origin=origin), 1)
+
+
+def test_a_plain_probe_that_got_a_sidecar_anyway_is_refused(
+    deployed: KindMesh, kube: FakeKube, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A webhook that injects regardless would make `no-sidecar` a meshed client."""
+    start = kube._start_pod
+
+    def forced(pod: dict[str, object], namespace: str) -> None:
+        pod["metadata"]["labels"].pop("sidecar.istio.io/inject", None)  # type: ignore[index,union-attr]
+        start(pod, namespace)
+
+    monkeypatch.setattr(kube, "_start_pod", forced)
+    with pytest.raises(BackendError, match="got a sidecar although it is labelled"):
+        deployed.send(ProbeRequest(STAFF_URL, origin=Origin("no-sidecar")), 1)

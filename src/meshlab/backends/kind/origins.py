@@ -212,9 +212,9 @@ class Origins:
     def _gateway_proxies(self) -> tuple[LogSource, ...]:
         pods = self.kube.list("v1", "Pod", ISTIO_SYSTEM_NAMESPACE, label_selector=GATEWAY_SELECTOR)
         running = sorted(
-            str(p["metadata"]["name"])
+            str((p.get("metadata") or {}).get("name"))
             for p in pods
-            if (p.get("status") or {}).get("phase") == "Running" and (p.get("metadata") or {})
+            if (p.get("status") or {}).get("phase") == "Running"
         )
         if not running:
             raise BackendError(
