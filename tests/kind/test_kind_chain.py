@@ -281,7 +281,7 @@ def test_a_pod_called_twice_keeps_each_visits_calls_under_it() -> None:
 
 def test_hops_are_capped_in_number_and_depth() -> None:
     """Lines from a hostile or looping app cannot grow an outcome without bound."""
-    pods = {f"10.0.0.{i}": PodInfo(f"pod-{i}", {}, "") for i in range(1, 60)}
+    pods = {f"10.0.0.{i}": PodInfo(f"pod-{i}", {}, "") for i in range(1, 90)}
     deep = {
         f"pod-{i}": [
             parse_access_log_line(
@@ -303,7 +303,7 @@ def test_hops_are_capped_in_number_and_depth() -> None:
         parse_access_log_line(
             out(f"{100 + i:03d}", "/", "r", "fleetman-api-gateway", f"10.0.0.{i + 1}:8080")
         )
-        for i in range(1, 50)
+        for i in range(1, 80)
     ]
     wide_hops = chain(
         Call(root, None, pods["10.0.0.1"]),
@@ -348,6 +348,7 @@ def test_a_call_cycle_ends() -> None:
         ),
         (f"fleetman-webapp.{NS}", "-", "fleetman-webapp.default.svc.cluster.local"),
         ("fleetman.com", "-", "fleetman.com"),  # no Service of the lab: the host as called
+        ("fleetman.com:8080", "-", "fleetman.com"),
     ],
 )
 def test_service_names(authority: str, cluster: str, expected: str) -> None:

@@ -191,7 +191,7 @@ def test_from_a_workload_through_its_own_sidecar(deployed: KindMesh, kube: FakeK
     for outcome in outcomes:  # read from the webapp pod's sidecar, which made the call
         assert outcome.pod is not None
         assert outcome.pod.startswith("staff-service")
-        assert outcome.hops[0].caller is None
+        assert outcome.hops[0].caller == webapp  # the workload's pod made the call
 
 
 @pytest.mark.parametrize(

@@ -24,8 +24,8 @@ from meshlab.backends.kind.apply import raw_object
 from meshlab.load.manifests import Resource
 from meshlab.mesh.model import Note
 
-MAX_HOPS = 32  # as the embedded backend's stand-ins cap their hops header
-MAX_DEPTH = 8
+MAX_HOPS = 64  # as the embedded backend caps them (backends/embedded/hops.py)
+MAX_DEPTH = 16
 
 
 @dataclass(frozen=True)
@@ -103,7 +103,8 @@ def service_namer(
     """A call's Service: the FQDN in its outbound cluster (`outbound|8080|risky|<fqdn>`,
     pilot/pkg/model/service.go BuildSubsetKey), else the `:authority` as called when it
     names one of the lab's Services (`name`, `name.ns`, `name.ns.svc[.cluster.local]`, with
-    or without a port), else the authority as it is. Told in the lab's namespace (`back`)."""
+    or without a port), else the authority's host as called (as the embedded backend names
+    it, backends/embedded/hops.py). Told in the lab's namespace (`back`)."""
     by_short: dict[str, str] = {}
     for fqdn in known:
         name = fqdn.split(".", 1)[0]
@@ -119,7 +120,7 @@ def service_namer(
             bare = host.split("]", 1)[0] + "]"
         else:
             bare = host.rsplit(":", 1)[0] if host.count(":") == 1 else host
-        return back(by_short.get(bare.lower(), host))
+        return back(by_short.get(bare.lower(), bare))
 
     return service
 

@@ -137,7 +137,9 @@ class Tracer:
             callee = self.pod_at(entry.upstream_host) if entry.upstream_host else None
         else:
             callee = self.pod_named(source.pod)
-        call = Call(entry, None, callee)
+        # a workload's call is made by its pod, as the embedded backend says (entry.py)
+        caller = point.pod if point.origin.kind == "workload" else None
+        call = Call(entry, caller, callee)
         outbound = {
             pod: [e for e in lines if e is not entry]
             for pod, lines in calls.get(entry.request_id, {}).items()
