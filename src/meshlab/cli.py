@@ -202,7 +202,7 @@ def _colour(line: str, style: Style) -> str:
 
 def _add_commands() -> None:
     """The other subcommands, each family in its module under meshlab.commands."""
-    from meshlab.commands import analyze, explain, grade, labs, wizard
+    from meshlab.commands import analyze, explain, grade, labs, up, wizard
 
     for command in (
         labs.list_labs,
@@ -213,6 +213,7 @@ def _add_commands() -> None:
         analyze.analyze,
         analyze.results_page,
         grade.grade,
+        up.up,
     ):
         cli.add_command(command)
 

@@ -232,4 +232,8 @@ def test_outcomes_carry_headers_and_latency(lab2: EmbeddedMesh) -> None:
         assert outcome.headers.get("content-type", "").startswith("application/json")
         assert outcome.latency is not None
         assert 0 < outcome.latency < 30
-        assert outcome.hops == ()
+        # staff-service calls nothing: one hop, the pod that answered, reached from the probe
+        (hop,) = outcome.hops
+        assert hop.service == "fleetman-staff-service.default.svc.cluster.local"
+        assert (hop.pod, hop.status, hop.depth, hop.caller) == (outcome.pod, 200, 1, None)
+        assert hop.path == "/driver/City%20Truck"

@@ -8,11 +8,13 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
+from functools import cached_property
 from types import TracebackType
 from typing import Self
 
 from meshlab.load.manifests import Resource
 from meshlab.mesh.plan import MeshPlan, Note
+from meshlab.mesh.proxies import MeshProxies, build_proxies
 from meshlab.mesh.request import ProbeRequest
 
 NO_RESPONSE = "no response"
@@ -71,6 +73,15 @@ class PodInfo:
 
 
 @dataclass(frozen=True)
+class AccessPoint:
+    """How a person reaches a running mesh by hand (`meshlab up`): what it is, and the URL or
+    command that gets there."""
+
+    what: str
+    how: str
+
+
+@dataclass(frozen=True)
 class LabToDeploy:
     """A lab as the pipeline prepared it: backends deploy this plan, they never re-plan."""
 
@@ -78,6 +89,12 @@ class LabToDeploy:
     namespace: str  # the namespace the lab's objects are written for
     resources: Sequence[Resource]
     plan: MeshPlan
+
+    @cached_property
+    def proxies(self) -> MeshProxies:
+        """Every proxy's plan (a sidecar per workload, the gateways), built once on first use:
+        only a backend that runs the proxies itself needs them."""
+        return build_proxies(self.resources, self.plan)
 
 
 class Session(ABC):
@@ -122,6 +139,10 @@ class Deployed(ABC):
     def diagnostics(self) -> str:
         """The mesh's state now, for a check that just failed ("" when there is nothing)."""
         return ""
+
+    def access_points(self) -> Sequence[AccessPoint]:
+        """Where a person can send requests by hand while the mesh runs (none by default)."""
+        return ()
 
 
 class Backend(ABC):

@@ -1,5 +1,12 @@
-"""The embedded backend: our translation plays istiod, a real Envoy plays the client sidecar,
-and every pod is a local stand-in process. Everything binds 127.0.0.1 and dies with the run."""
+"""The embedded backend: our translation plays istiod, one real Envoy plays every proxy of
+the lab (the test client's sidecar, a sidecar per workload with each pod's inbound side, the
+gateways), and every pod is a local stand-in process. Everything binds 127.0.0.1 and dies
+with the run.
+
+Calls between stand-ins leave through the caller's sidecar and enter through the callee's:
+a stand-in learns its sidecar's outbound listener ports from an egress file (`egress.py`)
+written once Envoy is up, before any request is sent.
+"""
 
 from __future__ import annotations
 
@@ -8,27 +15,27 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-from meshlab.backends.base import Backend, Deployed, LabToDeploy, Outcome, PodInfo, Session
-from meshlab.backends.embedded.client import Client, Failure, Reply
+from meshlab.backends.base import AccessPoint, Backend, Deployed, LabToDeploy, PodInfo
+from meshlab.backends.embedded.access import access_points
+from meshlab.backends.embedded.client import Failure, Reply
+from meshlab.backends.embedded.egress import egress_path, write_egress_files
+from meshlab.backends.embedded.entry import Entry, entry_for
 from meshlab.backends.embedded.envoy.binary import EnvoyBinary, find_envoy
-from meshlab.backends.embedded.envoy.bootstrap import (
-    RESPONSE_FLAGS_HEADER,
-    UPSTREAM_CLUSTER_HEADER,
-    UPSTREAM_HOST_HEADER,
-    render_bootstrap,
-)
+from meshlab.backends.embedded.envoy.bootstrap import prefix_of, render_mesh
 from meshlab.backends.embedded.envoy.process import RunningEnvoy, start_envoy, write_bootstrap
 from meshlab.backends.embedded.envoy.validate import EnvoyValidation
+from meshlab.backends.embedded.hops import pod_finder
 from meshlab.backends.embedded.options import EmbeddedOptions
 from meshlab.backends.embedded.processes import ProcessGroup, start_standins
+from meshlab.backends.embedded.session import EmbeddedSession
 from meshlab.backends.embedded.standins import PodSpec, describe
 from meshlab.backends.embedded.watch import Watchdog, request_timeout
-from meshlab.mesh.names import host_matches
 from meshlab.mesh.plan import MeshPlan, Note
+from meshlab.mesh.proxies import MeshProxies
 from meshlab.mesh.registry import PodInstance
 from meshlab.mesh.request import ProbeRequest
 
-BODY_LIMIT = 4096
+GATEWAY_HTTP_PORT = 80  # the course's Gateway server port (NodePort 31380 outside)
 
 
 class EmbeddedBackend(Backend):
@@ -60,26 +67,40 @@ class EmbeddedBackend(Backend):
     @contextmanager
     def deploy(self, lab: LabToDeploy) -> Iterator[EmbeddedMesh]:
         plan = lab.plan
+        proxies = lab.proxies
         binary = self.binary
         with tempfile.TemporaryDirectory(prefix="meshlab-") as tmp, ProcessGroup() as group:
             workdir = Path(tmp)
             pods = [_pod_spec(p) for p in plan.registry.pods]
+            egress = {name: egress_path(workdir, name) for name in proxies.meshed_pods}
             # Envoy checks the config while the stand-ins start: a config a sidecar would
             # reject is exit 2 at the object's file:line, not a crash of the run (exit 3).
             with EnvoyValidation(binary, plan, workdir) as validation:
-                addresses = start_standins(group, pods, cwd=workdir)
+                addresses = start_standins(group, pods, cwd=workdir, egress=egress)
                 validation.result()
             # no access log: nothing reads it, and writing it cost ~20% of Envoy's throughput
-            config = render_bootstrap(plan, addresses)
+            config = render_mesh(proxies, addresses, fixed_ports=self._fixed_ports(proxies))
             envoy = start_envoy(
                 group, binary, write_bootstrap(config, workdir / "envoy.json"), workdir
             )
+            write_egress_files(proxies, envoy.listener_ports, egress)
             watch = Watchdog(group.processes, envoy.process, envoy.admin_url)
-            mesh = EmbeddedMesh(plan, addresses, envoy, watch)
+            mesh = EmbeddedMesh(plan, proxies, lab.namespace, addresses, envoy, watch)
             try:
                 yield mesh
             finally:
                 mesh.close()
+
+    def _fixed_ports(self, proxies: MeshProxies) -> dict[str, int]:
+        gateway = proxies.ingress()
+        if gateway is None or self.options.gateway_port is None:
+            return {}
+        prefix = prefix_of(gateway)
+        return {
+            prefix + lst.name: self.options.gateway_port
+            for lst in gateway.plan.listeners
+            if lst.port == GATEWAY_HTTP_PORT
+        }
 
 
 def _pod_spec(pod: PodInstance) -> PodSpec:
@@ -93,26 +114,31 @@ def _pod_spec(pod: PodInstance) -> PodSpec:
 
 
 class EmbeddedMesh(Deployed):
-    """A deployed lab: sessions send requests through Envoy's outbound listener, like the
-    app next to a sidecar."""
+    """A deployed lab: sessions send requests where their origin enters the mesh."""
 
     def __init__(
         self,
         plan: MeshPlan,
+        proxies: MeshProxies,
+        namespace: str,
         addresses: Mapping[str, Mapping[int, int]],
         envoy: RunningEnvoy,
         watch: Watchdog,
     ):
         self.plan = plan
+        self.proxies = proxies
+        self.namespace = namespace
         self.envoy = envoy
         self.watch = watch
-        self.request_timeout = request_timeout(_longest_wait(plan))
+        self.request_timeout = request_timeout(max(_longest_wait(p.plan) for p in proxies.all))
         pods = {p.name: p for p in plan.registry.pods}
+        self.pods_by_name = pods
         self.by_address = {
             f"127.0.0.1:{local}": pods[name]
             for name, ports in addresses.items()
             for local in ports.values()
         }
+        self.pod_of = pod_finder(self.by_address, pods)
         self._pods = [
             PodInfo(p.name, dict(p.labels), p.image, describe(p.image)) for p in plan.registry.pods
         ]
@@ -122,87 +148,41 @@ class EmbeddedMesh(Deployed):
     def pods(self) -> Sequence[PodInfo]:
         return self._pods
 
-    def session(self) -> EmbeddedSession:
-        session = EmbeddedSession(self)
-        self._sessions.add(session)
-        return session
-
-    def forget(self, session: EmbeddedSession) -> None:
-        self._sessions.discard(session)
+    def entry(self, request: ProbeRequest) -> Entry:
+        return entry_for(self.proxies, self.envoy.listener_ports, request, self.namespace)
 
     def unreachable(self, request: ProbeRequest) -> str | None:
-        """What happens before Envoy: DNS must know the name, and some listener the port."""
-        known = {d for table in self.plan.route_tables.values() for v in table for d in v.domains}
-        # A headless Service's `*.` names stand for its pods' own DNS names.
-        pods = any(host_matches(d, request.host) for d in known if d.startswith("*."))
-        if (request.host not in known and not pods) or request.host == "*":
-            return f"could not resolve host {request.host!r}: no Service has that name"
-        if self.plan.listener_for(request.port) is None:
-            return f"connection failed: no Service in the mesh serves HTTP on port {request.port}"
-        return None
+        """Why a request cannot even be sent (DNS, nothing listening), else None."""
+        return self.entry(request).refusal
 
-    def close(self) -> None:
-        """At teardown: the sessions a check left open lose their connections."""
-        for session in list(self._sessions):
-            session.close()
-
-
-class EmbeddedSession(Session):
-    """One client: its own connections and cookie jar (one `Client` per listener). A batch
-    goes over a few keep-alive connections at once; its outcomes come back in request order
-    (see docs/statistics.md, "Batches and concurrency")."""
-
-    def __init__(self, mesh: EmbeddedMesh) -> None:
-        self.mesh = mesh
-        self._clients: dict[int, Client] = {}
-
-    def send(self, request: ProbeRequest, count: int) -> list[Outcome]:
-        refusal = self.mesh.unreachable(request)
-        if refusal is not None:
-            return [Outcome(status=None, error=refusal) for _ in range(count)]
-        listener = self.mesh.plan.listener_for(request.port)
-        assert listener is not None
-        client = self._client(self.mesh.envoy.listener_ports[listener.name])
-        headers = {"host": _authority(request), **request.headers}
-        results = client.batch(request.method, request.path, headers, count, self._watch)
-        outcomes = [self._outcome(r) for r in results]
-        self.mesh.watch.after_batch(outcomes)
-        return outcomes
-
-    def _client(self, port: int) -> Client:
-        if port not in self._clients:
-            self._clients[port] = Client(port, self.mesh.request_timeout)
-        return self._clients[port]
+    def session(self) -> EmbeddedSession:
+        session = EmbeddedSession(
+            self.entry,
+            self.pod_of,
+            self.pods_by_name,
+            self.request_timeout,
+            self._watch,
+            self.watch.after_batch,
+            self._sessions.discard,
+        )
+        self._sessions.add(session)
+        return session
 
     def _watch(self, result: Reply | Failure) -> None:
         """As each answer arrives: a request that got none may mean a dead or stopped backend."""
         if isinstance(result, Failure):
             if result.timed_out:
-                self.mesh.watch.after_timeout()  # a stopped or mute backend: BackendError
+                self.watch.after_timeout()  # a stopped or mute backend: BackendError
             else:
-                self.mesh.watch.raise_if_dead()
+                self.watch.raise_if_dead()
 
-    def _outcome(self, result: Reply | Failure) -> Outcome:
-        if isinstance(result, Failure):
-            return Outcome(status=None, error=result.describe(), latency=result.latency)
-        headers = result.headers
-        pod = self.mesh.by_address.get(headers.get(UPSTREAM_HOST_HEADER, ""))
-        return Outcome(
-            status=result.status,
-            pod=pod.name if pod else None,
-            labels=dict(pod.labels) if pod else {},
-            response_flags=headers.get(RESPONSE_FLAGS_HEADER, "-"),
-            upstream_cluster=headers.get(UPSTREAM_CLUSTER_HEADER),
-            body=result.body[: 4 * BODY_LIMIT].decode("utf-8", "replace")[:BODY_LIMIT],
-            headers=headers,
-            latency=result.latency,
-        )
+    def access_points(self) -> Sequence[AccessPoint]:
+        return access_points(self.proxies, self.envoy.listener_ports)
 
     def close(self) -> None:
-        for client in self._clients.values():
-            client.close()
-        self._clients.clear()
-        self.mesh.forget(self)
+        """At teardown: the sessions a check left open lose their connections."""
+        for session in list(self._sessions):
+            session.close()
 
 
 def _longest_wait(plan: MeshPlan) -> float:
@@ -220,5 +200,4 @@ def _longest_wait(plan: MeshPlan) -> float:
     return longest
 
 
-def _authority(request: ProbeRequest) -> str:
-    return request.host if request.port == 80 else f"{request.host}:{request.port}"
+__all__ = ["EmbeddedBackend", "EmbeddedMesh", "EmbeddedSession"]

@@ -32,6 +32,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any
 
+from meshlab.backends.embedded.egress import EGRESS_ENV
 from meshlab.backends.embedded.standins import PodSpec
 from meshlab.errors import BackendError
 
@@ -407,25 +408,30 @@ def start_standins(
     *,
     log_dir: str | Path | None = None,
     cwd: str | Path | None = None,
+    egress: Mapping[str, Path] | None = None,
 ) -> dict[str, dict[int, int]]:
     """Start one stand-in per pod, all at once, and wait for every ready line.
 
     Returns pod name → {containerPort: local port}. Each stderr goes to
     `log_dir/<namespace>.<pod>.log` (kept) or to a temp file (removed on close); each runs in
-    `cwd` (default: the temp folder), never where meshlab was started. On failure
+    `cwd` (default: the temp folder), never where meshlab was started. A pod named in
+    `egress` has a sidecar: its stand-in reads that file (MESHLAB_EGRESS) to call out. On failure
     raises BackendError; stand-ins already started stay in `group`, whose close() ends them.
     """
     names = [p.name for p in pods]
     if dupes := sorted({n for n in names if names.count(n) > 1}):
         raise ValueError(f"duplicate pod names: {', '.join(dupes)}")
     root = source_root()
-    env = child_env()
+    # a sidecar is per pod: never one inherited from meshlab's own environment
+    env = {k: v for k, v in child_env().items() if k != EGRESS_ENV}
     started = []
     for pod in pods:
         log = Path(log_dir, f"{pod.namespace}.{pod.name}.log") if log_dir is not None else None
         name = f"stand-in {pod.namespace}/{pod.name}"
         argv = standin_argv(pod, root)
-        started.append((pod, group.spawn(name, argv, env=env, cwd=cwd, log_path=log)))
+        path = (egress or {}).get(pod.name)
+        pod_env = env if path is None else {**env, EGRESS_ENV: str(path)}
+        started.append((pod, group.spawn(name, argv, env=pod_env, cwd=cwd, log_path=log)))
     deadline = time.monotonic() + timeout
     result: dict[str, dict[int, int]] = {}
     for pod, proc in started:

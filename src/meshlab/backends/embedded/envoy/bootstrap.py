@@ -1,11 +1,14 @@
-"""Render a MeshPlan as a static Envoy bootstrap, shaped like what istiod sends over xDS.
+"""Render plans as a static Envoy bootstrap, shaped like what istiod sends over xDS.
 
 Static instead of xDS because the plan never changes during a run; names (listeners
 `0.0.0.0_8080`, route tables `8080`, clusters `outbound|8080|safe|...`) and semantics match
-Istio's so the Envoy config dump reads like a sidecar's. Three additions, all observational:
-response headers naming the upstream host and Envoy's response flags, and an access log
-(off in runs: nothing reads it and it cost ~20% of Envoy's throughput; `access_log=PATH`
-turns it on for debugging, and the golden configs are rendered without it).
+Istio's so the Envoy config dump reads like a sidecar's. `render_bootstrap` renders the test
+client's sidecar alone (golden files, `meshlab envoy-config`, validation); `render_mesh`
+renders every proxy of the lab into one Envoy process, each proxy's objects prefixed with its
+name (`deployment.default.webapp~0.0.0.0_8080`; the client's keep Istio's bare names).
+Additions, all observational: response headers naming the upstream host, cluster and Envoy's
+response flags, and an access log (off in runs: nothing reads it and it cost ~20% of Envoy's
+throughput; `access_log=PATH` turns it on for debugging).
 """
 
 from __future__ import annotations
@@ -13,47 +16,36 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from meshlab.backends.embedded.envoy.clusters import (
+    Addresses,
+    EndpointOf,
+    cluster,
+    direct_endpoints,
+    mesh_endpoints,
+    socket_address,
+    static_cluster,
+)
+from meshlab.backends.embedded.envoy.inbound import inbound_side, kube_proxy
+from meshlab.backends.embedded.envoy.routes import T, header, virtual_host
 from meshlab.mesh.plan import (
     PASSTHROUGH_CLUSTER,
-    ClusterPlan,
     DirectResponse,
-    FaultPlan,
-    Forward,
-    HashPolicyPlan,
-    HeaderMatchPlan,
-    HeaderOpsPlan,
     ListenerPlan,
     MeshPlan,
-    Redirect,
-    RetryPlan,
-    RouteMatchPlan,
-    RoutePlan,
-    StringMatchPlan,
     VirtualHostPlan,
 )
+from meshlab.mesh.proxies import CLIENT_PROXY, MeshProxies, ProxyPlan
 
 UPSTREAM_HOST_HEADER = "x-meshlab-upstream-host"
 RESPONSE_FLAGS_HEADER = "x-meshlab-response-flags"
 UPSTREAM_CLUSTER_HEADER = "x-meshlab-upstream-cluster"
-UINT32_MAX = 4294967295
 
-_T = "type.googleapis.com/envoy."
-_HCM = _T + "extensions.filters.network.http_connection_manager.v3.HttpConnectionManager"
-_ROUTER = _T + "extensions.filters.http.router.v3.Router"
-_FAULT = _T + "extensions.filters.http.fault.v3.HTTPFault"
-_TCP_PROXY = _T + "extensions.filters.network.tcp_proxy.v3.TcpProxy"
-_PREVIOUS_HOSTS = _T + "extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate"
-_PREVIOUS_PRIORITIES = (
-    _T + "extensions.retry.priority.previous_priorities.v3.PreviousPrioritiesConfig"
-)
-_FILE_LOG = _T + "extensions.access_loggers.file.v3.FileAccessLog"
-_REDIRECT_CODES = {
-    301: "MOVED_PERMANENTLY",
-    302: "FOUND",
-    303: "SEE_OTHER",
-    307: "TEMPORARY_REDIRECT",
-    308: "PERMANENT_REDIRECT",
-}
+_HCM = T + "extensions.filters.network.http_connection_manager.v3.HttpConnectionManager"
+_ROUTER = T + "extensions.filters.http.router.v3.Router"
+_FAULT = T + "extensions.filters.http.fault.v3.HTTPFault"
+_TCP_PROXY = T + "extensions.filters.network.tcp_proxy.v3.TcpProxy"
+_FILE_LOG = T + "extensions.access_loggers.file.v3.FileAccessLog"
+_INTERNAL_LISTENER = T + "extensions.bootstrap.internal_listener.v3.InternalListener"
 ACCESS_LOG_FORMAT = {
     "start_time": "%START_TIME%",
     "method": "%REQ(:METHOD)%",
@@ -68,30 +60,93 @@ ACCESS_LOG_FORMAT = {
     "request_id": "%REQ(X-REQUEST-ID)%",
 }
 
-Addresses = Mapping[str, Mapping[int, int]]  # pod name -> container port -> 127.0.0.1 port
-
 
 def render_bootstrap(
     plan: MeshPlan, addresses: Addresses, *, access_log: str | None = None
 ) -> dict[str, Any]:
-    """The whole Envoy bootstrap. Listeners bind 127.0.0.1:0; read their ports from admin."""
+    """The test client's sidecar alone, every pod reached at its stand-in. Listeners bind
+    127.0.0.1:0; read their ports from admin."""
+    listeners, clusters = _proxy_resources(
+        plan, "", direct_endpoints(addresses), access_log, gateway=False
+    )
+    return _bootstrap(plan, listeners, clusters)
+
+
+def render_mesh(
+    proxies: MeshProxies,
+    addresses: Addresses,
+    *,
+    access_log: str | None = None,
+    fixed_ports: Mapping[str, int] | None = None,
+) -> dict[str, Any]:
+    """Every proxy of the lab in one Envoy: the client's sidecar, each workload's sidecar
+    (outbound listeners, and an inbound side per pod and port), the gateways, and a
+    kube-proxy listener per Service port for clients without a sidecar. Listeners bind
+    127.0.0.1:0 unless `fixed_ports` names their port (`meshlab up`'s gateway)."""
+    endpoint_of = mesh_endpoints(addresses, proxies.meshed_pods)
+    listeners: list[dict[str, Any]] = []
+    clusters: list[dict[str, Any]] = []
+    for proxy in proxies.all:
+        more_listeners, more_clusters = _proxy_resources(
+            proxy.plan, prefix_of(proxy), endpoint_of, access_log, proxy.kind == "gateway"
+        )
+        listeners += more_listeners
+        clusters += more_clusters
+    for listener in listeners:
+        if fixed_ports and listener["name"] in fixed_ports:
+            listener["address"] = socket_address(fixed_ports[listener["name"]])
+    registry = proxies.client.plan.registry
+    inbound_listeners, inbound_clusters = inbound_side(registry, proxies.meshed_pods, addresses)
+    proxy_listeners, proxy_clusters = kube_proxy(registry, endpoint_of)
+    out = _bootstrap(
+        proxies.client.plan,
+        listeners + inbound_listeners + proxy_listeners,
+        clusters + inbound_clusters + proxy_clusters,
+        regex=any(_uses_regex(p.plan) for p in proxies.all),
+    )
+    if inbound_listeners:
+        out["bootstrap_extensions"] = [
+            {
+                "name": "envoy.bootstrap.internal_listener",
+                "typed_config": {"@type": _INTERNAL_LISTENER},
+            }
+        ]
+    return out
+
+
+def prefix_of(proxy: ProxyPlan) -> str:
+    """What a proxy's Envoy object names start with ("" for the test client's)."""
+    return "" if proxy.name == CLIENT_PROXY else f"{proxy.name}~"
+
+
+def _proxy_resources(
+    plan: MeshPlan, prefix: str, endpoint_of: EndpointOf, access_log: str | None, gateway: bool
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     clusters = [
-        _cluster(c, addresses) for c in sorted(plan.clusters.values(), key=lambda c: c.name)
+        cluster(c, endpoint_of, prefix)
+        for c in sorted(plan.clusters.values(), key=lambda c: c.name)
     ]
-    clusters.append(_static_cluster(PASSTHROUGH_CLUSTER, []))
+    clusters.append(static_cluster(prefix + PASSTHROUGH_CLUSTER, []))
+    listeners = [_listener(lst, plan, prefix, access_log, gateway) for lst in plan.listeners]
+    return listeners, clusters
+
+
+def _bootstrap(
+    plan: MeshPlan,
+    listeners: list[dict[str, Any]],
+    clusters: list[dict[str, Any]],
+    regex: bool | None = None,
+) -> dict[str, Any]:
     out: dict[str, Any] = {
         "node": {
             "id": f"sidecar~127.0.0.1~meshlab-client.{plan.client_namespace}~"
             f"{plan.client_namespace}.svc.cluster.local",
             "cluster": "meshlab-client",
         },
-        "admin": {"address": _address(0)},
-        "static_resources": {
-            "listeners": [_listener(lst, plan, access_log) for lst in plan.listeners],
-            "clusters": clusters,
-        },
+        "admin": {"address": socket_address(0)},
+        "static_resources": {"listeners": listeners, "clusters": clusters},
     }
-    if _uses_regex(plan):
+    if _uses_regex(plan) if regex is None else regex:
         # Istio's bootstrap (pkg/bootstrap/config.go) raises Envoy's RE2 program-size limit
         # from 100 to the 32768 the webhook's checks assume; only written when needed.
         out["layered_runtime"] = {
@@ -116,10 +171,6 @@ def _uses_regex(plan: MeshPlan) -> bool:
     return False
 
 
-def _address(port: int) -> dict[str, Any]:
-    return {"socket_address": {"address": "127.0.0.1", "port_value": port}}
-
-
 def _access_log(path: str | None) -> list[dict[str, Any]]:
     if path is None:
         return []
@@ -135,36 +186,38 @@ def _access_log(path: str | None) -> list[dict[str, Any]]:
     ]
 
 
-def _listener(listener: ListenerPlan, plan: MeshPlan, access_log: str | None) -> dict[str, Any]:
+def _listener(
+    listener: ListenerPlan, plan: MeshPlan, prefix: str, access_log: str | None, gateway: bool
+) -> dict[str, Any]:
     if listener.protocol == "TCP":
+        assert listener.tcp_cluster is not None
         network_filter = {
             "name": "envoy.filters.network.tcp_proxy",
             "typed_config": {
                 "@type": _TCP_PROXY,
                 "stat_prefix": listener.tcp_cluster,
-                "cluster": listener.tcp_cluster,
+                "cluster": prefix + listener.tcp_cluster,
                 "access_log": _access_log(access_log),
             },
         }
     else:
-        assert listener.route_table is not None
         network_filter = {
             "name": "envoy.filters.network.http_connection_manager",
-            "typed_config": _http_connection_manager(listener, plan, access_log),
+            "typed_config": _http_connection_manager(listener, plan, prefix, access_log, gateway),
         }
     return {
-        "name": listener.name,
-        "address": _address(0),
+        "name": prefix + listener.name,
+        "address": socket_address(0),
         "filter_chains": [{"filters": [network_filter]}],
     }
 
 
 def _http_connection_manager(
-    listener: ListenerPlan, plan: MeshPlan, access_log: str | None
+    listener: ListenerPlan, plan: MeshPlan, prefix: str, access_log: str | None, gateway: bool
 ) -> dict[str, Any]:
     table = listener.route_table
     assert table is not None
-    return {
+    out: dict[str, Any] = {
         "@type": _HCM,
         "stat_prefix": f"outbound_{listener.name}",
         "stream_idle_timeout": "0s",
@@ -173,20 +226,20 @@ def _http_connection_manager(
             "mappers": [
                 {
                     "filter": {"response_flag_filter": {}},
-                    "headers_to_add": [_header(RESPONSE_FLAGS_HEADER, "%RESPONSE_FLAGS%")],
+                    "headers_to_add": [header(RESPONSE_FLAGS_HEADER, "%RESPONSE_FLAGS%")],
                 }
             ]
         },
         "route_config": {
-            "name": table,
+            "name": prefix + table,
             "validate_clusters": False,
             "ignore_port_in_host_matching": True,
             "response_headers_to_add": [
-                _header(UPSTREAM_HOST_HEADER, "%UPSTREAM_HOST%"),
-                _header(UPSTREAM_CLUSTER_HEADER, "%UPSTREAM_CLUSTER%"),
-                _header(RESPONSE_FLAGS_HEADER, "%RESPONSE_FLAGS%"),
+                header(UPSTREAM_HOST_HEADER, "%UPSTREAM_HOST%"),
+                header(UPSTREAM_CLUSTER_HEADER, "%UPSTREAM_CLUSTER%"),
+                header(RESPONSE_FLAGS_HEADER, "%RESPONSE_FLAGS%"),
             ],
-            "virtual_hosts": [_virtual_host(v) for v in plan.route_tables[table]],
+            "virtual_hosts": [virtual_host(v, prefix) for v in plan.route_tables[table]],
         }
         | _direct_response_limit(plan.route_tables[table]),
         "http_filters": [
@@ -194,6 +247,11 @@ def _http_connection_manager(
             {"name": "envoy.filters.http.router", "typed_config": {"@type": _ROUTER}},
         ],
     }
+    if gateway:
+        # gateway.go buildGatewayConnectionManager: a gateway is the edge, so Envoy takes the
+        # client's address from the connection and trusts no x-envoy-* header from outside.
+        out["use_remote_address"] = True
+    return out
 
 
 def _direct_response_limit(vhosts: list[VirtualHostPlan]) -> dict[str, Any]:
@@ -204,280 +262,6 @@ def _direct_response_limit(vhosts: list[VirtualHostPlan]) -> dict[str, Any]:
             if isinstance(route.action, DirectResponse) and route.action.body is not None:
                 return {"max_direct_response_body_size_bytes": 1024 * 1024}
     return {}
-
-
-def _header(key: str, value: str, action: str = "OVERWRITE_IF_EXISTS_OR_ADD") -> dict[str, Any]:
-    return {"header": {"key": key, "value": value}, "append_action": action}
-
-
-def _virtual_host(vhost: VirtualHostPlan) -> dict[str, Any]:
-    return {
-        "name": vhost.name,
-        "domains": vhost.domains,
-        "routes": [_route(r) for r in vhost.routes],
-    }
-
-
-def _route(route: RoutePlan) -> dict[str, Any]:
-    out: dict[str, Any] = {"match": _match(route.match)}
-    if route.name:
-        out["name"] = route.name
-    action = route.action
-    if isinstance(action, Redirect):
-        redirect: dict[str, Any] = {
-            "response_code": _REDIRECT_CODES.get(action.code, "MOVED_PERMANENTLY")
-        }
-        if action.uri:
-            redirect["path_redirect"] = action.uri
-        if action.authority:
-            redirect["host_redirect"] = action.authority
-        out["redirect"] = redirect
-    elif isinstance(action, DirectResponse):
-        direct: dict[str, Any] = {"status": action.status}
-        if action.body is not None:
-            direct["body"] = {"inline_string": action.body}
-        out["direct_response"] = direct
-    else:
-        out["route"] = _route_action(route, action)
-    if route.fault is not None:
-        out["typed_per_filter_config"] = {"envoy.filters.http.fault": _fault(route.fault)}
-    out.update(_header_ops("request", route.request_headers))
-    out.update(_header_ops("response", route.response_headers))
-    return out
-
-
-def _header_ops(direction: str, ops: HeaderOpsPlan) -> dict[str, Any]:
-    """Envoy's `<direction>_headers_to_add/_to_remove`: set overwrites, add appends."""
-    out: dict[str, Any] = {}
-    added = [_header(k, v) for k, v in ops.set]
-    added += [_header(k, v, "APPEND_IF_EXISTS_OR_ADD") for k, v in ops.add]
-    if added:
-        out[f"{direction}_headers_to_add"] = added
-    if ops.remove:
-        out[f"{direction}_headers_to_remove"] = list(ops.remove)
-    return out
-
-
-def _route_action(route: RoutePlan, action: Forward) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    if action.weighted:
-        out["weighted_clusters"] = {
-            "clusters": [
-                {"name": t.cluster, "weight": t.weight}
-                | _header_ops("request", t.request_headers)
-                | _header_ops("response", t.response_headers)
-                | ({"host_rewrite_literal": t.authority_rewrite} if t.authority_rewrite else {})
-                for t in action.targets
-            ]
-        }
-    else:
-        out["cluster"] = action.targets[0].cluster
-    out["timeout"] = _seconds(route.timeout_s)
-    if route.retry is not None:
-        out["retry_policy"] = _retry(route.retry)
-    if route.hash_policies:
-        out["hash_policy"] = [_hash_policy(h) for h in route.hash_policies]
-    if route.prefix_rewrite:
-        out["prefix_rewrite"] = route.prefix_rewrite
-    if route.authority_rewrite:
-        out["host_rewrite_literal"] = route.authority_rewrite
-    return out
-
-
-def _hash_policy(policy: HashPolicyPlan) -> dict[str, Any]:
-    if policy.kind == "header":
-        return {"header": {"header_name": policy.name}}
-    if policy.kind == "cookie":
-        cookie: dict[str, Any] = {"name": policy.name}
-        if policy.ttl_s is not None:
-            cookie["ttl"] = _seconds(policy.ttl_s)
-        if policy.path:
-            cookie["path"] = policy.path
-        if policy.attributes:
-            cookie["attributes"] = [
-                {"name": k} | ({"value": v} if v else {}) for k, v in policy.attributes
-            ]
-        return {"cookie": cookie}
-    if policy.kind == "source_ip":
-        return {"connection_properties": {"source_ip": True}}
-    return {"query_parameter": {"name": policy.name}}
-
-
-def _seconds(value: float) -> str:
-    return f"{value:.3f}s".replace(".000s", "s")
-
-
-def _retry(retry: RetryPlan) -> dict[str, Any]:
-    out: dict[str, Any] = {
-        "retry_on": retry.retry_on,
-        "num_retries": retry.attempts,
-        "host_selection_retry_max_attempts": "5",
-    }
-    if retry.previous_hosts:
-        out["retry_host_predicate"] = [
-            {
-                "name": "envoy.retry_host_predicates.previous_hosts",
-                "typed_config": {"@type": _PREVIOUS_HOSTS},
-            }
-        ]
-    if retry.remote_localities:
-        # retry.go cachedRetryRemoteLocalitiesPredicate
-        out["retry_priority"] = {
-            "name": "envoy.retry_priorities.previous_priorities",
-            "typed_config": {"@type": _PREVIOUS_PRIORITIES, "update_frequency": 2},
-        }
-    if retry.backoff_s is not None:
-        out["retry_back_off"] = {"base_interval": _seconds(retry.backoff_s)}
-    if retry.retriable_status_codes:
-        out["retriable_status_codes"] = list(retry.retriable_status_codes)
-    if retry.per_try_timeout_s is not None:
-        out["per_try_timeout"] = _seconds(retry.per_try_timeout_s)
-    return out
-
-
-def _fault(fault: FaultPlan) -> dict[str, Any]:
-    out: dict[str, Any] = {"@type": _FAULT}
-    if fault.delay_s is not None:
-        out["delay"] = {
-            "fixed_delay": _seconds(fault.delay_s),
-            "percentage": _fraction(fault.delay_percent),
-        }
-    if fault.abort_status is not None:
-        out["abort"] = {
-            "http_status": fault.abort_status,
-            "percentage": _fraction(fault.abort_percent),
-        }
-    return out
-
-
-def _fraction(percent: float) -> dict[str, Any]:
-    return {"numerator": round(percent * 10000), "denominator": "MILLION"}
-
-
-def _match(match: RouteMatchPlan) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    path = match.path
-    if path.kind == "exact":
-        out["path"] = path.value
-    elif path.kind == "regex":
-        out["safe_regex"] = {"regex": path.value}
-    else:
-        out["prefix"] = path.value
-    if not match.case_sensitive:
-        out["case_sensitive"] = False
-    headers = [h for h in match.headers if h.claim is None]
-    claims = [h for h in match.headers if h.claim is not None]
-    if headers:
-        out["headers"] = [_header_matcher(h) for h in headers]
-    if claims:
-        out["dynamic_metadata"] = [_claim_matcher(h) for h in claims]
-    if match.query:
-        out["query_parameters"] = [_query_matcher(name, m) for name, m in match.query]
-    return out
-
-
-def _string_matcher(match: StringMatchPlan) -> dict[str, Any]:
-    if match.kind == "regex":
-        return {"safe_regex": {"regex": match.value}}
-    return {match.kind: match.value}
-
-
-def _header_matcher(header: HeaderMatchPlan) -> dict[str, Any]:
-    out: dict[str, Any] = {"name": header.name}
-    if header.match.kind == "present":
-        out["present_match"] = True
-    else:
-        out["string_match"] = _string_matcher(header.match)
-        if header.invert:
-            out["treat_missing_header_as_empty"] = True
-    if header.invert:
-        out["invert_match"] = True
-    return out
-
-
-def _claim_matcher(header: HeaderMatchPlan) -> dict[str, Any]:
-    """route.go translateMetadataMatch (authz MetadataListMatcher, extended JWT): the claim
-    on the jwt_authn filter's `payload` metadata, as a string or as one of a list. The client
-    sidecar runs no jwt_authn filter, so the metadata is never there."""
-    assert header.claim is not None
-    value: dict[str, Any]
-    if header.match.kind == "present":
-        value = {"present_match": True}
-    else:
-        string = {"string_match": _string_matcher(header.match)}
-        value = {"or_match": {"value_matchers": [{"list_match": {"one_of": string}}, string]}}
-    out: dict[str, Any] = {
-        "filter": "envoy.filters.http.jwt_authn",
-        "path": [{"key": key} for key in ("payload", *header.claim)],
-        "value": value,
-    }
-    if header.invert:
-        out["invert"] = True
-    return out
-
-
-def _query_matcher(name: str, match: StringMatchPlan) -> dict[str, Any]:
-    if match.kind == "present":
-        return {"name": name, "present_match": True}
-    return {"name": name, "string_match": _string_matcher(match)}
-
-
-def _cluster(cluster: ClusterPlan, addresses: Addresses) -> dict[str, Any]:
-    endpoints = [
-        (endpoint.pod.name, addresses[endpoint.pod.name][endpoint.port])
-        for endpoint in cluster.endpoints
-        if endpoint.pod.name in addresses and endpoint.port in addresses[endpoint.pod.name]
-    ]
-    out = _static_cluster(cluster.name, endpoints)
-    out["lb_policy"] = cluster.lb_policy
-    if cluster.lb_policy == "RING_HASH":
-        out["ring_hash_lb_config"] = {"minimum_ring_size": "1024"}
-    out["circuit_breakers"] = {
-        "thresholds": [
-            {
-                "max_connections": UINT32_MAX,
-                "max_pending_requests": UINT32_MAX,
-                "max_requests": UINT32_MAX,
-                "max_retries": UINT32_MAX,
-                "track_remaining": True,
-            }
-        ]
-    }
-    out["metadata"] = {
-        "filter_metadata": {
-            "istio": {
-                "services": [
-                    {
-                        "host": cluster.service.fqdn,
-                        "name": cluster.service.name,
-                        "namespace": cluster.service.namespace,
-                    }
-                ]
-            }
-        }
-    }
-    return out
-
-
-def _static_cluster(name: str, endpoints: list[tuple[str, int]]) -> dict[str, Any]:
-    return {
-        "name": name,
-        "type": "STATIC",
-        "connect_timeout": "10s",
-        "load_assignment": {
-            "cluster_name": name,
-            "endpoints": [
-                {
-                    "lb_endpoints": [
-                        {"endpoint": {"address": _address(port), "hostname": pod}}
-                        for pod, port in endpoints
-                    ]
-                }
-            ]
-            if endpoints
-            else [],
-        },
-    }
 
 
 def placeholder_addresses(plan: MeshPlan, first_port: int = 20000) -> dict[str, dict[int, int]]:

@@ -1,0 +1,111 @@
+"""Clusters as Envoy reads them. A pod with a sidecar is reached through its inbound side
+(an Envoy internal listener `inbound~<pod>~<port>`, the stand-in behind it); a pod without one
+directly at its stand-in's 127.0.0.1 port, as a sidecar reaches a pod outside the mesh."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from meshlab.mesh.plan import ClusterPlan
+
+UINT32_MAX = 4294967295
+Addresses = Mapping[str, Mapping[int, int]]  # pod name -> container port -> 127.0.0.1 port
+# (pod, container port) -> the Envoy address where that pod's traffic enters, or None
+EndpointOf = Callable[[str, int], dict[str, Any] | None]
+
+
+def socket_address(port: int) -> dict[str, Any]:
+    return {"socket_address": {"address": "127.0.0.1", "port_value": port}}
+
+
+def inbound_listener_name(pod: str, port: int) -> str:
+    """The internal listener standing for a pod's sidecar inbound side on `port`."""
+    return f"inbound~{pod}~{port}"
+
+
+def internal_address(listener: str) -> dict[str, Any]:
+    return {"envoy_internal_address": {"server_listener_name": listener}}
+
+
+def direct_endpoints(addresses: Addresses) -> EndpointOf:
+    """Every pod reached at its stand-in's port (the single client proxy's view)."""
+
+    def endpoint(pod: str, port: int) -> dict[str, Any] | None:
+        local = addresses.get(pod, {}).get(port)
+        return None if local is None else socket_address(local)
+
+    return endpoint
+
+
+def mesh_endpoints(addresses: Addresses, meshed: frozenset[str]) -> EndpointOf:
+    """Meshed pods through their inbound internal listener, the others directly."""
+    direct = direct_endpoints(addresses)
+
+    def endpoint(pod: str, port: int) -> dict[str, Any] | None:
+        if pod in meshed and port in addresses.get(pod, {}):
+            return internal_address(inbound_listener_name(pod, port))
+        return direct(pod, port)
+
+    return endpoint
+
+
+def cluster(plan: ClusterPlan, endpoint_of: EndpointOf, prefix: str = "") -> dict[str, Any]:
+    """An outbound cluster as istiod writes it (cluster.go): its LB policy, Istio's
+    unlimited circuit breakers by default, and the `istio` metadata naming the Service."""
+    endpoints = [
+        (e.pod.name, address)
+        for e in plan.endpoints
+        if (address := endpoint_of(e.pod.name, e.port)) is not None
+    ]
+    out = static_cluster(prefix + plan.name, endpoints)
+    out["lb_policy"] = plan.lb_policy
+    if plan.lb_policy == "RING_HASH":
+        out["ring_hash_lb_config"] = {"minimum_ring_size": "1024"}
+    out["circuit_breakers"] = {
+        "thresholds": [
+            {
+                "max_connections": UINT32_MAX,
+                "max_pending_requests": UINT32_MAX,
+                "max_requests": UINT32_MAX,
+                "max_retries": UINT32_MAX,
+                "track_remaining": True,
+            }
+        ]
+    }
+    out["metadata"] = {
+        "filter_metadata": {
+            "istio": {
+                "services": [
+                    {
+                        "host": plan.service.fqdn,
+                        "name": plan.service.name,
+                        "namespace": plan.service.namespace,
+                    }
+                ]
+            }
+        }
+    }
+    return out
+
+
+def static_cluster(name: str, endpoints: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
+    """A STATIC cluster of (hostname, address) endpoints."""
+    return {
+        "name": name,
+        "type": "STATIC",
+        "connect_timeout": "10s",
+        "load_assignment": {
+            "cluster_name": name,
+            "endpoints": [
+                {
+                    "lb_endpoints": [
+                        {"endpoint": {"address": address, "hostname": host}}
+                        for host, address in endpoints
+                    ]
+                }
+            ]
+            if endpoints
+            else [],
+        },
+    }
