@@ -5,6 +5,7 @@ real ingress gateway's Service, and a workload's own pod (an ephemeral container
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -16,7 +17,7 @@ from meshlab.backends.kind.origins import ORIGIN_UID, PLAIN_PROBE_POD
 from meshlab.backends.kind.probe import KindMesh, probe_objects
 from meshlab.errors import BackendError
 from meshlab.mesh.request import Origin, ProbeRequest
-from meshlab.pipeline import prepare
+from meshlab.pipeline import RunOptions, prepare, run_lab
 
 NS = "meshlab-2-traffic-abc123"
 RUN = Retarget("default", NS)
@@ -237,3 +238,49 @@ def test_a_plain_probe_that_got_a_sidecar_anyway_is_refused(
     monkeypatch.setattr(kube, "_start_pod", forced)
     with pytest.raises(BackendError, match="got a sidecar although it is labelled"):
         deployed.send(ProbeRequest(STAFF_URL, origin=Origin("no-sidecar")), 1)
+
+
+# --- through the whole pipeline ------------------------------------------------------------
+
+CHAIN_LAB = """\
+title: The staff service behind the api-gateway, from the webapp's pod
+manifests: [fleetman.yaml, istio-rules.yaml]
+checks:
+  - name: driver-from-webapp
+    kind: split
+    request:
+      url: http://fleetman-api-gateway:8080/vehicles/driver/City%20Truck
+      from: {workload: webapp}
+    by: {service: fleetman-staff-service, label: version}
+    expect: {safe: 100}
+    requests: auto
+"""
+
+
+@pytest.mark.parametrize(
+    ("fail", "passed", "words"),
+    [
+        (None, True, "(from workload webapp, by version at fleetman-staff-service) passed: safe"),
+        ("503 FI", False, "HTTP 503 at fleetman-staff-service (FI)"),
+    ],
+)
+def test_a_check_buckets_by_a_deeper_hop_on_kind(  # type: ignore[no-untyped-def]
+    make, kube: FakeKube, lab2_dir: Path, tmp_path: Path, fail: str | None, passed: bool, words: str
+) -> None:
+    """The webapp's pod calls the api-gateway, which calls the staff service: the check
+    reads the staff pod's version from the chain the sidecars logged."""
+    lab = tmp_path / "chain"
+    shutil.copytree(lab2_dir, lab)
+    (lab / "lab.yaml").write_text(CHAIN_LAB)
+    kube.mesh.target_app, kube.mesh.target_service = "api-gateway", "fleetman-api-gateway"
+    kube.mesh.target_host = "fleetman-api-gateway:8080"
+    kube.mesh.weights = {"safe": 1.0}
+    kube.mesh.calls = ["staff-service"]  # its first pod: the `safe` one
+    kube.mesh.fail_last_call = fail
+    backend = make()
+    report = run_lab(lab, RunOptions(backend="kind"), backend=backend)
+    backend.close()
+    (result,) = report.results
+    assert result.passed is passed, result.message
+    assert words in result.message
+    assert kube.ephemeral  # sent from the webapp's pod
