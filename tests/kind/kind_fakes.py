@@ -201,7 +201,10 @@ class FakeKube:
         if (kind, namespace, name) == ("Deployment", "istio-system", "istio-ingressgateway"):
             return {"metadata": {"name": name}} if self.gateway else None
         if (kind, namespace, name) == ("Service", "istio-system", "istio-ingressgateway"):
-            ports = [{"name": n, "port": p} for n, p in (("status-port", 15021), ("http2", 80))]
+            ports = [  # istioctl's default profile: a LoadBalancer, nodePorts picked at random
+                {"name": "status-port", "port": 15021, "nodePort": 31874},
+                {"name": "http2", "port": 80, "nodePort": 30080},
+            ]
             return {"metadata": {"name": name}, "spec": {"ports": ports}} if self.gateway else None
         found = self.objects.get((kind, namespace, name))
         return copy.deepcopy(found) if found else None

@@ -50,6 +50,7 @@ ORIGIN_CONTAINER = "meshlab-origin"
 ORIGIN_UID = 65532  # anything but istio-proxy's 1337, whose traffic the sidecar skips
 GATEWAY_SERVICE = "istio-ingressgateway"
 GATEWAY_SELECTOR = "istio=ingressgateway"
+COURSE_NODE_PORT = 31380  # the course's NodePort for the gateway's port 80 (mesh/gateways.py)
 ORIGIN_TIMEOUT = 180.0
 ORIGIN_POLL = 1.0
 USER_AGENT = "meshlab-probe"  # as podscript.py sends it
@@ -66,7 +67,18 @@ class OriginPoint:
     argv: tuple[str, ...]  # the script's command line, before its sub-command
     proxies: tuple[LogSource, ...]  # the origin's proxy (none: it has no sidecar)
     address: str | None = None  # the pod's IP, for the callee's inbound line
-    gateway_ports: tuple[int, ...] = ()  # browser: the ports the gateway Service has
+    gateway_ports: tuple[tuple[int, int | None], ...] = ()  # browser: (port, nodePort)
+
+    def gateway_port(self, port: int) -> int | None:
+        """The gateway Service's port a browser's URL port reaches: that port, or the port
+        whose nodePort it is, or port 80 for the course's NodePort 31380 (the cluster's own
+        nodePort is random; the course's install pins 31380 for `http2` 80)."""
+        for number, node_port in self.gateway_ports:
+            if port in (number, node_port):
+                return number
+        known = {number for number, _ in self.gateway_ports}
+        return 80 if port == COURSE_NODE_PORT and 80 in known else None
+
     via_user_agent: bool = False  # browser: the gateway replaces x-request-id
 
 
@@ -198,7 +210,7 @@ class Origins:
 
     # -- the ingress gateway ------------------------------------------------------------
 
-    def _gateway_ports(self) -> tuple[int, ...]:
+    def _gateway_ports(self) -> tuple[tuple[int, int | None], ...]:
         service = self.kube.get("v1", "Service", ISTIO_SYSTEM_NAMESPACE, GATEWAY_SERVICE)
         if service is None:
             raise BackendError(
@@ -207,7 +219,11 @@ class Origins:
                 "gateway (`istioctl install --set profile=default -y`)"
             )
         ports = (service.get("spec") or {}).get("ports") or []
-        return tuple(int(p["port"]) for p in ports if isinstance(p.get("port"), int))
+        return tuple(
+            (int(p["port"]), p["nodePort"] if isinstance(p.get("nodePort"), int) else None)
+            for p in ports
+            if isinstance(p.get("port"), int)
+        )
 
     def _gateway_proxies(self) -> tuple[LogSource, ...]:
         pods = self.kube.list("v1", "Pod", ISTIO_SYSTEM_NAMESPACE, label_selector=GATEWAY_SELECTOR)

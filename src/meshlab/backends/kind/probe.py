@@ -300,24 +300,27 @@ class KindMesh(Deployed):
             "timeout": REQUEST_TIMEOUT,
         }
         if request.origin.kind == "browser":
-            if request.port not in point.gateway_ports:
-                ports = ", ".join(map(str, point.gateway_ports)) or "none"
-                raise BackendError(
-                    f"{request.url}: the ingress gateway's Service has no port {request.port} "
-                    f"(its ports: {ports}); a browser reaches it on the URL's port"
-                )
             if any(name.lower() == "user-agent" for name in request.headers):
                 raise BackendError(
                     f"{request.url}: with `from: browser` the kind backend finds each request "
                     "at the gateway by its User-Agent (the gateway replaces x-request-id), so "
                     "a lab cannot set user-agent there"
                 )
-            spec["connect"] = gateway_address(request.port)
+            spec["connect"] = gateway_address(point.gateway_port(request.port) or request.port)
             spec["agent_id"] = True
         return spec
 
     def _batch(self, request: ProbeRequest, count: int) -> list[Outcome]:
         point = self.origins.point(request.origin)
+        if request.origin.kind == "browser" and point.gateway_port(request.port) is None:
+            # as a browser would see it: nothing listens there (and as the embedded backend
+            # says it), so the check fails and says why; nothing is sent
+            ports = ", ".join(str(number) for number, _ in point.gateway_ports) or "none"
+            refused = (
+                f"connection refused: the ingress gateway's Service has no port {request.port} "
+                f"(its ports: {ports}; the course's NodePort 31380 stands for 80)"
+            )
+            return [Outcome(status=None, error=refused) for _ in range(count)]
         self.batches += 1
         spec = self.batch_spec(point, request, count)
         started = self.clock.monotonic()
