@@ -310,8 +310,9 @@ def probe_vs_envoy(requests: int, runs: int = 3) -> dict[str, float | None]:
 
 def many_pods(pods: int) -> dict[str, float]:
     """Lab 2 with every Deployment scaled to about `pods` pods in all: seconds until every
-    stand-in and Envoy are ready, until the check is judged, and the summed RSS (MB) of this
-    process and its children once ready."""
+    stand-in and Envoy are ready, until the check is judged, the summed RSS (MB) of this
+    process and its children once ready (and of the stand-in hosts alone), and how many
+    stand-in processes served the pods (`hosts.PODS_PER_HOST` pods per host)."""
     with tempfile.TemporaryDirectory(prefix="meshlab-bench-") as folder:
         lab = Path(folder) / "2-traffic-scaled"
         shutil.copytree(LAB, lab, ignore=shutil.ignore_patterns("__pycache__", "test_*.py"))
@@ -321,13 +322,16 @@ def many_pods(pods: int) -> dict[str, float]:
         replicas = -(-pods // deployments)
         manifest.write_text(re.sub(r"replicas: \d+", f"replicas: {replicas}", text))
         started = time.perf_counter()
-        # the pods budget is 64 by default, and memory (one process per pod today) 3 GB
+        # the pods budget is 64 by default
         budgets = Budgets(pods=replicas * deployments, memory_mb=16_384)
         prepared = prepare(lab, budgets)
         with EmbeddedBackend().deploy(prepared.to_deploy()) as mesh:
             ready = time.perf_counter() - started
             me = psutil.Process()
-            rss = sum(p.memory_info().rss for p in [me, *me.children(recursive=True)])
+            children = me.children(recursive=True)
+            rss = sum(p.memory_info().rss for p in [me, *children])
+            standins = [p for p in children if "meshlab.backends.embedded.standins" in _cmd(p)]
+            standins_rss = sum(p.memory_info().rss for p in standins)
             results = [run_check(c, prepared.context(mesh)) for c in prepared.checks]
             judged = time.perf_counter() - started
         assert all(r.passed for r in results), results[0].message
@@ -336,7 +340,16 @@ def many_pods(pods: int) -> dict[str, float]:
         "seconds_ready": ready,
         "seconds_judged": judged,
         "rss_mb": rss / 2**20,
+        "standins_rss_mb": standins_rss / 2**20,
+        "standin_processes": len(standins),
     }
+
+
+def _cmd(process: psutil.Process) -> str:
+    try:
+        return " ".join(process.cmdline())
+    except psutil.Error:
+        return ""
 
 
 def main() -> None:

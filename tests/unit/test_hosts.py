@@ -33,15 +33,16 @@ def pods(n: int, deployments: int = 3) -> list[PodSpec]:
 
 def test_spread_deals_round_robin_over_few_hosts() -> None:
     many = pods(203, deployments=7)
-    hosts = spread(many, per_host=32)
+    hosts = spread(many, per_host=32, max_hosts=8)
     assert len(hosts) == 7
     assert sorted(p.name for h in hosts for p in h) == sorted(p.name for p in many)
     assert max(map(len, hosts)) - min(map(len, hosts)) <= 1
     for host in hosts:  # every Deployment has pods on every host
         assert {p.labels["app"] for p in host} == {f"d{i}" for i in range(7)}
-    assert spread(pods(7), per_host=32) == [pods(7)]
-    assert spread(pods(2), per_host=1) == [[p] for p in pods(2)]
-    assert spread([], per_host=32) == []
+    assert len(spread(many, per_host=32, max_hosts=2)) == 2  # no more hosts than cores
+    assert spread(pods(7), per_host=32, max_hosts=8) == [pods(7)]
+    assert spread(pods(2), per_host=1, max_hosts=8) == [[p] for p in pods(2)]
+    assert spread([], per_host=32, max_hosts=8) == []
 
 
 def echo(port: int) -> tuple[str | None, dict[str, object]]:
@@ -64,7 +65,7 @@ def test_each_pod_keeps_its_listeners_name_and_labels_across_hosts(
     group: ProcessGroup, tmp_path: Path
 ) -> None:
     fleet = [*pods(7), PodSpec("two-ports", "other", "nginx:1", {"x": "y"}, (80, 9090))]
-    mapping = start_standins(group, fleet, cwd=tmp_path, per_host=3)
+    mapping = start_standins(group, fleet, cwd=tmp_path, per_host=3, max_hosts=4)
     assert len(group.processes) == 3
     assert [p.name for p in group.processes] == [
         "stand-in host 1/3 (3 pods)",
@@ -84,8 +85,8 @@ def test_each_pod_keeps_its_listeners_name_and_labels_across_hosts(
 
 def test_a_dead_host_is_a_backend_fault_naming_its_pods(group: ProcessGroup) -> None:
     fleet = pods(6)
-    mapping = start_standins(group, fleet, per_host=2)
-    hosts = spread(fleet, per_host=2)
+    mapping = start_standins(group, fleet, per_host=2, max_hosts=3)
+    hosts = spread(fleet, per_host=2, max_hosts=3)
     victim = group.processes[1]
     on_victim = {p.name for p in hosts[1]}
     assert victim.members == tuple(f"{p.namespace}/{p.name}" for p in hosts[1])

@@ -17,7 +17,7 @@ import psutil
 import pytest
 
 from meshlab.backends.embedded import hosts
-from meshlab.backends.embedded.hosts import spread, start_standins
+from meshlab.backends.embedded.hosts import start_standins
 from meshlab.backends.embedded.processes import ProcessGroup
 from meshlab.backends.embedded.standins import PodSpec
 from meshlab.errors import BackendError

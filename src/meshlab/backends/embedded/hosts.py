@@ -1,8 +1,8 @@
 """Stand-in pods on a few host processes: spread them, start the hosts, read their ports.
 
 A process per pod cost ~35 ms and ~12 MB each (a 200-pod lab: ~18 s and ~4 GB); a host
-(`standins/host.py`) costs that once for all its pods, and a host of 32 pods is ready about as
-fast as one of one (figures in docs/reference/backends.md). Pods are dealt round-robin, so a
+(`standins/host.py`) costs that once for all its pods, each pod adding well under a
+millisecond (figures in docs/reference/backends.md). Pods are dealt round-robin, so a
 Deployment's pods land on different hosts.
 
 What "a pod crashes" means now: the host is the unit that can die (killed, out of memory, a
@@ -31,8 +31,11 @@ from meshlab.backends.embedded.standins.host import pod_record
 
 __all__ = ["PODS_PER_HOST", "host_argv", "source_root", "spread", "start_standins"]
 
-# pods per stand-in host: see the module docstring and bench/run.py many_pods
-PODS_PER_HOST = 32
+# A host costs ~35 ms of interpreter start and imports, a pod in it well under 1 ms: a new
+# host per PODS_PER_HOST pods, and no more hosts than cores (more only add start-up CPU;
+# measured with bench/run.py many_pods, figures in docs/reference/backends.md)
+PODS_PER_HOST = 64
+MAX_HOSTS = max(os.cpu_count() or 1, 1)
 STANDIN_MODULE = "meshlab.backends.embedded.standins"
 
 
@@ -66,11 +69,11 @@ def source_root() -> str | None:
     return root
 
 
-def spread(pods: Sequence[PodSpec], per_host: int = PODS_PER_HOST) -> list[list[PodSpec]]:
-    """Pods dealt round-robin over ceil(n / per_host) hosts: a Deployment's pods (adjacent in
-    the registry) land on different hosts, so its load is shared and one host's death takes
-    down only part of it, as a node failure would."""
-    hosts = max(1, -(-len(pods) // max(per_host, 1)))
+def spread(pods: Sequence[PodSpec], per_host: int, max_hosts: int) -> list[list[PodSpec]]:
+    """Pods dealt round-robin over ceil(n / per_host) hosts (at most `max_hosts`): a
+    Deployment's pods (adjacent in the registry) land on different hosts, so its load is
+    shared and one host's death takes down only part of it, as a node failure would."""
+    hosts = min(max(1, -(-len(pods) // max(per_host, 1))), max(max_hosts, 1))
     return [list(pods[i::hosts]) for i in range(min(hosts, len(pods)))]
 
 
@@ -82,9 +85,11 @@ def start_standins(
     log_dir: str | Path | None = None,
     cwd: str | Path | None = None,
     egress: Mapping[str, Path] | None = None,
-    per_host: int = PODS_PER_HOST,
+    per_host: int | None = None,
+    max_hosts: int | None = None,
 ) -> dict[str, dict[int, int]]:
-    """Start the pods on a few stand-in hosts (`spread`), all at once; wait for every ready line.
+    """Start the pods on a few stand-in hosts (`spread`: `per_host` pods to a host, at most
+    `max_hosts`; defaults PODS_PER_HOST, MAX_HOSTS), all at once; wait for every ready line.
 
     Returns pod name → {containerPort: local port}. Each host's stderr goes to
     `log_dir/standins-<n>.log` (kept) or to a temp file (removed on close); each runs in
@@ -100,7 +105,12 @@ def start_standins(
     env = child_env()
     env.pop(EGRESS_ENV, None)  # a sidecar is per pod: never one inherited from our environment
     paths = egress or {}
-    hosts = spread([replace(p, egress=_egress(paths.get(p.name))) for p in pods], per_host)
+    specs_of = [replace(p, egress=_egress(paths.get(p.name))) for p in pods]
+    hosts = spread(
+        specs_of,
+        PODS_PER_HOST if per_host is None else per_host,
+        MAX_HOSTS if max_hosts is None else max_hosts,
+    )
     folder = Path(cwd) if cwd is not None else Path(tempfile.gettempdir())
     specs: list[Path] = []
     started: list[tuple[list[PodSpec], ManagedProcess]] = []

@@ -266,6 +266,9 @@ class Acceptor:
         self._waiter, self._wake = socket.socketpair()
         self._selector.register(self._waiter, selectors.EVENT_READ, None)
         for server in servers:
+            # non-blocking: a connection gone between select() and accept() must not stall
+            # every pod of the host (`_accept_one` makes each accepted socket blocking)
+            server.socket.setblocking(False)
             self._selector.register(server.socket, selectors.EVENT_READ, server)
         self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
         self._stopping = False
@@ -301,6 +304,7 @@ def _accept_one(server: StandinServer) -> None:
     except OSError:
         return  # the peer gave up before accept(), or EMFILE: the next round tries again
     try:
+        request.setblocking(True)  # BSDs pass the listener's O_NONBLOCK on to it
         server.process_request(request, address)  # a handler thread (ThreadingMixIn)
     except Exception:
         server.handle_error(request, address)
