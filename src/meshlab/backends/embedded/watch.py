@@ -2,10 +2,10 @@
 one (BackendError, exit 3) instead of being scored as the student's failed check.
 
 A dead stand-in host (and so every pod on it, see `hosts.py`) shows up to the client as
-Envoy's 503 (`UF`, `UC`...), a dead Envoy as a refused connection, a stopped (SIGSTOP) one as a request that never ends: each looks like
-traffic a lab could produce. So after every batch the process group is polled (a `waitpid`
-per child, microseconds), and when a request found no answer or timed out, each process's
-state and Envoy's admin endpoint are asked too.
+Envoy's 503 (`UF`, `UC`...), a dead Envoy as a refused connection, a stopped (SIGSTOP) one as
+a request that never ends: each looks like traffic a lab could produce. So after every batch
+the process group is polled (a `waitpid` per child, microseconds), and when a request found no
+answer or timed out, each process's state and Envoy's admin endpoint are asked too.
 """
 
 from __future__ import annotations
