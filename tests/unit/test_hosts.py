@@ -73,6 +73,13 @@ def test_each_pod_keeps_its_listeners_name_and_labels_across_hosts(
         "stand-in host 3/3 (2 pods)",
     ]
     assert list(tmp_path.iterdir()) == []  # the spec files are gone once the hosts read them
+    for first in ("m", "n"):  # two more starts in the same group: names stay unique
+        more = [PodSpec(f"{first}{i}", "default", "nginx", {}, (80,)) for i in range(2)]
+        start_standins(group, more, per_host=2, max_hosts=4)
+    assert [p.name for p in group.processes[3:]] == [
+        "stand-in host 1/1 (2 pods)",
+        "stand-in host 1/1 #2 (2 pods)",
+    ]
     ports = [p for m in mapping.values() for p in m.values()]
     assert len(set(ports)) == len(ports) == 9
     for pod in fleet:

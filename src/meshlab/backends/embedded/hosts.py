@@ -19,6 +19,7 @@ import os
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -98,8 +99,7 @@ def start_standins(
     On failure raises BackendError; hosts already started stay in `group`, whose close() ends
     them.
     """
-    names = [p.name for p in pods]
-    if dupes := sorted({n for n in names if names.count(n) > 1}):
+    if dupes := sorted(n for n, k in Counter(p.name for p in pods).items() if k > 1):
         raise ValueError(f"duplicate pod names: {', '.join(dupes)}")
     root = source_root()
     env = child_env()
@@ -119,7 +119,7 @@ def start_standins(
             spec = _write_spec(folder, members)
             specs.append(spec)
             log = Path(log_dir, f"standins-{n}.log") if log_dir is not None else None
-            name = _host_name(n, len(hosts), members)
+            name = _host_name(n, len(hosts), members, {p.name for p in group.processes})
             shown = [f"{p.namespace}/{p.name}" for p in members]
             proc = group.spawn(
                 name, host_argv(spec, root), env=env, cwd=cwd, log_path=log, members=shown
@@ -140,10 +140,16 @@ def _egress(path: Path | None) -> str | None:
     return None if path is None else str(path)
 
 
-def _host_name(n: int, hosts: int, members: Sequence[PodSpec]) -> str:
+def _host_name(n: int, hosts: int, members: Sequence[PodSpec], taken: set[str]) -> str:
+    """`stand-in host 2/3 (67 pods)`, or the pod's own name for a host of one; unique in the
+    group (a second start in the same group numbers its hosts on)."""
     if len(members) == 1:
         return f"stand-in {members[0].namespace}/{members[0].name}"
-    return f"stand-in host {n}/{hosts} ({len(members)} pods)"
+    name = f"stand-in host {n}/{hosts} ({len(members)} pods)"
+    again = 2
+    while name in taken:
+        name, again = f"stand-in host {n}/{hosts} #{again} ({len(members)} pods)", again + 1
+    return name
 
 
 def _write_spec(folder: Path, members: Sequence[PodSpec]) -> Path:
