@@ -19,7 +19,8 @@ absolutes), and writes them to reports/bench.json:
   * the probe's rate (batches of 10, as a check sends them) against Envoy's limit on the same
     mesh (wrk, 32 connections, installed with apt-get when missing), and their ratio;
   * a lab of --pods pods (lab 2 with every Deployment scaled up): seconds to ready and to
-    judged, and the summed RSS of meshlab and its children.
+    judged, the summed RSS of meshlab and its children, and how many stand-in host
+    processes served the pods (and their share of the RSS).
   * grading a class: 24 lab-2 submissions of mixed quality (bench/grading.py), wall time,
     peak memory and the median per submission.
 """
@@ -387,7 +388,9 @@ def main() -> None:
     scaled = many_pods(args.pods)
     print(
         f"{scaled['pods']:.0f} pods: ready in {scaled['seconds_ready']:.1f} s, judged in "
-        f"{scaled['seconds_judged']:.1f} s, {scaled['rss_mb']:.0f} MB summed RSS"
+        f"{scaled['seconds_judged']:.1f} s, {scaled['rss_mb']:.0f} MB summed RSS "
+        f"({scaled['standin_processes']:.0f} stand-in processes, "
+        f"{scaled['standins_rss_mb']:.0f} MB of it)"
     )
     planning = planning_time(args.plan_services)
     analysis = analysis_time(max(args.runs, 20))
