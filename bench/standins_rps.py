@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import http.client
+import os
 import statistics
 import sys
 import time
@@ -113,7 +114,9 @@ def main(argv: list[str] | None = None) -> int:
         )
         if not args.no_nagle_comparison:
             for variant in VARIANTS:
-                proc = group.spawn(variant, [sys.executable, __file__, "--serve", variant])
+                # our own script: it imports the same meshlab as this process does
+                argv = [sys.executable, __file__, "--serve", variant]
+                proc = group.spawn(variant, argv, env=dict(os.environ))
                 ready: dict[str, Any] = proc.read_json_line(timeout=20)
                 vport = int(ready["pods"][variant]["8080"])
                 rps = median_rps(vport, args.slow_requests, args.runs)
