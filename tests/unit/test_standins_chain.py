@@ -591,7 +591,7 @@ def fleet(tmp_path: Path, tags: dict[str, str]) -> Iterator[tuple[int, FakeSidec
                 standins.append(s)
                 ports[service] = s.ports[8080]
             yield ports["webapp-angular"], sidecar
-        finally:  # in parallel: each close waits out its accept loop's poll interval
+        finally:  # in parallel: each close joins its accept thread
             closers = [threading.Thread(target=s.close) for s in standins]
             for t in closers:
                 t.start()

@@ -11,12 +11,14 @@ request).
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import selectors
 import socket
 import socketserver
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from http import HTTPStatus
@@ -301,8 +303,10 @@ def _accept_one(server: StandinServer) -> None:
     """What `socketserver`'s `_handle_request_noblock` does, through its public hooks."""
     try:
         request, address = server.get_request()
-    except OSError:
-        return  # the peer gave up before accept(), or EMFILE: the next round tries again
+    except OSError as exc:  # the peer gave up before accept(), or out of descriptors
+        if exc.errno in (errno.EMFILE, errno.ENFILE):
+            time.sleep(0.01)  # the listener stays readable: do not spin until one frees up
+        return
     try:
         request.setblocking(True)  # BSDs pass the listener's O_NONBLOCK on to it
         server.process_request(request, address)  # a handler thread (ThreadingMixIn)
