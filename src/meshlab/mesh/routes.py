@@ -232,6 +232,21 @@ def allow_any_vhost() -> VirtualHostPlan:
     return VirtualHostPlan("allow_any", ["*"], [route], None)
 
 
+# httproute.go buildCatchAllVirtualHost: REGISTRY_ONLY's last vhost answers 502 itself.
+BLOCK_ALL_STATUS = 502
+
+
+def block_all_vhost() -> VirtualHostPlan:
+    route = RoutePlan("block_all", RouteMatchPlan(), DirectResponse(BLOCK_ALL_STATUS, None))
+    return VirtualHostPlan("block_all", ["*"], [route], None)
+
+
+def catch_all_vhost(mode: str) -> VirtualHostPlan:
+    """The last vhost of a sidecar's route table (httproute.go buildCatchAllVirtualHost):
+    ALLOW_ANY passes an unknown host through to PassthroughCluster, REGISTRY_ONLY blocks it."""
+    return block_all_vhost() if mode == "REGISTRY_ONLY" else allow_any_vhost()
+
+
 def _default_retry() -> RetryPlan:
     return RetryPlan(attempts=2, retry_on=DEFAULT_RETRY_ON)
 
