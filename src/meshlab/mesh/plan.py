@@ -39,8 +39,13 @@ from meshlab.mesh.model import (
 )
 from meshlab.mesh.names import CLIENT_LABELS
 from meshlab.mesh.registry import MeshService, Registry, build_registry
-from meshlab.mesh.routes import VirtualServiceIndex, catch_all_vhost, route_table
-from meshlab.mesh.sidecar_scope import EgressScope, SidecarScope, sidecar_scope
+from meshlab.mesh.routes import VirtualServiceIndex, route_table
+from meshlab.mesh.sidecar_scope import (
+    EgressScope,
+    SidecarScope,
+    catch_all_vhost,
+    sidecar_scope,
+)
 from meshlab.mesh.sidecar_scope import unsimulated as sidecar_unsimulated
 
 __all__ = [

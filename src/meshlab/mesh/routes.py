@@ -11,7 +11,6 @@ from meshlab.load.manifests import Resource
 from meshlab.mesh.clusters import MergedRule, consistent_hash_for, hash_policy, service_hash_for
 from meshlab.mesh.model import (
     DEFAULT_RETRY_ON,
-    PASSTHROUGH_CLUSTER,
     DirectResponse,
     FaultPlan,
     Forward,
@@ -224,27 +223,6 @@ def _default_route(service: MeshService, port: int, rule: MergedRule | None) -> 
 
 def _some(policy: HashPolicyPlan | None) -> tuple[HashPolicyPlan, ...]:
     return (policy,) if policy is not None else ()
-
-
-def allow_any_vhost() -> VirtualHostPlan:
-    target = WeightedTarget(PASSTHROUGH_CLUSTER, 100, "*", None, None)
-    route = RoutePlan("allow_any", RouteMatchPlan(), Forward((target,), weighted=False))
-    return VirtualHostPlan("allow_any", ["*"], [route], None)
-
-
-# httproute.go buildCatchAllVirtualHost: REGISTRY_ONLY's last vhost answers 502 itself.
-BLOCK_ALL_STATUS = 502
-
-
-def block_all_vhost() -> VirtualHostPlan:
-    route = RoutePlan("block_all", RouteMatchPlan(), DirectResponse(BLOCK_ALL_STATUS, None))
-    return VirtualHostPlan("block_all", ["*"], [route], None)
-
-
-def catch_all_vhost(mode: str) -> VirtualHostPlan:
-    """The last vhost of a sidecar's route table (httproute.go buildCatchAllVirtualHost):
-    ALLOW_ANY passes an unknown host through to PassthroughCluster, REGISTRY_ONLY blocks it."""
-    return block_all_vhost() if mode == "REGISTRY_ONLY" else allow_any_vhost()
 
 
 def _default_retry() -> RetryPlan:

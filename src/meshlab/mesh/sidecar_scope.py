@@ -16,7 +16,16 @@ from typing import Literal
 from meshlab.errors import Location
 from meshlab.load import istio
 from meshlab.load.manifests import Resource
-from meshlab.mesh.model import config_order
+from meshlab.mesh.model import (
+    PASSTHROUGH_CLUSTER,
+    DirectResponse,
+    Forward,
+    RouteMatchPlan,
+    RoutePlan,
+    VirtualHostPlan,
+    WeightedTarget,
+    config_order,
+)
 from meshlab.mesh.names import (
     ROOT_NAMESPACE,
     is_wildcard,
@@ -278,9 +287,9 @@ def _imported(
                     (s for s in candidates[host] if s.visible_to(namespace)),
                     key=lambda s: s.namespace,
                 )
-                pick = (mine or seen or [None])[0]
-                if pick is None:
+                if not (mine or seen):
                     continue
+                pick = (mine or seen)[0]
                 if listener.port is not None:
                     matched = _on_port(pick, listener.port)
                 else:
@@ -359,3 +368,24 @@ def unsimulated(sidecar: Resource) -> list[tuple[str, Location | None]]:
         where = sidecar.locate("spec", "outboundTrafficPolicy", "egressProxy")
         found.append(("outboundTrafficPolicy.egressProxy", where))
     return found
+
+
+def allow_any_vhost() -> VirtualHostPlan:
+    target = WeightedTarget(PASSTHROUGH_CLUSTER, 100, "*", None, None)
+    route = RoutePlan("allow_any", RouteMatchPlan(), Forward((target,), weighted=False))
+    return VirtualHostPlan("allow_any", ["*"], [route], None)
+
+
+# httproute.go buildCatchAllVirtualHost: REGISTRY_ONLY's last vhost answers 502 itself.
+BLOCK_ALL_STATUS = 502
+
+
+def block_all_vhost() -> VirtualHostPlan:
+    route = RoutePlan("block_all", RouteMatchPlan(), DirectResponse(BLOCK_ALL_STATUS, None))
+    return VirtualHostPlan("block_all", ["*"], [route], None)
+
+
+def catch_all_vhost(mode: str) -> VirtualHostPlan:
+    """The last vhost of a sidecar's route table (httproute.go buildCatchAllVirtualHost):
+    ALLOW_ANY passes an unknown host through to PassthroughCluster, REGISTRY_ONLY blocks it."""
+    return block_all_vhost() if mode == "REGISTRY_ONLY" else allow_any_vhost()

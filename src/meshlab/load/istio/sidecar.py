@@ -28,7 +28,10 @@ class IstioEgressListener(Strict):
                 raise ValueError(
                     f"egress host {host!r} must be namespace/host (e.g. ./*, istio-system/*)"
                 )
-            check_namespaced_host(host, "egress host")
+            # `~ns/host` excludes (pkg/config/validation/agent/validation.go
+            # ValidateNamespaceSlashWildcardHostname trims the `~` before checking `ns`).
+            excluded = host.startswith("~") and not host.startswith("~/")
+            check_namespaced_host(host[1:] if excluded else host, "egress host")
         return value
 
 
