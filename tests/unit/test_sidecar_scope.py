@@ -213,12 +213,24 @@ def test_a_workloads_sidecar_sees_only_what_it_imports(tmp_path: Path) -> None:
         assert {lst.port for lst in other.listeners} == {80, 8080}
 
 
-def test_registry_only_blocks_unknown_hosts_with_502(tmp_path: Path) -> None:
-    extra = "  outboundTrafficPolicy:\n    mode: REGISTRY_ONLY\n"
-    resources = load(tmp_path, sidecar("all", hosts=("./*",), extra=extra))
+@pytest.mark.parametrize(
+    ("policy", "last_vhost"),
+    [
+        ("", "allow_any"),  # the mesh's default, ALLOW_ANY
+        ("  outboundTrafficPolicy:\n    mode: ALLOW_ANY\n", "allow_any"),
+        ("  outboundTrafficPolicy:\n    mode: REGISTRY_ONLY\n", "block_all"),
+        ("  outboundTrafficPolicy: {}\n", "block_all"),  # sidecar.proto: REGISTRY_ONLY = 0
+    ],
+)
+def test_the_outbound_policy_is_the_last_vhost(
+    tmp_path: Path, policy: str, last_vhost: str
+) -> None:
+    resources = load(tmp_path, sidecar("all", hosts=("./*",), extra=policy))
     last = build_plan(resources, "default", WEBAPP).route_tables["8080"][-1]
-    assert last.name == "block_all"
-    assert last.routes[0].action == DirectResponse(502, None)
+    assert last.name == last_vhost
+    assert last.domains == ["*"]
+    if last_vhost == "block_all":
+        assert last.routes[0].action == DirectResponse(502, None)
 
 
 def test_an_egress_listener_with_a_port_owns_that_port(tmp_path: Path) -> None:

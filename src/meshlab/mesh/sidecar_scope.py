@@ -196,7 +196,9 @@ def sidecar_scope(
     services, externals = _imported(egress, registry, namespace)
     mode: OutboundMode = MESH_OUTBOUND_MODE
     if spec is not None and spec.outboundTrafficPolicy is not None:
-        mode = spec.outboundTrafficPolicy.mode or "REGISTRY_ONLY"  # the proto's zero value
+        # istio/api networking/v1alpha3/sidecar.proto: REGISTRY_ONLY is the enum's zero
+        # value, so `outboundTrafficPolicy: {}` blocks (sidecar.go takes the Sidecar's as is)
+        mode = spec.outboundTrafficPolicy.mode or "REGISTRY_ONLY"
     return SidecarScope(sidecar, namespace, egress, services, externals, mode)
 
 
