@@ -4,6 +4,7 @@ selectServices, SelectVirtualServices) and what that leaves in the proxy's plan.
 
 from __future__ import annotations
 
+import tempfile
 import textwrap
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from meshlab.mesh.sidecar_scope import (
     host_imports,
     overlaps,
     select_services,
+    select_virtual_services,
     sidecar_scope,
     subset_of,
 )
@@ -186,6 +188,59 @@ spec:
 """
 
 
+@pytest.mark.parametrize(
+    ("hosts", "vs_host", "imported"),
+    [
+        (["./a.com"], "a.com", True),
+        (["./a.com"], "*.com", True),  # both ways for VirtualServices (VSMatches)
+        (["./*.com"], "a.com", True),
+        (["./*.a.com"], "*.com", True),
+        (["./a.org"], "*.com", False),
+        (["./b.com"], "a.com", False),
+        (["*/*"], "anything.example", True),
+        (["*/*", "~./a.com"], "a.com", False),  # `~.` is the own namespace, excluded
+        (["other/*"], "a.com", False),  # the VirtualService is in `default`
+    ],
+)
+def test_which_virtual_services_an_egress_listener_imports(
+    hosts: list[str], vs_host: str, imported: bool
+) -> None:
+    vs = load_vs(vs_host)
+    found = select_virtual_services([vs], host_imports(hosts, "default"))
+    assert found == ([vs] if imported else [])
+
+
+def test_a_huge_host_list_is_indexed_not_scanned() -> None:
+    """A hostile Sidecar listing 100,000 hosts: lookups go through the indexes (exact set,
+    wildcard suffixes, sorted reversed names), which give the scan's answers."""
+    hosts = [f"./svc-{i}.example.com" for i in range(50_000)]
+    hosts += [f"./*.zone-{i}.example.com" for i in range(50_000)]
+    imports = host_imports(hosts, "default")["default"]
+    for i in range(0, 50_000, 97):
+        assert imports.matches(f"svc-{i}.example.com")
+        assert imports.matches(f"a.zone-{i}.example.com")
+        assert not imports.matches(f"a.svc-{i}.example.com")
+        assert imports.matches_virtual_service(f"*.zone-{i}.example.com")
+    assert imports.matches_virtual_service("*.example.com")
+    assert not imports.matches_virtual_service("*.example.org")
+
+
+def load_vs(host: str) -> Resource:
+    """A VirtualService for `host` in `default`, as the loader builds it."""
+    doc = textwrap.dedent(
+        f"""\
+        apiVersion: networking.istio.io/v1
+        kind: VirtualService
+        metadata: {{name: vs, namespace: default}}
+        spec:
+          hosts: ["{host}"]
+          http:
+          - route: [{{destination: {{host: fleetman-staff-service.default.svc.cluster.local}}}}]
+        """
+    )
+    return parse_one(doc)
+
+
 def test_an_egress_port_imports_that_port_only(tmp_path: Path) -> None:
     resources = load(tmp_path, OTHER, app=False)
     registry = build_registry(resources)
@@ -320,3 +375,11 @@ def test_what_is_not_simulated_is_said_where_it_is_written(tmp_path: Path) -> No
         f"Sidecar default/odd: {p} is not simulated by the embedded backend" for p in parts
     }
     assert all(loc is not None and loc.path.name == "extra-0.yaml" for loc in said.values())
+
+
+def parse_one(doc: str) -> Resource:
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "vs.yaml"
+        path.write_text(doc, encoding="utf-8")
+        (resource,) = load_manifests([path], "default")
+    return resource

@@ -9,6 +9,7 @@ built through here and "no Sidecar" is not a special case. Paths are github.com/
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Literal
@@ -85,26 +86,50 @@ def overlaps(name: str, other: str) -> bool:
 
 @dataclass
 class HostImports:
-    """sidecar.go hostClassification: one namespace's `hosts` of an egress listener."""
+    """sidecar.go hostClassification: one namespace's `hosts` of an egress listener.
+
+    Indexed so that a lookup costs the length of the name, not the number of hosts: a
+    Sidecar may list thousands (a hostile one, tens of thousands) and every proxy's plan
+    asks for every Service and VirtualService host."""
 
     exact: set[str] = field(default_factory=set)
-    every: list[str] = field(default_factory=list)  # exact and wildcard, in order
-    excluded: list[str] = field(default_factory=list)  # from `~ns/host`
+    wildcards: set[str] = field(default_factory=set)
+    excluded: set[str] = field(default_factory=set)  # from `~ns/host`, exact or wildcard
+    _reversed: list[str] = field(default_factory=list)  # every import, reversed, sorted
+
+    def add(self, name: str) -> None:
+        (self.wildcards if is_wildcard(name) else self.exact).add(name)
+        self._reversed.append(name[::-1])  # sorted once all are in (host_imports)
 
     def excludes(self, host: str) -> bool:
-        return any(subset_of(host, e) for e in self.excluded)
+        """hostClassification.Excluded: the host is a subset of a `~` entry."""
+        return host in self.excluded or _covered(host, self.excluded)
 
     def matches(self, host: str) -> bool:
-        """hostClassification.Matches: a Service's host is imported."""
-        if host in self.exact:
-            return True
-        return any((is_wildcard(host) or is_wildcard(i)) and subset_of(host, i) for i in self.every)
+        """hostClassification.Matches: a Service's host is imported (exact, or a subset of a
+        wildcard import)."""
+        return host in self.exact or _covered(host, self.wildcards)
 
     def matches_virtual_service(self, host: str) -> bool:
-        """hostClassification.VSMatches (sidecar semantics): both ways, for compatibility."""
-        if host in self.exact:
+        """hostClassification.VSMatches (sidecar semantics): Name.Matches, both ways, for
+        compatibility; so a VirtualService for `*.com` is imported by `./a.com`."""
+        if self.matches(host):
             return True
-        return any((is_wildcard(host) or is_wildcard(i)) and overlaps(host, i) for i in self.every)
+        if not is_wildcard(host):
+            return False
+        # an import the wildcard covers: one whose name ends with the wildcard's suffix
+        suffix = host[1:][::-1]
+        at = bisect.bisect_left(self._reversed, suffix)
+        return at < len(self._reversed) and self._reversed[at].startswith(suffix)
+
+
+def _covered(name: str, wildcards: set[str]) -> bool:
+    """Name.SubsetOf against a set of wildcards, one lookup per suffix of the name: `a.b.com`
+    is covered by `*`, `*.com`, `*.b.com` (and `*b.com`, `*com`...); `*.b.com` by `*.com`."""
+    if not wildcards:
+        return False
+    base = name[1:] if is_wildcard(name) else name
+    return any(f"*{base[k:]}" in wildcards for k in range(len(base) + 1))
 
 
 def host_imports(hosts: Sequence[str], config_namespace: str) -> dict[str, HostImports]:
@@ -122,11 +147,11 @@ def host_imports(hosts: Sequence[str], config_namespace: str) -> dict[str, HostI
             namespace = config_namespace
         imports = found.setdefault(namespace, HostImports())
         if excluded:
-            imports.excluded.append(name)
-            continue
-        if not is_wildcard(name):
-            imports.exact.add(name)
-        imports.every.append(name)
+            imports.excluded.add(name)
+        else:
+            imports.add(name)
+    for imports in found.values():
+        imports._reversed.sort()
     return found
 
 
