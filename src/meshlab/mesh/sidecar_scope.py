@@ -10,6 +10,7 @@ built through here and "no Sidecar" is not a special case. Paths are github.com/
 from __future__ import annotations
 
 import bisect
+import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Literal
@@ -132,9 +133,16 @@ def _covered(name: str, wildcards: set[str]) -> bool:
     return any(f"*{base[k:]}" in wildcards for k in range(len(base) + 1))
 
 
-def host_imports(hosts: Sequence[str], config_namespace: str) -> dict[str, HostImports]:
+def host_imports(hosts: Sequence[str], config_namespace: str) -> Mapping[str, HostImports]:
     """sidecar.go convertIstioListenerToWrapper: `ns/dnsName` by namespace; `.` is the
-    proxy's config namespace, `*` any; a `~` before the namespace excludes (`~/*`: nothing)."""
+    proxy's config namespace, `*` any; a `~` before the namespace excludes (`~/*`: nothing).
+    Read-only and cached: every workload of a namespace shares its Sidecar's imports, as
+    istiod computes a SidecarScope once per Sidecar and namespace."""
+    return _host_imports(tuple(hosts), config_namespace)
+
+
+@functools.lru_cache(maxsize=16)
+def _host_imports(hosts: tuple[str, ...], config_namespace: str) -> Mapping[str, HostImports]:
     found: dict[str, HostImports] = {}
     for entry in hosts:
         if entry.count("/") != 1:
