@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from meshlab.errors import InputError
 from meshlab.load.manifests import Resource, load_manifests
 from meshlab.mesh.model import DirectResponse, Forward, MeshPlan
 from meshlab.mesh.names import CLIENT_LABELS
@@ -383,3 +384,30 @@ def parse_one(doc: str) -> Resource:
         path.write_text(doc, encoding="utf-8")
         (resource,) = load_manifests([path], "default")
     return resource
+
+
+@pytest.mark.parametrize(
+    ("egress", "said"),
+    [
+        (
+            '  - hosts: ["./*"]\n  - port: {number: 8080, protocol: HTTP, name: http}\n'
+            '    hosts: ["./*"]\n',
+            "egress[0] has no port: the egress listener without a port must be the last one",
+        ),
+        (
+            '  - port: {number: 8080, protocol: HTTP, name: a}\n    hosts: ["./*"]\n'
+            '  - port: {number: 8080, protocol: HTTP, name: b}\n    hosts: ["./*"]\n',
+            "egress[1]: port 8080 is already another egress listener's",
+        ),
+        ('  - hosts: ["~Default/*"]\n', "namespace of egress host 'Default'"),
+        ('  - hosts: ["fleetman-staff-service"]\n', "must be namespace/host"),
+    ],
+)
+def test_a_sidecar_istio_would_refuse_is_refused_where_it_is_written(
+    tmp_path: Path, egress: str, said: str
+) -> None:
+    doc = sidecar("bad", hosts=()).replace("  - hosts: []\n", egress)
+    with pytest.raises(InputError) as caught:
+        load(tmp_path, doc, app=False)
+    assert said in str(caught.value)
+    assert "extra-0.yaml:" in str(caught.value)
