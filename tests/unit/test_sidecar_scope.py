@@ -361,7 +361,7 @@ def test_what_is_not_simulated_is_said_where_it_is_written(tmp_path: Path) -> No
     extra = (
         "    captureMode: NONE\n"
         "    bind: 127.0.0.1\n"
-        "    port: {number: 9000, protocol: HTTP, name: http}\n"
+        "    port: {number: 9000, protocol: HTTP_PROXY, name: http}\n"
         "  ingress:\n"
         "  - port: {number: 9080, protocol: HTTP, name: http}\n"
         "    defaultEndpoint: 127.0.0.1:8080\n"
@@ -371,7 +371,13 @@ def test_what_is_not_simulated_is_said_where_it_is_written(tmp_path: Path) -> No
     resources = load(tmp_path, sidecar("odd", hosts=("./*",), extra=extra))
     notes = build_plan(resources, "default", WEBAPP).notes
     said = {n.message: n.location for n in notes if "Sidecar" in n.message}
-    parts = ["egress[0].captureMode", "egress[0].bind", "ingress", "inboundConnectionPool"]
+    parts = [
+        "egress[0].captureMode",
+        "egress[0].bind",
+        "egress[0].port protocol HTTP_PROXY",
+        "ingress",
+        "inboundConnectionPool",
+    ]
     assert set(said) == {
         f"Sidecar default/odd: {p} is not simulated by the embedded backend" for p in parts
     }

@@ -216,12 +216,15 @@ def sidecar_scope(
         hosts = listener.hosts if listener is not None else list(DEFAULT_EGRESS_HOSTS)
         port = listener.port if listener is not None else None
         imports = host_imports(hosts, namespace)
+        # sidecar.go needsPortMatch: a port trims the Services to it, unless the listener is
+        # a generic HTTP_PROXY
+        match_port = port.number if port and not _http_proxy(port.protocol) else None
         egress.append(
             EgressScope(
                 port.number if port is not None else None,
                 port.protocol if port is not None else None,
-                select_services(visible, imports, port.number if port else None),
-                select_services(visible_externals, imports, port.number if port else None),
+                select_services(visible, imports, match_port),
+                select_services(visible_externals, imports, match_port),
                 select_virtual_services(mesh_vses, imports),
                 sidecar.locate("spec", "egress", index) if sidecar and listener else None,
             )
@@ -233,6 +236,10 @@ def sidecar_scope(
         # value, so `outboundTrafficPolicy: {}` blocks (sidecar.go takes the Sidecar's as is)
         mode = spec.outboundTrafficPolicy.mode or "REGISTRY_ONLY"
     return SidecarScope(sidecar, namespace, egress, services, externals, mode)
+
+
+def _http_proxy(protocol: str | None) -> bool:
+    return (protocol or "").upper() == "HTTP_PROXY"
 
 
 def select_services(
@@ -385,7 +392,8 @@ def _destinations(vs: Resource, namespace: str) -> dict[str, set[int]]:
 def unsimulated(sidecar: Resource) -> list[tuple[str, Location | None]]:
     """What of a Sidecar the embedded backend does not simulate, with where it is written:
     the inbound side (`ingress`, `inboundConnectionPool`), how traffic is captured or bound
-    (`egress[].captureMode`, `egress[].bind`), and `outboundTrafficPolicy.egressProxy`."""
+    (`egress[].captureMode`, `egress[].bind`), an HTTP_PROXY egress port (served as a plain
+    HTTP listener), and `outboundTrafficPolicy.egressProxy`."""
     spec: istio.SidecarSpec = sidecar.body.spec
     found: list[tuple[str, Location | None]] = []
     if spec.ingress:
@@ -393,6 +401,9 @@ def unsimulated(sidecar: Resource) -> list[tuple[str, Location | None]]:
     if spec.inboundConnectionPool is not None:
         found.append(("inboundConnectionPool", sidecar.locate("spec", "inboundConnectionPool")))
     for index, egress in enumerate(spec.egress):
+        if egress.port is not None and _http_proxy(egress.port.protocol):
+            where = sidecar.locate("spec", "egress", index, "port", "protocol")
+            found.append((f"egress[{index}].port protocol HTTP_PROXY", where))
         for part in ("captureMode", "bind"):
             if getattr(egress, part) is not None:
                 found.append(
