@@ -139,7 +139,8 @@ def _listener_ports(scope: SidecarScope) -> list[tuple[int, EgressScope, bool]]:
     """(port, egress listener, routes HTTP) of each outbound listener, HTTP ones in port
     order first. listener.go buildSidecarOutboundListeners: an egress listener with a port
     gets that port (HTTP unless its protocol says otherwise); the catch-all gets its
-    Services' ports that no listener with a port took."""
+    Services' ports that no listener with a port took. The route table of a port is built
+    from that same listener's imports (sidecar.go GetEgressListenerForRDS)."""
     explicit = {e.port: e for e in scope.egress if e.port is not None}
     http = {p: e for p, e in explicit.items() if e.routes_http}
     tcp = [(p, e, False) for p, e in explicit.items() if not e.routes_http]

@@ -189,10 +189,6 @@ class SidecarScope:
     externals: list[MeshService]
     outbound_mode: OutboundMode = MESH_OUTBOUND_MODE
 
-    def for_port(self, port: int) -> EgressScope | None:
-        """sidecar.go GetEgressListenerForRDS: the listener of that port, else the catch-all."""
-        return next((e for e in self.egress if e.port in (None, port)), None)
-
 
 def sidecar_scope(
     resources: Sequence[Resource],
@@ -332,7 +328,7 @@ def _imported(
                 if not (mine or seen):
                     continue
                 pick = (mine or seen)[0]
-                if listener.port is not None:
+                if listener.port is not None and not _http_proxy(listener.protocol):
                     matched = _on_port(pick, listener.port)
                 else:
                     matched = _on_ports(pick, ports)
