@@ -4,7 +4,7 @@ subsets as clusters, load balancing and hash policies."""
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from meshlab.load import istio
@@ -20,7 +20,7 @@ from meshlab.mesh.names import (
     specificity,
     visible_to,
 )
-from meshlab.mesh.registry import MeshService
+from meshlab.mesh.registry import MeshService, Registry
 
 
 def destination_rule_for(
@@ -262,3 +262,31 @@ def hash_policy(consistent_hash: istio.ConsistentHash | None) -> HashPolicyPlan 
     if consistent_hash.httpQueryParameterName:
         return HashPolicyPlan("query_parameter", consistent_hash.httpQueryParameterName)
     return None
+
+
+def proxy_clusters(
+    resources: Sequence[Resource],
+    visible: Registry,
+    namespace: str,
+    labels: Mapping[str, str],
+    notes: list[Note],
+) -> tuple[dict[str, ClusterPlan], Callable[[str], MergedRule | None]]:
+    """A proxy's outbound clusters (every port and subset of the Services it sees) and its
+    DestinationRule lookup by host, for a proxy in `namespace` with `labels`: the rules that
+    apply depend on both (exportTo, workloadSelector), sidecar and gateway alike."""
+    rules = DestinationRuleIndex(
+        [r for r in resources if r.kind == "DestinationRule"], namespace, labels
+    )
+    merged: dict[str, MergedRule | None] = {}
+
+    def rule_for(host: str) -> MergedRule | None:
+        if host not in merged:
+            service = visible.service_by_fqdn(host)
+            merged[host] = None if service is None else rules.rule_for(service)
+        return merged[host]
+
+    clusters: dict[str, ClusterPlan] = {}
+    for service in visible.services:
+        for cluster in clusters_for(service, rule_for(service.fqdn), notes):
+            clusters[cluster.name] = cluster
+    return clusters, rule_for

@@ -14,7 +14,7 @@ from dataclasses import replace
 
 from meshlab.load import istio
 from meshlab.load.manifests import Resource
-from meshlab.mesh.clusters import DestinationRuleIndex, MergedRule, clusters_for
+from meshlab.mesh.clusters import proxy_clusters
 from meshlab.mesh.model import (
     DEFAULT_RETRY_ON,
     PASSTHROUGH_CLUSTER,
@@ -87,21 +87,7 @@ def build_plan(
     scope = sidecar_scope(resources, registry, client_namespace, client_labels)
     visible = Registry(scope.services, registry.pods, scope.externals)
     notes: list[Note] = []
-    rules = DestinationRuleIndex(
-        [r for r in resources if r.kind == "DestinationRule"], client_namespace, client_labels
-    )
-    merged: dict[str, MergedRule | None] = {}
-
-    def rule_for(host: str) -> MergedRule | None:
-        if host not in merged:
-            service = visible.service_by_fqdn(host)
-            merged[host] = None if service is None else rules.rule_for(service)
-        return merged[host]
-
-    clusters: dict[str, ClusterPlan] = {}
-    for service in visible.services:
-        for cluster in clusters_for(service, rule_for(service.fqdn), notes):
-            clusters[cluster.name] = cluster
+    clusters, rule_for = proxy_clusters(resources, visible, client_namespace, client_labels, notes)
     route_tables: dict[str, list[VirtualHostPlan]] = {}
     listeners: list[ListenerPlan] = []
     indexes: dict[int, VirtualServiceIndex] = {}
