@@ -14,6 +14,7 @@ from meshlab.mesh.names import (
     catch_all_uri,
 )
 from meshlab.mesh.registry import Endpoint, MeshService, Registry
+from meshlab.mesh.resilience import OutlierPlan, PoolPlan
 
 PASSTHROUGH_CLUSTER = "PassthroughCluster"
 DEFAULT_RETRY_ON = "connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes"
@@ -42,6 +43,8 @@ class ClusterPlan:
     endpoints: list[Endpoint]
     lb_policy: str = "LEAST_REQUEST"
     destination_rule: Resource | None = None
+    outlier: OutlierPlan | None = None  # the DR's outlierDetection (mesh/resilience.py)
+    pool: PoolPlan = PoolPlan()  # circuit breakers: Istio's unlimited defaults unless set
 
 
 @dataclass(frozen=True)
