@@ -3,17 +3,35 @@ applyOutlierDetection, applyConnectionPool; util.go MergeSubsetTrafficPolicy).""
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
+from typing import Any
 
+from meshlab.backends.embedded.envoy.bootstrap import placeholder_addresses, render_bootstrap
 from meshlab.load.manifests import load_manifests
-from meshlab.mesh.plan import build_plan
+from meshlab.mesh.plan import MeshPlan, build_plan
 from meshlab.mesh.resilience import UINT32_MAX, OutlierPlan
-from tests.unit.test_plan import STAFF, cluster, envoy_cluster, plan_of
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "mesh"
+STAFF = "fleetman-staff-service.default.svc.cluster.local"
 
 
-def _plan():  # type: ignore[no-untyped-def]
+def plan_of(tmp_path: Path, rule: str) -> MeshPlan:
+    path = tmp_path / "rule.yaml"
+    path.write_text(textwrap.dedent(rule), encoding="utf-8")
+    return build_plan(load_manifests([DATA / "apps.yaml", path]))
+
+
+def envoy_cluster(plan: MeshPlan, name: str) -> dict[str, Any]:
+    config = render_bootstrap(plan, placeholder_addresses(plan))
+    return next(c for c in config["static_resources"]["clusters"] if c["name"] == name)
+
+
+def cluster(port: int, subset: str) -> str:
+    return f"outbound|{port}|{subset}|{STAFF}"
+
+
+def _plan() -> MeshPlan:
     return build_plan(load_manifests([DATA / "apps.yaml", DATA / "outlier-pool.yaml"]))
 
 

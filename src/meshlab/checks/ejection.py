@@ -222,7 +222,11 @@ def _ejection_times(sent: list[Sent], errors: int | None) -> dict[str, float]:
 
 
 def _verdicts(
-    sent: list[Sent], spec: EjectionSpec, errors: int | None, window: float, cluster: ClusterPlan | None
+    sent: list[Sent],
+    spec: EjectionSpec,
+    errors: int | None,
+    window: float,
+    cluster: ClusterPlan | None,
 ) -> list[PodVerdict]:
     out = []
     for pod, ejected in _ejection_times(sent, errors).items():
@@ -267,7 +271,9 @@ def _judge(
         return result(False, "fail", f"{check.name} failed: {why}")
     if not verdicts:
         if run.stopped:
-            return result(False, "inconclusive", f"{check.name} inconclusive: budget ({run.stopped})")
+            return result(
+                False, "inconclusive", f"{check.name} inconclusive: budget ({run.stopped})"
+            )
         return result(
             False,
             "fail",
@@ -293,13 +299,17 @@ def _judge(
             return result(False, "inconclusive", f"{check.name} inconclusive: {text}")
         return result(False, "fail", f"{check.name} failed: {text}")
     ejection = cluster.outlier.ejection_seconds if cluster and cluster.outlier else None
-    lasts = f"; the ejection lasts {ejection:g} s, the check watched {window:g} s of it" if ejection else ""
+    lasts = (
+        f"; the ejection lasts {ejection:g} s, the check watched {window:g} s of it"
+        if ejection
+        else ""
+    )
     pods = ", ".join(v.name for v in verdicts)
     return result(
         True,
         "pass",
         f"{check.name} passed: {pods} ejected after {errors} consecutive 5xx, then no "
-        f"traffic to it for {window:g} s ({len(sent)} requests{lasts})",
+        f"traffic to it for {window:g} s ({len(sent)} requests{lasts if ejection else ''})",
     )
 
 

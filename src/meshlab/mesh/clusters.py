@@ -206,9 +206,7 @@ def load_balancer_for(
     return lb
 
 
-def policy_part(
-    rule: MergedRule | None, subset: str | None, port: int, part: str
-) -> Any:
+def policy_part(rule: MergedRule | None, subset: str | None, port: int, part: str) -> Any:
     """One block (`outlierDetection`, `connectionPool`) of the policy a cluster gets:
     util.go MergeSubsetTrafficPolicy and model/destination_rule.go MergeTrafficPolicy. The
     rule's port settings replace its top level wholesale; a subset's block replaces the

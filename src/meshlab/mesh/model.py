@@ -4,7 +4,7 @@ expectations and the kind backend read."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 from meshlab.errors import Location
@@ -44,7 +44,9 @@ class ClusterPlan:
     lb_policy: str = "LEAST_REQUEST"
     destination_rule: Resource | None = None
     outlier: OutlierPlan | None = None  # the DR's outlierDetection (mesh/resilience.py)
-    pool: PoolPlan = PoolPlan()  # circuit breakers: Istio's unlimited defaults unless set
+    pool: PoolPlan = field(
+        default_factory=PoolPlan
+    )  # circuit breakers: Istio's unlimited defaults unless set
 
 
 @dataclass(frozen=True)

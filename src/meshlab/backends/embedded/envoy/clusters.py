@@ -9,6 +9,7 @@ from typing import Any
 
 from meshlab.mesh.plan import ClusterPlan
 
+HTTP_OPTIONS = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
 Addresses = Mapping[str, Mapping[int, int]]  # pod name -> container port -> 127.0.0.1 port
 # (pod, container port) -> the Envoy address where that pod's traffic enters, or None
 EndpointOf = Callable[[str, int], dict[str, Any] | None]
@@ -104,8 +105,8 @@ def resilience(plan: ClusterPlan) -> dict[str, Any]:
         common["max_requests_per_connection"] = pool.max_requests_per_connection
     if common:
         out["typed_extension_protocol_options"] = {
-            "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
-                "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+            HTTP_OPTIONS: {
+                "@type": f"type.googleapis.com/{HTTP_OPTIONS}",
                 "common_http_protocol_options": common,
                 "explicit_http_config": {"http_protocol_options": {}},
             }
@@ -136,7 +137,9 @@ def resilience(plan: ClusterPlan) -> dict[str, Any]:
         detection["enforcing_local_origin_success_rate"] = 0
     out["outlier_detection"] = detection
     # Istio sets the panic threshold whenever the block is present (0 = panic off).
-    out["common_lb_config"] = {"healthy_panic_threshold": {"value": outlier.healthy_panic_threshold}}
+    out["common_lb_config"] = {
+        "healthy_panic_threshold": {"value": outlier.healthy_panic_threshold}
+    }
     return out
 
 
