@@ -44,9 +44,8 @@ class ClusterPlan:
     lb_policy: str = "LEAST_REQUEST"
     destination_rule: Resource | None = None
     outlier: OutlierPlan | None = None  # the DR's outlierDetection (mesh/resilience.py)
-    pool: PoolPlan = field(
-        default_factory=PoolPlan
-    )  # circuit breakers: Istio's unlimited defaults unless set
+    # circuit breakers: Istio's unlimited defaults unless the rule sets a connectionPool
+    pool: PoolPlan = field(default_factory=PoolPlan)
 
 
 @dataclass(frozen=True)
