@@ -204,7 +204,7 @@ class EjectionKind(CheckKind):
                         break
                     time.sleep(PACE_S)
         context.progress(ProgressUpdate(len(run.sent), len(run.sent), done=True))
-        return _judge(check, spec, run, cluster, errors, window)
+        return judge(check, spec, run.sent, run.stopped, cluster, errors, window)
 
 
 def _ejection_times(sent: list[Sent], errors: int | None) -> dict[str, float]:
@@ -235,20 +235,25 @@ def _verdicts(
         labels = mine[0].outcome.labels
         name = f"{pod} ({spec.by}={labels[spec.by]})" if spec.by in labels else pod
         reached = errors is not None and failed >= errors
-        leaks = sum(ejected < s.at <= ejected + window for s in mine) if reached else 0
+        # any request before the configured ejection ends is a leak, not only the window's
+        horizon = max(
+            window, cluster.outlier.ejection_seconds if cluster and cluster.outlier else 0
+        )
+        leaks = sum(ejected < s.at <= ejected + horizon for s in mine) if reached else 0
         out.append(PodVerdict(pod, name, failed, ejected if reached else None, leaks, cluster))
     return out
 
 
-def _judge(
+def judge(
     check: Check,
     spec: EjectionSpec,
-    run: _Run,
+    sent: list[Sent],
+    stopped: str | None,
     cluster: ClusterPlan | None,
     errors: int | None,
     window: float,
 ) -> CheckResult:
-    sent = run.sent
+    """The verdict on what was sent (pure: simulations feed it made-up traffic)."""
     verdicts = _verdicts(sent, spec, errors, window, cluster)
     details = {
         "window_seconds": window,
@@ -270,10 +275,8 @@ def _judge(
         why = cause(cluster, None) or "the configuration ejects on no count of 5xx"
         return result(False, "fail", f"{check.name} failed: {why}")
     if not verdicts:
-        if run.stopped:
-            return result(
-                False, "inconclusive", f"{check.name} inconclusive: budget ({run.stopped})"
-            )
+        if stopped:
+            return result(False, "inconclusive", f"{check.name} inconclusive: budget ({stopped})")
         return result(
             False,
             "fail",
@@ -289,13 +292,13 @@ def _judge(
             tolerated = "never ejected" if v.errors > 2 * errors else f"ejected after {v.errors}"
             lines.append(
                 f"{v.name} answered 5xx {v.errors} times ({tolerated}; expected ejection "
-                f"after {errors}) and got {v.leaks} requests in the {window:g} s after its "
-                f"{_ordinal(errors)} error"
+                f"after {errors}) and got {v.leaks} more requests after its {_ordinal(errors)} "
+                "error"
             )
     if lines:
         why = cause(cluster, errors)
         text = "; ".join(lines) + (f": {why}" if why else "")
-        if run.stopped and any(v.ejected_at is None for v in verdicts):
+        if stopped and any(v.ejected_at is None for v in verdicts):
             return result(False, "inconclusive", f"{check.name} inconclusive: {text}")
         return result(False, "fail", f"{check.name} failed: {text}")
     ejection = cluster.outlier.ejection_seconds if cluster and cluster.outlier else None
