@@ -4,8 +4,9 @@ sidecar, and never retried (envoy source/common/router/retry_state_impl.cc: an o
 not retriable); within the limits no request overflows.
 
 Design. `concurrency` clients (threads, each its own session, so its own connection) send
-`requests` in all, each one request at a time, as fast as they can. `expect: overflow` passes when at least one request
-got 503 UO and every UO is a bare one (no retry flag); `expect: no-overflow` when none did;
+`requests` in all, each one request at a time, as fast as they can. `expect: overflow`
+passes when at least one request got 503 UO and every UO is a bare one (no retry flag);
+`expect: no-overflow` when none did;
 `expect: configured` reads the pool of the cluster the requests reach, which admits
 min(http2MaxRequests, maxConnections + http1MaxPendingRequests) requests at once (HTTP/1.1:
 one request per connection at a time): within it no request may overflow. Above it overflow
