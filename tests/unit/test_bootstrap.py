@@ -42,6 +42,7 @@ CASES: dict[str, list[Path]] = {
     "weighted-hash": [DATA / "apps.yaml", DATA / "weighted-hash.yaml"],
     "port-level": [DATA / "apps.yaml", DATA / "port-level.yaml"],
     "jwt-claims": [DATA / "apps.yaml", DATA / "jwt-claims.yaml"],
+    "outlier-pool": [DATA / "apps.yaml", DATA / "outlier-pool.yaml"],
 }
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from meshlab.load import istio
 from meshlab.load.manifests import Resource
@@ -21,6 +22,7 @@ from meshlab.mesh.names import (
     visible_to,
 )
 from meshlab.mesh.registry import MeshService, Registry
+from meshlab.mesh.resilience import outlier_plan, pool_plan
 
 
 def destination_rule_for(
@@ -146,6 +148,8 @@ def clusters_for(
                 endpoints,
                 base_lb,
                 rule.rules[0] if rule else None,
+                outlier_plan(policy_part(rule, None, port.number, "outlierDetection")),
+                pool_plan(policy_part(rule, None, port.number, "connectionPool")),
             )
         )
         for subset, owner, _ in rule.subsets if rule else []:
@@ -161,6 +165,8 @@ def clusters_for(
                     selected,
                     lb,
                     owner,
+                    outlier_plan(policy_part(rule, subset.name, port.number, "outlierDetection")),
+                    pool_plan(policy_part(rule, subset.name, port.number, "connectionPool")),
                 )
             )
     return clusters
@@ -198,6 +204,27 @@ def load_balancer_for(
         if own.loadBalancer is not None:
             return own.loadBalancer
     return lb
+
+
+def policy_part(rule: MergedRule | None, subset: str | None, port: int, part: str) -> Any:
+    """One block (`outlierDetection`, `connectionPool`) of the policy a cluster gets:
+    util.go MergeSubsetTrafficPolicy and model/destination_rule.go MergeTrafficPolicy. The
+    rule's port settings replace its top level wholesale; a subset's block replaces the
+    result when set, and a subset port entry replaces it even when unset there."""
+    if rule is None:
+        return None
+    policy = rule.policy
+    found = _port_setting(policy, port)
+    block = getattr(found, part) if found else (getattr(policy, part) if policy else None)
+    named = rule.subset(subset) if subset else None
+    own = named[0].trafficPolicy if named else None
+    if own is not None:
+        own_port = _port_setting(own, port)
+        if own_port is not None:
+            return getattr(own_port, part)
+        if getattr(own, part) is not None:
+            return getattr(own, part)
+    return block
 
 
 def _lb_policy(lb: istio.LoadBalancer | None) -> str:

@@ -184,8 +184,9 @@ def _note_unsimulated(resources: Sequence[Resource], notes: list[Note]) -> None:
                         r.locate("spec", "trafficPolicy", "loadBalancer", "simple"),
                     )
                 )
-            for part in ("connectionPool", "outlierDetection", "tls", "portLevelSettings"):
-                # the loadBalancer of a port is simulated (clusters.load_balancer_for)
+            for part in ("tls", "portLevelSettings"):
+                # a port's loadBalancer, connectionPool and outlierDetection are simulated
+                # (clusters.load_balancer_for, clusters.policy_part)
                 if part == "portLevelSettings" and not _port_extras(policy):
                     continue
                 if policy is not None and getattr(policy, part) is not None:
@@ -199,7 +200,5 @@ def _note_unsimulated(resources: Sequence[Resource], notes: list[Note]) -> None:
 
 
 def _port_extras(policy: istio.TrafficPolicy | None) -> bool:
-    """Whether a portLevelSettings entry sets more than its loadBalancer."""
-    return policy is not None and any(
-        p.connectionPool or p.outlierDetection or p.tls for p in policy.portLevelSettings or []
-    )
+    """Whether a portLevelSettings entry sets what is not simulated (its tls)."""
+    return policy is not None and any(p.tls for p in policy.portLevelSettings or [])
