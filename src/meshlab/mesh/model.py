@@ -42,6 +42,8 @@ class ClusterPlan:
     endpoints: list[Endpoint]
     lb_policy: str = "LEAST_REQUEST"
     destination_rule: Resource | None = None
+    # RING_HASH: minimum_ring_size; MAGLEV: table_size; None: Envoy's default (no lb config)
+    hash_table_size: int | None = None
 
 
 @dataclass(frozen=True)
