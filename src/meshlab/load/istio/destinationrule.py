@@ -64,7 +64,7 @@ MAGLEV_TABLE_LIMIT = 5000011  # pkg/config/validation/validation.go validateLoad
 
 
 class Maglev(Strict):
-    tableSize: int = 0
+    tableSize: int = Field(default=0, validate_default=True)
 
     @field_validator("tableSize")
     @classmethod
