@@ -70,7 +70,8 @@ def test_no_hashing_is_not_sticky(tmp_path: Path, backend: EmbeddedBackend) -> N
     [result] = run(tmp_path, backend, None, sticky("{header: x-user}"))
     assert result.outcome == "fail"
     first = result.message.splitlines()[0]
-    assert "not sticky" in first and "key x-user=" in first
+    assert "not sticky" in first
+    assert "key x-user=" in first
     assert "staff-service" in first  # the pods that key reached are named
     assert "has no consistentHash" in result.message
 
