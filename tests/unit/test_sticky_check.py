@@ -47,7 +47,7 @@ def with_check(lab: Path, check: str) -> Path:
     [
         ("{}", "key names one place for the key"),
         ("{header: a, cookie: b}", "not header and cookie"),
-        ("{header: 'x y'}", "String should match pattern"),
+        ("{header: 'x y'}", "'x y' is not a header, cookie or query parameter name"),
     ],
 )
 def test_a_key_names_one_place(lab: Path, key: str, said: str) -> None:
@@ -78,6 +78,24 @@ def test_a_key_fixed_in_the_request_is_refused(lab: Path) -> None:
     )
     with pytest.raises(InputError, match=r"remove it from request\.headers"):
         load_checked_lab(lab)
+
+
+def test_numbers_over_the_budget_are_refused_before_start(lab: Path) -> None:
+    with_check(
+        lab,
+        f"""\
+        - name: s
+          kind: sticky
+          request: {{url: "{URL}"}}
+          key: {{header: x-myval}}
+          keys: 1000
+          per_key: 1000
+        """,
+    )
+    with pytest.raises(InputError, match="asks for 1,000,000 requests") as caught:
+        run_lab(lab, backend=FakeBackend(weighted_pods({"safe": 1})))
+    assert caught.value.location is not None
+    assert caught.value.location.line == 8  # keys:
 
 
 def test_the_design_meets_alpha_and_beta() -> None:

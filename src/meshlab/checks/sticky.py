@@ -11,13 +11,14 @@ stated false-failure rate; the numbers are in meshlab.checks.hashing and docs/st
 
 from __future__ import annotations
 
+import re
 import secrets
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Literal
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import field_validator, model_validator
 
 from meshlab.backends.base import Outcome
 from meshlab.checks.base import (
@@ -48,16 +49,27 @@ from meshlab.mesh.plan import MeshPlan
 from meshlab.mesh.request import ProbeRequest
 
 POD = "pod"
-_KEY_NAME = r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$"
+_KEY_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 
 
 class HashKeySpec(Strict):
     """`key: {header: x-myval}` (or `cookie: NAME`, `query: NAME`): what each simulated user
     sends a value of its own in."""
 
-    header: str | None = Field(default=None, pattern=_KEY_NAME, max_length=256)
-    cookie: str | None = Field(default=None, pattern=_KEY_NAME, max_length=256)
-    query: str | None = Field(default=None, pattern=_KEY_NAME, max_length=256)
+    header: str | None = None
+    cookie: str | None = None
+    query: str | None = None
+
+    @field_validator("header", "cookie", "query")
+    @classmethod
+    def _name(cls, value: str | None) -> str | None:
+        if value is not None and (len(value) > 256 or not _KEY_NAME.fullmatch(value)):
+            shown = value if len(value) <= 60 else value[:60] + "..."
+            raise ValueError(
+                f"{shown!r} is not a header, cookie or query parameter name: letters, digits "
+                "and !#$%&'*+-.^_`|~ (no spaces, '=' or ';')"
+            )
+        return value
 
     @model_validator(mode="after")
     def _one(self) -> HashKeySpec:
@@ -356,9 +368,11 @@ def _causes(spec: StickySpec, configured: ExpectedSplit) -> list[str]:
     keyed_on = [p for p in configured.hashing if _same_key(p, mine)]
     if not keyed_on:
         others = ", ".join(key_words(p) for p in configured.hashing)
+        same_kind = any(p.kind == mine.kind for p in configured.hashing)
+        fix = "check the name's spelling" if same_kind else f"hash on {_istio_hint(spec.key)}"
         return [
             f"  likely cause: the route hashes on {others}{hash_origin(configured)}, not on "
-            f"{spec.key} that each user sends: check the name's spelling"
+            f"{spec.key} that each user sends: {fix}"
         ]
     if len(configured.hashing) > 1:  # route.go: one per hashing weighted destination
         return [
