@@ -22,6 +22,7 @@ from meshlab.mesh.model import HashPolicyPlan
 from meshlab.mesh.plan import build_plan
 from meshlab.mesh.request import ProbeRequest
 from meshlab.pipeline import run_lab
+from meshlab.report.page import render_page
 
 ROOT = Path(__file__).resolve().parents[2]
 LAB = ROOT / "labs" / "2-traffic-stickiness"
@@ -208,3 +209,25 @@ def test_hash_settings_istio_refuses_are_refused(
 ) -> None:
     with pytest.raises(InputError, match=said):
         hashing(tmp_path, consistent_hash)
+
+
+def test_a_split_on_a_hashing_route_that_moves_fails_and_its_page_says_why(lab: Path) -> None:
+    """`expect: configured` with the key in the request: one key must stay on one pod (the
+    fake backend balances without hashing, as a broken mesh would)."""
+    with_check(
+        lab,
+        f"""\
+        - name: one-user
+          kind: split
+          request: {{url: "{URL}", headers: {{x-myval: alice}}}}
+        """,
+    )
+    report = run_lab(lab, backend=FakeBackend(weighted_pods({"safe": 50, "risky": 50}), 5))
+    [split] = report.results
+    assert split.outcome == "fail"
+    assert split.requests == 67
+    first = split.message.splitlines()[0]
+    assert "the route hashes on header x-myval (DestinationRule" in first
+    assert "they reached" in first
+    page = render_page(report.model(), "r.json")
+    assert "carrying one hash key" in page
