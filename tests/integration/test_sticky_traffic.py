@@ -106,3 +106,45 @@ def test_split_configured_on_a_hashing_route_judges_one_key(
     _, cookie = run(tmp_path / "c", backend, COOKIE_TTL, checks)
     assert cookie.outcome == "pass", cookie.message
     assert "cookie user" in cookie.message
+
+
+HASH_AND_ABORT = """\
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata:
+  name: fleetman-staff-service
+spec:
+  hosts: [fleetman-staff-service]
+  http:
+  - fault:
+      abort: {httpStatus: 503, percentage: {value: 50}}
+    route:
+    - destination: {host: fleetman-staff-service}
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata:
+  name: fleetman-staff-service
+spec:
+  host: fleetman-staff-service
+  trafficPolicy:
+    loadBalancer:
+      consistentHash: {httpHeaderName: x-user}
+"""
+
+
+def test_an_abort_fault_on_a_hashing_route_is_not_a_moved_key(
+    tmp_path: Path, backend: EmbeddedBackend
+) -> None:
+    """The fault aborts per request, hashed or not: the one key's other requests still all
+    reach one pod, and configured passes."""
+    checks = f"""\
+  - name: one-user
+    kind: split
+    request: {{url: "{URL}", headers: {{x-user: alice}}}}
+"""
+    [one] = run(tmp_path, backend, HASH_AND_ABORT, checks)
+    assert one.outcome == "pass", one.message
+    assert "HTTP 503" in one.observed
+    assert len(one.observed) == 2
+    assert "the requests the fault did not abort went to" in one.message

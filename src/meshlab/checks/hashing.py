@@ -114,16 +114,24 @@ def judge_one_key(
         run.report(None, None, done=True)
         run.close()
     served = {b for b, share in configured.shares.items() if share > 0}
-    buckets = run.counts.most_common()
-    passed = len(buckets) == 1 and (not served or buckets[0][0] in served)
+    # an abort fault fires per request, hashed or not: its share is not the key's pod
+    aborts = {
+        b for b in served if any(s.what.endswith("fault.abort") for s in configured.sources[b])
+    }
+    buckets = [(b, c) for b, c in run.counts.most_common() if b not in aborts]
+    passed = len(buckets) <= 1 and all(b in served or not served for b, _ in buckets)
+    passed = passed and (bool(buckets) or bool(aborts))
     stopped = run.stopped
     outcome = "pass" if passed and stopped is None else "fail" if not passed else "inconclusive"
     key = key_words(policy)
     shares = ", ".join(f"{b} {100 * s:.0f}%" for b, s in configured.shares.items())
-    seen = ", ".join(f"{b} {c}" for b, c in buckets) or "nothing"
+    seen = ", ".join(f"{b} {c}" for b, c in run.counts.most_common()) or "nothing"
+    landed = buckets[0][0] if buckets else "none (the fault aborted them)"
     if outcome == "pass":
         head = (
-            f"{check.name} passed: all {run.sent} requests went to {buckets[0][0]}: the route "
+            f"{check.name} passed: "
+            + ("the requests the fault did not abort" if aborts else f"all {run.sent} requests")
+            + f" went to {landed}: the route "
             f"hashes on {key}{hash_origin(configured)}, which every request carries, so one "
             "session sticks to one pod"
         )
