@@ -43,6 +43,11 @@ CASES: dict[str, list[Path]] = {
     "port-level": [DATA / "apps.yaml", DATA / "port-level.yaml"],
     "jwt-claims": [DATA / "apps.yaml", DATA / "jwt-claims.yaml"],
     "outlier-pool": [DATA / "apps.yaml", DATA / "outlier-pool.yaml"],
+    "hash-sizes": [DATA / "apps.yaml", DATA / "hash-sizes.yaml"],
+    "lab-2-traffic-stickiness": [
+        ROOT / "labs" / "2-traffic-stickiness" / "fleetman.yaml",
+        ROOT / "labs" / "2-traffic-stickiness" / "istio-rules.yaml",
+    ],
 }
 
 

@@ -137,7 +137,8 @@ def clusters_for(
     clusters = []
     for port in service.ports:
         endpoints = service.endpoints.get(port.number, [])
-        base_lb = _lb_policy(load_balancer_for(rule, None, port.number))
+        base = load_balancer_for(rule, None, port.number)
+        base_lb = _lb_policy(base)
         clusters.append(
             ClusterPlan(
                 cluster_name(port.number, None, service.fqdn),
@@ -150,11 +151,13 @@ def clusters_for(
                 rule.rules[0] if rule else None,
                 outlier_plan(policy_part(rule, None, port.number, "outlierDetection")),
                 pool_plan(policy_part(rule, None, port.number, "connectionPool")),
+                hash_table_size(base),
             )
         )
         for subset, owner, _ in rule.subsets if rule else []:
             selected = [e for e in endpoints if selects(subset.labels, e.pod.labels)]
-            lb = _lb_policy(load_balancer_for(rule, subset.name, port.number))
+            own_lb = load_balancer_for(rule, subset.name, port.number)
+            lb = _lb_policy(own_lb)
             clusters.append(
                 ClusterPlan(
                     cluster_name(port.number, subset.name, service.fqdn),
@@ -167,6 +170,7 @@ def clusters_for(
                     owner,
                     outlier_plan(policy_part(rule, subset.name, port.number, "outlierDetection")),
                     pool_plan(policy_part(rule, subset.name, port.number, "connectionPool")),
+                    hash_table_size(own_lb),
                 )
             )
     return clusters
@@ -238,6 +242,23 @@ def _lb_policy(lb: istio.LoadBalancer | None) -> str:
     return {"ROUND_ROBIN": "ROUND_ROBIN", "RANDOM": "RANDOM"}.get(lb.simple or "", "LEAST_REQUEST")
 
 
+ENVOY_MIN_RING_SIZE = 1024  # what istiod writes when no ring size is given
+
+
+def hash_table_size(lb: istio.LoadBalancer | None) -> int | None:
+    """cluster_traffic_policy.go ApplyRingHashLoadBalancer: maglev's tableSize and ringHash's
+    minimumRingSize when set (else no lb config); neither algorithm named: a ring of the
+    deprecated minimumRingSize, or 1024."""
+    hashing = lb.consistentHash if lb else None
+    if hashing is None:
+        return None
+    if hashing.maglev is not None:
+        return hashing.maglev.tableSize or None
+    if hashing.ringHash is not None:
+        return hashing.ringHash.minimumRingSize or None
+    return hashing.minimumRingSize or ENVOY_MIN_RING_SIZE
+
+
 def consistent_hash_for(
     rule: MergedRule | None, subset: str | None, port: int | None = None
 ) -> istio.ConsistentHash | None:
@@ -278,7 +299,8 @@ def hash_policy(consistent_hash: istio.ConsistentHash | None) -> HashPolicyPlan 
     if consistent_hash is None:
         return None
     if consistent_hash.httpHeaderName:
-        return HashPolicyPlan("header", consistent_hash.httpHeaderName.lower())
+        # as written: Envoy lowercases the name itself (route.go ConsistentHashToHashPolicy)
+        return HashPolicyPlan("header", consistent_hash.httpHeaderName)
     if consistent_hash.httpCookie is not None:
         cookie = consistent_hash.httpCookie
         ttl = istio.parse_duration(cookie.ttl) if cookie.ttl else None

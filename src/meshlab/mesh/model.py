@@ -46,6 +46,8 @@ class ClusterPlan:
     outlier: OutlierPlan | None = None  # the DR's outlierDetection (mesh/resilience.py)
     # circuit breakers: Istio's unlimited defaults unless the rule sets a connectionPool
     pool: PoolPlan = field(default_factory=PoolPlan)
+    # RING_HASH: minimum_ring_size; MAGLEV: table_size; None: Envoy's default (no lb config)
+    hash_table_size: int | None = None
 
 
 @dataclass(frozen=True)

@@ -60,8 +60,11 @@ def cluster(plan: ClusterPlan, endpoint_of: EndpointOf, prefix: str = "") -> dic
     ]
     out = static_cluster(prefix + plan.name, endpoints)
     out["lb_policy"] = plan.lb_policy
-    if plan.lb_policy == "RING_HASH":
-        out["ring_hash_lb_config"] = {"minimum_ring_size": "1024"}
+    # cluster_traffic_policy.go ApplyRingHashLoadBalancer: the size only when istiod sets one
+    if plan.lb_policy == "RING_HASH" and plan.hash_table_size:
+        out["ring_hash_lb_config"] = {"minimum_ring_size": str(plan.hash_table_size)}
+    if plan.lb_policy == "MAGLEV" and plan.hash_table_size:
+        out["maglev_lb_config"] = {"table_size": str(plan.hash_table_size)}
     out.update(resilience(plan))
     out["metadata"] = {
         "filter_metadata": {
