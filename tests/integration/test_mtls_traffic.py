@@ -1,0 +1,85 @@
+"""Real TLS between the sidecars' Envoys: under STRICT a meshed client is served through
+mTLS (Envoy's own TLS stats say so) and a plaintext client without a sidecar is refused."""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from meshlab.backends.base import LabToDeploy
+from meshlab.backends.embedded.backend import EmbeddedBackend, EmbeddedMesh
+from meshlab.load.manifests import load_manifests
+from meshlab.mesh.plan import build_plan
+from meshlab.mesh.request import Origin, ProbeRequest
+
+pytestmark = pytest.mark.envoy
+
+ROOT = Path(__file__).resolve().parents[2]
+APP = ROOT / "labs" / "2-traffic" / "fleetman.yaml"
+STRICT = ROOT / "tests" / "data" / "mtls" / "strict.yaml"
+URL = "http://fleetman-staff-service:8080/driver/City%20Truck"
+
+
+def deploy(backend: EmbeddedBackend, *files: Path) -> Iterator[EmbeddedMesh]:
+    resources = load_manifests([APP, *files], "default")
+    lab = LabToDeploy("test", "default", resources, build_plan(resources, "default"))
+    with backend.deploy(lab) as deployed:
+        yield deployed
+
+
+@pytest.fixture(scope="module")
+def strict(backend: EmbeddedBackend) -> Iterator[EmbeddedMesh]:
+    yield from deploy(backend, STRICT)
+
+
+def stats(mesh: EmbeddedMesh) -> dict[str, int]:
+    with urllib.request.urlopen(f"{mesh.envoy.admin_url}/stats?format=json") as answer:
+        data = json.load(answer)
+    return {s["name"]: s["value"] for s in data["stats"] if "value" in s}
+
+
+def inbound_ssl(mesh: EmbeddedMesh, stat: str) -> int:
+    """A server-side TLS stat (`handshake`, `connection_error`) summed over the staff pods'
+    inbound internal listeners (Envoy names them `envoy_internal_<listener>`)."""
+    return sum(
+        v
+        for k, v in stats(mesh).items()
+        if k.startswith("listener.envoy_internal_inbound~staff-service")
+        and k.endswith(f".ssl.{stat}")
+    )
+
+
+def test_strict_serves_a_meshed_client_through_mutual_tls(strict: EmbeddedMesh) -> None:
+    before = inbound_ssl(strict, "handshake")
+    with strict.session() as session:
+        outcomes = session.send(ProbeRequest(URL), 10)
+    assert all(o.status == 200 for o in outcomes), [o.error or o.status for o in outcomes]
+    assert inbound_ssl(strict, "handshake") > before  # the client's sidecar reached the pods over TLS
+    config = json.loads(
+        urllib.request.urlopen(f"{strict.envoy.admin_url}/config_dump").read()
+    )
+    text = json.dumps(config)
+    assert "spiffe://cluster.local/ns/default/sa/default" in text
+
+
+def test_strict_refuses_a_plaintext_client_without_a_sidecar(strict: EmbeddedMesh) -> None:
+    before = inbound_ssl(strict, "connection_error")
+    with strict.session() as session:
+        outcomes = session.send(ProbeRequest(URL, origin=Origin("no-sidecar")), 5)
+    assert all(o.status is None for o in outcomes), [o.status for o in outcomes]
+    assert all(o.error for o in outcomes)
+    # the inbound side refused the plaintext bytes as a failed TLS handshake
+    assert inbound_ssl(strict, "connection_error") >= before + 5
+
+
+def test_the_chain_works_under_strict(strict: EmbeddedMesh) -> None:
+    """webapp -> api-gateway -> staff-service: every hop enters its callee's sidecar via mTLS."""
+    url = "http://fleetman-webapp:80/api/vehicles/driver/City%20Truck"
+    with strict.session() as session:
+        (outcome,) = session.send(ProbeRequest(url), 1)
+    assert outcome.status == 200, outcome.error
+    assert [h.status for h in outcome.hops] and all(h.status == 200 for h in outcome.hops)
