@@ -18,6 +18,7 @@ from meshlab.checks.base import (
 # Importing a kind's module registers it.
 from meshlab.checks import split as _split  # noqa: F401  isort: skip
 from meshlab.checks import status as _status  # noqa: F401  isort: skip
+from meshlab.checks import reachability as _reachability  # noqa: F401  isort: skip
 
 __all__ = [
     "Check",

@@ -112,3 +112,36 @@ def service_account(pod: PodInstance) -> str:
 def spiffe_id(namespace: str, account: str) -> str:
     """Istio's workload identity (pkg/spiffe/spiffe.go): spiffe://<trust domain>/ns/NS/sa/SA."""
     return f"spiffe://{TRUST_DOMAIN}/ns/{namespace}/sa/{account}"
+
+
+def explain(policies: Sequence[Resource], pod: PodInstance, port: int) -> str:
+    """Why a pod's inbound side has its mode on `port`, naming the policy and its file:line
+    (or that none applies, and Istio's default)."""
+    effective = pod_mtls(policies, pod)
+    mode = effective.for_port(port)
+    deciding = [p for p in effective.sources if _mode(p) is not None or p.body.spec.portLevelMtls]
+    if not deciding:
+        return f"{mode}: no PeerAuthentication sets a mode for it (Istio's default is PERMISSIVE)"
+    last = deciding[-1]
+    return f"{mode} from {last.ref} ({last.location.short()})"
+
+
+def misplaced(policies: Sequence[Resource], namespaces: set[str]) -> list[str]:
+    """Policies that apply to no pod of the lab: in a namespace without pods (not the root
+    namespace), or with a selector in the root namespace (it selects nothing elsewhere)."""
+    out = []
+    for policy in policies:
+        selector = _selector(policy)
+        if policy.namespace == ROOT_NAMESPACE and selector is not None:
+            out.append(
+                f"{policy.ref} ({policy.location.short()}) has a selector in the root "
+                f"namespace {ROOT_NAMESPACE}: it selects only pods there; a mesh-wide policy "
+                "has no selector"
+            )
+        elif policy.namespace != ROOT_NAMESPACE and policy.namespace not in namespaces:
+            out.append(
+                f"{policy.ref} ({policy.location.short()}) applies only to namespace "
+                f"{policy.namespace}, which has no pods here; a mesh-wide policy goes in "
+                f"{ROOT_NAMESPACE} (the root namespace), a namespace's in that namespace"
+            )
+    return out

@@ -98,7 +98,7 @@ def render_mesh(
             endpoint_of,
             access_log,
             proxy.kind == "gateway",
-            (lambda c, p=proxy: tls.upstream(p, c)) if tls is not None else None,
+            _upstream_tls(tls, proxy),
         )
         listeners += more_listeners
         clusters += more_clusters
@@ -124,6 +124,15 @@ def render_mesh(
             }
         ]
     return out
+
+
+def _upstream_tls(
+    tls: MeshTls | None, proxy: ProxyPlan
+) -> Callable[[ClusterPlan], UpstreamTls | None] | None:
+    """How this proxy's clusters get their mTLS (None: plaintext everywhere)."""
+    if tls is None:
+        return None
+    return lambda plan: tls.upstream(proxy, plan)
 
 
 def prefix_of(proxy: ProxyPlan) -> str:
