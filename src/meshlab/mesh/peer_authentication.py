@@ -84,7 +84,7 @@ def pod_mtls(policies: Sequence[Resource], pod: PodInstance) -> PodMtls:
         mode = _mode(level) or mode
     ports: dict[int, Mode] = {}
     if workload is not None:
-        for port, mtls in workload.body.spec.portLevelMtls.items():
+        for port, mtls in workload.body.spec.ports.items():
             ports[port] = mode if mtls.mode == "UNSET" else mtls.mode
     sources = tuple(p for p in (mesh, namespace_level, workload) if p is not None)
     return PodMtls(mode, ports, sources)

@@ -34,8 +34,20 @@ class PeerSelector(Strict):
 class PeerAuthenticationSpec(Strict):
     selector: PeerSelector | None = None
     mtls: PeerMtls | None = None
-    # keys are container (target) port numbers, written as strings or numbers
-    portLevelMtls: dict[int, PeerMtls] = Field(default_factory=dict)
+    # keys are container (target) port numbers; JSON (and so the API server) has string keys
+    portLevelMtls: dict[str, PeerMtls] = Field(default_factory=dict)
+
+    @field_validator("portLevelMtls", mode="before")
+    @classmethod
+    def _port_keys(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            return {str(k): v for k, v in value.items()}
+        return value
+
+    @property
+    def ports(self) -> dict[int, PeerMtls]:
+        """portLevelMtls by container port number."""
+        return {int(k): v for k, v in self.portLevelMtls.items()}
 
     @model_validator(mode="after")
     def _ports_need_a_selector(self) -> PeerAuthenticationSpec:
@@ -46,8 +58,8 @@ class PeerAuthenticationSpec(Strict):
                 "workloads' container ports (add selector.matchLabels, or use mtls.mode)"
             )
         for port in self.portLevelMtls:
-            if not 1 <= port <= 65535:
-                raise ValueError(f"portLevelMtls: port {port} must be from 1 to 65535")
+            if not port.isdigit() or not 1 <= int(port) <= 65535:
+                raise ValueError(f"portLevelMtls: {port!r} must be a port number from 1 to 65535")
         return self
 
 
