@@ -12,6 +12,7 @@ import pytest
 
 from meshlab.backends.base import LabToDeploy
 from meshlab.backends.embedded.backend import EmbeddedBackend, EmbeddedMesh
+from meshlab.checks.reachability import REFUSED, verdict_of
 from meshlab.load.manifests import load_manifests
 from meshlab.mesh.plan import build_plan
 from meshlab.mesh.request import Origin, ProbeRequest
@@ -84,3 +85,13 @@ def test_the_chain_works_under_strict(strict: EmbeddedMesh) -> None:
     assert outcome.status == 200, outcome.error
     assert outcome.hops
     assert all(h.status == 200 for h in outcome.hops)
+
+
+def test_a_sidecar_sending_plaintext_to_a_strict_pod_gets_a_503(backend: EmbeddedBackend) -> None:
+    """DestinationRule `tls.mode: DISABLE` under STRICT: the client's sidecar connects in
+    plaintext, the pod's inbound side drops it, the sidecar answers 503 (upstream failure)."""
+    for mesh in deploy(backend, STRICT, ROOT / "tests" / "data" / "mtls" / "plaintext-rule.yaml"):
+        with mesh.session() as session:
+            outcomes = session.send(ProbeRequest(URL), 3)
+        assert {o.status for o in outcomes} == {503}
+        assert {verdict_of(o) for o in outcomes} == {REFUSED}, [o.response_flags for o in outcomes]

@@ -30,7 +30,9 @@ spec:
     metadata: {labels: {app: staff}}
     spec:
       serviceAccountName: staff-sa
-      containers: [{name: s, image: richardchesterwood/istio-fleetman-staff-service:6, ports: [{containerPort: 8080}]}]
+      containers:
+      - {name: s, image: "richardchesterwood/istio-fleetman-staff-service:6",
+         ports: [{containerPort: 8080}]}
 ---
 apiVersion: apps/v1
 kind: Deployment
@@ -40,7 +42,9 @@ spec:
   template:
     metadata: {labels: {app: hr}}
     spec:
-      containers: [{name: s, image: richardchesterwood/istio-fleetman-staff-service:6, ports: [{containerPort: 8080}]}]
+      containers:
+      - {name: s, image: "richardchesterwood/istio-fleetman-staff-service:6",
+         ports: [{containerPort: 8080}]}
 """
 
 
@@ -90,9 +94,7 @@ STAFF_PORTS = policy("staff", "default", None, "app: staff", "8080: {mode: STRIC
         ((NS_PERMISSIVE, policy("later", "default", "STRICT")), "PERMISSIVE", "PERMISSIVE"),
     ],
 )
-def test_mode_resolution(
-    tmp_path: Path, policies: tuple[str, ...], staff: str, hr: str
-) -> None:
+def test_mode_resolution(tmp_path: Path, policies: tuple[str, ...], staff: str, hr: str) -> None:
     found, pods = load(tmp_path, *policies)
     assert pod_mtls(found, pods["staff"]).for_port(8080) == staff
     assert pod_mtls(found, pods["hr"]).for_port(8080) == hr
@@ -146,4 +148,5 @@ def test_a_mesh_wide_policy_is_simulated_though_in_istio_system(tmp_path: Path) 
     path = tmp_path / "pa.yaml"
     path.write_text(MESH_STRICT)
     [resource] = load_manifests([path], "default")
-    assert resource.install and resource.simulated
+    assert resource.install
+    assert resource.simulated

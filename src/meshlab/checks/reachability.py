@@ -6,7 +6,7 @@ straight to the pod (kube-proxy's path) and is refused under a STRICT PeerAuthen
 served under PERMISSIVE. Refused looks like this to the client: the connection is reset or
 closed with no HTTP answer (the inbound side fails the TLS handshake: verified on Envoy,
 `ssl.connection_error` on the inbound listener); from a sidecar whose mTLS connection fails,
-a 503 with Envoy's flag UF or URX.
+a 503 with Envoy's flag UC (connection dropped), UF or URX.
 
 The behaviour is deterministic, so there is no statistics: every one of `requests` (10 by
 default) must be what `expect` says; one served where refusal was expected (or the reverse)
@@ -32,8 +32,10 @@ from meshlab.mesh.peer_authentication import explain, misplaced, peer_policies
 from meshlab.mesh.plan import MeshPlan
 
 SERVED, REFUSED, OTHER = "served", "refused", "other"
-# Envoy's flags for an upstream connection that failed (the callee refused the TLS)
-_CONNECT_FLAGS = {"UF", "URX"}
+# Envoy's flags for an upstream connection that failed or was dropped before any answer
+# (the callee's inbound side refused the TLS, or the plaintext): verified on Envoy, a
+# sidecar sending plaintext to a STRICT pod answers 503 UC
+_CONNECT_FLAGS = {"UF", "URX", "UC"}
 MAX_REQUESTS = 1000
 
 
@@ -53,7 +55,7 @@ def verdict_of(outcome: Outcome) -> str:
     flags = set((outcome.response_flags or "-").split(","))
     if outcome.status == 503 and flags & _CONNECT_FLAGS:
         return REFUSED
-    if outcome.pod is not None or flags == {"-"}:
+    if flags == {"-"}:  # the answer is the app's, whatever its status
         return SERVED
     return OTHER
 
