@@ -132,3 +132,15 @@ def test_certificates_carry_spiffe_ids_signed_by_the_mesh_ca(tmp_path: Path) -> 
     assert stat.S_IMODE(identity.key.stat().st_mode) == 0o600
     again = write_mesh_certs(tmp_path / "again", [spiffe])
     assert again.ca.read_bytes() != certs.ca.read_bytes()  # a fresh CA every run
+
+
+def test_a_ports_settings_replace_the_rules_tls_on_that_port(tmp_path: Path) -> None:
+    text = rule("ISTIO_MUTUAL").replace(
+        "trafficPolicy: {tls: {mode: ISTIO_MUTUAL}}",
+        "trafficPolicy:\n    tls: {mode: ISTIO_MUTUAL}\n"
+        "    portLevelSettings:\n    - port: {number: 8080}\n      loadBalancer: {simple: RANDOM}",
+    )
+    staff = named(render(tmp_path, text), "clusters", STAFF)
+    # no tls on the port's settings: auto mTLS there, not the rule's ISTIO_MUTUAL
+    assert "transport_socket" not in staff
+    assert staff["transport_socket_matches"][0]["name"] == "tlsMode-istio"

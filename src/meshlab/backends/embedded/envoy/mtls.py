@@ -98,12 +98,10 @@ def client_tls_mode(plan: ClusterPlan) -> str | None:
     if rule.body.spec.trafficPolicy is not None:
         policies.append(rule.body.spec.trafficPolicy)
     for policy in policies:
+        # a port's settings replace the policy on that port, tls included (as for the
+        # load balancer: clusters.load_balancer_for)
         port = next(
-            (
-                p
-                for p in policy.portLevelSettings or []
-                if p.port and p.port.number == plan.port and p.tls is not None
-            ),
+            (p for p in policy.portLevelSettings or [] if p.port and p.port.number == plan.port),
             None,
         )
         tls = port.tls if port is not None else policy.tls
