@@ -4,6 +4,7 @@ mTLS (Envoy's own TLS stats say so) and a plaintext client without a sidecar is 
 from __future__ import annotations
 
 import json
+import subprocess
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,9 +13,14 @@ import pytest
 
 from meshlab.backends.base import LabToDeploy
 from meshlab.backends.embedded.backend import EmbeddedBackend, EmbeddedMesh
+from meshlab.backends.embedded.certs import write_mesh_certs
+from meshlab.backends.embedded.envoy.binary import find_envoy
+from meshlab.backends.embedded.envoy.bootstrap import placeholder_addresses, render_mesh
+from meshlab.backends.embedded.envoy.mtls import identities, mesh_tls
 from meshlab.checks.reachability import REFUSED, verdict_of
 from meshlab.load.manifests import load_manifests
 from meshlab.mesh.plan import build_plan
+from meshlab.mesh.proxies import build_proxies
 from meshlab.mesh.request import Origin, ProbeRequest
 
 pytestmark = pytest.mark.envoy
@@ -95,3 +101,63 @@ def test_a_sidecar_sending_plaintext_to_a_strict_pod_gets_a_503(backend: Embedde
             outcomes = session.send(ProbeRequest(URL), 3)
         assert {o.status for o in outcomes} == {503}
         assert {verdict_of(o) for o in outcomes} == {REFUSED}, [o.response_flags for o in outcomes]
+
+
+EVERY_MODE = """
+apiVersion: security.istio.io/v1
+kind: PeerAuthentication
+metadata: {name: default, namespace: istio-system}
+spec: {mtls: {mode: STRICT}}
+---
+apiVersion: security.istio.io/v1
+kind: PeerAuthentication
+metadata: {name: staff, namespace: default}
+spec:
+  selector: {matchLabels: {app: staff-service}}
+  mtls: {mode: DISABLE}
+  portLevelMtls: {8080: {mode: PERMISSIVE}}
+---
+apiVersion: security.istio.io/v1
+kind: PeerAuthentication
+metadata: {name: telemetry, namespace: default}
+spec:
+  selector: {matchLabels: {app: vehicle-telemetry}}
+  mtls: {mode: DISABLE}
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: tracker, namespace: default}
+spec:
+  host: fleetman-position-tracker
+  trafficPolicy: {tls: {mode: ISTIO_MUTUAL}}
+"""
+
+
+def test_envoy_validates_every_mtls_shape(tmp_path: Path) -> None:
+    """STRICT, PERMISSIVE (port-level) and DISABLE inbound chains, auto mTLS and
+    ISTIO_MUTUAL clusters in one bootstrap: `envoy --mode validate` accepts it."""
+    (tmp_path / "modes.yaml").write_text(EVERY_MODE)
+    loaded = load_manifests([APP, tmp_path / "modes.yaml"], "default")
+    resources = [r for r in loaded if r.simulated]
+    proxies = build_proxies(resources, build_plan(resources, "default"))
+    certs = write_mesh_certs(tmp_path / "certs", identities(proxies)[1])
+    tls = mesh_tls(proxies, resources, certs)
+    config = render_mesh(proxies, placeholder_addresses(proxies.client.plan), tls=tls)
+    chains = {
+        lst["name"].split("~")[1].rsplit("-", 2)[0]: len(lst["filter_chains"])
+        for lst in config["static_resources"]["listeners"]
+        if lst["name"].startswith("inbound~")
+    }
+    assert chains["staff-service"] == 2  # PERMISSIVE on 8080
+    assert chains["vehicle-telemetry"] == 1  # DISABLE
+    assert chains["api-gateway"] == 1  # STRICT
+    (tmp_path / "envoy.json").write_text(json.dumps(config))
+    binary = find_envoy(None)
+    done = subprocess.run(
+        [str(binary.path), "--mode", "validate", "-c", str(tmp_path / "envoy.json"), "-l", "error"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
