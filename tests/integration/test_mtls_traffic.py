@@ -103,41 +103,13 @@ def test_a_sidecar_sending_plaintext_to_a_strict_pod_gets_a_503(backend: Embedde
         assert {verdict_of(o) for o in outcomes} == {REFUSED}, [o.response_flags for o in outcomes]
 
 
-EVERY_MODE = """
-apiVersion: security.istio.io/v1
-kind: PeerAuthentication
-metadata: {name: default, namespace: istio-system}
-spec: {mtls: {mode: STRICT}}
----
-apiVersion: security.istio.io/v1
-kind: PeerAuthentication
-metadata: {name: staff, namespace: default}
-spec:
-  selector: {matchLabels: {app: staff-service}}
-  mtls: {mode: DISABLE}
-  portLevelMtls: {8080: {mode: PERMISSIVE}}
----
-apiVersion: security.istio.io/v1
-kind: PeerAuthentication
-metadata: {name: telemetry, namespace: default}
-spec:
-  selector: {matchLabels: {app: vehicle-telemetry}}
-  mtls: {mode: DISABLE}
----
-apiVersion: networking.istio.io/v1
-kind: DestinationRule
-metadata: {name: tracker, namespace: default}
-spec:
-  host: fleetman-position-tracker
-  trafficPolicy: {tls: {mode: ISTIO_MUTUAL}}
-"""
+EVERY_MODE = ROOT / "tests" / "data" / "mtls" / "every-mode.yaml"
 
 
 def test_envoy_validates_every_mtls_shape(tmp_path: Path) -> None:
     """STRICT, PERMISSIVE (port-level) and DISABLE inbound chains, auto mTLS and
     ISTIO_MUTUAL clusters in one bootstrap: `envoy --mode validate` accepts it."""
-    (tmp_path / "modes.yaml").write_text(EVERY_MODE)
-    loaded = load_manifests([APP, tmp_path / "modes.yaml"], "default")
+    loaded = load_manifests([APP, EVERY_MODE], "default")
     resources = [r for r in loaded if r.simulated]
     proxies = build_proxies(resources, build_plan(resources, "default"))
     certs = write_mesh_certs(tmp_path / "certs", identities(proxies)[1])
