@@ -22,7 +22,9 @@ from meshlab.checks.reachability import OTHER, REFUSED, SERVED, ReachabilitySpec
         (Outcome(503, response_flags="UF,URX"), REFUSED),
         (Outcome(503, response_flags="UH"), OTHER),  # no healthy pod: neither
         (Outcome(404, response_flags="NR"), OTHER),  # no route: neither
+        (Outcome(None, error="RemoteDisconnected: Remote end closed connection"), REFUSED),
         (Outcome(None, error="TimeoutError: timed out"), OTHER),
+        (Outcome(None, error="could not resolve host 'nowhere': Name or service"), OTHER),
     ],
 )
 def test_verdicts(outcome: Outcome, verdict: str) -> None:

@@ -37,6 +37,9 @@ SERVED, REFUSED, OTHER = "served", "refused", "other"
 # sidecar sending plaintext to a STRICT pod answers 503 UC
 _CONNECT_FLAGS = {"UF", "URX", "UC"}
 MAX_REQUESTS = 1000
+# How a client library words a connection the server dropped or refused (http.client on the
+# embedded backend and in the kind probe): not a DNS failure or a timeout
+_DROPPED = ("reset", "closed", "refused", "remotedisconnected", "brokenpipe", "connection failed")
 
 
 class ReachabilitySpec(CheckSpec):
@@ -51,7 +54,8 @@ def verdict_of(outcome: Outcome) -> str:
     (reset, closed) or a sidecar's 503 for a failed upstream connection; other: anything
     else (no route, no healthy pod, a timeout), which is neither."""
     if outcome.status is None:
-        return REFUSED if outcome.error and "timed out" not in outcome.error else OTHER
+        error = (outcome.error or "").lower()
+        return REFUSED if any(word in error for word in _DROPPED) else OTHER
     flags = set((outcome.response_flags or "-").split(","))
     if outcome.status == 503 and flags & _CONNECT_FLAGS:
         return REFUSED
