@@ -75,7 +75,7 @@ def bench(session: nox.Session) -> None:
 
 
 # Labs whose latest run the site shows as a results page (docs/results/lab-NAME.md, generated).
-RESULTS_LABS = ["2-traffic", "2-traffic-stickiness", "6-circuit-breaking"]
+RESULTS_LABS = ["2-traffic", "2-traffic-stickiness", "6-circuit-breaking", "7-mtls"]
 
 
 def _results_pages(session: nox.Session) -> None:

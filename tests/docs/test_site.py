@@ -39,7 +39,6 @@ pytestmark = pytest.mark.envoy  # the results page comes from a real run of lab 
 ROOT = Path(__file__).resolve().parents[2]
 REPORTS = ROOT / "reports"
 RESULTS_PAGE = "results/lab-2-traffic.md"
-EXTRA_RESULTS = ["2-traffic-stickiness", "6-circuit-breaking"]
 MKDOCS_BUILD = [sys.executable, "-m", "mkdocs", "build", "--strict"]
 SNIPPET = re.compile(r'^\s*-{1,}8<-{1,}\s+"(?P<path>[^"]+)"\s*$')
 REMOTE = re.compile(r"^\s*(?:[a-z][a-z0-9+.-]*:)?//", re.IGNORECASE)
@@ -95,10 +94,13 @@ def site(tmp_path_factory: pytest.TempPathFactory, lab2_report: dict[str, Any]) 
     page.parent.mkdir(parents=True)
     report = RunReport.model_validate(lab2_report)
     page.write_text(render_page(report, "reports/lab-2-traffic.json"), encoding="utf-8")
-    for lab in EXTRA_RESULTS:  # the other labs' pages in the nav, from a fresh run each
-        other = run_lab(ROOT / "labs" / lab).model()
-        text = render_page(other, f"reports/lab-{lab}.json")
-        (page.parent / f"lab-{lab}.md").write_text(text, encoding="utf-8")
+    # the other labs' results pages the nav lists (noxfile RESULTS_LABS), from real runs too
+    nav = (ROOT / "mkdocs.yml").read_text(encoding="utf-8")
+    for name in sorted(set(re.findall(r"results/lab-([\w-]+)\.md", nav)) - {"2-traffic"}):
+        other = run_lab(ROOT / "labs" / name).model()
+        (page.parent / f"lab-{name}.md").write_text(
+            render_page(other, f"reports/lab-{name}.json"), encoding="utf-8"
+        )
     out = source / "site"
     done = subprocess.run(
         [*MKDOCS_BUILD, "-f", str(source / "mkdocs.yml"), "-d", str(out)],
