@@ -513,7 +513,7 @@ def test_passing_lab_exits_0_and_prints_the_risky_share(passing_run: Run) -> Non
     )
     assert verdict, passing_run
     share, risky, total = float(verdict[1]), int(verdict[2]), int(verdict[3])
-    assert share == pytest.approx(100 * risky / total, abs=0.05)
+    assert share == pytest.approx(100 * risky / total, abs=0.0501)  # printed to 0.1, half to even
     assert 2 < share < 25
     assert passing_run.stdout.splitlines()[0] == (
         "lab 2-traffic: Canary release of the staff service"
