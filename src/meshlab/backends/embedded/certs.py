@@ -15,11 +15,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
-
 _VALID = datetime.timedelta(days=1)  # a run lasts minutes; Istio's default is 24 h too
 
 
@@ -42,7 +37,14 @@ class MeshCerts:
 
 
 def write_mesh_certs(directory: Path, spiffe_ids: Iterable[str]) -> MeshCerts:
-    """A new CA and one certificate per SPIFFE id, written under `directory` (keys 0600)."""
+    """A new CA and one certificate per SPIFFE id, written under `directory` (keys 0600).
+    `cryptography` is imported here, not with the module (~0.1 s): the backend makes the CA
+    in a thread while the stand-ins start, so a run does not wait for it."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
     directory.mkdir(parents=True, exist_ok=True)
     now = datetime.datetime.now(datetime.UTC)
     ca_key = ec.generate_private_key(ec.SECP256R1())
