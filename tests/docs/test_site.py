@@ -10,6 +10,7 @@ reports/ as an artifact.
 
 from __future__ import annotations
 
+import ast
 import functools
 import json
 import os
@@ -30,7 +31,7 @@ from urllib.parse import unquote, urljoin, urlsplit
 import pytest
 import yaml
 
-from meshlab.pipeline import run_lab
+from meshlab.pipeline import RunOptions, run_lab
 from meshlab.report.model import RunReport
 from meshlab.report.page import render_page
 
@@ -84,6 +85,19 @@ def lab2_report() -> dict[str, Any]:
     return run_lab(ROOT / "labs" / "2-traffic").model().model_dump(mode="json")
 
 
+def results_labs() -> list[str]:
+    """RESULTS_LABS of noxfile.py (read, not imported: the test env need not have nox)."""
+    tree = ast.parse((ROOT / "noxfile.py").read_text(encoding="utf-8"))
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(
+            isinstance(t, ast.Name) and t.id == "RESULTS_LABS" for t in node.targets
+        ):
+            labs = ast.literal_eval(node.value)
+            assert isinstance(labs, list)
+            return [str(lab) for lab in labs]
+    raise AssertionError("noxfile.py has no RESULTS_LABS")
+
+
 @pytest.fixture(scope="session")
 def site(tmp_path_factory: pytest.TempPathFactory, lab2_report: dict[str, Any]) -> Site:
     source = tmp_path_factory.mktemp("site-source")
@@ -94,6 +108,14 @@ def site(tmp_path_factory: pytest.TempPathFactory, lab2_report: dict[str, Any]) 
     page.parent.mkdir(parents=True)
     report = RunReport.model_validate(lab2_report)
     page.write_text(render_page(report, "reports/lab-2-traffic.json"), encoding="utf-8")
+    # The other labs' pages as `nox -s docs` makes them, from runs of 10 requests per check
+    # (the pages' structure and links are under test here, not the labs' verdicts).
+    for lab in results_labs():
+        if lab != "2-traffic":
+            other = run_lab(ROOT / "labs" / lab, RunOptions(requests=10)).model()
+            (page.parent / f"lab-{lab}.md").write_text(
+                render_page(other, f"reports/lab-{lab}.json"), encoding="utf-8"
+            )
     out = source / "site"
     done = subprocess.run(
         [*MKDOCS_BUILD, "-f", str(source / "mkdocs.yml"), "-d", str(out)],
@@ -210,6 +232,7 @@ def test_every_page_in_the_nav_exists_and_was_built(site: Site) -> None:
     config = yaml.safe_load((site.source / "mkdocs.yml").read_text(encoding="utf-8"))
     pages = [p for p in _nav_pages(config["nav"]) if not REMOTE.match(p)]
     assert RESULTS_PAGE in pages
+    assert {f"results/lab-{lab}.md" for lab in results_labs()} <= set(pages)
     for source in pages:
         assert (site.docs / source).is_file(), f"nav entry {source} has no file in docs/"
         assert _built_page(site, source).is_file(), f"{source} was not built"
