@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from meshlab.analysis import Diagnostic, analyze
@@ -25,6 +25,7 @@ from meshlab.load.manifests import Resource, load_manifests
 from meshlab.mesh.plan import MeshPlan, Note, build_plan
 from meshlab.mesh.unsimulated import unsimulated_notes
 from meshlab.report.model import RunReport, run_report
+from meshlab.report.traffic import TracedMesh
 
 ProgressFactory = Callable[[Check], Progress]  # a progress display per check
 
@@ -119,9 +120,15 @@ class LabReport:
 
 
 def run_check(check: Check, context: CheckContext) -> CheckResult:
+    """Run one check; the calls behind its requests are tallied on the way (a check cannot
+    import the report stage) and stored as its `traffic`, the graph of the whole chain."""
     started = time.perf_counter()
-    result = registry()[check.kind].run(check, context)
+    traced = TracedMesh(context.mesh)
+    result = registry()[check.kind].run(check, replace(context, mesh=traced))
     result.seconds = time.perf_counter() - started
+    graph = traced.graph()
+    if graph is not None:
+        result.details.setdefault("traffic", graph.model_dump(mode="json"))
     return result
 
 

@@ -75,3 +75,43 @@ def test_refusals_are_the_clients_own(mesh: EmbeddedMesh) -> None:
         nowhere = ProbeRequest("http://nowhere:8080/", origin=Origin("no-sidecar"))
         (outcome,) = session.send(nowhere, 1)
         assert "could not resolve host 'nowhere'" in (outcome.error or "")
+
+
+DARK = ROOT / "tests" / "data" / "whole" / "dark.yaml"
+DRIVER = "http://fleetman-webapp/api/vehicles/driver/City%20Truck"
+
+
+def staff_versions(backend: EmbeddedBackend, app: Path, n: int = 20) -> Counter[str]:
+    """Which staff build served the driver lookup behind the webapp, with the dark-release
+    header set by the client."""
+    resources = load_manifests([app, DARK], "default")
+    lab = LabToDeploy("test", "default", resources, build_plan(resources, "default"))
+    request = ProbeRequest(DRIVER, headers={"x-my-header": "canary"})
+    with backend.deploy(lab) as deployed, deployed.session() as session:
+        outcomes = session.send(request, n)
+    seen: Counter[str] = Counter()
+    for outcome in outcomes:
+        assert outcome.status == 200, outcome
+        chain = [(h.depth, h.service.split(".")[0]) for h in outcome.hops]
+        assert chain == [
+            (1, "fleetman-webapp"),
+            (2, "fleetman-api-gateway"),
+            (3, "fleetman-staff-service"),
+        ]
+        assert outcome.hops[2].caller == outcome.hops[1].pod
+        seen[outcome.hops[2].labels["version"]] += 1
+    return seen
+
+
+def test_the_dark_release_header_travels_the_chain(
+    backend: EmbeddedBackend, tmp_path: Path
+) -> None:
+    """Tag 6 images propagate `x-my-header` webapp -> api-gateway -> staff-service; the
+    course's no-propagation images lose it after the first hop, so staff sees no header."""
+    assert staff_versions(backend, APP) == {"risky": 20}
+    text = APP.read_text().replace(":6\n", ":6-no-header-propagation\n")
+    text = text.replace("webapp-angular:6-no-header-propagation", "webapp-angular:6")
+    lost = tmp_path / "fleetman.yaml"
+    lost.write_text(text)
+    assert "6-no-header-propagation" in text
+    assert staff_versions(backend, lost) == {"safe": 20}

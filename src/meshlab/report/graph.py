@@ -8,53 +8,39 @@ from __future__ import annotations
 
 import re
 import xml.etree.ElementTree as ET
-from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 from meshlab.backends.base import NO_RESPONSE
 from meshlab.report.model import BucketReport, SplitCheckReport
 from meshlab.report.svg import (
     BLUE,
     GREY,
+    NODE_H,
     PAD,
     RED,
     SMALL,
     STATUS_COLOUR,
+    arrow_defs,
     document,
+    node_box,
     shape,
     text,
     text_width,
 )
+from meshlab.report.traffic import app_and_version
 from meshlab.report.words import pct_short, share
 
 __all__ = ["app_graph_svg"]
 
-# Istio's canonical service and revision labels, in the order Istio reads them; Kiali's app
-# and version are these (no version label at all: "latest").
-APP_LABELS = ("service.istio.io/canonical-name", "app.kubernetes.io/name", "app")
-VERSION_LABELS = ("service.istio.io/canonical-revision", "app.kubernetes.io/version", "version")
-
 _ERROR_BUCKET = re.compile(r"HTTP \d{3}")
 
 # Geometry (pixels).
-NODE_H = 34
 NODE_GAP = 26
 BOX_PAD = 12
 BOX_TITLE = 22
 BOX_GAP = 18
 TRIANGLE = 16
 CURVE_W = 70.0
-
-
-def _first_label(labels: Mapping[str, str], names: Sequence[str]) -> str | None:
-    return next((labels[name] for name in names if labels.get(name)), None)
-
-
-def _workload(pod: str) -> str:
-    """staff-service-d6ecf67d01-0 -> staff-service: a Deployment's pod minus its two suffixes."""
-    parts = pod.split("-")
-    return "-".join(parts[:-2]) if len(parts) > 2 else pod
 
 
 def _is_error_bucket(name: str) -> bool:
@@ -102,8 +88,7 @@ def _graph(split: SplitCheckReport) -> _Graph:
     nodes: dict[tuple[str, str], _VersionNode] = {}
     if split.pods is not None:
         for pod in split.pods:
-            app = _first_label(pod.labels, APP_LABELS) or _workload(pod.name)
-            version = _first_label(pod.labels, VERSION_LABELS) or "latest"
+            app, version = app_and_version(pod.labels, pod.name)
             node = nodes.setdefault((app, version), _VersionNode(app, version))
             node.count += pod.count
             node.pods += 1
@@ -188,7 +173,7 @@ def _draw_app(
     y = top + ((BOX_TITLE + BOX_PAD) if boxed else 0)
     for node, (label, sub) in zip(nodes, labels, strict=True):
         colour = STATUS_COLOUR.get(graph.status(node) or "", GREY)
-        canvas.shapes += _node(
+        canvas.shapes += node_box(
             inner_x,
             y,
             node_w,
@@ -233,22 +218,6 @@ def _draw_app(
     canvas.y = y + BOX_GAP
 
 
-def _node(
-    x: float,
-    y: float,
-    width: float,
-    name: str,
-    look: Mapping[str, object],
-    data: Mapping[str, str],
-    **label: Any,
-) -> list[ET.Element]:
-    """A graph node as Kiali draws one: a rounded box NODE_H high, its name centred; `look` is
-    its fill and stroke, `data` the attributes tests and pages find it by."""
-    box = shape("rect", x=x, y=y, width=width, height=NODE_H, rx=7, stroke_width=2, **look, **data)
-    name_y = y + NODE_H / 2 + 4.5
-    return [box, text(x + width / 2, name_y, name, anchor="middle", **label)]
-
-
 def _draw_missing(
     canvas: _Canvas, split: SplitCheckReport, bucket: str, x: float, label: tuple[str, str]
 ) -> None:
@@ -256,7 +225,7 @@ def _draw_missing(
     caption = f"{split.by}={bucket}: not reached"
     node_w = max(text_width(bucket) + 28, text_width(caption, SMALL) + 12, 90.0)
     y = canvas.y
-    canvas.shapes += _node(
+    canvas.shapes += node_box(
         x,
         y,
         node_w,
@@ -278,7 +247,7 @@ def _draw_unanswered(canvas: _Canvas, graph: _Graph, x: float, label: str) -> No
     title = "no pod answered"
     node_w = max(text_width(title), text_width(graph.unanswered_label, SMALL)) + 28
     y = canvas.y
-    canvas.shapes += _node(
+    canvas.shapes += node_box(
         x,
         y,
         node_w,
@@ -292,26 +261,6 @@ def _draw_unanswered(canvas: _Canvas, graph: _Graph, x: float, label: str) -> No
     canvas.targets.append(_Target(x, y + NODE_H / 2, label, "", "failed", x - 10))
     canvas.y = y + NODE_H + 16 + BOX_GAP
     canvas.right = max(canvas.right, x + node_w)
-
-
-def _arrow_defs(ident: str) -> ET.Element:
-    defs = shape("defs")
-    for name, colour in (("arrow", GREY), ("arrow-red", RED)):
-        marker = ET.SubElement(
-            defs,
-            "marker",
-            {
-                "id": f"{ident}-{name}",
-                "viewBox": "0 0 10 10",
-                "refX": "9",
-                "refY": "5",
-                "markerWidth": "7",
-                "markerHeight": "7",
-                "orient": "auto-start-reverse",
-            },
-        )
-        marker.append(shape("path", d="M 0 0 L 10 5 L 0 10 z", fill=colour))
-    return defs
 
 
 def app_graph_svg(split: SplitCheckReport, ident: str = "graph") -> str:
@@ -433,6 +382,6 @@ def app_graph_svg(split: SplitCheckReport, ident: str = "graph") -> str:
     desc = f"Requests from the client to {split.service}, by app and version: {answered or 'none'}"
     if graph.unanswered:
         desc += f"; no pod answered {graph.unanswered} ({graph.unanswered_label})"
-    parts = [_arrow_defs(ident), *canvas.backdrops, *edges, *canvas.shapes, *ends]
+    parts = [arrow_defs(ident), *canvas.backdrops, *edges, *canvas.shapes, *ends]
     title = f"Versioned app graph of {split.name}"
     return document(width, height, "app-graph", ident, title, desc, parts)

@@ -23,13 +23,16 @@ from meshlab.version import __version__
 __all__ = [
     "BucketReport",
     "CauseReport",
+    "ChainEdge",
     "CheckReport",
     "DiagnosticReport",
+    "GraphNode",
     "NoteReport",
     "PodReport",
     "RequestReport",
     "RunReport",
     "SplitCheckReport",
+    "TrafficGraph",
     "check_report",
     "run_report",
 ]
@@ -65,6 +68,64 @@ class DiagnosticReport(_Model):
         return cls.model_validate(diagnostic.to_json())
 
 
+class GraphNode(_Model):
+    """A node of the versioned app graph (Kiali's `versionedApp`): where the requests started
+    (`origin`), one version of an app (`version`: every pod with those app and version labels),
+    or the calls to a Service that no pod answered (`unanswered`: Envoy's own 503s, faults)."""
+
+    id: str
+    kind: str = "version"  # origin | version | unanswered
+    app: str = ""  # origin: how the requests started; unanswered: the Service called
+    version: str = ""
+    pods: int = 0  # distinct pods seen behind the node (the origin: 0)
+    requests: int = 0  # calls it received (the origin: requests sent)
+    depth: int = 0  # the fewest calls between the origin and this node
+
+
+class ChainEdge(_Model):
+    """All the calls from one node to another through one Service, counted: Kiali's edge,
+    with its error rate (4xx, 5xx and no response, as Kiali counts errors)."""
+
+    source: str  # a GraphNode id
+    target: str
+    caller_app: str = ""
+    caller_version: str = ""
+    callee_app: str = ""  # "" when no pod answered (the target is an `unanswered` node)
+    callee_version: str = ""
+    service: str = ""  # the Service called, as the hop named it
+    requests: int = 0
+    errors: dict[str, int] = Field(default_factory=dict)  # "HTTP 503", "no response" -> calls
+    flags: dict[str, int] = Field(default_factory=dict)  # Envoy flags of the errors -> calls
+
+    @property
+    def failed(self) -> int:
+        return sum(self.errors.values())
+
+    @property
+    def error_rate(self) -> float:
+        return self.failed / self.requests if self.requests else 0.0
+
+
+class TrafficGraph(_Model):
+    """The versioned app graph of a check's requests and every call behind them, aggregated
+    by app and version (never per request or per pod), so its size is bounded by the lab's
+    apps, whatever the number of requests."""
+
+    origin: str = "meshlab probe"
+    requests: int = 0
+    nodes: list[GraphNode] = Field(default_factory=list)
+    edges: list[ChainEdge] = Field(default_factory=list)
+    folded: int = 0  # versions merged into an app's "other versions" node to bound the page
+
+    @property
+    def depth(self) -> int:
+        """The longest chain of calls seen (1: the origin's call only)."""
+        return max((n.depth for n in self.nodes), default=0)
+
+    def node(self, ident: str) -> GraphNode | None:
+        return next((n for n in self.nodes if n.id == ident), None)
+
+
 class CheckReport(_Model):
     """Every check's fields. A kind's own fields ride along (extra fields are kept)."""
 
@@ -82,6 +143,7 @@ class CheckReport(_Model):
     message: str = ""
     seconds: float = 0.0  # how long the check ran (JUnit's `time`)
     diagnostics: list[DiagnosticReport] = Field(default_factory=list)
+    traffic: TrafficGraph | None = None  # None: a report from before the chain was traced
 
 
 class RequestReport(_Model):

@@ -3,6 +3,9 @@
 For every split check the page shows
 
 * the **versioned app graph** (:mod:`meshlab.report.graph`), drawn the way Kiali draws it;
+* when the requests went through a chain of calls, the **graph of the whole chain**
+  (:mod:`meshlab.report.chain`): every app and version called, with the share and the error
+  rate of every call;
 * a **chart** of each bucket's observed share against its configured share
   (:mod:`meshlab.report.chart`), with the band and the confidence intervals of the verdict;
 * a table of the same numbers and, in plain words, why the check passed or failed.
@@ -22,6 +25,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from meshlab.errors import InputError
+from meshlab.report.chain import chain_graph_svg
 from meshlab.report.chart import share_chart_svg
 from meshlab.report.graph import app_graph_svg
 from meshlab.report.model import CheckReport, DiagnosticReport, RunReport, SplitCheckReport
@@ -173,6 +177,7 @@ def _check_section(check: CheckReport, index: int, used: set[str]) -> list[str]:
     lines += [f"!!! {kind} {_title('Verdict')}", "", f"    {_md(first)}", ""]
     if isinstance(check, SplitCheckReport):
         lines += _split_section(check, slug)
+    lines += _chain_figure(check, slug)
     lines += _diagnostics(check.diagnostics, "this check")
     if message:
         fence = "`" * max(3, max((len(m) for m in re.findall(r"`+", message)), default=0) + 1)
@@ -292,6 +297,35 @@ def _graph_figure(split: SplitCheckReport, slug: str) -> list[str]:
         "version (the pods' <code>app</code> and <code>version</code> labels), each edge with "
         "its share of the requests and their number. Green: as configured; red: not as "
         "configured; amber: undecided.</figcaption>",
+        "</figure>",
+        "",
+    ]
+
+
+def _chain_figure(check: CheckReport, slug: str) -> list[str]:
+    """The whole chain behind the requests, when there was more than one call (one call is
+    the "Who answered" graph already)."""
+    traffic = check.traffic
+    if traffic is None or traffic.depth < 2:
+        return []
+    failing = sum(e.failed for e in traffic.edges)
+    said = (
+        f"{failing} calls failed somewhere in the chain (red)."
+        if failing
+        else "No call failed anywhere in the chain."
+    )
+    return [
+        "### The whole chain",
+        "",
+        f"Every call behind the {traffic.requests} requests, from {_md(traffic.origin)}. {said}",
+        "",
+        '<figure class="meshlab-figure">',
+        chain_graph_svg(traffic, f"{slug}-chain", f"Calls behind {check.name}"),
+        "<figcaption>The versioned app graph of the whole chain, as Kiali draws it: a column "
+        "per call depth, a box per app, a node per version. Each edge: its share of the "
+        "caller's calls to that Service, their number and, when some failed, the error rate "
+        "(4xx, 5xx, no response). Red: calls that failed; dashed: calls no pod answered."
+        "</figcaption>",
         "</figure>",
         "",
     ]

@@ -5,9 +5,22 @@ nothing fetched: the pictures work offline and inline in Markdown."""
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from typing import Any
 
-__all__ = ["CHAR", "FONT", "FONT_SIZE", "SMALL", "document", "shape", "text", "text_width"]
+__all__ = [
+    "CHAR",
+    "FONT",
+    "FONT_SIZE",
+    "NODE_H",
+    "SMALL",
+    "arrow_defs",
+    "document",
+    "node_box",
+    "shape",
+    "text",
+    "text_width",
+]
 
 SVG_NS = "http://www.w3.org/2000/svg"
 
@@ -24,6 +37,7 @@ FONT_SIZE = 14
 SMALL = 12  # legends and second lines: still readable when the page scales the picture down
 CHAR = 0.62 * FONT_SIZE  # a generous average glyph width: labels never overflow their boxes
 PAD = 16  # margin around a picture
+NODE_H = 34  # a graph node's height
 
 
 def text_width(text: str, size: float = FONT_SIZE) -> float:
@@ -105,3 +119,43 @@ def document(
         if element is not root:
             element.tail = "\n"
     return ET.tostring(root, encoding="unicode")
+
+
+def node_box(
+    x: float,
+    y: float,
+    width: float,
+    name: str,
+    look: Mapping[str, object],
+    data: Mapping[str, str],
+    *,
+    height: float = NODE_H,
+    **label: Any,
+) -> list[ET.Element]:
+    """A graph node as Kiali draws one: a rounded box (NODE_H high unless more edges end on
+    it), its name centred; `look` is its fill and stroke, `data` the attributes tests and
+    pages find it by."""
+    box = shape("rect", x=x, y=y, width=width, height=height, rx=7, stroke_width=2, **look, **data)
+    name_y = y + height / 2 + 4.5
+    return [box, text(x + width / 2, name_y, name, anchor="middle", **label)]
+
+
+def arrow_defs(ident: str) -> ET.Element:
+    """Arrow heads for the edges of a graph: grey, and red for failing edges."""
+    defs = shape("defs")
+    for name, colour in (("arrow", GREY), ("arrow-red", RED)):
+        marker = ET.SubElement(
+            defs,
+            "marker",
+            {
+                "id": f"{ident}-{name}",
+                "viewBox": "0 0 10 10",
+                "refX": "9",
+                "refY": "5",
+                "markerWidth": "7",
+                "markerHeight": "7",
+                "orient": "auto-start-reverse",
+            },
+        )
+        marker.append(shape("path", d="M 0 0 L 10 5 L 0 10 z", fill=colour))
+    return defs

@@ -13,6 +13,7 @@ from typing import Literal
 
 from meshlab.errors import printable
 from meshlab.report.model import RunReport
+from meshlab.report.traffic import traffic_summary
 
 Style = Literal["plain", "pass", "fail"]  # a verdict line that passed or failed, or neither
 
@@ -58,6 +59,9 @@ def _lines(report: RunReport, header: bool) -> Iterator[tuple[str, Style]]:
         # "\n" only: splitlines() would also break at \x1c, \x85, \u2028 (escaped instead)
         for i, line in enumerate(check.message.split("\n")):
             yield line, verdict if i == 0 else "plain"
+        if check.traffic is not None and check.traffic.depth >= 2:  # a chain of calls
+            for line in traffic_summary(check.traffic):
+                yield line, "plain"
     passed = sum(c.passed for c in report.checks)
     failed = len(report.checks) - passed
     yield (

@@ -81,10 +81,12 @@ class CookieJar:
 
 
 class Connection:
-    """One keep-alive HTTP/1.1 connection to 127.0.0.1:port."""
+    """One keep-alive HTTP/1.1 connection to 127.0.0.1:port (with `fresh`, a new one for
+    every request, closed by the client once the answer is read)."""
 
-    def __init__(self, port: int, timeout: float) -> None:
+    def __init__(self, port: int, timeout: float, fresh: bool = False) -> None:
         self._conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+        self._fresh = fresh
 
     def request(
         self, method: str, path: str, headers: Mapping[str, str], jar: CookieJar | None = None
@@ -117,6 +119,8 @@ class Connection:
                 set_cookies = response.msg.get_all("set-cookie") or []
                 if set_cookies:
                     jar.update(set_cookies)
+            if self._fresh:
+                self._conn.close()
             return Reply(response.status, replied, body, latency)
         raise AssertionError("unreachable")  # pragma: no cover
 
@@ -125,18 +129,21 @@ class Connection:
 
 
 class Client:
-    """A client of one listener: its connections (up to PARALLEL) and cookie jar."""
+    """A client of one listener: its connections (up to PARALLEL) and cookie jar. `fresh`:
+    a new connection per request (what a load balancer of connections needs, see
+    `Connection`)."""
 
-    def __init__(self, port: int, timeout: float) -> None:
+    def __init__(self, port: int, timeout: float, fresh: bool = False) -> None:
         self.port = port
         self.timeout = timeout
+        self.fresh = fresh
         self.jar = CookieJar()
         self._connections: list[Connection] = []
         self._pool: ThreadPoolExecutor | None = None
 
     def _connection(self, index: int) -> Connection:
         while len(self._connections) <= index:
-            self._connections.append(Connection(self.port, self.timeout))
+            self._connections.append(Connection(self.port, self.timeout, self.fresh))
         return self._connections[index]
 
     def batch(

@@ -422,7 +422,8 @@ def start_standins(
     if dupes := sorted({n for n in names if names.count(n) > 1}):
         raise ValueError(f"duplicate pod names: {', '.join(dupes)}")
     root = source_root()
-    env = child_env()
+    # a sidecar is per pod: never one inherited from meshlab's own environment
+    env = {k: v for k, v in child_env().items() if k != EGRESS_ENV}
     started = []
     for pod in pods:
         log = Path(log_dir, f"{pod.namespace}.{pod.name}.log") if log_dir is not None else None

@@ -49,16 +49,19 @@ class EmbeddedSession(Session):
         entry = self._entry_of(request)
         if entry.port is None:
             return [Outcome(status=None, error=entry.refusal) for _ in range(count)]
-        client = self._client(entry.port)
+        # kube-proxy balances connections, not requests: without a client sidecar, a new
+        # connection per request, as the course's `curl` loop makes, so each request is an
+        # independent draw of a pod (the sequential test assumes independent draws)
+        client = self._client(entry.port, fresh=entry.proxy is None)
         headers = {"host": _authority(request), **request.headers}
         results = client.batch(request.method, request.path, headers, count, self._watch)
         outcomes = [self._outcome(r, request, entry) for r in results]
         self._after_batch(outcomes)
         return outcomes
 
-    def _client(self, port: int) -> Client:
+    def _client(self, port: int, fresh: bool) -> Client:
         if port not in self._clients:
-            self._clients[port] = Client(port, self._timeout)
+            self._clients[port] = Client(port, self._timeout, fresh)
         return self._clients[port]
 
     def _outcome(self, result: Reply | Failure, request: ProbeRequest, entry: Entry) -> Outcome:

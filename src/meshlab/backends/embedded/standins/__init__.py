@@ -3,14 +3,16 @@
 Stdlib only, on purpose: `python -m meshlab.backends.embedded.standins` runs once per pod and
 must start fast.
 Behaviours are looked up by image repository, so a new image is one `register()` away;
-unknown images get a generic echo that shows what reached the pod.
+unknown images get a generic echo that shows what reached the pod. Fleetman stand-ins call each
+other along the app's chain through their pod's sidecar (`egress`), and list those calls in the
+`x-meshlab-hops` response header (`hops`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-from meshlab.backends.embedded.standins import fleetman
+from meshlab.backends.embedded.standins import fleetman, fleetman_chain
 from meshlab.backends.embedded.standins.server import (
     Behaviour,
     PodSpec,
@@ -38,7 +40,7 @@ __all__ = [
 BehaviourFactory = Callable[[str], Behaviour]
 """Builds a behaviour from an image tag (`"6-bad"`, `"latest"`, ...)."""
 
-_REGISTRY: dict[str, BehaviourFactory] = dict(fleetman.BEHAVIOURS)
+_REGISTRY: dict[str, BehaviourFactory] = {**fleetman.BEHAVIOURS, **fleetman_chain.BEHAVIOURS}
 _DOCKER_HUB_PREFIXES = ("docker.io/library/", "docker.io/", "index.docker.io/")
 
 

@@ -2,7 +2,8 @@
 
 Only what the labs observe through the mesh: which version answered (staff-service photos),
 failures (`6-bad`), and plausible JSON for the other services. Positions are fixed so two runs
-of a lab see the same bytes.
+of a lab see the same bytes. The services that call others (webapp, api-gateway,
+position-tracker) are in `fleetman_chain`; this module has the data and the leaf services.
 """
 
 from __future__ import annotations
@@ -48,7 +49,8 @@ Route = Callable[[Request], Response]
 Router = Callable[[tuple[str, ...]], Route | None]
 
 
-def _position(v: Vehicle, minutes_ago: int = 0) -> dict[str, object]:
+def position(v: Vehicle, minutes_ago: int = 0) -> dict[str, object]:
+    """One position report as position-tracker serves it."""
     step = 0.0007 * minutes_ago  # a short, straight drive back in time
     when = TIMESTAMP if not minutes_ago else f"2024-05-01T08:{60 - minutes_ago:02d}:00.000+00:00"
     return {
@@ -60,8 +62,9 @@ def _position(v: Vehicle, minutes_ago: int = 0) -> dict[str, object]:
     }
 
 
-def _history(v: Vehicle) -> list[dict[str, object]]:
-    return [_position(v, m) for m in (3, 2, 1, 0)]
+def history_of(v: Vehicle) -> list[dict[str, object]]:
+    """A short drive, oldest first, ending at the latest position."""
+    return [position(v, m) for m in (3, 2, 1, 0)]
 
 
 def _vehicle_route(name: str, render: Callable[[Vehicle], object]) -> Route:
@@ -119,66 +122,17 @@ def staff_service(tag: str) -> Behaviour:
     return _routed(name, f"{name}: GET /driver/{{vehicle}} with {photos}", router)
 
 
-def position_tracker(tag: str) -> Behaviour:
-    name = f"fleetman position-tracker:{tag}"
-
-    def router(seg: tuple[str, ...]) -> Route | None:
-        match seg:
-            case ("vehicles",):
-                return _fixed(200, [_position(v) for v in VEHICLES])
-            case ("vehicles", vehicle):
-                return _vehicle_route(vehicle, _position)
-            case ("history", vehicle):
-                return _vehicle_route(vehicle, _history)
-        return None
-
-    return _routed(name, f"{name}: GET /vehicles/, /vehicles/{{name}}, /history/{{name}}", router)
-
-
-def api_gateway(tag: str) -> Behaviour:
-    name = f"fleetman api-gateway:{tag}"
-
-    def router(seg: tuple[str, ...]) -> Route | None:
-        match seg:
-            case ("api", "vehicles"):
-                return _fixed(200, [_position(v) for v in VEHICLES])
-            case ("api", "vehicles", vehicle):
-                return _vehicle_route(vehicle, _position)
-            case ("api", "history", vehicle):
-                return _vehicle_route(vehicle, _history)
-        return None
-
-    summary = f"{name}: GET /api/vehicles/, /api/vehicles/{{name}}, /api/history/{{name}}"
-    return _routed(name, summary, router)
-
-
-def webapp(tag: str) -> Behaviour:
-    name = f"fleetman webapp-angular:{tag}"
-    page = (
-        "<!doctype html><html><head><title>Fleet Management</title></head>"
-        f"<body><h1>Fleet Management</h1><p>meshlab stand-in for {name}</p></body></html>\n"
-    ).encode()
-
-    def html(request: Request) -> Response:
-        return Response(200, page, "text/html; charset=utf-8")
-
-    def router(seg: tuple[str, ...]) -> Route | None:
-        return html if seg in ((), ("index.html",)) else None
-
-    return _routed(name, f"{name}: GET / serves a small HTML page", router)
-
-
 def vehicle_telemetry(tag: str) -> Behaviour:
     name = f"fleetman vehicle-telemetry:{tag}"
 
-    def telemetry(v: Vehicle) -> dict[str, object]:
-        return {"name": v.name, "speed": v.speed, "timestamp": TIMESTAMP}
+    def telemetry(v: Vehicle) -> float:
+        return v.speed  # a bare number: the real service answers a BigDecimal
 
     def router(seg: tuple[str, ...]) -> Route | None:
         ok = len(seg) == 2 and seg[0] == "vehicles"
         return _vehicle_route(seg[1], telemetry) if ok else None
 
-    return _routed(name, f"{name}: GET /vehicles/{{name}} with speed", router)
+    return _routed(name, f"{name}: GET /vehicles/{{name}} answers the speed", router)
 
 
 def position_simulator(tag: str) -> Behaviour:
@@ -193,9 +147,6 @@ def position_simulator(tag: str) -> Behaviour:
 
 BEHAVIOURS: dict[str, Callable[[str], Behaviour]] = {
     REPO_PREFIX + "staff-service": staff_service,
-    REPO_PREFIX + "position-tracker": position_tracker,
-    REPO_PREFIX + "api-gateway": api_gateway,
-    REPO_PREFIX + "webapp-angular": webapp,
     REPO_PREFIX + "vehicle-telemetry": vehicle_telemetry,
     REPO_PREFIX + "position-simulator": position_simulator,
 }

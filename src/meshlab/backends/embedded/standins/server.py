@@ -94,11 +94,13 @@ Handler = Callable[[Request], Response]
 
 @dataclass(frozen=True)
 class Behaviour:
-    """How a stand-in answers: `name` and `summary` are for reports, `handle` does the work."""
+    """How a stand-in answers: `name` and `summary` are for reports, `handle` does the work;
+    `downstream` lists the authorities it may call (`fleetman-staff-service:8080`), for reports."""
 
     name: str
     summary: str
     handle: Handler
+    downstream: tuple[str, ...] = ()
 
 
 def json_response(status: int, payload: Any, headers: tuple[tuple[str, str], ...] = ()) -> Response:
