@@ -40,6 +40,8 @@ import time
 from pathlib import Path
 
 import psutil
+from mesh import describe as describe_mesh  # bench/mesh.py
+from mesh import whole_mesh
 
 from grading import describe, grading_bench  # bench/grading.py, next to this script
 from meshlab.backends.embedded.backend import EmbeddedBackend
@@ -349,6 +351,8 @@ def main() -> None:
     parser.add_argument("--grade-jobs", type=int, default=None, help="default: the cores")
     args = parser.parse_args()
     grading = grading_bench(args.grade_jobs)
+    mesh = whole_mesh(args.runs)
+    print(describe_mesh(mesh))
     walls = {"this": process_wall(ROOT / "src", args.runs)}
     if args.baseline_src:
         walls["baseline"] = process_wall(args.baseline_src.resolve(), args.runs)
@@ -423,6 +427,7 @@ def main() -> None:
                 "probe_vs_envoy": probe,
                 "many_pods": scaled,
                 "grading": grading,
+                "whole_mesh": mesh,
             },
             indent=2,
         )

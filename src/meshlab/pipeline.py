@@ -93,7 +93,7 @@ def prepare(
         refuse_objects(everything, budgets)  # (the objects budget is checked first)
     refuse_objects(resources, budgets)  # Services and pods: those the backend runs
     plan = build_plan(resources, lab.namespace)
-    refuse_checks(checked.checks, plan, budgets, design, requests)
+    refuse_checks(checked.checks, plan, budgets, design, requests, resources)
     diagnostics = analyze(everything, lab.namespace)
     unsimulated = unsimulated_notes(everything)
     return PreparedLab(lab, checked.checks, resources, plan, diagnostics, ledger, unsimulated)

@@ -1,5 +1,7 @@
 """The checks' budgets, refused before anything starts: how many checks, how many `expect`
 buckets, and the requests each check may send (its fixed N, or its sequential test's cap).
+And, once the manifests are known, what a check's request names in them (`request.from`,
+`by.service`: meshlab.checks.origins).
 
 Why before: a check whose test needs more requests than its budget can only end
 "inconclusive: budget" after spending the whole budget; saying so at once (exit 2, with the
@@ -11,9 +13,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from meshlab.checks.base import Check, registry
+from meshlab.checks.origins import check_origin, client_plan
+from meshlab.checks.split import SampledSpec
 from meshlab.checks.stats import Design
 from meshlab.errors import ErrorCollector, InputError
 from meshlab.load.budgets import Budgets, flag_for, over
+from meshlab.load.manifests import Resource
 from meshlab.mesh.plan import MeshPlan
 
 
@@ -23,8 +28,11 @@ def refuse_checks(
     budgets: Budgets,
     design: Design | None = None,
     override: int | None = None,
+    resources: Sequence[Resource] | None = None,
 ) -> None:
-    """InputError(s) for every check over budget, all reported together."""
+    """InputError(s) for every check over budget, all reported together. With `resources`
+    (the lab's manifests), also every check whose request names what the lab lacks, and a
+    workload's own plan sizes the checks sent from it."""
     if len(checks) > budgets.checks:
         first_over = checks[budgets.checks]
         raise over(
@@ -42,7 +50,12 @@ def refuse_checks(
     errors = ErrorCollector()
     for check in checks:
         with errors.collecting():
-            _refuse_check(check, plan, budgets, design or Design(), override)
+            client = plan
+            spec = check.spec
+            if resources is not None and isinstance(spec, SampledSpec):
+                check_origin(spec.request, spec.hop, resources, plan, check.locate)
+                client = client_plan(spec.request.origin, resources, plan)
+            _refuse_check(check, client, budgets, design or Design(), override)
     errors.raise_if_any()
 
 

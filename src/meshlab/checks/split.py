@@ -3,20 +3,29 @@ matches an expectation, decided by the sequential test in meshlab.checks.stats."
 
 from __future__ import annotations
 
-import ipaddress
 import math
-import re
 from collections import Counter
 from collections.abc import Callable
 from typing import Annotated, Any, Literal
-from urllib.parse import urlsplit
 
-from pydantic import Field, PositiveInt, field_validator
+from pydantic import Discriminator, Field, PositiveInt, Tag, ValidationInfo, field_validator
 
 from meshlab.analysis import Diagnostic
 from meshlab.analysis.explain import explaining, request_hosts
 from meshlab.backends.base import Outcome
 from meshlab.checks.base import Check, CheckContext, CheckKind, CheckResult, CheckSpec, register
+from meshlab.checks.hops import (
+    LABEL_KEY,
+    HopBy,
+    check_context,
+    hop_bucket,
+    hop_failure_lines,
+    label_reader,
+    service_host,
+    short_service,
+)
+from meshlab.checks.origins import client_plan, configured_for
+from meshlab.checks.request import MAPPING, RequestSpec, word_or_mapping
 from meshlab.checks.sampling import Sampler
 from meshlab.checks.stats import (
     BucketVerdict,
@@ -27,114 +36,54 @@ from meshlab.checks.stats import (
     sequential_cap,
     sequential_cap_estimate,
 )
-from meshlab.load.schema import Strict
-from meshlab.mesh.expect import ExpectedSplit, configured_split
+from meshlab.mesh.expect import ExpectedSplit
 from meshlab.mesh.plan import MeshPlan
 from meshlab.mesh.request import ProbeRequest
 
 MAX_WEIGHT = 1e9  # relative weights: any finite scale works, this one cannot overflow a sum
-_METHODS = Literal["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
-
-
-# What a client library and Envoy accept on the wire: printable ASCII URLs of a sane size
-# (Envoy refuses request headers over 60 KiB), RFC 9110 header names (tokens) and values.
-MAX_URL_LENGTH = 8192
-MAX_HEADER_VALUE = 8192
-MAX_HEADERS = 64
-_URL_CHARS = re.compile(r"[!-~]+")  # printable ASCII, no spaces: percent-encode the rest
-_HOSTNAME = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\.?")
-_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
-_LABEL_KEY = re.compile(r"[A-Za-z0-9][-A-Za-z0-9_./]{0,316}")
-_HEADER_VALUE = re.compile(r"[ \t!-~]*")
-_SET_BY_THE_CLIENT = {"host", "content-length", "transfer-encoding", "connection"}
-
-
-def _shown(value: str) -> str:
-    return repr(value if len(value) <= 60 else value[:60] + "...")
-
-
-class RequestSpec(Strict):
-    url: str
-    method: _METHODS = "GET"
-    headers: dict[str, str] = Field(default_factory=dict, max_length=MAX_HEADERS)
-
-    @field_validator("url")
-    @classmethod
-    def _url(cls, value: str) -> str:
-        if len(value) > MAX_URL_LENGTH:
-            raise ValueError(f"url is {len(value)} characters; at most {MAX_URL_LENGTH}")
-        if not _URL_CHARS.fullmatch(value):
-            raise ValueError(
-                f"url {_shown(value)} must be printable ASCII without spaces "
-                "(percent-encode the rest: a space is %20)"
-            )
-        parts = urlsplit(value)
-        if parts.scheme != "http" or not parts.hostname:
-            raise ValueError(f"url {_shown(value)} must look like http://service:port/path")
-        try:
-            port = parts.port
-        except ValueError:
-            port = 0
-        if port == 0:
-            raise ValueError(f"url {_shown(value)}: the port must be a number from 1 to 65535")
-        host = parts.hostname
-        if not (_HOSTNAME.fullmatch(host) or _is_ip(host)) or len(host) > 253:
-            raise ValueError(
-                f"url {_shown(value)}: {_shown(host)} is not a host name "
-                "(a Service name such as fleetman-staff-service, or a DNS name)"
-            )
-        return value
-
-    @field_validator("headers")
-    @classmethod
-    def _headers(cls, value: dict[str, str]) -> dict[str, str]:
-        for name, text in value.items():
-            if not _TOKEN.fullmatch(name):
-                raise ValueError(
-                    f"header name {_shown(name)} must be a token: letters, digits and "
-                    "!#$%&'*+-.^_`|~ (no spaces, colons or control characters)"
-                )
-            if name.lower() in _SET_BY_THE_CLIENT:
-                raise ValueError(
-                    f"header {name!r} is set by the client from the url; put the host in url"
-                )
-            if len(text) > MAX_HEADER_VALUE or not _HEADER_VALUE.fullmatch(text):
-                raise ValueError(
-                    f"header {name}: value {_shown(text)} must be printable ASCII "
-                    f"(at most {MAX_HEADER_VALUE} characters, no control characters)"
-                )
-        return value
-
-    def probe(self) -> ProbeRequest:
-        return ProbeRequest(self.url, self.method, dict(self.headers))
-
-
-def _is_ip(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True
 
 
 class SampledSpec(CheckSpec):
     """What every kind that samples one request and judges shares of its answers has."""
 
     request: RequestSpec
-    by: str = Field(default="version", min_length=1)
-    expect: Literal["configured"] | dict[str, Annotated[float, Field(le=MAX_WEIGHT)]] = "configured"
+    # a label of the answering pod, or of the pod that served a hop of the chain (HopBy)
+    by: Annotated[
+        Annotated[str, Field(min_length=1), Tag("str")] | Annotated[HopBy, Tag(MAPPING)],
+        Discriminator(word_or_mapping),
+    ] = "version"
+    expect: Literal["configured"] | dict[str, Annotated[float, Field(le=MAX_WEIGHT)]] = Field(
+        default="configured", validate_default=True
+    )
     requests: Literal["auto"] | PositiveInt = "auto"
 
     @field_validator("by")
     @classmethod
-    def _label_key(cls, value: str) -> str:
-        if not _LABEL_KEY.fullmatch(value):
-            raise ValueError(f"by: {_shown(value)} is not a pod label key (such as version)")
+    def _label_key(cls, value: Any) -> Any:
+        if isinstance(value, str) and not LABEL_KEY.fullmatch(value):
+            shown = value if len(value) <= 60 else value[:60] + "..."
+            raise ValueError(f"by: {shown!r} is not a pod label key (such as version)")
         return value
+
+    @property
+    def label(self) -> str | None:
+        """The pod label the buckets are named by (None when `by` names no label)."""
+        if isinstance(self.by, HopBy):
+            return self.by.label
+        return self.by if isinstance(self.by, str) else None
+
+    @property
+    def hop(self) -> str | None:
+        """The Service whose hop names the bucket (`by.service`); None: the answering pod."""
+        return None if isinstance(self.by, str) else self.by.service
 
     @field_validator("expect")
     @classmethod
-    def _weights(cls, value: Any) -> Any:
+    def _weights(cls, value: Any, info: ValidationInfo) -> Any:
+        if value == "configured":
+            refusal = _configured_refusal(info.data.get("request"), info.data.get("by"))
+            if refusal:
+                raise ValueError(refusal)
         if isinstance(value, dict):
             if not value:
                 raise ValueError("expect needs at least one bucket, e.g. {safe: 90, risky: 10}")
@@ -143,6 +92,34 @@ class SampledSpec(CheckSpec):
             if sum(value.values()) <= 0:
                 raise ValueError("expect: at least one weight must be positive")
         return value
+
+
+def _configured_refusal(request: RequestSpec | None, by: Any) -> str | None:
+    """`expect: configured` where meshlab cannot compute it faithfully: said at `expect:`
+    (or the check, when it is the default) rather than judged against a guess."""
+    if request is not None and request.origin.kind == "browser":
+        return (
+            "configured is not available for requests from the browser yet (expect: "
+            "configured is the default): state the expected shares, e.g. "
+            "{original: 90, experimental: 10}"
+        )
+    if by is not None and not isinstance(by, str):  # a hop's form
+        return (
+            "configured is not available when the bucket is named at a hop of the chain "
+            "(by: {service: ...}) yet (expect: configured is the default): state the "
+            "expected shares, e.g. {risky: 100}"
+        )
+    return None
+
+
+def bucketer(spec: SampledSpec, namespace: str) -> Callable[[Outcome], str] | None:
+    """How a split check counts an outcome: at the hop of `by.service`, or (None) the
+    answering pod's label, as Outcome.bucket does."""
+    if not isinstance(spec.by, HopBy):
+        return None
+    service = service_host(spec.by.service, namespace)
+    read, origin = label_reader(spec.by.label), spec.request.origin
+    return lambda outcome: hop_bucket(outcome, service, namespace, read, origin)
 
 
 class SplitSpec(SampledSpec):
@@ -156,14 +133,17 @@ class SplitKind(CheckKind):
 
     def run(self, check: Check, context: CheckContext) -> CheckResult:
         spec: SplitSpec = check.spec
-        configured = configured_split(context.plan, spec.request.probe(), spec.by)
-        return judge_shares(check, context, spec, configured)
+        request = spec.request.probe()
+        plan = client_plan(request.origin, context.resources, context.plan)
+        configured = configured_for(request, None if spec.hop else spec.label, plan)
+        bucket_of = bucketer(spec, context.plan.client_namespace)
+        return judge_shares(check, context, spec, configured, bucket_of)
 
     def planned_requests(
         self, check: Check, plan: MeshPlan, design: Design, override: int | None, limit: int
     ) -> int | None:
         spec: SplitSpec = check.spec
-        configured = configured_split(plan, spec.request.probe(), spec.by)
+        configured = configured_for(spec.request.probe(), None if spec.hop else spec.label, plan)
         return planned_requests(spec, configured, design, override, limit)
 
 
@@ -210,7 +190,7 @@ def judge_shares(
     request = spec.request.probe()
     expected = expected_shares(spec, configured)
     fixed_n = context.requests_override or (spec.requests if spec.requests != "auto" else None)
-    run = Sampler(context, request, spec.by, bucket_of=bucket_of)
+    run = Sampler(context, request, spec.label or "version", bucket_of=bucket_of)
     verdict = run.fixed(expected, fixed_n) if fixed_n else run.sequential(expected)
     diagnosed = _diagnosed(context, request, configured)
     return _result(check, spec, verdict, run, expected, configured, diagnosed)
@@ -237,8 +217,13 @@ def _result(
     diagnosed = diagnosed or []
     message = _message(check.name, spec, verdict, run, configured, diagnosed)
     details: dict[str, Any] = {
-        "request": {"url": spec.request.url, "method": spec.request.method},
-        "by": spec.by,
+        "request": {
+            "url": spec.request.url,
+            "method": spec.request.method,
+            "origin": str(spec.request.origin),
+        },
+        "by": spec.label if spec.label is not None else str(spec.by),
+        "by_service": spec.hop,
         "expect": "configured" if spec.expect == "configured" else "explicit",
         "route": configured.route,
         "method": verdict.method,
@@ -335,8 +320,12 @@ def _message(
     said = "configured" if spec.expect == "configured" else "expected"
     focus = _focus(verdict)
     headline = _headline(verdict, focus, said, configured)
+    hop = short_service(spec.hop, run.context.plan.client_namespace) if spec.hop else None
+    name += check_context(spec.request.origin, hop, spec.label)
     if verdict.outcome == "fail":
         lines = [f"{name} FAILED: {headline}", *_failure_lines(verdict, focus, said, configured)]
+        counts = run.counts.most_common()
+        lines += hop_failure_lines(counts, verdict.n, hop, spec.request.headers)
         lines += [
             f"  likely cause: {d.message} ({d.code}"
             + (f", {d.location.short()}" if d.location else "")
@@ -370,6 +359,8 @@ def _where(bucket: str, said: str, configured: ExpectedSplit) -> str:
     sources = "; ".join(str(s) for s in configured.sources.get(bucket, [])[:2])
     if said == "configured":
         return f" ({sources})" if sources else ""
+    if not configured.shares:  # meshlab cannot say what the configuration gives here
+        return ""
     share = configured.shares.get(bucket, 0.0)
     return f"; the configuration gives it {percent(share)}" + (f" ({sources})" if sources else "")
 

@@ -16,15 +16,25 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import replace
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import field_validator, model_validator
+from pydantic import Discriminator, Tag, field_validator, model_validator
 
-from meshlab.backends.base import Outcome
+from meshlab.backends.base import Hop, Outcome
 from meshlab.checks.base import Check, CheckContext, CheckKind, CheckResult, register
+from meshlab.checks.hops import (
+    HOP_FAILURE,
+    NOT_CALLED,
+    check_service_name,
+    hop_bucket,
+    service_host,
+)
+from meshlab.checks.origins import client_plan, configured_for
+from meshlab.checks.request import MAPPING, word_or_mapping
 from meshlab.checks.split import SampledSpec, judge_shares, planned_requests
 from meshlab.checks.stats import Design
-from meshlab.mesh.expect import Cause, ExpectedSplit, Source, configured_split
+from meshlab.load.schema import Strict
+from meshlab.mesh.expect import Cause, ExpectedSplit, Source
 from meshlab.mesh.plan import MeshPlan
 
 NO_RESPONSE = "no response"
@@ -41,9 +51,35 @@ _KEYS = {
 By = Literal["status", "class", "flag"]
 
 
+class StatusHopBy(Strict):
+    """`by: {service: fleetman-vehicle-telemetry, by: status}`: what that Service's hop
+    answered its caller, wherever it sits in the chain (status, class or flags)."""
+
+    service: str
+    by: By = "status"
+
+    @field_validator("service")
+    @classmethod
+    def _service(cls, value: str) -> str:
+        return check_service_name(value)
+
+
 class StatusSpec(SampledSpec):
     kind: Literal["status"]
-    by: By = "status"  # narrows the split check's free label
+    # narrows the split check's free label (and its hop form) to what a client sees
+    by: Annotated[
+        Annotated[By, Tag("str")] | Annotated[StatusHopBy, Tag(MAPPING)],
+        Discriminator(word_or_mapping),
+    ] = "status"  # type: ignore[assignment]
+
+    @property
+    def field(self) -> By:
+        """What is counted: status, class or flag (at the hop, for `by: {service: ...}`)."""
+        return self.by.by if isinstance(self.by, StatusHopBy) else self.by
+
+    @property
+    def label(self) -> str:
+        return self.field
 
     @field_validator("expect", mode="before")
     @classmethod
@@ -56,20 +92,31 @@ class StatusSpec(SampledSpec):
     @model_validator(mode="after")
     def _keys_name_what_by_counts(self) -> StatusSpec:
         if isinstance(self.expect, dict):
-            pattern, what = _KEYS[self.by]
+            pattern, what = _KEYS[self.field]
+            hop = isinstance(self.by, StatusHopBy)
             for key in self.expect:
-                if key != NO_RESPONSE and not pattern.fullmatch(key):
-                    raise ValueError(
-                        f"expect: {key!r} is not {what} (by: {self.by}); "
-                        f'"{NO_RESPONSE}" counts requests that got no answer'
-                    )
+                if key == NO_RESPONSE or pattern.fullmatch(key):
+                    continue
+                if hop and (key == NOT_CALLED or HOP_FAILURE.fullmatch(key)):
+                    continue
+                also = (
+                    f', "{NOT_CALLED}" those that never reached the Service, '
+                    '"HTTP 503 at SERVICE (FLAGS)" those whose chain failed before it'
+                    if hop
+                    else ""
+                )
+                raise ValueError(
+                    f"expect: {key!r} is not {what} (by: {self.field}); "
+                    f'"{NO_RESPONSE}" counts requests that got no answer{also}'
+                )
         return self
 
 
-def bucket_by(by: By) -> Callable[[Outcome], str]:
-    """How an outcome is counted: its status, its status class, or Envoy's flags."""
+def bucket_by(by: By) -> Callable[[Outcome | Hop], str]:
+    """How an outcome (or a hop of its chain) is counted: its status, its status class, or
+    Envoy's flags."""
 
-    def bucket(outcome: Outcome) -> str:
+    def bucket(outcome: Outcome | Hop) -> str:
         if outcome.status is None:
             return NO_RESPONSE
         if by == "status":
@@ -79,6 +126,16 @@ def bucket_by(by: By) -> Callable[[Outcome], str]:
         return outcome.response_flags or "-"
 
     return bucket
+
+
+def status_bucketer(spec: StatusSpec, namespace: str) -> Callable[[Outcome], str]:
+    """The answer the client got, or (`by: {service: ...}`) the one that hop's caller got:
+    the same hop bucketing as the split kind, reading status instead of a label."""
+    count = bucket_by(spec.field)
+    if not isinstance(spec.by, StatusHopBy):
+        return count
+    service, origin = service_host(spec.by.service, namespace), spec.request.origin
+    return lambda outcome: hop_bucket(outcome, service, namespace, count, origin)
 
 
 def as_seen_by_client(configured: ExpectedSplit, by: By) -> ExpectedSplit:
@@ -125,15 +182,18 @@ class StatusKind(CheckKind):
 
     def run(self, check: Check, context: CheckContext) -> CheckResult:
         spec: StatusSpec = check.spec
-        configured = configured_split(context.plan, spec.request.probe(), "version")
-        seen = as_seen_by_client(configured, spec.by)
-        return judge_shares(check, context, spec, seen, bucket_of=bucket_by(spec.by))
+        request = spec.request.probe()
+        plan = client_plan(request.origin, context.resources, context.plan)
+        configured = configured_for(request, None if spec.hop else "version", plan)
+        seen = as_seen_by_client(configured, spec.field)
+        bucket_of = status_bucketer(spec, context.plan.client_namespace)
+        return judge_shares(check, context, spec, seen, bucket_of=bucket_of)
 
     def planned_requests(
         self, check: Check, plan: MeshPlan, design: Design, override: int | None, limit: int
     ) -> int | None:
         spec: StatusSpec = check.spec
-        configured = configured_split(plan, spec.request.probe(), "version")
+        configured = configured_for(spec.request.probe(), None if spec.hop else "version", plan)
         return planned_requests(
-            spec, as_seen_by_client(configured, spec.by), design, override, limit
+            spec, as_seen_by_client(configured, spec.field), design, override, limit
         )

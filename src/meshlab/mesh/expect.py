@@ -14,6 +14,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 from meshlab.errors import Location
+from meshlab.mesh.gateway_plan import gateway_refusal
 from meshlab.mesh.matching import mismatch, virtual_host_for
 from meshlab.mesh.plan import (
     PASSTHROUGH_CLUSTER,
@@ -64,6 +65,14 @@ class ExpectedSplit:
 
 def configured_split(plan: MeshPlan, request: ProbeRequest, by: str) -> ExpectedSplit:
     expected = ExpectedSplit()
+    refusal = gateway_refusal(plan, request.host, request.port) if plan.gateway else None
+    if refusal is not None:
+        # Through a gateway: a Host or port its servers or VirtualServices don't serve.
+        expected.add(request.host, 1.0)
+        flags = "NR" if "404" in refusal else None
+        effect = "404 NR (no route)" if flags else "no response"
+        expected.causes.append(Cause(request.host, effect, refusal, None, flags))
+        return expected
     listener = plan.listener_for(request.port)
     vhost = virtual_host_for(plan, request.host, request.port) if listener else None
     if vhost is None or (vhost.service is None and vhost.virtual_service is None):

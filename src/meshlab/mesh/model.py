@@ -205,7 +205,10 @@ class VirtualHostPlan:
 
 @dataclass
 class ListenerPlan:
-    """One outbound listener. HTTP listeners share a route table per port, like Istio's `8080`."""
+    """One outbound listener. HTTP listeners share a route table per port, like Istio's `8080`.
+    A gateway's listener is found by the port clients call (`port`, the Gateway server's);
+    the proxy listens on `bind_port` (its Service's targetPort) and a browser on the host
+    reaches it on `node_port`."""
 
     name: str
     port: int
@@ -213,6 +216,29 @@ class ListenerPlan:
     route_table: str | None = None
     tcp_cluster: str | None = None
     tcp_service: MeshService | None = None
+    bind_port: int | None = None
+    node_port: int | None = None
+
+
+@dataclass(frozen=True)
+class GatewayServer:
+    """One Gateway server a gateway proxy serves: which Gateway, its port and its hosts as
+    istiod reads them (`./` made the Gateway's namespace, `*/` dropped)."""
+
+    gateway: str  # namespace/name
+    port: int
+    protocol: str
+    hosts: tuple[str, ...]
+    location: Location | None = None
+
+
+@dataclass(frozen=True)
+class GatewayView:
+    """What makes a plan a gateway proxy's: its name and the servers it serves."""
+
+    proxy: str  # namespace/name of the gateway workload, `istio-system/istio-ingressgateway`
+    labels: tuple[tuple[str, str], ...]
+    servers: tuple[GatewayServer, ...]
 
 
 @dataclass
@@ -223,10 +249,16 @@ class MeshPlan:
     route_tables: dict[str, list[VirtualHostPlan]]
     listeners: list[ListenerPlan]
     notes: list[Note]
+    gateway: GatewayView | None = None  # None: a sidecar's plan
 
     def listener_for(self, port: int) -> ListenerPlan | None:
         return next(
-            (lst for lst in self.listeners if lst.protocol == "HTTP" and lst.port == port), None
+            (
+                lst
+                for lst in self.listeners
+                if lst.protocol == "HTTP" and port in (lst.port, lst.node_port)
+            ),
+            None,
         )
 
 

@@ -146,7 +146,7 @@ def build_plan(
 
 def _note_unsimulated(resources: Sequence[Resource], notes: list[Note]) -> None:
     for r in resources:
-        if r.kind in ("Gateway", "ServiceEntry", "Sidecar", "WorkloadEntry", "WorkloadGroup"):
+        if r.kind in ("ServiceEntry", "Sidecar", "WorkloadEntry", "WorkloadGroup"):
             notes.append(
                 Note(f"{r.ref}: {r.kind} is not simulated by the embedded backend", r.location)
             )

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from meshlab.load.manifests import Resource
+from meshlab.mesh.gateway_plan import build_gateway_plan
+from meshlab.mesh.gateways import provided_gateways
 from meshlab.mesh.injection import has_sidecar, namespaces_of
 from meshlab.mesh.model import MeshPlan
 from meshlab.mesh.plan import build_plan
@@ -20,6 +22,7 @@ from meshlab.mesh.registry import PodInstance
 
 ProxyKind = Literal["client", "sidecar", "gateway"]
 CLIENT_PROXY = "client"
+INGRESS_LABEL = "ingressgateway"
 
 
 @dataclass
@@ -51,6 +54,10 @@ class MeshProxies:
     def gateway(self, name: str) -> ProxyPlan | None:
         return next((p for p in self.gateways if p.name == name), None)
 
+    def ingress(self) -> ProxyPlan | None:
+        """The gateway a browser reaches: the one labelled `istio: ingressgateway`."""
+        return next((p for p in self.gateways if p.labels.get("istio") == INGRESS_LABEL), None)
+
 
 PlanFor = Callable[[str, Mapping[str, str]], MeshPlan]
 
@@ -58,11 +65,23 @@ PlanFor = Callable[[str, Mapping[str, str]], MeshPlan]
 def build_proxies(
     resources: Sequence[Resource],
     client: MeshPlan,
-    gateways: Sequence[ProxyPlan] = (),
     plan_for: PlanFor | None = None,
 ) -> MeshProxies:
-    """The client's plan (already built), a plan per meshed workload, and the gateways'."""
+    """The client's plan (already built), a plan per meshed workload, and the gateways' (the
+    install's ingress gateway when a Gateway selects it, or the lab's own gateway workload)."""
     namespaces = namespaces_of(resources)
+    gateways = [
+        ProxyPlan(
+            g.name,
+            "gateway",
+            g.namespace,
+            dict(g.labels),
+            build_gateway_plan(resources, g),
+            (g.pod.name,) if g.pod is not None else (),
+        )
+        for g in provided_gateways(resources, client.registry)
+    ]
+    gateway_pods = {pod for g in gateways for pod in g.pods}
 
     def default_plan(namespace: str, labels: Mapping[str, str]) -> MeshPlan:
         return build_plan(resources, namespace, labels)
@@ -71,8 +90,8 @@ def build_proxies(
     groups: dict[tuple[str, tuple[tuple[str, str], ...]], list[PodInstance]] = {}
     meshed: set[str] = set()
     for pod in client.registry.pods:
-        if not has_sidecar(pod.owner, namespaces):
-            continue
+        if pod.name in gateway_pods or not has_sidecar(pod.owner, namespaces):
+            continue  # a gateway pod runs its proxy alone, with no app beside it
         meshed.add(pod.name)
         key = (pod.namespace, tuple(sorted(pod.labels.items())))
         groups.setdefault(key, []).append(pod)
@@ -90,4 +109,4 @@ def build_proxies(
             )
         )
     proxy = ProxyPlan(CLIENT_PROXY, "client", client.client_namespace, {}, client)
-    return MeshProxies(proxy, sidecars, list(gateways), frozenset(meshed))
+    return MeshProxies(proxy, sidecars, gateways, frozenset(meshed))

@@ -32,6 +32,7 @@ from meshlab.mesh.model import (
 from meshlab.mesh.names import (
     CLIENT_LABELS,
     bound_to_mesh,
+    gateway_key,
     host_matches,
     is_wildcard,
     most_specific,
@@ -43,18 +44,28 @@ from meshlab.mesh.names import (
 from meshlab.mesh.registry import MeshService, Registry
 
 
-def mesh_virtual_services(resources: Sequence[Resource], client_namespace: str) -> list[Resource]:
+def mesh_virtual_services(
+    resources: Sequence[Resource],
+    client_namespace: str,
+    gateway: tuple[str, str] | None = None,
+) -> list[Resource]:
     """VirtualServices a sidecar sees, in Istio's order (pilot/pkg/model/push_context.go,
     initVirtualServices and VirtualServicesForGateway): bound to `mesh` (no gateways = mesh),
     exported to the client; then three tiers, each oldest first, then by name/namespace:
     private (its exportTo names its own namespace, the client's), exported to the client's
-    namespace by name, public (`*` or no exportTo)."""
+    namespace by name, public (`*` or no exportTo). With `gateway` (namespace, name): the
+    ones whose `gateways` name that Gateway instead (resolved in the VirtualService's
+    namespace, virtualservice.go ResolveVirtualServiceShortnames), as a gateway proxy in
+    `client_namespace` sees them."""
     found = []
     for r in resources:
         if r.kind != "VirtualService":
             continue
         spec: istio.VirtualServiceSpec = r.body.spec
-        if not bound_to_mesh(spec.gateways):
+        if gateway is not None:
+            if not any(gateway_key(g, r.namespace) == gateway for g in spec.gateways):
+                continue
+        elif not bound_to_mesh(spec.gateways):
             continue
         if not visible_to(spec.exportTo, r.namespace, client_namespace):
             continue
@@ -133,7 +144,9 @@ def route_table(
         # every VirtualService there, and only those naming a Service on other ports).
         if not mine and not (port == 80 and foreign):
             continue
-        routes = _routes_for(vs, port, client_namespace, registry, rule_for, notes, client_labels)
+        routes = virtual_service_routes(
+            vs, port, client_namespace, registry, rule_for, notes, client_labels
+        )
         if not routes:
             continue  # no vhost from this one: the host is free for the next
         for host in foreign:
@@ -223,7 +236,7 @@ def _default_retry() -> RetryPlan:
     return RetryPlan(attempts=2, retry_on=DEFAULT_RETRY_ON)
 
 
-def _routes_for(
+def virtual_service_routes(
     vs: Resource,
     port: int,
     client_namespace: str,
@@ -231,7 +244,12 @@ def _routes_for(
     rule_for: Callable[[str], MergedRule | None],
     notes: list[Note],
     client_labels: Mapping[str, str] = CLIENT_LABELS,
+    gateway: tuple[str, str] | None = None,
 ) -> list[RoutePlan]:
+    """One VirtualService's routes for one proxy and port (route.go
+    BuildHTTPRoutesForVirtualService): a route per rule and match that the proxy sees, in
+    order, stopping at the first catch-all. `gateway` is the (namespace, name) of the Gateway
+    whose server the routes are for, or None for a sidecar."""
     spec: istio.VirtualServiceSpec = vs.body.spec
     routes: list[RoutePlan] = []
     for index, http in enumerate(spec.http):
@@ -239,8 +257,8 @@ def _routes_for(
             list(enumerate(http.match)) if http.match else [(None, None)]
         )
         for match_index, match in matches:
-            if match is not None and not _applies_to_sidecar(
-                match, port, client_namespace, client_labels
+            if match is not None and not _applies_to(
+                match, vs.namespace, port, client_namespace, client_labels, gateway
             ):
                 continue
             at = ("spec", "http", index) + (
@@ -254,18 +272,24 @@ def _routes_for(
     return routes
 
 
-def _applies_to_sidecar(
+def _applies_to(
     match: istio.HTTPMatchRequest,
+    vs_namespace: str,
     port: int,
     client_namespace: str,
     client_labels: Mapping[str, str] = CLIENT_LABELS,
+    gateway: tuple[str, str] | None = None,
 ) -> bool:
     """Config-time filters: port, gateways, sourceLabels, sourceNamespace (the client is the
-    probe, a pod in the lab namespace with names.CLIENT_LABELS, unless a workload is named).
-    Istio's sourceMatchHTTP: a non-empty match.gateways replaces the source checks (`mesh`
-    listed = the sidecar matches)."""
+    probe, a pod in the lab namespace with names.CLIENT_LABELS, unless a workload is named;
+    for a gateway, the gateway's pod). Istio's sourceMatchHTTP (route.go): a non-empty
+    match.gateways replaces the source checks (`mesh` listed = a sidecar matches; the
+    Gateway's name, resolved in the VirtualService's namespace as
+    virtualservice.go ResolveVirtualServiceShortnames does, = that gateway matches)."""
     if match.port is not None and match.port != port:
         return False
+    if match.gateways and gateway is not None:
+        return any(gateway_key(g, vs_namespace) == gateway for g in match.gateways)
     if match.gateways:
         return bound_to_mesh(match.gateways)
     if match.sourceLabels and not selects(match.sourceLabels, client_labels):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from meshlab.mesh.gateway_plan import gateway_refusal
 from meshlab.mesh.matching import VirtualHostChoice, choose_virtual_host, mismatch
 from meshlab.mesh.model import (
     PASSTHROUGH_CLUSTER,
@@ -96,7 +97,12 @@ def trace_request(
     sidecar when a workload is named: build the plan for its namespace and labels)."""
     listener = plan.listener_for(request.port)
     choice = choose_virtual_host(plan, request.host, request.port) if listener else None
-    if choice is not None and choice.vhost.service is None and choice.domain == "*":
+    if (
+        plan.gateway is None
+        and choice is not None
+        and choice.vhost.service is None
+        and choice.domain == "*"
+    ):
         choice = None  # a name no Service has: DNS fails in the app, no proxy sees the request
     skipped: list[SkippedRoute] = []
     route, index = None, None
@@ -116,17 +122,23 @@ def trace_request(
         route,
         index,
         targets,
-        _problem(request, listener, choice, route),
+        _problem(plan, request, listener, choice, route),
         str(origin) if origin else None,
     )
 
 
 def _problem(
+    plan: MeshPlan,
     request: ProbeRequest,
     listener: ListenerPlan | None,
     choice: VirtualHostChoice | None,
     route: RoutePlan | None,
 ) -> str | None:
+    if plan.gateway is not None and route is None:
+        # through a gateway: no DNS of the mesh, the gateway's servers decide
+        refusal = gateway_refusal(plan, request.host, request.port)
+        if refusal is not None:
+            return refusal
     if listener is None:
         return (
             f"no Service in the mesh serves HTTP on port {request.port}: the connection is refused"

@@ -149,6 +149,8 @@ class CheckReport(_Model):
 class RequestReport(_Model):
     url: str = ""
     method: str = "GET"
+    # where the request started: mesh, browser, no-sidecar, workload NAME (older reports: mesh)
+    origin: str = "mesh"
 
 
 class BucketReport(_Model):
@@ -192,6 +194,7 @@ class SplitCheckReport(CheckReport):
     kind: str = "split"
     request: RequestReport = Field(default_factory=RequestReport)
     by: str = "version"
+    by_service: str | None = None  # `by` read at that Service's hop of the chain (None: depth 1)
     expect: str = "configured"  # configured | explicit
     route: str | None = None
     method: str = ""  # the test that decided

@@ -16,8 +16,8 @@ from meshlab.analysis.util import INTERNAL_GATEWAY, labels_text
 from meshlab.load import istio
 from meshlab.load.manifests import Resource
 from meshlab.load.yamlio import PathKey
+from meshlab.mesh.gateways import INSTALL_GATEWAYS
 from meshlab.mesh.names import (
-    ISTIO_SYSTEM_NAMESPACE,
     bound_to_mesh,
     gateway_key,
     hosts_overlap,
@@ -37,19 +37,16 @@ class GatewayPod:
     ports: frozenset[int]  # ports and targetPorts of the Services in front of it
 
 
-_DEFAULT_GATEWAYS = (
+# The course install's gateways, as the embedded backend provides them (mesh/gateways.py):
+# reached on their Services' ports and targetPorts.
+_DEFAULT_GATEWAYS = tuple(
     GatewayPod(
-        "istio-ingressgateway (demo profile)",
-        ISTIO_SYSTEM_NAMESPACE,
-        {"app": "istio-ingressgateway", "istio": "ingressgateway"},
-        frozenset({15021, 80, 8080, 443, 8443}),
-    ),
-    GatewayPod(
-        "istio-egressgateway (demo profile)",
-        ISTIO_SYSTEM_NAMESPACE,
-        {"app": "istio-egressgateway", "istio": "egressgateway"},
-        frozenset({80, 8080, 443, 8443}),
-    ),
+        f"{g.name} (demo profile)",
+        g.namespace,
+        dict(g.labels),
+        frozenset(n for p in g.ports for n in (p.port, p.target_port)),
+    )
+    for g in INSTALL_GATEWAYS
 )
 
 

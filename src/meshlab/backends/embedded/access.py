@@ -8,7 +8,6 @@ import shlex
 from collections.abc import Mapping
 
 from meshlab.backends.base import AccessPoint
-from meshlab.backends.embedded.entry import INGRESS_GATEWAY
 from meshlab.backends.embedded.envoy.bootstrap import prefix_of
 from meshlab.mesh.proxies import MeshProxies, ProxyPlan
 
@@ -16,7 +15,7 @@ MAX_SERVICES = 20  # a long list helps no one; `meshlab explain` covers the rest
 
 
 def access_points(proxies: MeshProxies, ports: Mapping[str, int]) -> list[AccessPoint]:
-    points = _gateway_points(proxies.gateway(INGRESS_GATEWAY), ports)
+    points = _gateway_points(proxies.ingress(), ports)
     client = proxies.client.plan
     for listener in client.listeners:
         if listener.protocol != "HTTP" or listener.name not in ports:

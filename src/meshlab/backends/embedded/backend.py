@@ -19,7 +19,7 @@ from meshlab.backends.base import AccessPoint, Backend, Deployed, LabToDeploy, P
 from meshlab.backends.embedded.access import access_points
 from meshlab.backends.embedded.client import Failure, Reply
 from meshlab.backends.embedded.egress import egress_path, write_egress_files
-from meshlab.backends.embedded.entry import INGRESS_GATEWAY, Entry, entry_for
+from meshlab.backends.embedded.entry import Entry, entry_for
 from meshlab.backends.embedded.envoy.binary import EnvoyBinary, find_envoy
 from meshlab.backends.embedded.envoy.bootstrap import prefix_of, render_mesh
 from meshlab.backends.embedded.envoy.process import RunningEnvoy, start_envoy, write_bootstrap
@@ -92,7 +92,7 @@ class EmbeddedBackend(Backend):
                 mesh.close()
 
     def _fixed_ports(self, proxies: MeshProxies) -> dict[str, int]:
-        gateway = proxies.gateway(INGRESS_GATEWAY)
+        gateway = proxies.ingress()
         if gateway is None or self.options.gateway_port is None:
             return {}
         prefix = prefix_of(gateway)

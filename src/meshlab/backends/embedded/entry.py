@@ -24,11 +24,6 @@ from meshlab.mesh.proxies import MeshProxies, ProxyPlan
 from meshlab.mesh.request import ProbeRequest
 from meshlab.mesh.trace import find_workload
 
-INGRESS_GATEWAY = "istio-ingressgateway"
-# The course's install (2-istio-minikube.yaml) exposes the ingress gateway's port 80 as
-# NodePort 31380: a browser at http://<minikube ip>:31380/ reaches the port-80 server.
-INGRESS_NODE_PORTS = {31380: 80}
-
 
 @dataclass(frozen=True)
 class Entry:
@@ -76,16 +71,18 @@ def entry_for(
 
 def _gateway_entry(proxies: MeshProxies, ports: Mapping[str, int], request: ProbeRequest) -> Entry:
     """A browser outside the mesh: the ingress gateway's listener for the URL's port."""
-    gateway = proxies.gateway(INGRESS_GATEWAY)
+    gateway = proxies.ingress()
     if gateway is None:
         return Entry(
             refusal="no ingress gateway: the lab has no Gateway selecting "
             "`istio: ingressgateway`, so nothing outside the mesh can reach it"
         )
-    port = INGRESS_NODE_PORTS.get(request.port, request.port)
-    listener = gateway.plan.listener_for(port)
+    # listener_for knows the NodePort too: the course's browser types :31380 for port 80
+    listener = gateway.plan.listener_for(request.port)
     if listener is None:
-        return Entry(refusal=f"connection refused: the ingress gateway serves no port {port}")
+        return Entry(
+            refusal=f"connection refused: the ingress gateway serves no port {request.port}"
+        )
     return Entry(ports[prefix_of(gateway) + listener.name], proxy=gateway)
 
 
