@@ -194,14 +194,6 @@ def test_a_wrong_hop_is_an_error_at_its_line(lab: Path, by: str, said: str, line
 
 
 def test_configured_is_refused_where_meshlab_cannot_compute_it(lab: Path) -> None:
-    browser = DARK.replace("    expect: {risky: 100}\n", "    expect: configured\n")
-    write(
-        lab, browser.replace("by: {service: fleetman-staff-service, label: version}", "by: version")
-    )
-    message, at = one_error(lab)
-    assert at == 11  # the `expect:` line
-    assert "configured is not available for requests from the browser yet" in message
-    assert "{original: 90, experimental: 10}" in message
     write(lab, split_check(f"      url: {URL}\n", "    by: {service: fleetman-staff-service}\n"))
     message, at = one_error(lab)  # expect left out: configured is the default
     assert "configured is not available when the bucket is named at a hop" in message
@@ -217,6 +209,17 @@ def test_configured_from_a_workload_is_its_own_sidecars_plan(lab: Path) -> None:
         request = ProbeRequest(URL, origin=origin)
         plan = client_plan(origin, prepared.resources, prepared.plan)
         assert configured_for(request, "version", plan).shares == {share: 1.0}
+
+
+def test_configured_from_the_browser_is_the_ingress_gateways_plan(lab: Path) -> None:
+    browser = DARK.replace("    expect: {risky: 100}\n", "    expect: configured\n")
+    prepared = prepare(
+        write(lab, browser.replace("by: {service: fleetman-staff-service, label: version}", ""))
+    )
+    request = prepared.checks[0].spec.request.probe()
+    plan = client_plan(request.origin, prepared.resources, prepared.plan)
+    assert plan.gateway is not None  # the gateway's plan, not the client sidecar's
+    assert configured_for(request, "version", plan).shares
 
 
 def test_configured_without_a_sidecar_is_every_pod_alike(lab: Path) -> None:

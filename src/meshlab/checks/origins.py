@@ -17,7 +17,8 @@ from meshlab.checks.request import RequestSpec
 from meshlab.errors import InputError, Location
 from meshlab.load.manifests import Resource
 from meshlab.mesh.expect import Cause, ExpectedSplit, Source, configured_split
-from meshlab.mesh.names import selects
+from meshlab.mesh.gateway_plan import build_gateway_plan
+from meshlab.mesh.gateways import ProvidedGateway, provided_gateways
 from meshlab.mesh.plan import MeshPlan, build_plan
 from meshlab.mesh.request import Origin, ProbeRequest
 from meshlab.mesh.trace import find_workload
@@ -73,18 +74,26 @@ def check_origin(
 
 
 def ingress_gateway_selected(resources: Sequence[Resource]) -> bool:
-    """A Gateway selects the ingress gateway meshlab provides: its selector is a subset of
-    that gateway's labels, and a Gateway without a selector applies to every gateway proxy
-    (pilot/pkg/model/push_context.go, gatewayWithInstances: SubsetOf(proxy.Labels))."""
-    return any(
-        selects(r.body.spec.selector, INGRESS_LABELS) for r in resources if r.kind == "Gateway"
-    )
+    """Some Gateway selects an ingress gateway: the install's (its selector is a subset of
+    that gateway's labels; one without a selector applies to every gateway proxy,
+    pilot/pkg/model/push_context.go gatewayWithInstances) or the lab's own."""
+    return any(_is_ingress(g) for g in provided_gateways(resources))
+
+
+def _is_ingress(gateway: ProvidedGateway) -> bool:
+    return gateway.labels.get("istio") == INGRESS_LABELS["istio"]
 
 
 def client_plan(origin: Origin, resources: Sequence[Resource] | None, plan: MeshPlan) -> MeshPlan:
-    """The plan of the sidecar a request leaves through: a named workload's own (its
-    namespace and labels decide `sourceLabels` and `workloadSelector`, as for
-    `meshlab explain --from`); the lab's client's otherwise."""
+    """The plan of the proxy a request first meets: the ingress gateway's for a browser; a
+    named workload's own sidecar's (its namespace and labels decide `sourceLabels` and
+    `workloadSelector`, as for `meshlab explain --from`); the lab's client's otherwise."""
+    if origin.kind == "browser" and resources is not None:
+        ingress = next(
+            (g for g in provided_gateways(resources, plan.registry) if _is_ingress(g)),
+            None,
+        )
+        return plan if ingress is None else build_gateway_plan(resources, ingress)
     if origin.kind != "workload" or origin.workload is None or resources is None:
         return plan
     workload = find_workload(plan.registry, origin.workload, plan.client_namespace)
@@ -93,9 +102,10 @@ def client_plan(origin: Origin, resources: Sequence[Resource] | None, plan: Mesh
 
 def configured_for(request: ProbeRequest, label: str | None, plan: MeshPlan) -> ExpectedSplit:
     """What the configuration gives this request at its first hop, from `plan` (the plan of
-    the sidecar it leaves through, `client_plan`); empty when meshlab cannot say (from the
-    browser, or by a hop: those checks state their shares, the schema makes sure)."""
-    if label is None or request.origin.kind == "browser":
+    the proxy it first meets, `client_plan`: the gateway's for a browser); empty when meshlab
+    cannot say (by a hop of the chain: those checks state their shares, the schema makes
+    sure)."""
+    if label is None or (request.origin.kind == "browser" and plan.gateway is None):
         return ExpectedSplit()
     if request.origin.kind == "no-sidecar":
         return direct_split(plan, request, label)

@@ -97,12 +97,6 @@ class SampledSpec(CheckSpec):
 def _configured_refusal(request: RequestSpec | None, by: Any) -> str | None:
     """`expect: configured` where meshlab cannot compute it faithfully: said at `expect:`
     (or the check, when it is the default) rather than judged against a guess."""
-    if request is not None and request.origin.kind == "browser":
-        return (
-            "configured is not available for requests from the browser yet (expect: "
-            "configured is the default): state the expected shares, e.g. "
-            "{original: 90, experimental: 10}"
-        )
     if by is not None and not isinstance(by, str):  # a hop's form
         return (
             "configured is not available when the bucket is named at a hop of the chain "

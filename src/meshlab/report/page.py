@@ -242,7 +242,8 @@ def _split_section(split: SplitCheckReport, slug: str) -> list[str]:
             else ""
         ),
         "",
-        *(_graph_figure(split, slug) if split.kind == "split" else []),
+        # bucketed at a deeper hop: the whole chain's graph below says who answered there
+        *(_graph_figure(split, slug) if split.kind == "split" and not split.by_service else []),
         "### Observed and configured shares",
         "",
         '<figure class="meshlab-figure">',
