@@ -57,5 +57,6 @@ def test_a_typo_in_the_host_leaves_the_subdomain_unrouted(
     )
     message, analysis = run_one(copy, "experimental-subdomain", mesh_backend)
     assert "HTTP 404" in message, message
+    assert "serves host 'experimental.fleetman.com'" in message, message
     assert "IST0132" in analysis, analysis
     assert "experimental.fleetman.co)" in analysis, analysis
