@@ -19,7 +19,8 @@ absolutes), and writes them to reports/bench.json:
   * the probe's rate (batches of 10, as a check sends them) against Envoy's limit on the same
     mesh (wrk, 32 connections, installed with apt-get when missing), and their ratio;
   * a lab of --pods pods (lab 2 with every Deployment scaled up): seconds to ready and to
-    judged, and the summed RSS of meshlab and its children.
+    judged, the summed RSS of meshlab and its children, and how many stand-in host
+    processes served the pods (and their share of the RSS).
   * grading a class: 24 lab-2 submissions of mixed quality (bench/grading.py), wall time,
     peak memory and the median per submission.
 """
@@ -312,8 +313,9 @@ def probe_vs_envoy(requests: int, runs: int = 3) -> dict[str, float | None]:
 
 def many_pods(pods: int) -> dict[str, float]:
     """Lab 2 with every Deployment scaled to about `pods` pods in all: seconds until every
-    stand-in and Envoy are ready, until the check is judged, and the summed RSS (MB) of this
-    process and its children once ready."""
+    stand-in and Envoy are ready, until the check is judged, the summed RSS (MB) of this
+    process and its children once ready (and of the stand-in hosts alone), and how many
+    stand-in processes served the pods (`hosts.PODS_PER_HOST` pods per host)."""
     with tempfile.TemporaryDirectory(prefix="meshlab-bench-") as folder:
         lab = Path(folder) / "2-traffic-scaled"
         shutil.copytree(LAB, lab, ignore=shutil.ignore_patterns("__pycache__", "test_*.py"))
@@ -323,13 +325,16 @@ def many_pods(pods: int) -> dict[str, float]:
         replicas = -(-pods // deployments)
         manifest.write_text(re.sub(r"replicas: \d+", f"replicas: {replicas}", text))
         started = time.perf_counter()
-        # the pods budget is 64 by default, and memory (one process per pod today) 3 GB
+        # the pods budget is 64 by default
         budgets = Budgets(pods=replicas * deployments, memory_mb=16_384)
         prepared = prepare(lab, budgets)
         with EmbeddedBackend().deploy(prepared.to_deploy()) as mesh:
             ready = time.perf_counter() - started
             me = psutil.Process()
-            rss = sum(p.memory_info().rss for p in [me, *me.children(recursive=True)])
+            children = me.children(recursive=True)
+            rss = sum(p.memory_info().rss for p in [me, *children])
+            standins = [p for p in children if "meshlab.backends.embedded.standins" in _cmd(p)]
+            standins_rss = sum(p.memory_info().rss for p in standins)
             results = [run_check(c, prepared.context(mesh)) for c in prepared.checks]
             judged = time.perf_counter() - started
         assert all(r.passed for r in results), results[0].message
@@ -338,7 +343,16 @@ def many_pods(pods: int) -> dict[str, float]:
         "seconds_ready": ready,
         "seconds_judged": judged,
         "rss_mb": rss / 2**20,
+        "standins_rss_mb": standins_rss / 2**20,
+        "standin_processes": len(standins),
     }
+
+
+def _cmd(process: psutil.Process) -> str:
+    try:
+        return " ".join(process.cmdline())
+    except psutil.Error:
+        return ""
 
 
 def main() -> None:
@@ -378,7 +392,9 @@ def main() -> None:
     scaled = many_pods(args.pods)
     print(
         f"{scaled['pods']:.0f} pods: ready in {scaled['seconds_ready']:.1f} s, judged in "
-        f"{scaled['seconds_judged']:.1f} s, {scaled['rss_mb']:.0f} MB summed RSS"
+        f"{scaled['seconds_judged']:.1f} s, {scaled['rss_mb']:.0f} MB summed RSS "
+        f"({scaled['standin_processes']:.0f} stand-in processes, "
+        f"{scaled['standins_rss_mb']:.0f} MB of it)"
     )
     planning = planning_time(args.plan_services)
     analysis = analysis_time(max(args.runs, 20))

@@ -11,14 +11,17 @@ from __future__ import annotations
 
 import argparse
 import http.client
+import os
 import statistics
 import sys
 import time
 from typing import Any
 
-from meshlab.backends.embedded.processes import ProcessGroup, start_standins
+from meshlab.backends.embedded.hosts import start_standins
+from meshlab.backends.embedded.processes import ProcessGroup
 from meshlab.backends.embedded.standins import PodSpec, behaviour_for
-from meshlab.backends.embedded.standins.server import Response, Standin, StandinHandler, ready_line
+from meshlab.backends.embedded.standins.host import ready_line
+from meshlab.backends.embedded.standins.server import Response, Standin, StandinHandler
 
 IMAGE = "richardchesterwood/istio-fleetman-staff-service:6"
 PATH = "/driver/City%20Truck"
@@ -53,7 +56,7 @@ def serve_variant(variant: str) -> None:
     pod = PodSpec(variant, "bench", IMAGE, {}, (8080,))
     with Standin(pod, behaviour_for(IMAGE), VARIANTS[variant]) as standin:
         standin.start()
-        print(ready_line(pod, standin.ports), flush=True)
+        print(ready_line({pod.name: standin.ports}), flush=True)
         sys.stdin.buffer.read()
 
 
@@ -111,9 +114,11 @@ def main(argv: list[str] | None = None) -> int:
         )
         if not args.no_nagle_comparison:
             for variant in VARIANTS:
-                proc = group.spawn(variant, [sys.executable, __file__, "--serve", variant])
+                # our own script: it imports the same meshlab as this process does
+                argv = [sys.executable, __file__, "--serve", variant]
+                proc = group.spawn(variant, argv, env=dict(os.environ))
                 ready: dict[str, Any] = proc.read_json_line(timeout=20)
-                vport = int(ready["ports"]["8080"])
+                vport = int(ready["pods"][variant]["8080"])
                 rps = median_rps(vport, args.slow_requests, args.runs)
                 report(f"{variant} (Nagle on)", rps, args.slow_requests)
     return 0

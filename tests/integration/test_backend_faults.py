@@ -74,18 +74,16 @@ def _requests_served(tmpdir: Path) -> int:
     return served
 
 
-def _standin(pod_prefix: str) -> Callable[[list[psutil.Process]], psutil.Process | None]:
-    def find(procs: list[psutil.Process]) -> psutil.Process | None:
-        for p in procs:
-            try:
-                cmd = p.cmdline()
-            except psutil.Error:
-                continue
-            if "--pod" in cmd and cmd[cmd.index("--pod") + 1].startswith(pod_prefix):
-                return p
-        return None
-
-    return find
+def _standin_host(procs: list[psutil.Process]) -> psutil.Process | None:
+    """A stand-in host (`--spec PODS.json`); lab 2's seven pods share one."""
+    for p in procs:
+        try:
+            cmd = p.cmdline()
+        except psutil.Error:
+            continue
+        if "--spec" in cmd and any("meshlab.backends.embedded.standins" in c for c in cmd):
+            return p
+    return None
 
 
 class Watched:
@@ -212,16 +210,19 @@ def test_killed_envoy_is_a_backend_fault(watched: Start) -> None:
     run.assert_nothing_left()
 
 
-def test_killed_stand_in_is_a_backend_fault_naming_the_pod(watched: Start) -> None:
+def test_killed_stand_in_host_is_a_backend_fault_naming_its_pods(watched: Start) -> None:
     run = watched(TRAFFIC_LAB, *LONG_RUN)
     run.wait_for(_envoy)
-    standin = run.wait_for(_standin("staff-service-risky"))
+    host = run.wait_for(_standin_host)
     run.wait_traffic()
-    standin.kill()
+    host.kill()
     code, _ = run.finish(FAULT_BOUND)
     assert code == 3, run.output()
-    assert "stand-in default/staff-service-risky" in run.stderr()
-    assert "died during the run" in run.stderr()
+    err = run.stderr()
+    assert "stand-in host 1/1 (7 pods) died during the run" in err
+    assert "pods in it, all down with it (7): " in err
+    for pod in ("staff-service-risky", "webapp", "api-gateway", "position-tracker"):
+        assert f"default/{pod}" in err
     run.assert_nothing_left()
 
 
@@ -253,7 +254,7 @@ def test_sigterm_and_sighup_clean_up_like_ctrl_c(watched: Start, sig: int, code:
 
 def test_ctrl_c_while_stand_ins_start_leaks_nothing(watched: Start) -> None:
     run = watched(TRAFFIC_LAB)
-    run.wait_for(_standin(""), timeout=60)  # the first stand-in
+    run.wait_for(_standin_host, timeout=60)
     run.process.send_signal(signal.SIGINT)
     got, _ = run.finish(FAULT_BOUND)
     assert got == 130, run.output()

@@ -169,7 +169,7 @@ def test_nothing_survives_the_deployment(backend: EmbeddedBackend) -> None:
     with backend.deploy(planned(resources)) as mesh:
         started = children() - before
         names = {psutil.Process(pid).name() for pid in started}
-        assert len(started) >= len(mesh.pods) + 1  # one stand-in per pod, plus Envoy
+        assert len(started) >= 2  # a stand-in host for the pods, plus Envoy
         assert "envoy" in names
         assert mesh.send(ProbeRequest(URL), 1)[0].status == 200
     deadline = time.monotonic() + 5.0

@@ -1,7 +1,6 @@
 """The ingress gateway's config on a real Envoy: requests as a browser sends them (Host and
-path as typed) through the gateway listener reach the webapp build the course's section 3
-routes them to. The single-proxy backend renders the gateway plan as if it were the client's
-(the whole-mesh backend will host it next to the sidecars)."""
+path as typed) enter the mesh at the gateway's listener and reach the webapp build the
+course's section 3 routes them to."""
 
 from __future__ import annotations
 
@@ -12,11 +11,10 @@ import pytest
 
 from meshlab.backends.base import LabToDeploy
 from meshlab.backends.embedded.backend import EmbeddedBackend, EmbeddedMesh
-from meshlab.backends.embedded.client import Client, Reply
-from meshlab.backends.embedded.envoy.bootstrap import RESPONSE_FLAGS_HEADER, UPSTREAM_HOST_HEADER
 from meshlab.load.manifests import load_manifests
-from meshlab.mesh.gateway_plan import build_gateway_plan, gateway_accepts
-from meshlab.mesh.gateways import INGRESS, find_gateway, provided_gateways
+from meshlab.mesh.gateway_plan import gateway_accepts
+from meshlab.mesh.plan import build_plan
+from meshlab.mesh.request import Origin, ProbeRequest
 
 pytestmark = pytest.mark.envoy
 
@@ -26,35 +24,34 @@ DATA = Path(__file__).resolve().parents[1] / "data" / "gateways"
 @pytest.fixture(scope="module", params=["prefix", "subdomain"])
 def gateway(request: pytest.FixtureRequest, backend: EmbeddedBackend) -> Iterator[EmbeddedMesh]:
     resources = load_manifests([DATA / "webapp.yaml", DATA / f"{request.param}.yaml"], "default")
-    proxy = find_gateway(provided_gateways(resources), INGRESS)
-    assert proxy is not None
-    plan = build_gateway_plan(resources, proxy)
-    with backend.deploy(LabToDeploy("gateway", "default", resources, plan)) as mesh:
+    lab = LabToDeploy("gateway", "default", resources, build_plan(resources, "default"))
+    with backend.deploy(lab) as mesh:
         yield mesh
 
 
 def browse(mesh: EmbeddedMesh, url_host: str, path: str, n: int = 6) -> set[str]:
-    """The version label of the pods that answered `n` requests with that Host, sent to the
-    gateway's port-80 listener, or `<status> <flags>` for Envoy's own answers. (Which status
+    """The version label of the pods that answered `n` requests a browser sends to
+    http://<url_host><path>, or `<status> <flags>` for Envoy's own answers. (Which status
     the webapp stand-in gives a path is the stand-in's business, not the gateway's.)"""
-    listener = mesh.plan.listener_for(80)
-    assert listener is not None
-    client = Client(mesh.envoy.listener_ports[listener.name], timeout=10.0)
-    try:
-        replies = client.batch("GET", path, {"host": url_host}, n)
-    finally:
-        client.close()
+    with mesh.session() as session:
+        outcomes = session.send(
+            ProbeRequest(f"http://{url_host}{path}", origin=Origin("browser")), n
+        )
     seen = set()
-    for reply in replies:
-        assert isinstance(reply, Reply), reply
-        pod = mesh.by_address.get(reply.headers.get(UPSTREAM_HOST_HEADER, ""))
-        flags = reply.headers.get(RESPONSE_FLAGS_HEADER, "-")
-        seen.add(pod.labels["version"] if pod else f"{reply.status} {flags}")
+    for outcome in outcomes:
+        assert outcome.status is not None, outcome.error
+        seen.add(
+            outcome.labels["version"]
+            if outcome.pod
+            else f"{outcome.status} {outcome.response_flags}"
+        )
     return seen
 
 
 def serves_fleetman_com_only(mesh: EmbeddedMesh) -> bool:
-    return not gateway_accepts(mesh.plan, "other.example", 80)
+    ingress = mesh.proxies.ingress()
+    assert ingress is not None
+    return not gateway_accepts(ingress.plan, "other.example", 80)
 
 
 def test_the_course_s_routing_through_the_gateway(gateway: EmbeddedMesh) -> None:

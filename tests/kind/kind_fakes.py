@@ -4,9 +4,11 @@ can assert the exact order of commands and API calls, teardown included.
 * FakeRunner: the commands (docker, kind, istioctl) by exact argv, with scripted answers.
 * FakeSubprocess: pytest-kind's `subprocess` module, routed to the same FakeRunner.
 * FakeKube: the Kubernetes API at the `Kube` level, with a tiny controller (Deployments
-  roll out, pods get IPs and turn Ready) and a tiny mesh behind the probe pod: requests go
-  to pods by the version weights the test sets, and the probe sidecar's access log gets a
-  JSON line for each, exactly as Istio writes it with accessLogEncoding JSON.
+  roll out, pods get IPs and turn Ready) and a tiny mesh behind the probes: requests go to
+  pods by the version weights the test sets, then along the calls the test lists, and every
+  proxy on the way gets its access-log lines (outbound at the caller, inbound at the callee),
+  exactly as Istio writes them with accessLogEncoding JSON; the ingress gateway replaces the
+  request id as an edge proxy does.
 """
 
 from __future__ import annotations
@@ -148,6 +150,13 @@ class FakeMeshBehaviour:
     body: str = '{"name": "Pam Parry", "photo": "x"}'
     seed: int = 7
     closed_batches: int = 0  # the first batches find the apps not listening yet (URX,UF)
+    target_app: str = "staff-service"  # the app of the depth-1 pod (the version by weights)
+    target_host: str = "fleetman-staff-service:8080"  # the authority as sent
+    target_service: str = "fleetman-staff-service"  # the Service its cluster names
+    calls: list[str] = field(default_factory=list)  # apps called below, in turn (app names)
+    propagate: bool = True  # False: the apps make up a new x-request-id for their calls
+    fail_last_call: str | None = None  # "503 FI": the last of `calls` answered by no pod
+    unrouted_batches: int = 0  # browser: the gateway's first batches have no route (404 NR)
 
 
 class FakeKube:
@@ -169,8 +178,11 @@ class FakeKube:
         self.closed = False
         self._rng = random.Random(self.mesh.seed)
         self._next_ip = 10
-        self._sidecar_log: list[tuple[int, str]] = []  # (visible from read #, line)
-        self._log_reads = 0
+        # pod -> (visible from read #, written in batch #, line)
+        self._logs: dict[str, list[tuple[int, int, str]]] = {}
+        self._log_reads: dict[str, int] = {}
+        self._tick = 0  # START_TIME of the next line
+        self.ephemeral: list[tuple[str, str, Obj]] = []  # (namespace, pod, container)
         self._envoy_reads = 0
         self.refuse: dict[str, ApiError] = {}  # kind -> refusal on create
 
@@ -188,6 +200,12 @@ class FakeKube:
             return {"spec": {"template": {"spec": {"containers": [{"image": image}]}}}}
         if (kind, namespace, name) == ("Deployment", "istio-system", "istio-ingressgateway"):
             return {"metadata": {"name": name}} if self.gateway else None
+        if (kind, namespace, name) == ("Service", "istio-system", "istio-ingressgateway"):
+            ports = [  # istioctl's default profile: a LoadBalancer, nodePorts picked at random
+                {"name": "status-port", "port": 15021, "nodePort": 31874},
+                {"name": "http2", "port": 80, "nodePort": 30080},
+            ]
+            return {"metadata": {"name": name}, "spec": {"ports": ports}} if self.gateway else None
         found = self.objects.get((kind, namespace, name))
         return copy.deepcopy(found) if found else None
 
@@ -195,6 +213,8 @@ class FakeKube:
         self, api_version: str, kind: str, namespace: str | None, label_selector: str = ""
     ) -> list[Obj]:
         wanted = dict(p.split("=", 1) for p in label_selector.split(",") if p)
+        if (kind, namespace, wanted) == ("Pod", "istio-system", {"istio": "ingressgateway"}):
+            return [self.GATEWAY_POD] if self.gateway else []
         out = []
         for (k, ns, _), obj in self.objects.items():
             labels = (obj.get("metadata") or {}).get("labels") or {}
@@ -230,17 +250,32 @@ class FakeKube:
         return iter(self.list(api_version, kind, namespace))
 
     def logs(self, namespace: str, pod: str, container: str, since_seconds: int) -> str:
-        self._log_reads += 1
-        visible = [line for read, line in self._sidecar_log if read <= self._log_reads]
+        reads = self._log_reads[pod] = self._log_reads.get(pod, 0) + 1
+        # `since_seconds` covers the batch being read (and the one before, at most), as the
+        # backend asks on a real cluster; 0 (a test's own look) is the whole log
+        oldest = self.batches_seen - 1 if since_seconds > 0 else 0
+        visible = [
+            line
+            for read, batch, line in self._logs.get(pod, [])
+            if read <= reads and batch >= oldest
+        ]
         return "".join(f"{line}\n" for line in visible)
+
+    def add_ephemeral_container(self, namespace: str, pod: str, container: Obj) -> None:
+        self.events.append(f"api: ephemeral container {container['name']} in {namespace}/{pod}")
+        self.ephemeral.append((namespace, pod, copy.deepcopy(container)))
+        obj = self.objects[("Pod", namespace, pod)]
+        statuses = obj.setdefault("status", {}).setdefault("ephemeralContainerStatuses", [])
+        statuses.append({"name": container["name"], "state": {"running": {}}})
 
     def exec(
         self, namespace: str, pod: str, container: str, argv: Sequence[str], timeout_s: float
     ) -> ExecResult:
         self.exec_calls.append(list(argv))
-        self.events.append(f"exec: {pod} {' '.join(argv[:3])}")
-        if list(argv[:3]) == ["python3", "/meshlab/probe.py", "batch"]:
-            return self._batch(namespace, json.loads(argv[3]))
+        self.events.append(f"exec: {pod} {' '.join(argv[:3] if argv[1] != '-c' else argv[:2])}")
+        args = list(argv[3:]) if argv[1] == "-c" else list(argv[2:])
+        if args[:1] == ["batch"] and (argv[1] == "-c" or argv[1] == "/meshlab/probe.py"):
+            return self._batch(namespace, pod, json.loads(args[1]))
         if list(argv[:3]) == ["python3", "/meshlab/probe.py", "envoy"]:
             self._envoy_reads += 1
             return ExecResult(json.dumps(self._envoy_summary(namespace)), "", 0)
@@ -279,7 +314,9 @@ class FakeKube:
     def _start_pod(self, pod: Obj, namespace: str) -> None:
         self._next_ip += 1
         containers = pod["spec"].setdefault("containers", [])
-        containers.append({"name": "istio-proxy", "image": "docker.io/istio/proxyv2:1.31.1"})
+        labels = (pod.get("metadata") or {}).get("labels") or {}
+        if labels.get("sidecar.istio.io/inject") != "false":
+            containers.append({"name": "istio-proxy", "image": "docker.io/istio/proxyv2:1.31.1"})
         if self.ready:
             pod["status"] = {
                 "phase": "Running",
@@ -301,41 +338,67 @@ class FakeKube:
 
     # -- the mesh behind the probe --------------------------------------------------------
 
+    GATEWAY_POD: Obj = {  # noqa: RUF012 (read only)
+        "metadata": {"name": "istio-ingressgateway-5f8d-x2", "labels": {"istio": "ingressgateway"}},
+        "status": {"phase": "Running", "podIP": "10.244.0.3"},
+    }
+
     def _pods(self, namespace: str) -> list[Obj]:
         return [
             o
             for (k, ns, name), o in self.objects.items()
-            if k == "Pod" and ns == namespace and name != "meshlab-probe"
+            if k == "Pod" and ns == namespace and "meshlab.io/probe" not in o["metadata"]["labels"]
         ]
 
-    def _batch(self, namespace: str, spec: Mapping[str, Any]) -> ExecResult:
+    def _pod_of(self, namespace: str, app: str, version: str | None = None) -> Obj:
+        return next(
+            p
+            for p in self._pods(namespace)
+            if p["metadata"]["labels"].get("app") == app
+            and (version is None or p["metadata"]["labels"].get("version") == version)
+        )
+
+    def _log(self, pod: str, visible_from: int, **fields: Any) -> None:
+        self._tick += 1
+        line = {
+            "start_time": f"2026-12-01T10:00:00.{self._tick:06d}Z",
+            "method": "GET",
+            "protocol": "HTTP/1.1",
+            "user_agent": "meshlab-probe",
+            **fields,
+        }
+        self._logs.setdefault(pod, []).append((visible_from, self.batches_seen, json.dumps(line)))
+
+    def _ip(self, namespace: str, pod: str) -> str:
+        return str(self.objects[("Pod", namespace, pod)]["status"]["podIP"])
+
+    def _batch(self, namespace: str, at: str, spec: Mapping[str, Any]) -> ExecResult:
         lines = []
         behaviour = self.mesh
-        visible_from = self._log_reads + 1 + self.log_delay
         self.batches_seen += 1
         starting = self.batches_seen <= behaviour.closed_batches
+        browser = bool(spec.get("connect"))
+        unrouted = browser and self.batches_seen <= behaviour.unrouted_batches
+        plain = at == "meshlab-probe-plain"
         for index in range(int(spec["count"])):
             rid = f"{spec['prefix']}{index}"
             if behaviour.fail_with and behaviour.fail_with.startswith("error:"):
                 lines.append({"rid": rid, "status": None, "error": behaviour.fail_with[7:]})
                 continue
-            host, cluster, flags, status = "-", "-", "-", behaviour.status
+            # the origin's proxy: the probe's or the workload pod's sidecar, the gateway, none
+            proxy = "istio-ingressgateway-5f8d-x2" if browser else None if plain else at
+            chain_id = f"gw-{rid}" if browser else rid
+            status, flags, callee = behaviour.status, "-", None
             if behaviour.fail_with:
                 status, flags = int(behaviour.fail_with.split()[1]), behaviour.fail_with.split()[2]
+            elif unrouted:
+                status, flags = 404, "NR"
             else:
                 version = self._rng.choices(
                     list(behaviour.weights), list(behaviour.weights.values())
                 )[0]
-                pod = next(
-                    p
-                    for p in self._pods(namespace)
-                    if p["metadata"]["labels"].get("app") == "staff-service"
-                    and p["metadata"]["labels"].get("version") == version
-                )
-                host = f"{pod['status']['podIP']}:8080"
-                cluster = (
-                    f"outbound|8080|{version}|fleetman-staff-service.{namespace}.svc.cluster.local"
-                )
+                callee = self._pod_of(namespace, behaviour.target_app, version)
+            served = callee is not None and not starting  # the app answered
             if starting:
                 status, flags = 503, "URX,UF"
             body = behaviour.body if status < 500 else "upstream connect error"
@@ -343,18 +406,92 @@ class FakeKube:
             lines.append(
                 {"rid": rid, "status": status, "body": body, "headers": headers, "seconds": 0.002}
             )
-            if not self.drop_log_lines:
-                entry = {
-                    "request_id": rid,
-                    "response_code": str(status),
-                    "response_flags": flags,
-                    "upstream_host": host if host != "-" else None,
-                    "upstream_cluster": cluster,
-                    "authority": "fleetman-staff-service:8080",
-                }
-                self._sidecar_log.append((visible_from, json.dumps(entry)))
+            if self.drop_log_lines:
+                continue
+            service = behaviour.target_service
+            cluster = None
+            if callee is not None:
+                subset = callee["metadata"]["labels"].get("version", "")
+                cluster = f"outbound|8080|{subset}|{service}.{namespace}.svc.cluster.local"
+            # the deeper calls end first, so they are logged before the call that made them
+            if served:
+                self._below(namespace, callee, chain_id if behaviour.propagate else None, rid)
+            upstream = f"{callee['status']['podIP']}:8080" if callee is not None else None
+            if proxy is not None:
+                self._log(
+                    proxy,
+                    self._log_reads.get(proxy, 0) + 1 + self.log_delay,
+                    request_id=chain_id,
+                    response_code=str(status),
+                    response_flags=flags,
+                    upstream_host=upstream,
+                    upstream_cluster=cluster,
+                    authority=behaviour.target_host,
+                    path="/driver/City%20Truck",
+                    user_agent=f"meshlab-probe/{rid}" if browser else "meshlab-probe",
+                    downstream_remote_address="10.244.0.2:40000",
+                )
+            if served and callee is not None:
+                name = callee["metadata"]["name"]
+                caller_ip = "10.244.0.3" if browser else self._ip(namespace, at)
+                self._log(
+                    name,
+                    self._log_reads.get(name, 0) + 1 + self.log_delay,
+                    request_id=chain_id,
+                    response_code=str(status),
+                    response_flags="-",
+                    upstream_host=f"{callee['status']['podIP']}:8080",
+                    upstream_cluster="inbound|8080||",
+                    authority=behaviour.target_host,
+                    path="/driver/City%20Truck",
+                    downstream_remote_address=f"{caller_ip}:45678",
+                )
         stdout = "".join(json.dumps(line) + "\n" for line in lines)
         return ExecResult(stdout, "", 0)
+
+    def _below(self, namespace: str, caller: Obj, chain_id: str | None, rid: str) -> None:
+        """The calls `mesh.calls` lists, each made by the pod the previous one reached."""
+        behaviour = self.mesh
+        for index, app in enumerate(behaviour.calls):
+            name = caller["metadata"]["name"]
+            last = index == len(behaviour.calls) - 1
+            callee = None if last and behaviour.fail_last_call else self._pod_of(namespace, app)
+            status, flags = 200, "-"
+            if callee is None and behaviour.fail_last_call:
+                status, flags = (
+                    int(behaviour.fail_last_call.split()[0]),
+                    behaviour.fail_last_call.split()[1],
+                )
+            call_id = chain_id or f"made-up-{rid}-{index}"
+            host = f"fleetman-{app}.{namespace}.svc.cluster.local"
+            self._log(
+                name,
+                self._log_reads.get(name, 0) + 1 + self.log_delay,
+                request_id=call_id,
+                response_code=str(status),
+                response_flags=flags,
+                upstream_host=f"{callee['status']['podIP']}:8080" if callee else None,
+                upstream_cluster=f"outbound|8080||{host}",
+                authority=f"fleetman-{app}:8080",
+                path=f"/{app}/x",
+                user_agent="Java/17",
+            )
+            if callee is None:
+                return
+            self._log(
+                callee["metadata"]["name"],
+                self._log_reads.get(callee["metadata"]["name"], 0) + 1 + self.log_delay,
+                request_id=call_id,
+                response_code="200",
+                response_flags="-",
+                upstream_host=f"{callee['status']['podIP']}:8080",
+                upstream_cluster="inbound|8080||",
+                authority=f"fleetman-{app}:8080",
+                path=f"/{app}/x",
+                user_agent="Java/17",
+                downstream_remote_address=f"{caller['status']['podIP']}:51000",
+            )
+            caller = callee
 
     def _envoy_summary(self, namespace: str) -> dict[str, Any]:
         fqdn = f"fleetman-staff-service.{namespace}.svc.cluster.local"

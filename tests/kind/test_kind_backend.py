@@ -6,6 +6,7 @@ backend describes itself with the fake kube's answers."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -52,6 +53,32 @@ def test_kind_has_no_notes_of_the_embedded_backend(make, lab2_dir: Path) -> None
     """The plan's notes say what the embedded backend leaves out; a real mesh does it all."""
     lab = prepare(lab2_dir).to_deploy()
     assert list(make().notes(lab)) == []
+
+
+def test_apps_that_pass_no_header_on_are_noted(  # type: ignore[no-untyped-def]
+    make, lab2_dir: Path, tmp_path: Path
+) -> None:
+    """The chain is read by x-request-id: where an app drops it, the report says so."""
+    lab = tmp_path / "4-no-propagation"
+    shutil.copytree(lab2_dir, lab)
+    manifest = lab / "fleetman.yaml"
+    manifest.write_text(
+        manifest.read_text().replace(
+            "istio-fleetman-api-gateway:6\n", "istio-fleetman-api-gateway:6-no-header-propagation\n"
+        )
+    )
+    (note,) = make().notes(prepare(lab).to_deploy())
+    assert note.message.startswith("Deployment default/api-gateway runs an image that passes")
+    assert "reads `not called`" in note.message
+    assert note.location is not None
+    lines = manifest.read_text().splitlines()
+    at = note.location.line - 1  # the Deployment's document, not the image's line
+    assert lines[at : at + 4] == [
+        "apiVersion: apps/v1",
+        "kind: Deployment",
+        "metadata:",
+        "  name: api-gateway",
+    ]
 
 
 def test_no_docker_engine_refuses_before_anything_runs(
@@ -129,7 +156,7 @@ def test_lab_2_runs_through_the_same_checks(  # type: ignore[no-untyped-def]
         "run: istioctl install",
         f"create: Namespace {namespace}",
         f"create: ConfigMap {namespace}/meshlab-probe",
-        f"create: Telemetry {namespace}/meshlab-probe-access-log",
+        f"create: Telemetry {namespace}/meshlab-access-log",
         f"create: Service {namespace}/fleetman-webapp",
         f"create: Pod {namespace}/meshlab-probe",  # the probe first: its pull starts early
         f"create: Deployment {namespace}/staff-service-risky",

@@ -270,6 +270,21 @@ spec:
     assert "submission.yaml:17" in messages[3]
 
 
+def test_the_plain_probes_name_is_meshlabs_too(tmp_path: Path) -> None:
+    """A submission's pod named like the probe without a sidecar would take its place."""
+    text = """\
+apiVersion: v1
+kind: Pod
+metadata: {name: meshlab-probe-plain}
+spec:
+  containers:
+  - name: c
+    image: richardchesterwood/istio-fleetman-webapp-angular:6
+"""
+    (message,) = [str(e) for e in _errors(tmp_path, text)]
+    assert "Pod default/meshlab-probe-plain: metadata.name is the name of meshlab's own" in message
+
+
 def test_what_a_course_lab_writes_is_allowed(tmp_path: Path) -> None:
     """Everything a lab legitimately sets, including what `kubectl get -o yaml` exports."""
     text = _render(

@@ -45,6 +45,8 @@ def test_install_command_line() -> None:
         "--set",
         "profile=minimal",
         "--set",
+        "meshConfig.accessLogFile=/dev/stdout",
+        "--set",
         "meshConfig.accessLogEncoding=JSON",
         "-y",
     ]
@@ -61,7 +63,7 @@ def test_installs_when_missing(
     assert events == [
         "run: istioctl version --remote=false",
         f"run: istioctl install --kubeconfig={KUBECONFIG} --set profile=minimal "
-        "--set meshConfig.accessLogEncoding=JSON -y",
+        "--set meshConfig.accessLogFile=/dev/stdout --set meshConfig.accessLogEncoding=JSON -y",
     ]
 
 

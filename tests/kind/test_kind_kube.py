@@ -43,6 +43,7 @@ class FakePool:
 
     def __init__(self) -> None:
         self.requests: list[tuple[str, str, dict[str, list[str]], Any]] = []
+        self.headers: list[dict[str, str]] = []
         self.answers: dict[tuple[str, str], FakeResponse] = {}
 
     def answer(self, method: str, path: str, response: FakeResponse) -> None:
@@ -51,6 +52,7 @@ class FakePool:
     def request(self, method: str, url: str, **kwargs: Any) -> FakeResponse:
         parts = urlsplit(url)
         body = kwargs.get("body")
+        self.headers.append({k.lower(): str(v) for k, v in (kwargs.get("headers") or {}).items()})
         self.requests.append(
             (method, parts.path, parse_qs(parts.query), json.loads(body) if body else None)
         )
@@ -262,3 +264,17 @@ def test_exec_still_running_at_the_timeout_has_no_exit_code() -> None:
 def test_exec_with_an_odd_error_channel() -> None:
     ws = FakeWs(open_after_run=False, returncode=KeyError("details"))
     assert collect_exec(ws, 1.0).returncode == -1
+
+
+def test_an_ephemeral_container_is_a_strategic_merge_patch(api: KubeApi, pool: FakePool) -> None:
+    """What `kubectl debug` sends: a JSON Patch (the client's pick for a dict) would be
+    refused, a merge patch would replace the pod's other ephemeral containers."""
+    container = {"name": "meshlab-origin", "image": "python:3.13-alpine"}
+    api.add_ephemeral_container("ns", "webapp-7d9f8-00000", container)
+    ((method, path, _, body),) = pool.requests
+    assert (method, path) == (
+        "PATCH",
+        "/api/v1/namespaces/ns/pods/webapp-7d9f8-00000/ephemeralcontainers",
+    )
+    assert body == {"spec": {"ephemeralContainers": [container]}}
+    assert pool.headers[0]["content-type"] == "application/strategic-merge-patch+json"

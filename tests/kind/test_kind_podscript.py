@@ -182,3 +182,44 @@ def test_the_script_needs_only_the_standard_library() -> None:
         if line.startswith(("import ", "from "))
     }
     assert imports <= {"__future__", "http", "json", "socket", "sys", "time", "typing", "urllib"}
+
+
+def test_a_browser_batch_connects_to_the_gateway_with_the_url_host(server: str) -> None:
+    """`connect` is where the connection goes (the gateway's Service); Host and path are the
+    URL's, as a browser types it; the id is in the User-Agent too, for the gateway's log."""
+    lines = _run(
+        {
+            "url": "http://experimental.fleetman.com/canary?x=1",
+            "method": "GET",
+            "headers": {"my-header": "canary"},
+            "count": 2,
+            "prefix": "meshlab-ab-2-",
+            "connect": server.removeprefix("http://"),
+            "agent_id": True,
+        }
+    )
+    assert {line["status"] for line in lines} == {200}
+    assert [path for _, path, _, _ in _Handler.seen] == ["/canary?x=1"] * 2
+    headers = [h for _, _, h, _ in _Handler.seen]
+    assert {h["host"] for h in headers} == {"experimental.fleetman.com"}
+    assert {h["my-header"] for h in headers} == {"canary"}
+    assert [h["user-agent"] for h in headers] == [
+        "meshlab-probe/meshlab-ab-2-0",
+        "meshlab-probe/meshlab-ab-2-1",
+    ]
+
+
+def test_the_script_runs_from_the_command_line_too(server: str) -> None:
+    """How a workload's ephemeral container runs it: `python3 -c SCRIPT batch SPEC` (it
+    cannot mount the probe's ConfigMap)."""
+    script = Path(podscript.__file__).read_text(encoding="utf-8")
+    spec = {"url": f"{server}/x", "count": 1, "prefix": "meshlab-ab-3-"}
+    done = subprocess.run(
+        [sys.executable, "-c", script, "batch", json.dumps(spec)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    (line,) = [json.loads(raw) for raw in done.stdout.splitlines()]
+    assert (line["rid"], line["status"]) == ("meshlab-ab-3-0", 200)

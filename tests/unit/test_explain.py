@@ -204,3 +204,29 @@ def test_from_an_unknown_workload_lists_the_workloads(lab2_dir: Path) -> None:
     assert result.exit_code == 2
     assert "no Deployment or Pod default/nosuch in the lab" in result.output
     assert "default/api-gateway" in result.output
+
+
+def test_from_the_browser_the_trace_goes_through_the_ingress_gateway(tmp_path: Path) -> None:
+    data = Path(__file__).resolve().parents[1] / "data" / "gateways"
+    for name in ("webapp.yaml", "subdomain.yaml"):
+        shutil.copy(data / name, tmp_path / name)
+    (tmp_path / "lab.yaml").write_text(
+        "title: t\nmanifests: [webapp.yaml, subdomain.yaml]\nchecks:\n  - name: c\n    kind: "
+        "split\n    request: {url: 'http://fleetman.com/', from: browser}\n    expect: {a: 1}\n"
+    )
+    runner = CliRunner()
+    served = runner.invoke(
+        cli, ["explain", str(tmp_path), "http://experimental.fleetman.com/", "--from", "browser"]
+    )
+    assert "through the ingress gateway istio-system/istio-ingressgateway" in served.output
+    assert "subset experimental" in served.output
+    typo = runner.invoke(
+        cli, ["explain", str(tmp_path), "http://experimentl.fleetman.com/", "--from", "browser"]
+    )
+    assert (
+        "no VirtualService bound to default/ingress-gateway-configuration serves host"
+        in typo.output
+    )
+    lab2 = runner.invoke(cli, ["explain", "labs/2-traffic", STAFF, "--from", "browser"])
+    assert lab2.exit_code == 2
+    assert "no Gateway selecting `istio: ingressgateway`" in lab2.output

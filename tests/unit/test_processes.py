@@ -16,8 +16,9 @@ from pathlib import Path
 import psutil
 import pytest
 
-from meshlab.backends.embedded import processes
-from meshlab.backends.embedded.processes import ProcessGroup, start_standins
+from meshlab.backends.embedded import hosts
+from meshlab.backends.embedded.hosts import start_standins
+from meshlab.backends.embedded.processes import ProcessGroup
 from meshlab.backends.embedded.standins import PodSpec
 from meshlab.errors import BackendError
 
@@ -95,8 +96,9 @@ def test_start_standins_serves_every_pod_then_close_leaves_nothing(
         pids = {p.pid for p in group.processes}
         assert pids <= children()
     assert all(p.returncode == 0 for p in group.processes)  # SIGTERM → quiet exit 0
+    assert len(pids) == 1  # eight pods: one host
     logs = sorted(tmp_path.iterdir())
-    assert [f.name for f in logs] == sorted(f"{p.namespace}.{p.name}.log" for p in FLEET)
+    assert [f.name for f in logs] == ["standins-1.log"]
     assert all(f.read_bytes() == b"" for f in logs)  # no access log, no traceback on exit
     assert pids & children() == set()
     assert listening(bound) == set()
@@ -222,25 +224,24 @@ def test_spawn_rejects_duplicate_names_and_keeps_logs_where_asked(
 def test_start_standins_reports_a_stand_in_that_dies(
     monkeypatch: pytest.MonkeyPatch, no_leaks: None
 ) -> None:
-    def broken_argv(pod: PodSpec, root: str | None = None) -> list[str]:
-        return py(f"import sys; print('cannot bind {pod.name}', file=sys.stderr); sys.exit(1)")
+    def broken_argv(spec: Path, root: str | None = None) -> list[str]:
+        return py("import sys; print('cannot bind', file=sys.stderr); sys.exit(1)")
 
-    monkeypatch.setattr(processes, "standin_argv", broken_argv)
+    monkeypatch.setattr(hosts, "host_argv", broken_argv)
     with ProcessGroup() as group, pytest.raises(BackendError) as info:
         start_standins(group, FLEET[:2])
     message = str(info.value)
-    assert "stand-in default/staff-6" in message
+    assert "stand-in host 1/1 (2 pods) exited before printing its ready line" in message
+    assert "(2): default/staff-6, default/staff-ph" in message
     assert "exit code 1" in message
-    assert "cannot bind staff-6" in message
+    assert "cannot bind" in message
 
 
 def test_start_standins_checks_the_ready_line(
     monkeypatch: pytest.MonkeyPatch, no_leaks: None
 ) -> None:
-    line = json.dumps({"ready": True, "pod": "someone-else", "ports": {"8080": 1}})
-    monkeypatch.setattr(
-        processes, "standin_argv", lambda pod, root=None: py(f"print({line!r}); input()")
-    )
+    line = json.dumps({"ready": True, "pods": {"someone-else": {"8080": 1}}})
+    monkeypatch.setattr(hosts, "host_argv", lambda spec, root=None: py(f"print({line!r}); input()"))
     with ProcessGroup() as group, pytest.raises(BackendError, match="unexpected ready line"):
         start_standins(group, FLEET[:1])
 
@@ -253,7 +254,8 @@ def test_start_standins_rejects_duplicate_pod_names() -> None:
 
 ORPHANING_PARENT = """
     import sys, threading, time
-    from meshlab.backends.embedded.processes import ProcessGroup, start_standins, standin_argv
+    from meshlab.backends.embedded.hosts import start_standins
+    from meshlab.backends.embedded.processes import ProcessGroup
     from meshlab.backends.embedded.standins import PodSpec
     group = ProcessGroup()
     if sys.argv[1] == "standin-from-thread":  # no PDEATHSIG off the main thread: stdin only

@@ -434,16 +434,17 @@ STAFF_ARGS = ("--pod", "staff-6", "--namespace", "fleet", "--image", f"{STAFF}:6
 def test_cli_ready_line_and_loopback_ports() -> None:
     args = (*STAFF_ARGS, "--port", "8080", "--port", "9090", "--label", "app=staff")
     with standin_process(*args) as (proc, ready):
-        assert list(ready) == ["ready", "pod", "ports"]
+        assert list(ready) == ["ready", "pods"]
         assert ready["ready"] is True
-        assert ready["pod"] == "staff-6"
-        assert set(ready["ports"]) == {"8080", "9090"}
+        assert list(ready["pods"]) == ["staff-6"]
+        ports = ready["pods"]["staff-6"]
+        assert set(ports) == {"8080", "9090"}
         listening = {
             (c.laddr.ip, c.laddr.port)
             for c in psutil.Process(proc.pid).net_connections("tcp")
             if c.status == psutil.CONN_LISTEN
         }
-        assert listening == {("127.0.0.1", p) for p in ready["ports"].values()}
+        assert listening == {("127.0.0.1", p) for p in ports.values()}
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=10) == 0
 
@@ -461,9 +462,10 @@ def exercise(ports: dict[str, int]) -> None:
 @pytest.mark.parametrize("how", ["SIGTERM", "SIGINT", "stdin EOF"])
 def test_cli_exits_quietly(how: str) -> None:
     with standin_process(*STAFF_ARGS, "--port", "8080") as (proc, ready):
-        exercise(ready["ports"])
+        ports = ready["pods"]["staff-6"]
+        exercise(ports)
         # an idle keep-alive connection must not hold up the exit
-        idle = socket.create_connection(("127.0.0.1", ready["ports"]["8080"]))
+        idle = socket.create_connection(("127.0.0.1", ports["8080"]))
         try:
             if how != "stdin EOF":
                 proc.send_signal(getattr(signal, how))

@@ -24,6 +24,7 @@ import pytest
 from meshlab.backends.embedded.standins import PodSpec, Request, behaviour_for, hops
 from meshlab.backends.embedded.standins import fleetman_chain as chain
 from meshlab.backends.embedded.standins.egress import ENV, EgressClient, read_listeners
+from meshlab.backends.embedded.standins.host import pod_record
 from meshlab.backends.embedded.standins.server import Response, Standin
 
 FLEETMAN = "richardchesterwood/istio-fleetman-"
@@ -590,7 +591,7 @@ def fleet(tmp_path: Path, tags: dict[str, str]) -> Iterator[tuple[int, FakeSidec
                 standins.append(s)
                 ports[service] = s.ports[8080]
             yield ports["webapp-angular"], sidecar
-        finally:  # in parallel: each close waits out its accept loop's poll interval
+        finally:  # in parallel: each close joins its accept thread
             closers = [threading.Thread(target=s.close) for s in standins]
             for t in closers:
                 t.start()
@@ -652,7 +653,9 @@ def test_standin_process_calls_through_the_egress_file(tmp_path: Path) -> None:
             assert proc.stdout is not None
             ready = json.loads(proc.stdout.readline())
             status, headers, body = get(
-                ready["ports"]["8080"], "/vehicles/driver/City%20Truck", {"x-my-header": "canary"}
+                ready["pods"]["gw-0"]["8080"],
+                "/vehicles/driver/City%20Truck",
+                {"x-my-header": "canary"},
             )
         finally:
             proc.communicate(timeout=10)  # EOF on stdin: the lifeline ends it
@@ -661,4 +664,37 @@ def test_standin_process_calls_through_the_egress_file(tmp_path: Path) -> None:
     assert json.loads(headers[hops.HEADER])[0]["host"] == STAFF
     [seen] = sidecar.seen
     assert (seen.headers["host"], seen.headers["x-my-header"]) == (STAFF, "canary")
+    assert proc.returncode == 0
+
+
+def test_pods_of_one_host_call_out_through_their_own_sidecars(tmp_path: Path) -> None:
+    gateway = f"{FLEETMAN}api-gateway:6"
+    with (
+        FakeSidecar(fixed(200, {"name": "from sidecar A"})) as a,
+        FakeSidecar(fixed(200, {"name": "from sidecar B"})) as b,
+    ):
+        pods = [
+            PodSpec("gw-a", "default", gateway, {}, (8080,), a.egress(tmp_path)),
+            PodSpec("gw-b", "default", gateway, {}, (8080,), b.egress(tmp_path)),
+            PodSpec("gw-none", "default", gateway, {}, (8080,)),  # no sidecar
+        ]
+        spec = tmp_path / "spec.json"
+        spec.write_text(json.dumps({"pods": [pod_record(p) for p in pods]}))
+        argv = [sys.executable, "-m", "meshlab.backends.embedded.standins", "--spec", str(spec)]
+        env = {**os.environ, ENV: a.egress(tmp_path)}  # inherited: must not reach gw-none
+        proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
+        try:
+            assert proc.stdout is not None
+            ports = json.loads(proc.stdout.readline())["pods"]
+            answers = {}
+            for name in ("gw-a", "gw-b", "gw-none", "gw-a"):
+                status, headers, body = get(ports[name]["8080"], "/vehicles/driver/x", {})
+                answers[name] = (status, headers["x-meshlab-pod"], json.loads(body))
+        finally:
+            proc.communicate(timeout=10)
+    assert answers["gw-a"] == (200, "gw-a", {"name": "from sidecar A"})
+    assert answers["gw-b"] == (200, "gw-b", {"name": "from sidecar B"})
+    assert answers["gw-none"][:2] == (500, "gw-none")
+    assert "connection refused" in answers["gw-none"][2]["message"]
+    assert (len(a.seen), len(b.seen)) == (2, 1)
     assert proc.returncode == 0

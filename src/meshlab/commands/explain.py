@@ -45,8 +45,8 @@ def envoy_config(lab_dir: Path) -> None:
     default=None,
     metavar="WORKLOAD",
     help="Start from this Deployment or Pod (NAME or NS/NAME): its namespace and labels decide "
-    "which rules its sidecar gets (sourceLabels, workloadSelector). Default: the meshed test "
-    "client in the lab's namespace.",
+    "which rules its sidecar gets (sourceLabels, workloadSelector); `browser`: from outside, "
+    "through the ingress gateway. Default: the meshed test client in the lab's namespace.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the trace as JSON.")
 def explain(
@@ -72,7 +72,16 @@ def explain(
     request = ProbeRequest(_explain_url(url), method, _parse_headers(headers))
     prepared = prepare(lab_dir)
     plan, origin = prepared.plan, None
-    if workload is not None:
+    if workload == "browser":
+        ingress = prepared.to_deploy().proxies.ingress()
+        if ingress is None:
+            raise click.BadParameter(
+                "the lab has no Gateway selecting `istio: ingressgateway`: nothing outside "
+                "the mesh reaches it",
+                param_hint="--from",
+            )
+        plan = ingress.plan
+    elif workload is not None:
         try:
             origin = find_workload(plan.registry, workload, prepared.lab.namespace)
         except ValueError as exc:

@@ -60,6 +60,7 @@ class RequestTrace:
     targets: tuple[TargetTrace, ...]
     problem: str | None  # why the request goes nowhere (no listener, no host, no route)
     origin: str | None = None  # the workload it starts from (None: the meshed test client)
+    gateway: str | None = None  # the gateway it enters through (a browser's request), ns/name
 
 
 @dataclass(frozen=True)
@@ -124,6 +125,7 @@ def trace_request(
         targets,
         _problem(plan, request, listener, choice, route),
         str(origin) if origin else None,
+        plan.gateway.proxy if plan.gateway is not None else None,
     )
 
 

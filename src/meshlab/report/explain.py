@@ -38,7 +38,9 @@ def explain_lines(trace: RequestTrace) -> list[str]:
         _row("request", f"{request.method} {request.url}")
         + "".join(f" -H '{k}: {v}'" for k, v in request.headers.items()),
         _more(
-            f"as a pod of {trace.origin} sends it, through its sidecar"
+            f"as a browser sends it from outside, through the ingress gateway {trace.gateway}"
+            if trace.gateway
+            else f"as a pod of {trace.origin} sends it, through its sidecar"
             if trace.origin
             else f"as a meshed pod in namespace {trace.namespace} sends it, through its sidecar"
         ),

@@ -25,8 +25,9 @@ from meshlab.backends.embedded.envoy.bootstrap import prefix_of, render_mesh
 from meshlab.backends.embedded.envoy.process import RunningEnvoy, start_envoy, write_bootstrap
 from meshlab.backends.embedded.envoy.validate import EnvoyValidation
 from meshlab.backends.embedded.hops import pod_finder
+from meshlab.backends.embedded.hosts import start_standins
 from meshlab.backends.embedded.options import EmbeddedOptions
-from meshlab.backends.embedded.processes import ProcessGroup, start_standins
+from meshlab.backends.embedded.processes import ProcessGroup
 from meshlab.backends.embedded.session import EmbeddedSession
 from meshlab.backends.embedded.standins import PodSpec, describe
 from meshlab.backends.embedded.watch import Watchdog, request_timeout

@@ -1,4 +1,5 @@
-"""Child-process supervision for stand-in pods and Envoy: start, read ready lines, tear down.
+"""Child-process supervision for stand-in hosts (`hosts.py`) and Envoy: start, read ready
+lines, tear down.
 
 Children never outlive us. Three independent safeguards, because each misses a case:
   * `ProcessGroup.close()` (from `with`, finally, atexit): SIGTERM to each child's process
@@ -32,14 +33,11 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any
 
-from meshlab.backends.embedded.egress import EGRESS_ENV
-from meshlab.backends.embedded.standins import PodSpec
 from meshlab.errors import BackendError
 
-__all__ = ["ManagedProcess", "ProcessGroup", "child_env", "standin_argv", "start_standins"]
+__all__ = ["ManagedProcess", "ProcessGroup", "child_env"]
 
 TERMINATE_TIMEOUT = 3.0
-STANDIN_MODULE = "meshlab.backends.embedded.standins"
 # what a child may inherit from us: locale, temp dir, PATH for tools, Windows' system root,
 # and MESHLAB_* (ours, e.g. a grader's tag); never PYTHON*, LD_*, proxies or secrets
 _KEPT_VARIABLES = ("PATH", "LANG", "LANGUAGE", "TZ", "TMPDIR", "TEMP", "TMP", "SYSTEMROOT")
@@ -90,8 +88,10 @@ class ManagedProcess:
         env: Mapping[str, str] | None = None,
         cwd: str | Path | None = None,
         log_path: str | Path | None = None,
+        members: Sequence[str] = (),
     ) -> None:
         self.name = name
+        self.members = tuple(members)  # what lives and dies with this process (a host's pods)
         self.argv = [str(a) for a in argv]
         self._owns_log = log_path is None
         if log_path is None:
@@ -204,8 +204,14 @@ class ManagedProcess:
         """A BackendError saying `<name> <what>`, with argv, exit state and stderr tail."""
         tail = self.log_tail()
         shown = "\n".join(f"    {line}" for line in tail.splitlines()) if tail else "    (empty)"
+        members = (
+            f"  pods in it, all down with it ({len(self.members)}): {', '.join(self.members)}\n"
+            if self.members
+            else ""
+        )
         return BackendError(
             f"{self.name} {what}\n"
+            f"{members}"
             f"  argv: {shlex.join(self.argv)}\n"
             f"  {self.describe_state()}\n"
             f"  stderr tail ({self.log_path}):\n{shown}"
@@ -301,8 +307,10 @@ class ProcessGroup:
         env: Mapping[str, str] | None = None,
         cwd: str | Path | None = None,
         log_path: str | Path | None = None,
+        members: Sequence[str] = (),
     ) -> ManagedProcess:
-        """Start `argv` as `name` (unique here); stderr goes to `log_path` or a temp file."""
+        """Start `argv` as `name` (unique here); stderr goes to `log_path` or a temp file;
+        `members` names what goes down with it, for error messages."""
         with self._lock:
             if self._closed:
                 raise RuntimeError("ProcessGroup is closed")
@@ -312,7 +320,9 @@ class ProcessGroup:
                 atexit.register(self.close)
                 self._atexit = True
             with _signals_deferred():  # a stop now would leave this child (and log) unowned
-                proc = ManagedProcess(name, argv, env=env, cwd=cwd, log_path=log_path)
+                proc = ManagedProcess(
+                    name, argv, env=env, cwd=cwd, log_path=log_path, members=members
+                )
                 self._procs[name] = proc
             return proc
 
@@ -356,41 +366,6 @@ class ProcessGroup:
         self.close()
 
 
-def standin_argv(pod: PodSpec, source_root: str | None = None) -> list[str]:
-    """The command line that runs `pod` as a stand-in with this interpreter, isolated (`-I`:
-    no working directory, user site or PYTHON* variables on its path). `source_root`, when
-    meshlab runs from a source tree rather than an install, goes first on the path, passed
-    explicitly instead of through an environment variable."""
-    if source_root is None:
-        argv = [sys.executable, "-I", "-m", STANDIN_MODULE]
-    else:
-        argv = [sys.executable, "-I", "-c", _FROM_SOURCE, source_root]
-    argv += ["--pod", pod.name, "--namespace", pod.namespace, "--image", pod.image]
-    for port in pod.container_ports:
-        argv += ["--port", str(port)]
-    for key, value in pod.labels.items():
-        argv += ["--label", f"{key}={value}"]
-    return argv
-
-
-# `python -I -c _FROM_SOURCE ROOT ARGS...`: like `-m`, with ROOT first on sys.path
-_FROM_SOURCE = (
-    "import runpy, sys; sys.path.insert(0, sys.argv.pop(1)); "
-    f"runpy.run_module({STANDIN_MODULE!r}, run_name='__main__', alter_sys=True)"
-)
-
-
-def source_root() -> str | None:
-    """The folder holding the meshlab package when it is not an installed one, else None."""
-    import site
-
-    root = str(Path(__file__).resolve().parents[3])
-    site_dirs = [*site.getsitepackages(), site.getusersitepackages()]
-    if root in {str(Path(d).resolve()) for d in site_dirs}:
-        return None  # installed: an isolated interpreter finds it in site-packages
-    return root
-
-
 def child_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     """The environment a child starts with: the few variables of ours it needs, plus `extra`."""
     env = {
@@ -399,53 +374,3 @@ def child_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
         if key.upper() in _KEPT_VARIABLES or key.upper().startswith(_KEPT_PREFIXES)
     }
     return {**env, **(extra or {})}
-
-
-def start_standins(
-    group: ProcessGroup,
-    pods: Sequence[PodSpec],
-    timeout: float = 20.0,
-    *,
-    log_dir: str | Path | None = None,
-    cwd: str | Path | None = None,
-    egress: Mapping[str, Path] | None = None,
-) -> dict[str, dict[int, int]]:
-    """Start one stand-in per pod, all at once, and wait for every ready line.
-
-    Returns pod name → {containerPort: local port}. Each stderr goes to
-    `log_dir/<namespace>.<pod>.log` (kept) or to a temp file (removed on close); each runs in
-    `cwd` (default: the temp folder), never where meshlab was started. A pod named in
-    `egress` has a sidecar: its stand-in reads that file (MESHLAB_EGRESS) to call out. On failure
-    raises BackendError; stand-ins already started stay in `group`, whose close() ends them.
-    """
-    names = [p.name for p in pods]
-    if dupes := sorted({n for n in names if names.count(n) > 1}):
-        raise ValueError(f"duplicate pod names: {', '.join(dupes)}")
-    root = source_root()
-    # a sidecar is per pod: never one inherited from meshlab's own environment
-    env = {k: v for k, v in child_env().items() if k != EGRESS_ENV}
-    started = []
-    for pod in pods:
-        log = Path(log_dir, f"{pod.namespace}.{pod.name}.log") if log_dir is not None else None
-        name = f"stand-in {pod.namespace}/{pod.name}"
-        argv = standin_argv(pod, root)
-        path = (egress or {}).get(pod.name)
-        pod_env = env if path is None else {**env, EGRESS_ENV: str(path)}
-        started.append((pod, group.spawn(name, argv, env=pod_env, cwd=cwd, log_path=log)))
-    deadline = time.monotonic() + timeout
-    result: dict[str, dict[int, int]] = {}
-    for pod, proc in started:
-        line = proc.read_json_line(max(deadline - time.monotonic(), 0.0))
-        result[pod.name] = _check_ready(pod, proc, line)
-    return result
-
-
-def _check_ready(pod: PodSpec, proc: ManagedProcess, line: dict[str, Any]) -> dict[int, int]:
-    ports = line.get("ports")
-    mapping: dict[int, int] | None = None
-    if line.get("ready") is True and line.get("pod") == pod.name and isinstance(ports, dict):
-        with contextlib.suppress(TypeError, ValueError):
-            mapping = {int(k): int(v) for k, v in ports.items()}
-    if mapping is None or set(mapping) != set(pod.container_ports):
-        raise proc.failure(f"sent an unexpected ready line: {json.dumps(line)[:300]}")
-    return mapping

@@ -1,11 +1,11 @@
 """Watching Envoy and the stand-ins while a lab runs, so that a backend fault ends the run as
 one (BackendError, exit 3) instead of being scored as the student's failed check.
 
-A dead stand-in shows up to the client as Envoy's 503 (`UF`, `UC`...), a dead Envoy as a
-refused connection, a stopped (SIGSTOP) one as a request that never ends: each looks like
-traffic a lab could produce. So after every batch the process group is polled (a `waitpid`
-per child, microseconds), and when a request found no answer or timed out, each process's
-state and Envoy's admin endpoint are asked too.
+A dead stand-in host (and so every pod on it, see `hosts.py`) shows up to the client as
+Envoy's 503 (`UF`, `UC`...), a dead Envoy as a refused connection, a stopped (SIGSTOP) one as
+a request that never ends: each looks like traffic a lab could produce. So after every batch
+the process group is polled (a `waitpid` per child, microseconds), and when a request found no
+answer or timed out, each process's state and Envoy's admin endpoint are asked too.
 """
 
 from __future__ import annotations
@@ -39,7 +39,8 @@ def request_timeout(longest_delay_s: float) -> float:
 
 
 class Watchdog:
-    """Turns a dead, stopped or mute backend process into a BackendError naming it."""
+    """Turns a dead, stopped or mute backend process into a BackendError naming it (and, for
+    a stand-in host, every pod that went down with it)."""
 
     def __init__(self, processes: Sequence[ManagedProcess], envoy: ManagedProcess, admin_url: str):
         self.processes = list(processes)

@@ -31,6 +31,7 @@ from typing import Any
 from meshlab.backends.kind.accesslog import PROBE_POD, TELEMETRY_NAME
 from meshlab.backends.kind.grading_rules import POD_SPEC, FieldPath, Finding, Policy, shown
 from meshlab.backends.kind.kube import Obj
+from meshlab.backends.kind.origins import PLAIN_PROBE_POD
 from meshlab.errors import InputError, InputErrors
 from meshlab.load.manifests import Resource
 from meshlab.load.yamlio import PathKey
@@ -121,7 +122,7 @@ def findings(obj: Mapping[str, Any], policy: Policy | None = None) -> list[Findi
     policy = policy or Policy()
     found: list[Finding] = []
     name = _get(obj, ("metadata", "name"))
-    if name in (PROBE_POD, TELEMETRY_NAME):
+    if name in (PROBE_POD, PLAIN_PROBE_POD, TELEMETRY_NAME):
         found.append(Finding(("metadata", "name"), "is the name of meshlab's own probe object"))
     paths = pod_spec_paths(str(obj.get("kind")))
     if paths is not None:

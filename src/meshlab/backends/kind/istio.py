@@ -53,13 +53,18 @@ def needs_gateway(resources: Sequence[Resource]) -> bool:
 
 
 def install_argv(istioctl: Path, kubeconfig: Path, profile: str) -> list[str]:
-    """`istioctl install --set profile=minimal -y`, JSON access logs for the probe's sidecar."""
+    """`istioctl install --set profile=minimal -y`, access logs in JSON from every proxy:
+    the ingress gateway's too (pilot/pkg/model/telemetry_logging.go: accessLogFile turns the
+    mesh-wide log on), which `from: browser` reads; the run namespace's Telemetry object
+    covers the sidecars on clusters meshlab did not create."""
     return [
         str(istioctl),
         "install",
         f"--kubeconfig={kubeconfig}",
         "--set",
         f"profile={profile}",
+        "--set",
+        "meshConfig.accessLogFile=/dev/stdout",
         "--set",
         "meshConfig.accessLogEncoding=JSON",
         "-y",

@@ -82,6 +82,8 @@ class Kube(Protocol):
         self, namespace: str, pod: str, container: str, argv: Sequence[str], timeout_s: float
     ) -> ExecResult: ...
 
+    def add_ephemeral_container(self, namespace: str, pod: str, container: Obj) -> None: ...
+
     def close(self) -> None: ...
 
 
@@ -254,6 +256,20 @@ class KubeApi:
         except self._exceptions as exc:
             raise _api_error(exc, f"exec in pod {namespace}/{pod}") from None
         return collect_exec(ws, timeout_s)
+
+    def add_ephemeral_container(self, namespace: str, pod: str, container: Obj) -> None:
+        """`kubectl debug` without kubectl: the pods/ephemeralcontainers subresource, as a
+        strategic merge patch (the client would otherwise pick JSON Patch for a dict)."""
+        body = {"spec": {"ephemeralContainers": [container]}}
+        self._json(
+            lambda: self.core.patch_namespaced_pod_ephemeralcontainers(
+                pod,
+                namespace,
+                body,
+                _content_type="application/strategic-merge-patch+json",
+                **self._opts(),
+            )
+        )
 
     def close(self) -> None:
         close = getattr(self.api_client, "close", None)

@@ -4,11 +4,14 @@ meshlab mounts this file into the probe pod (a ConfigMap) and runs it with one e
 batch, so N requests cost one API round trip, not N. Standard library only, Python 3.8+.
 
     python3 probe.py batch '{"url": ..., "method": ..., "headers": {...}, "count": N,
-                             "prefix": "run-7-", "timeout": 30}'
+                             "prefix": "run-7-", "timeout": 30,
+                             "connect": "host:port", "agent_id": true}'
         Sends N requests one after another on one keep-alive connection, as the app in a
-        meshed pod would, each with `x-request-id: <prefix><i>` (the client sidecar logs it),
+        meshed pod would, each with `x-request-id: <prefix><i>` (the proxies log it),
         and prints one JSON line per request: {"rid", "status", "body", "headers", "error",
-        "seconds"}.
+        "seconds"}. With `connect`, the connection goes there and the URL's host goes in
+        `Host` (a browser's request to the ingress gateway); with `agent_id`, the id is also
+        in the User-Agent, `meshlab-probe/<id>` (the gateway replaces x-request-id).
 
     python3 probe.py envoy
         Prints the client sidecar's clusters (with endpoint addresses) and HTTP routes, read
@@ -44,14 +47,21 @@ def run_batch(spec: dict[str, Any], out: Any) -> None:
     parts = urlsplit(spec["url"])
     host = parts.hostname or ""
     port = parts.port or 80
+    virtual_host = None
+    if spec.get("connect"):
+        virtual_host = parts.netloc.rsplit("@", 1)[-1]
+        host, _, connect_port = str(spec["connect"]).rpartition(":")
+        port = int(connect_port)
     path = (parts.path or "/") + ("?" + parts.query if parts.query else "")
     timeout = float(spec.get("timeout", 30))
     connection: http.client.HTTPConnection | None = None
     for index in range(int(spec["count"])):
         rid = f"{spec['prefix']}{index}"
-        headers = {"user-agent": USER_AGENT}
+        headers = {"user-agent": f"{USER_AGENT}/{rid}" if spec.get("agent_id") else USER_AGENT}
         headers.update(spec.get("headers") or {})
         headers["x-request-id"] = rid
+        if virtual_host is not None:
+            headers["host"] = virtual_host
         started = time.monotonic()
         line: dict[str, Any] = {"rid": rid}
         try:

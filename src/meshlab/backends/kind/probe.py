@@ -39,20 +39,31 @@ from meshlab.backends.kind.accesslog import (
     SIDECAR,
     TELEMETRY_NAME,
     AccessEntry,
-    AccessLog,
+    LogSource,
 )
 from meshlab.backends.kind.apply import Clock, Progress, Retarget
+from meshlab.backends.kind.chain import service_namer
 from meshlab.backends.kind.kube import Kube, Obj
+from meshlab.backends.kind.origins import (
+    PROBE_CONTAINER,
+    PROBE_IMAGE,
+    PROBE_LABEL,
+    SCRIPT_DIR,
+    SCRIPT_PATH,
+    SLEEP_FOREVER,
+    OriginPoint,
+    Origins,
+    gateway_address,
+    has_sidecar,
+    lab_pods,
+)
 from meshlab.backends.kind.sidecar_routes import ExpectedRoute, config_problems, render_routes
+from meshlab.backends.kind.trace import Traced, Tracer
 from meshlab.errors import BackendError
 from meshlab.mesh.names import CLIENT_LABELS
-from meshlab.mesh.request import ProbeRequest
+from meshlab.mesh.request import Origin, ProbeRequest
 
-PROBE_CONTAINER = "probe"
-PROBE_LABEL = "meshlab.io/probe"
-PROBE_IMAGE = "python:3.13-alpine"  # a rolling tag: no digest could be looked up here
-SCRIPT_DIR = "/meshlab"
-SCRIPT_PATH = f"{SCRIPT_DIR}/probe.py"
+__all__ = ["PROBE_CONTAINER", "PROBE_IMAGE", "PROBE_LABEL", "SCRIPT_DIR", "SCRIPT_PATH"]
 
 REQUEST_TIMEOUT = 30.0  # per request, inside the pod
 TARGET_BATCH_SECONDS = 2.0
@@ -62,26 +73,32 @@ SYNC_POLL = 1.0
 WARMUP_BATCH = 20
 WARMUP_TIMEOUT = 180.0
 WARMUP_PAUSE = 2.0
+GATEWAY_SYNC_TIMEOUT = 30.0  # browser: how long a 404 NR may mean "no routes pushed yet"
+
+
+def probe_script() -> str:
+    return (
+        importlib.resources.files("meshlab.backends.kind")
+        .joinpath("podscript.py")
+        .read_text(encoding="utf-8")
+    )
 
 
 def probe_objects(namespace: str) -> list[Obj]:
-    """The probe: its script (ConfigMap), its access log (Telemetry), its pod."""
-    script = importlib.resources.files("meshlab.backends.kind").joinpath("podscript.py")
+    """The probe: its script (ConfigMap), the access log of every sidecar in the run
+    namespace, both directions (Telemetry; no `match` is CLIENT_AND_SERVER), its pod."""
     return [
         {
             "apiVersion": "v1",
             "kind": "ConfigMap",
             "metadata": {"name": PROBE_POD, "namespace": namespace},
-            "data": {"probe.py": script.read_text(encoding="utf-8")},
+            "data": {"probe.py": probe_script()},
         },
         {
             "apiVersion": "telemetry.istio.io/v1",
             "kind": "Telemetry",
             "metadata": {"name": TELEMETRY_NAME, "namespace": namespace},
-            "spec": {
-                "selector": {"matchLabels": {PROBE_LABEL: "true"}},
-                "accessLogging": [{"match": {"mode": "CLIENT"}, "providers": [{"name": "envoy"}]}],
-            },
+            "spec": {"accessLogging": [{"providers": [{"name": "envoy"}]}]},
         },
         {
             "apiVersion": "v1",
@@ -100,7 +117,7 @@ def probe_objects(namespace: str) -> list[Obj]:
                     {
                         "name": PROBE_CONTAINER,
                         "image": PROBE_IMAGE,
-                        "command": ["python3", "-c", "import time\nwhile True: time.sleep(3600)"],
+                        "command": SLEEP_FOREVER,
                         "volumeMounts": [
                             {"name": "script", "mountPath": SCRIPT_DIR, "readOnly": True}
                         ],
@@ -153,7 +170,8 @@ class KindSession(Session):
 
 
 class KindMesh(Deployed):
-    """`Deployed` on a real cluster: requests from the meshed probe pod."""
+    """`Deployed` on a real cluster: requests from the probe pods or a workload's pod (see
+    origins.py), each outcome with the calls behind it (chain.py)."""
 
     def __init__(
         self,
@@ -170,33 +188,48 @@ class KindMesh(Deployed):
         self.clock = clock or Clock()
         self.progress = progress
         self.run_id = run_id or secrets.token_hex(4)
-        self.access_log = AccessLog(kube, namespace, self.clock)
+        self.origins = Origins(kube, namespace, retarget, probe_script(), self.clock, progress)
         self.requests_sent = 0
         self.requests_served = 0
         self.requests_warmup = 0
         self.batches = 0
-        self._warm: set[tuple[str, int]] = set()
-        self._buffers: dict[tuple[str, str, tuple[tuple[str, str], ...]], deque[Outcome]] = {}
+        self._warm: set[tuple[Origin, str, int]] = set()
+        self._buffers: dict[
+            tuple[Origin, str, str, tuple[tuple[str, str], ...]], deque[Outcome]
+        ] = {}
         self._seconds_per_request: float | None = None
         self._pods: list[PodInfo] = []
         self._by_ip: dict[str, PodInfo] = {}
-        self.fqdns: list[str] = []  # the lab's Services, for the routes in diagnostics
+        self._by_name: dict[str, PodInfo] = {}
+        self._sidecars: list[LogSource] = []
+        self.fqdns: list[str] = []  # the lab's Services (run namespace), for routes and hops
         self.refresh_pods()
+        self.tracer = Tracer(
+            kube, self.clock, lambda: self._sidecars, self._pod_at, self._pod_named, self._service
+        )
 
     @property
     def pods(self) -> Sequence[PodInfo]:
         return self._pods
 
     def refresh_pods(self) -> None:
-        pods = [
-            p
-            for p in self.kube.list("v1", "Pod", self.namespace)
-            if (p.get("metadata") or {}).get("name") != PROBE_POD
-        ]
+        pods = lab_pods(
+            [
+                p
+                for p in self.kube.list("v1", "Pod", self.namespace)
+                if (p.get("metadata") or {}).get("name") != PROBE_POD
+            ]
+        )
         self._pods = [pod_info(p) for p in pods]
         self._by_ip = {
             ip: info for p, info in zip(pods, self._pods, strict=True) for ip in pod_ips(p)
         }
+        self._by_name = {info.name: info for info in self._pods}
+        self._sidecars = [
+            LogSource(self.namespace, info.name)
+            for p, info in zip(pods, self._pods, strict=True)
+            if has_sidecar(p)
+        ]
 
     def session(self) -> KindSession:
         return KindSession(self)
@@ -205,9 +238,10 @@ class KindMesh(Deployed):
         """The probe keeps no client state: every session shares this read-ahead."""
         if count <= 0:
             return []
-        if (request.host, request.port) not in self._warm:
+        origin = request.origin
+        if (origin, request.host, request.port) not in self._warm:
             self._warm_up(request)
-        key = (request.method, request.url, tuple(sorted(request.headers.items())))
+        key = (origin, request.method, request.url, tuple(sorted(request.headers.items())))
         buffer = self._buffers.setdefault(key, deque())
         while len(buffer) < count:
             buffer.extend(self._batch(request, self.batch_size(count - len(buffer))))
@@ -215,29 +249,39 @@ class KindMesh(Deployed):
         return [buffer.popleft() for _ in range(count)]
 
     def _warm_up(self, request: ProbeRequest) -> None:
-        """Discard batches while the app behind the route is not listening yet."""
+        """Discard batches while the app behind the route is not listening yet (UF) or, for
+        a browser, while the gateway has no route for the host yet (NR, bounded)."""
         started = self.clock.monotonic()
+        where = f"{request.host}:{request.port}"
+        browser = request.origin.kind == "browser"
         while True:
             outcomes = self._batch(request, WARMUP_BATCH)
             self.requests_warmup += len(outcomes)
-            closed = sum(1 for o in outcomes if cannot_connect(o))
             waited = self.clock.monotonic() - started
+            closed = sum(1 for o in outcomes if cannot_connect(o))
+            unrouted = sum(1 for o in outcomes if browser and no_route(o))
+            if unrouted and waited < GATEWAY_SYNC_TIMEOUT:
+                self.progress(
+                    f"warming up {where} through the ingress gateway: {unrouted} of "
+                    f"{len(outcomes)} requests found no route there yet (404 NR); istiod may "
+                    "still be pushing the lab's Gateway and VirtualServices"
+                )
+                self.clock.sleep(WARMUP_PAUSE)
+                continue
             if closed == 0:
                 break
             if waited >= WARMUP_TIMEOUT:
                 self.progress(
-                    f"{request.host}:{request.port}: after {waited:.0f} s, {closed} of "
-                    f"{len(outcomes)} requests still find no listening app (Envoy flag UF); "
-                    "counting anyway"
+                    f"{where}: after {waited:.0f} s, {closed} of {len(outcomes)} requests "
+                    "still find no listening app (Envoy flag UF); counting anyway"
                 )
                 break
             self.progress(
-                f"warming up {request.host}:{request.port}: {closed} of {len(outcomes)} "
-                "requests found no listening app yet (Envoy flag UF); its pods may still be "
-                "starting"
+                f"warming up {where}: {closed} of {len(outcomes)} requests found no listening "
+                "app yet (Envoy flag UF); its pods may still be starting"
             )
             self.clock.sleep(WARMUP_PAUSE)
-        self._warm.add((request.host, request.port))
+        self._warm.add((request.origin, request.host, request.port))
 
     def batch_size(self, needed: int) -> int:
         """What one exec sends: at least `needed`, else about TARGET_BATCH_SECONDS' worth."""
@@ -246,37 +290,59 @@ class KindMesh(Deployed):
         fill = int(TARGET_BATCH_SECONDS / max(self._seconds_per_request, 1e-4))
         return max(needed, min(fill, MAX_BATCH))
 
-    def _batch(self, request: ProbeRequest, count: int) -> list[Outcome]:
-        self.batches += 1
-        prefix = f"meshlab-{self.run_id}-{self.batches}-"
-        spec = {
+    def batch_spec(self, point: OriginPoint, request: ProbeRequest, count: int) -> dict[str, Any]:
+        spec: dict[str, Any] = {
             "url": self.retarget.url(request.url),
             "method": request.method,
             "headers": dict(request.headers),
             "count": count,
-            "prefix": prefix,
+            "prefix": f"meshlab-{self.run_id}-{self.batches}-",
             "timeout": REQUEST_TIMEOUT,
         }
+        if request.origin.kind == "browser":
+            if any(name.lower() == "user-agent" for name in request.headers):
+                raise BackendError(
+                    f"{request.url}: with `from: browser` the kind backend finds each request "
+                    "at the gateway by its User-Agent (the gateway replaces x-request-id), so "
+                    "a lab cannot set user-agent there"
+                )
+            spec["connect"] = gateway_address(point.gateway_port(request.port) or request.port)
+            spec["agent_id"] = True
+        return spec
+
+    def _batch(self, request: ProbeRequest, count: int) -> list[Outcome]:
+        point = self.origins.point(request.origin)
+        if request.origin.kind == "browser" and point.gateway_port(request.port) is None:
+            # as a browser would see it: nothing listens there (and as the embedded backend
+            # says it), so the check fails and says why; nothing is sent
+            ports = ", ".join(str(number) for number, _ in point.gateway_ports) or "none"
+            refused = (
+                f"connection refused: the ingress gateway's Service has no port {request.port} "
+                f"(its ports: {ports}; the course's NodePort 31380 stands for 80)"
+            )
+            return [Outcome(status=None, error=refused) for _ in range(count)]
+        self.batches += 1
+        spec = self.batch_spec(point, request, count)
         started = self.clock.monotonic()
-        argv = ["python3", SCRIPT_PATH, "batch", json.dumps(spec)]
+        argv = [*point.argv, "batch", json.dumps(spec)]
         result = self.kube.exec(
-            self.namespace, PROBE_POD, PROBE_CONTAINER, argv, 60.0 + count * (REQUEST_TIMEOUT + 1)
+            self.namespace, point.pod, point.container, argv, 60.0 + count * (REQUEST_TIMEOUT + 1)
         )
         if result.returncode != 0:
             state = "still running" if result.returncode is None else f"exit {result.returncode}"
             raise BackendError(
                 f"the probe's batch of {count} requests failed in pod "
-                f"{self.namespace}/{PROBE_POD} ({state}): {result.stderr.strip()[-800:]}"
+                f"{self.namespace}/{point.pod} ({state}): {result.stderr.strip()[-800:]}"
             )
-        lines = parse_batch(result.stdout, prefix, count)
+        lines = parse_batch(result.stdout, str(spec["prefix"]), count)
         self.requests_sent += count
         spent = sum(float(line.get("seconds", 0.0)) for line in lines)
         self._seconds_per_request = spent / count
         answered = [line["rid"] for line in lines if line.get("status") is not None]
-        entries = self.access_log.wait_for(answered, started) if answered else {}
-        return [self._outcome(line, entries.get(line["rid"])) for line in lines]
+        traced = self.tracer.trace(point, answered, started)
+        return [self._outcome(line, traced.get(line["rid"])) for line in lines]
 
-    def _outcome(self, line: Mapping[str, Any], entry: AccessEntry | None) -> Outcome:
+    def _outcome(self, line: Mapping[str, Any], traced: Traced | None) -> Outcome:
         status = line.get("status")
         latency = float(line["seconds"]) if line.get("seconds") is not None else None
         if status is None:
@@ -289,7 +355,7 @@ class KindMesh(Deployed):
             if isinstance(raw_headers, dict)
             else {}
         )
-        if entry is None:  # wait_for guarantees one; kept for type safety
+        if traced is None:  # trace() guarantees one; kept for type safety
             return Outcome(
                 status=int(status),
                 body=body,
@@ -297,22 +363,22 @@ class KindMesh(Deployed):
                 headers=headers,
                 latency=latency,
             )
-        pod = self._pod_at(entry.upstream_host) if entry.upstream_host else None
+        entry, pod = traced.root.entry, traced.root.callee
         error = None
-        if entry.upstream_host and pod is None:
+        if entry.upstream_host and pod is None and not entry.inbound:
             error = f"upstream {entry.upstream_host} is no pod of namespace {self.namespace}"
+        cluster = entry.upstream_cluster if not entry.inbound else None
         return Outcome(
             status=int(status),
             pod=pod.name if pod else None,
             labels=dict(pod.labels) if pod else {},
             response_flags=entry.response_flags,
-            upstream_cluster=self.retarget.back(entry.upstream_cluster)
-            if entry.upstream_cluster
-            else None,
+            upstream_cluster=self.retarget.back(cluster) if cluster else None,
             error=error,
             body=body,
             headers=headers,
             latency=latency,
+            hops=traced.hops,
         )
 
     def _pod_at(self, upstream_host: str) -> PodInfo | None:
@@ -320,6 +386,15 @@ class KindMesh(Deployed):
         if ip not in self._by_ip:
             self.refresh_pods()  # a pod restarted or was rescheduled
         return self._by_ip.get(ip)
+
+    def _pod_named(self, name: str) -> PodInfo | None:
+        if name not in self._by_name:
+            self.refresh_pods()
+        return self._by_name.get(name)
+
+    def _service(self, entry: AccessEntry) -> str:
+        """A call's Service, in the lab's namespace (the lab's Services are known late)."""
+        return service_namer(self.fqdns, self.namespace, self.retarget.back)(entry)
 
     def diagnostics(self) -> str:
         """Pods, events and the probe's routes, now: for a check that just failed."""
@@ -369,6 +444,11 @@ class KindMesh(Deployed):
 def cannot_connect(outcome: Outcome) -> bool:
     """Envoy found the upstream port closed (UF, possibly after retries: URX,UF)."""
     return "UF" in outcome.response_flags.split(",")
+
+
+def no_route(outcome: Outcome) -> bool:
+    """Envoy had no route for the request (404 NR): a gateway before istiod's push."""
+    return outcome.status == 404 and "NR" in outcome.response_flags.split(",")
 
 
 def parse_batch(stdout: str, prefix: str, count: int) -> list[dict[str, Any]]:

@@ -1,10 +1,13 @@
 """Calls from a stand-in to other services, out through its own pod's sidecar.
 
-The backend writes one egress file per pod and names it in `MESHLAB_EGRESS`:
+The backend writes one egress file per pod and names it in that pod's spec (`PodSpec.egress`,
+from the host's spec file; `MESHLAB_EGRESS` for a pod run by hand):
 `{"listeners": {"8080": 40123}}` maps a destination port to the 127.0.0.1 port of that pod's
 sidecar outbound listener. The app's Host header then picks the route, as in a real pod where
-iptables hands every outbound connection to the sidecar. No variable means no sidecar: every
+iptables hands every outbound connection to the sidecar. No file means no sidecar: every
 call fails as a refused connection would, and the app's own error handling applies.
+Pods sharing a host process each get their own client (`client_for`), so one pod's calls never
+leave through another pod's sidecar.
 
 Only ever connects to 127.0.0.1. Thread-safe (the server is threaded); connections are kept
 alive per listener port in a small pool.
@@ -185,16 +188,20 @@ class EgressClient:
                 conn.close()
 
 
-_default: list[EgressClient] = []  # at most one: the process's own
-_default_lock = threading.Lock()
+_clients: dict[str | None, EgressClient] = {}  # egress file → its pod's client
+_clients_lock = threading.Lock()
 
 
-def default_client() -> EgressClient:
-    """The process's client, from `MESHLAB_EGRESS` as first needed (one pod per process)."""
-    with _default_lock:
-        if not _default:
-            _default.append(EgressClient.from_env())
-        return _default[0]
+def client_for(path: str | None) -> EgressClient:
+    """The client of the pod whose egress file is `path` (None: a pod without a sidecar).
+
+    One per file, made on first use: the pods of a host share nothing but the process.
+    """
+    with _clients_lock:
+        client = _clients.get(path)
+        if client is None:
+            client = _clients[path] = EgressClient(path)
+        return client
 
 
 class Calls:

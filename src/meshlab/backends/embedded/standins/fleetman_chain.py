@@ -22,8 +22,13 @@ from dataclasses import replace
 from http import HTTPStatus
 from urllib.parse import quote
 
-from meshlab.backends.embedded.standins.egress import TIMED_OUT, Calls, EgressClient, Reply
-from meshlab.backends.embedded.standins.egress import default_client as _default_client
+from meshlab.backends.embedded.standins.egress import (
+    TIMED_OUT,
+    Calls,
+    EgressClient,
+    Reply,
+    client_for,
+)
 from meshlab.backends.embedded.standins.fleetman import (
     BY_NAME,
     READ_METHODS,
@@ -55,7 +60,7 @@ HOP_BY_HOP = frozenset(
 NGINX_SETS = frozenset({"x-real-ip", "x-forwarded-for", "x-forwarded-proto"})
 PEER = "127.0.0.1"  # nginx's $remote_addr: the pod's sidecar, on loopback
 
-ClientSource = Callable[[], EgressClient]
+ClientSource = Callable[[Request], EgressClient]
 Route = Callable[[Request, Calls], Response]
 
 
@@ -98,7 +103,10 @@ def _calling(
     read_only: bool = True,
 ) -> Behaviour:
     """A behaviour whose routes may call other services; the calls go into x-meshlab-hops."""
-    source: ClientSource = (lambda: client) if client is not None else _default_client
+    # each pod calls out through its own sidecar: the client of the pod being served
+    source: ClientSource = (
+        (lambda request: client) if client is not None else (lambda r: client_for(r.pod.egress))
+    )
 
     def handle(request: Request) -> Response:
         route = router(request)
@@ -108,7 +116,7 @@ def _calling(
             return error_response(
                 request, 405, f"{request.method} not supported", (("allow", "GET, HEAD"),)
             )
-        calls = Calls(source())
+        calls = Calls(source(request))
         response = route(request, calls)
         return replace(response, headers=(*response.headers, *calls.header()))
 

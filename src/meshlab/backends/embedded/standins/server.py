@@ -1,7 +1,8 @@
-"""The HTTP side of a stand-in pod: request/response types, the keep-alive server, `run()`.
+"""The HTTP side of a stand-in pod: request/response types, the keep-alive server, and one
+accept loop for many listeners (`Acceptor`).
 
-Stdlib only: every pod is its own `python -m meshlab.backends.embedded.standins` process and
-must be ready in tens of milliseconds. Envoy reuses upstream connections, so the server speaks
+Stdlib only: a stand-in host process (`host.py`) serving many pods must be ready in tens of
+milliseconds. Envoy reuses upstream connections, so the server speaks
 HTTP/1.1 with keep-alive, sets TCP_NODELAY and writes each response in one `send` (a header write
 followed by a body write would otherwise meet the peer's delayed ACK and stall ~40 ms per
 request).
@@ -10,24 +11,22 @@ request).
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
-import os
-import signal
+import selectors
 import socket
 import socketserver
 import sys
 import threading
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+import time
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import FrameType
-from typing import Any, TextIO
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
 HOST = "127.0.0.1"
-POLL_INTERVAL = 0.25  # serve_forever's shutdown latency; only in-process users wait for it
 
 
 @dataclass(frozen=True)
@@ -39,6 +38,8 @@ class PodSpec:
     image: str
     labels: Mapping[str, str] = field(default_factory=dict, hash=False)
     container_ports: tuple[int, ...] = ()
+    # this pod's egress file (`egress.py`): where its sidecar listens; None = no sidecar
+    egress: str | None = None
 
     def __post_init__(self) -> None:
         if not self.name:
@@ -253,6 +254,67 @@ class StandinServer(ThreadingHTTPServer):
         print(f"stand-in {self.pod.name}: error serving {client_address}: {exc!r}", file=sys.stderr)
 
 
+class Acceptor:
+    """One thread accepting connections for many listeners (every pod of a host).
+
+    A thread per listener (`serve_forever`) would be hundreds of threads each waking four
+    times a second in a 200-pod lab; one selector costs nothing while idle. Each accepted
+    connection still gets its own handler thread (`ThreadingMixIn`), so a slow or hung
+    behaviour holds up only its own connection.
+    """
+
+    def __init__(self, servers: Iterable[StandinServer], name: str = "standin-accept") -> None:
+        self._selector = selectors.DefaultSelector()
+        self._waiter, self._wake = socket.socketpair()
+        self._selector.register(self._waiter, selectors.EVENT_READ, None)
+        for server in servers:
+            # non-blocking: a connection gone between select() and accept() must not stall
+            # every pod of the host (`_accept_one` makes each accepted socket blocking)
+            server.socket.setblocking(False)
+            self._selector.register(server.socket, selectors.EVENT_READ, server)
+        self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
+        self._stopping = False
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def _loop(self) -> None:
+        while not self._stopping:
+            for key, _ in self._selector.select():
+                server = key.data
+                if server is None:
+                    return  # woken by close()
+                _accept_one(server)
+
+    def close(self, wait: bool = True) -> None:
+        """Stop accepting; `wait` joins the loop (in-process use) before closing the selector."""
+        self._stopping = True
+        with contextlib.suppress(OSError):
+            self._wake.send(b"x")
+        if wait and self._thread.is_alive():
+            self._thread.join()
+        if wait or not self._thread.is_alive():
+            self._selector.close()
+            self._waiter.close()
+            self._wake.close()
+
+
+def _accept_one(server: StandinServer) -> None:
+    """What `socketserver`'s `_handle_request_noblock` does, through its public hooks."""
+    try:
+        request, address = server.get_request()
+    except OSError as exc:  # the peer gave up before accept(), or out of descriptors
+        if exc.errno in (errno.EMFILE, errno.ENFILE):
+            time.sleep(0.01)  # the listener stays readable: do not spin until one frees up
+        return
+    try:
+        request.setblocking(True)  # BSDs pass the listener's O_NONBLOCK on to it
+        server.process_request(request, address)  # a handler thread (ThreadingMixIn)
+    except Exception:
+        server.handle_error(request, address)
+        server.shutdown_request(request)
+
+
 class Standin:
     """All listeners of one pod, bound at construction so the ports are known before serving."""
 
@@ -264,7 +326,7 @@ class Standin:
     ) -> None:
         self.pod = pod
         self.servers: dict[int, StandinServer] = {}
-        self._threads: list[threading.Thread] = []
+        self._acceptor: Acceptor | None = None
         try:
             for cp in pod.container_ports:
                 self.servers[cp] = StandinServer(pod, behaviour, cp, handler_class)
@@ -278,28 +340,16 @@ class Standin:
         return {cp: s.port for cp, s in self.servers.items()}
 
     def start(self) -> None:
-        for cp, srv in self.servers.items():
-            t = threading.Thread(
-                target=srv.serve_forever,
-                args=(POLL_INTERVAL,),
-                name=f"standin-{self.pod.name}-{cp}",
-                daemon=True,
-            )
-            t.start()
-            self._threads.append(t)
+        """Serve in the background (one accept thread for all of this pod's listeners)."""
+        self._acceptor = Acceptor(self.servers.values(), f"standin-{self.pod.name}")
+        self._acceptor.start()
 
     def close(self, graceful: bool = True) -> None:
-        """Stop listening. `graceful` waits for the accept loops (in-process use); a process
+        """Stop listening. `graceful` waits for the accept loop (in-process use); a process
         about to exit skips that wait, its daemon threads die with it."""
-        if graceful and self._threads:
-            stoppers = [threading.Thread(target=s.shutdown) for s in self.servers.values()]
-            for t in stoppers:
-                t.start()
-            for t in stoppers:
-                t.join()
-            for t in self._threads:
-                t.join()
-        self._threads.clear()
+        if self._acceptor is not None:
+            self._acceptor.close(wait=graceful)
+            self._acceptor = None
         for s in self.servers.values():
             s.server_close()
 
@@ -308,73 +358,3 @@ class Standin:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def ready_line(pod: PodSpec, ports: Mapping[int, int]) -> str:
-    """The one stdout line the supervisor waits for."""
-    return json.dumps(
-        {"ready": True, "pod": pod.name, "ports": {str(cp): p for cp, p in ports.items()}}
-    )
-
-
-def _watch_lifeline(fd: int, wake: socket.socket) -> None:
-    """EOF on stdin means the supervisor is gone. os.read, not sys.stdin: no buffer lock that
-    interpreter shutdown might need while this daemon thread sits in read()."""
-    with contextlib.suppress(OSError):
-        while os.read(fd, 65536):
-            pass
-    with contextlib.suppress(OSError):
-        wake.send(b"L")
-
-
-@contextmanager
-def _signals_to(wake: socket.socket) -> Iterator[None]:
-    """Make SIGTERM/SIGINT/SIGHUP write a byte to `wake` instead of killing or raising.
-
-    The kernel may deliver a signal to any thread; Python then runs its handler only when the
-    main thread next runs bytecode, which a blocked wait never does. The wakeup fd is written
-    by the C-level handler whichever thread took the signal, so the main thread's recv() on
-    the other end of the socketpair always returns.
-    """
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def ignore(signum: int, frame: FrameType | None) -> None:
-        """The wakeup byte does the work; the handler only stops the default action."""
-
-    sigs = [getattr(signal, n) for n in ("SIGTERM", "SIGINT", "SIGHUP") if hasattr(signal, n)]
-    previous_fd = signal.set_wakeup_fd(wake.fileno(), warn_on_full_buffer=False)
-    previous = {s: signal.signal(s, ignore) for s in sigs}
-    try:
-        yield
-    finally:
-        for s, handler in previous.items():
-            signal.signal(s, handler)
-        signal.set_wakeup_fd(previous_fd)
-
-
-def run(pod: PodSpec, behaviour: Behaviour, *, lifeline_fd: int | None, out: TextIO) -> int:
-    """Bind every port, print the ready line, serve until a stop signal or EOF on the lifeline."""
-    waiter, wake = socket.socketpair()
-    wake.setblocking(False)
-    with waiter, wake, _signals_to(wake):
-        try:
-            standin = Standin(pod, behaviour)
-        except OSError as exc:
-            print(f"stand-in {pod.name}: cannot listen on {HOST}: {exc}", file=sys.stderr)
-            return 1
-        try:
-            standin.start()
-            try:
-                out.write(ready_line(pod, standin.ports) + "\n")
-                out.flush()
-            except (BrokenPipeError, ValueError):
-                return 1  # nobody is listening for the ready line: nothing to serve
-            if lifeline_fd is not None:
-                args = (lifeline_fd, wake)
-                threading.Thread(target=_watch_lifeline, args=args, daemon=True).start()
-            waiter.recv(1)
-        finally:
-            standin.close(graceful=False)
-    return 0

@@ -1,0 +1,182 @@
+"""Stand-in pods on a few host processes: spread them, start the hosts, read their ports.
+
+A process per pod cost ~35 ms and ~12 MB each (a 200-pod lab: ~18 s and ~4 GB); a host
+(`standins/host.py`) costs that once for all its pods, each pod adding well under a
+millisecond (figures in docs/reference/backends.md). Pods are dealt round-robin, so a
+Deployment's pods land on different hosts.
+
+What "a pod crashes" means now: the host is the unit that can die (killed, out of memory, a
+crash of the interpreter); every pod on it goes down with it, as the pods of a failed node do,
+and the error names them all (`ManagedProcess.members`, which the watchdog prints). A
+behaviour's exception stays that one pod's HTTP 500, and a hung behaviour holds up only its
+own connection (a thread per connection): neither touches the host's other pods.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from meshlab.backends.embedded.egress import EGRESS_ENV
+from meshlab.backends.embedded.processes import ManagedProcess, ProcessGroup, child_env
+from meshlab.backends.embedded.standins import PodSpec
+from meshlab.backends.embedded.standins.host import pod_record
+
+__all__ = ["PODS_PER_HOST", "host_argv", "source_root", "spread", "start_standins"]
+
+# A host costs ~35 ms of interpreter start and imports, a pod in it well under 1 ms: a new
+# host per PODS_PER_HOST pods, and no more hosts than cores (more only add start-up CPU;
+# measured with bench/run.py many_pods, figures in docs/reference/backends.md)
+PODS_PER_HOST = 64
+MAX_HOSTS = max(os.cpu_count() or 1, 1)
+STANDIN_MODULE = "meshlab.backends.embedded.standins"
+
+
+def host_argv(spec: Path, source_root: str | None = None) -> list[str]:
+    """The command line that runs a stand-in host for the pods in `spec` with this
+    interpreter, isolated (`-I`: no working directory, user site or PYTHON* variables on its
+    path). `source_root`, when meshlab runs from a source tree rather than an install, goes
+    first on the path, passed explicitly instead of through an environment variable."""
+    if source_root is None:
+        argv = [sys.executable, "-I", "-m", STANDIN_MODULE]
+    else:
+        argv = [sys.executable, "-I", "-c", _FROM_SOURCE, source_root]
+    return [*argv, "--spec", str(spec)]
+
+
+# `python -I -c _FROM_SOURCE ROOT ARGS...`: like `-m`, with ROOT first on sys.path
+_FROM_SOURCE = (
+    "import runpy, sys; sys.path.insert(0, sys.argv.pop(1)); "
+    f"runpy.run_module({STANDIN_MODULE!r}, run_name='__main__', alter_sys=True)"
+)
+
+
+def source_root() -> str | None:
+    """The folder holding the meshlab package when it is not an installed one, else None."""
+    import site
+
+    root = str(Path(__file__).resolve().parents[3])
+    site_dirs = [*site.getsitepackages(), site.getusersitepackages()]
+    if root in {str(Path(d).resolve()) for d in site_dirs}:
+        return None  # installed: an isolated interpreter finds it in site-packages
+    return root
+
+
+def spread(pods: Sequence[PodSpec], per_host: int, max_hosts: int) -> list[list[PodSpec]]:
+    """Pods dealt round-robin over ceil(n / per_host) hosts (at most `max_hosts`): a
+    Deployment's pods (adjacent in the registry) land on different hosts, so its load is
+    shared and one host's death takes down only part of it, as a node failure would."""
+    hosts = min(max(1, -(-len(pods) // max(per_host, 1))), max(max_hosts, 1))
+    return [list(pods[i::hosts]) for i in range(min(hosts, len(pods)))]
+
+
+def start_standins(
+    group: ProcessGroup,
+    pods: Sequence[PodSpec],
+    timeout: float = 20.0,
+    *,
+    log_dir: str | Path | None = None,
+    cwd: str | Path | None = None,
+    egress: Mapping[str, Path] | None = None,
+    per_host: int | None = None,
+    max_hosts: int | None = None,
+) -> dict[str, dict[int, int]]:
+    """Start the pods on a few stand-in hosts (`spread`: `per_host` pods to a host, at most
+    `max_hosts`; defaults PODS_PER_HOST, MAX_HOSTS), all at once; wait for every ready line.
+
+    Returns pod name → {containerPort: local port}. Each host's stderr goes to
+    `log_dir/standins-<n>.log` (kept) or to a temp file (removed on close); each runs in
+    `cwd` (default: the temp folder), never where meshlab was started. A pod named in
+    `egress` has a sidecar: its stand-in reads that file to call out (its spec's `egress`).
+    On failure raises BackendError; hosts already started stay in `group`, whose close() ends
+    them.
+    """
+    if dupes := sorted(n for n, k in Counter(p.name for p in pods).items() if k > 1):
+        raise ValueError(f"duplicate pod names: {', '.join(dupes)}")
+    root = source_root()
+    env = child_env()
+    env.pop(EGRESS_ENV, None)  # a sidecar is per pod: never one inherited from our environment
+    paths = egress or {}
+    specs_of = [replace(p, egress=_egress(paths.get(p.name))) for p in pods]
+    hosts = spread(
+        specs_of,
+        PODS_PER_HOST if per_host is None else per_host,
+        MAX_HOSTS if max_hosts is None else max_hosts,
+    )
+    folder = Path(cwd) if cwd is not None else Path(tempfile.gettempdir())
+    specs: list[Path] = []
+    started: list[tuple[list[PodSpec], ManagedProcess]] = []
+    try:
+        for n, members in enumerate(hosts, 1):
+            spec = _write_spec(folder, members)
+            specs.append(spec)
+            log = Path(log_dir, f"standins-{n}.log") if log_dir is not None else None
+            name = _host_name(n, len(hosts), members, {p.name for p in group.processes})
+            shown = [f"{p.namespace}/{p.name}" for p in members]
+            proc = group.spawn(
+                name, host_argv(spec, root), env=env, cwd=cwd, log_path=log, members=shown
+            )
+            started.append((members, proc))
+        deadline = time.monotonic() + timeout
+        result: dict[str, dict[int, int]] = {}
+        for members, proc in started:
+            line = proc.read_json_line(max(deadline - time.monotonic(), 0.0))
+            result.update(_check_ready(members, proc, line))
+        return result
+    finally:  # every host read its spec before its ready line (or failed)
+        for spec in specs:
+            spec.unlink(missing_ok=True)
+
+
+def _egress(path: Path | None) -> str | None:
+    return None if path is None else str(path)
+
+
+def _host_name(n: int, hosts: int, members: Sequence[PodSpec], taken: set[str]) -> str:
+    """`stand-in host 2/3 (67 pods)`, or the pod's own name for a host of one; unique in the
+    group (a second start in the same group numbers its hosts on)."""
+    if len(members) == 1:
+        return f"stand-in {members[0].namespace}/{members[0].name}"
+    name = f"stand-in host {n}/{hosts} ({len(members)} pods)"
+    again = 2
+    while name in taken:
+        name, again = f"stand-in host {n}/{hosts} #{again} ({len(members)} pods)", again + 1
+    return name
+
+
+def _write_spec(folder: Path, members: Sequence[PodSpec]) -> Path:
+    fd, name = tempfile.mkstemp(prefix="meshlab-standins-", suffix=".json", dir=folder)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        json.dump({"pods": [pod_record(p) for p in members]}, f)
+    return Path(name)
+
+
+def _check_ready(
+    members: Sequence[PodSpec], proc: ManagedProcess, line: dict[str, Any]
+) -> dict[str, dict[int, int]]:
+    """Each pod's ports from a host's ready line, which must name exactly its pods and ports."""
+    pods = line.get("pods")
+    result: dict[str, dict[int, int]] = {}
+    if line.get("ready") is True and isinstance(pods, dict) and len(pods) == len(members):
+        for pod in members:
+            ports = pods.get(pod.name)
+            if not isinstance(ports, dict):
+                break
+            try:
+                mapping = {int(k): int(v) for k, v in ports.items()}
+            except (TypeError, ValueError):
+                break
+            if set(mapping) != set(pod.container_ports):
+                break
+            result[pod.name] = mapping
+        else:
+            return result
+    raise proc.failure(f"sent an unexpected ready line: {json.dumps(line)[:300]}")
