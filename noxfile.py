@@ -77,12 +77,14 @@ def bench(session: nox.Session) -> None:
 # Labs whose latest run the site shows as a results page (docs/results/lab-NAME.md, generated).
 RESULTS_LABS = [
     "2-traffic",
+    "2-traffic-stickiness",
     "3-gateways-ending",
     "3-gateways-prefix",
     "3-gateways-subdomain",
     "4-dark-releases",
     "4-dark-releases-no-propagation",
     "5-fault-injection",
+    "6-circuit-breaking",
 ]
 
 

@@ -42,6 +42,12 @@ CASES: dict[str, list[Path]] = {
     "weighted-hash": [DATA / "apps.yaml", DATA / "weighted-hash.yaml"],
     "port-level": [DATA / "apps.yaml", DATA / "port-level.yaml"],
     "jwt-claims": [DATA / "apps.yaml", DATA / "jwt-claims.yaml"],
+    "outlier-pool": [DATA / "apps.yaml", DATA / "outlier-pool.yaml"],
+    "hash-sizes": [DATA / "apps.yaml", DATA / "hash-sizes.yaml"],
+    "lab-2-traffic-stickiness": [
+        ROOT / "labs" / "2-traffic-stickiness" / "fleetman.yaml",
+        ROOT / "labs" / "2-traffic-stickiness" / "istio-rules.yaml",
+    ],
 }
 
 

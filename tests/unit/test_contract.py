@@ -28,6 +28,9 @@ kind: Sidecar
 metadata:
   name: default
 spec:
+  ingress:
+  - port: {number: 9080, protocol: HTTP, name: http}
+    defaultEndpoint: 127.0.0.1:8080
   egress:
   - hosts: ["./*"]
 """
@@ -99,7 +102,7 @@ def test_notes_are_the_backends_own(two_checks: Path) -> None:
     assert lab.plan is prepared.plan
     embedded = EmbeddedBackend().notes(lab)
     assert [n.message for n in embedded] == [
-        "Sidecar default/default: Sidecar is not simulated by the embedded backend"
+        "Sidecar default/default: ingress is not simulated by the embedded backend"
     ]
     fake = FakeBackend(weighted_pods({"safe": 9, "risky": 1}))
     assert run_lab(two_checks, backend=fake).notes == []  # the plan's notes are embedded's

@@ -896,9 +896,10 @@ def test_consistent_hash_on_the_default_route(tmp_path: Path) -> None:
     )
     [route] = routes(plan)
     assert route.name == "default"
-    assert route.hash_policy == HashPolicyPlan("header", "x-user")
+    # istiod writes the name as given (route.go ConsistentHashToHashPolicy); Envoy lowercases
+    assert route.hash_policy == HashPolicyPlan("header", "X-User")
     [envoy] = envoy_routes(plan)
-    assert envoy["route"]["hash_policy"] == [{"header": {"header_name": "x-user"}}]
+    assert envoy["route"]["hash_policy"] == [{"header": {"header_name": "X-User"}}]
 
 
 @pytest.mark.parametrize(

@@ -18,6 +18,9 @@ from meshlab.checks.base import (
 # Importing a kind's module registers it.
 from meshlab.checks import split as _split  # noqa: F401  isort: skip
 from meshlab.checks import status as _status  # noqa: F401  isort: skip
+from meshlab.checks import ejection as _ejection  # noqa: F401  isort: skip
+from meshlab.checks import overflow as _overflow  # noqa: F401  isort: skip
+from meshlab.checks import sticky as _sticky  # noqa: F401  isort: skip
 
 __all__ = [
     "Check",

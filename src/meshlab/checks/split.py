@@ -14,6 +14,7 @@ from meshlab.analysis import Diagnostic
 from meshlab.analysis.explain import explaining, request_hosts
 from meshlab.backends.base import Outcome
 from meshlab.checks.base import Check, CheckContext, CheckKind, CheckResult, CheckSpec, register
+from meshlab.checks.hashing import judge_one_key, one_key_requests
 from meshlab.checks.hops import (
     LABEL_KEY,
     HopBy,
@@ -130,6 +131,13 @@ class SplitKind(CheckKind):
         request = spec.request.probe()
         plan = client_plan(request.origin, context.resources, context.plan)
         configured = configured_for(request, None if spec.hop else spec.label, plan)
+        hashed = configured.hashed_on(request) if spec.expect == "configured" else None
+        if hashed is not None and spec.label is not None:
+            # one key: the shares hold over many keys, a session sticks to one pod
+            fixed_n = context.requests_override or (
+                spec.requests if spec.requests != "auto" else None
+            )
+            return judge_one_key(check, context, request, spec.label, configured, hashed, fixed_n)
         bucket_of = bucketer(spec, context.plan.client_namespace)
         return judge_shares(check, context, spec, configured, bucket_of)
 
@@ -137,7 +145,11 @@ class SplitKind(CheckKind):
         self, check: Check, plan: MeshPlan, design: Design, override: int | None, limit: int
     ) -> int | None:
         spec: SplitSpec = check.spec
-        configured = configured_for(spec.request.probe(), None if spec.hop else spec.label, plan)
+        request = spec.request.probe()
+        configured = configured_for(request, None if spec.hop else spec.label, plan)
+        if spec.expect == "configured" and configured.hashed_on(request) is not None:
+            fixed = override or (spec.requests if spec.requests != "auto" else None)
+            return fixed or one_key_requests(design)
         return planned_requests(spec, configured, design, override, limit)
 
 

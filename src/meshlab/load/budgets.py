@@ -30,7 +30,7 @@ class Budgets:
     grading runner (2 cores, a few GB) responsive: 64 stand-ins are about 1.5 GB; 40,000
     requests judge any split up to 99/1 sequentially (its cap is 37,690) in under a minute."""
 
-    pods: int = 64  # replicas of every Deployment, plus bare Pods: one stand-in process each
+    pods: int = 64  # replicas of every Deployment, plus bare Pods: each a stand-in and a sidecar
     objects: int = 2000  # Kubernetes and Istio objects in the manifests
     services: int = 500  # Services (each one a vhost and clusters in the Envoy config)
     manifest_bytes: int = 4 * MIB  # lab.yaml and its manifests, read before parsing

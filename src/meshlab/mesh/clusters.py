@@ -4,8 +4,9 @@ subsets as clusters, load balancing and hash policies."""
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from meshlab.load import istio
 from meshlab.load.manifests import Resource
@@ -20,7 +21,8 @@ from meshlab.mesh.names import (
     specificity,
     visible_to,
 )
-from meshlab.mesh.registry import MeshService
+from meshlab.mesh.registry import MeshService, Registry
+from meshlab.mesh.resilience import outlier_plan, pool_plan
 
 
 def destination_rule_for(
@@ -135,7 +137,8 @@ def clusters_for(
     clusters = []
     for port in service.ports:
         endpoints = service.endpoints.get(port.number, [])
-        base_lb = _lb_policy(load_balancer_for(rule, None, port.number))
+        base = load_balancer_for(rule, None, port.number)
+        base_lb = _lb_policy(base)
         clusters.append(
             ClusterPlan(
                 cluster_name(port.number, None, service.fqdn),
@@ -146,11 +149,15 @@ def clusters_for(
                 endpoints,
                 base_lb,
                 rule.rules[0] if rule else None,
+                outlier_plan(policy_part(rule, None, port.number, "outlierDetection")),
+                pool_plan(policy_part(rule, None, port.number, "connectionPool")),
+                hash_table_size(base),
             )
         )
         for subset, owner, _ in rule.subsets if rule else []:
             selected = [e for e in endpoints if selects(subset.labels, e.pod.labels)]
-            lb = _lb_policy(load_balancer_for(rule, subset.name, port.number))
+            own_lb = load_balancer_for(rule, subset.name, port.number)
+            lb = _lb_policy(own_lb)
             clusters.append(
                 ClusterPlan(
                     cluster_name(port.number, subset.name, service.fqdn),
@@ -161,6 +168,9 @@ def clusters_for(
                     selected,
                     lb,
                     owner,
+                    outlier_plan(policy_part(rule, subset.name, port.number, "outlierDetection")),
+                    pool_plan(policy_part(rule, subset.name, port.number, "connectionPool")),
+                    hash_table_size(own_lb),
                 )
             )
     return clusters
@@ -200,6 +210,27 @@ def load_balancer_for(
     return lb
 
 
+def policy_part(rule: MergedRule | None, subset: str | None, port: int, part: str) -> Any:
+    """One block (`outlierDetection`, `connectionPool`) of the policy a cluster gets:
+    util.go MergeSubsetTrafficPolicy and model/destination_rule.go MergeTrafficPolicy. The
+    rule's port settings replace its top level wholesale; a subset's block replaces the
+    result when set, and a subset port entry replaces it even when unset there."""
+    if rule is None:
+        return None
+    policy = rule.policy
+    found = _port_setting(policy, port)
+    block = getattr(found, part) if found else (getattr(policy, part) if policy else None)
+    named = rule.subset(subset) if subset else None
+    own = named[0].trafficPolicy if named else None
+    if own is not None:
+        own_port = _port_setting(own, port)
+        if own_port is not None:
+            return getattr(own_port, part)
+        if getattr(own, part) is not None:
+            return getattr(own, part)
+    return block
+
+
 def _lb_policy(lb: istio.LoadBalancer | None) -> str:
     """Unset means LEAST_REQUEST in Istio (not Envoy's ROUND_ROBIN); LEAST_CONN is an alias."""
     if lb is None:
@@ -209,6 +240,23 @@ def _lb_policy(lb: istio.LoadBalancer | None) -> str:
     # PASSTHROUGH (original destination) has no meaning offline: it is noted, and the pods
     # share traffic as with the default.
     return {"ROUND_ROBIN": "ROUND_ROBIN", "RANDOM": "RANDOM"}.get(lb.simple or "", "LEAST_REQUEST")
+
+
+ENVOY_MIN_RING_SIZE = 1024  # what istiod writes when no ring size is given
+
+
+def hash_table_size(lb: istio.LoadBalancer | None) -> int | None:
+    """cluster_traffic_policy.go ApplyRingHashLoadBalancer: maglev's tableSize and ringHash's
+    minimumRingSize when set (else no lb config); neither algorithm named: a ring of the
+    deprecated minimumRingSize, or 1024."""
+    hashing = lb.consistentHash if lb else None
+    if hashing is None:
+        return None
+    if hashing.maglev is not None:
+        return hashing.maglev.tableSize or None
+    if hashing.ringHash is not None:
+        return hashing.ringHash.minimumRingSize or None
+    return hashing.minimumRingSize or ENVOY_MIN_RING_SIZE
 
 
 def consistent_hash_for(
@@ -251,7 +299,8 @@ def hash_policy(consistent_hash: istio.ConsistentHash | None) -> HashPolicyPlan 
     if consistent_hash is None:
         return None
     if consistent_hash.httpHeaderName:
-        return HashPolicyPlan("header", consistent_hash.httpHeaderName.lower())
+        # as written: Envoy lowercases the name itself (route.go ConsistentHashToHashPolicy)
+        return HashPolicyPlan("header", consistent_hash.httpHeaderName)
     if consistent_hash.httpCookie is not None:
         cookie = consistent_hash.httpCookie
         ttl = istio.parse_duration(cookie.ttl) if cookie.ttl else None
@@ -262,3 +311,31 @@ def hash_policy(consistent_hash: istio.ConsistentHash | None) -> HashPolicyPlan 
     if consistent_hash.httpQueryParameterName:
         return HashPolicyPlan("query_parameter", consistent_hash.httpQueryParameterName)
     return None
+
+
+def proxy_clusters(
+    resources: Sequence[Resource],
+    visible: Registry,
+    namespace: str,
+    labels: Mapping[str, str],
+    notes: list[Note],
+) -> tuple[dict[str, ClusterPlan], Callable[[str], MergedRule | None]]:
+    """A proxy's outbound clusters (every port and subset of the Services it sees) and its
+    DestinationRule lookup by host, for a proxy in `namespace` with `labels`: the rules that
+    apply depend on both (exportTo, workloadSelector), sidecar and gateway alike."""
+    rules = DestinationRuleIndex(
+        [r for r in resources if r.kind == "DestinationRule"], namespace, labels
+    )
+    merged: dict[str, MergedRule | None] = {}
+
+    def rule_for(host: str) -> MergedRule | None:
+        if host not in merged:
+            service = visible.service_by_fqdn(host)
+            merged[host] = None if service is None else rules.rule_for(service)
+        return merged[host]
+
+    clusters: dict[str, ClusterPlan] = {}
+    for service in visible.services:
+        for cluster in clusters_for(service, rule_for(service.fqdn), notes):
+            clusters[cluster.name] = cluster
+    return clusters, rule_for

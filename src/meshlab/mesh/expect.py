@@ -12,13 +12,16 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
+from urllib.parse import parse_qsl, urlsplit
 
 from meshlab.errors import Location
 from meshlab.mesh.gateway_plan import gateway_refusal
 from meshlab.mesh.matching import mismatch, virtual_host_for
+from meshlab.mesh.model import HashPolicyPlan
 from meshlab.mesh.plan import (
     PASSTHROUGH_CLUSTER,
     DirectResponse,
+    Forward,
     MeshPlan,
     Redirect,
     RoutePlan,
@@ -56,11 +59,38 @@ class ExpectedSplit:
     sources: dict[str, list[Source]] = field(default_factory=lambda: defaultdict(list))
     causes: list[Cause] = field(default_factory=list)
     route: str = ""
+    # The route's consistent-hash keys (route.go: one per hashing destination, in order),
+    # where they are set, and the pods its destinations can reach: the shares above hold over
+    # many keys, while one key's requests all land on one pod (see `hashed_on`).
+    hashing: tuple[HashPolicyPlan, ...] = ()
+    hash_source: Source | None = None
+    pods: set[str] = field(default_factory=set)
+
+    def hashed_on(self, request: ProbeRequest) -> HashPolicyPlan | None:
+        """The hash key this request (or its session) carries, if the route hashes on one:
+        then every request of a session lands on one pod, whatever the shares say."""
+        return next((p for p in self.hashing if carries_key(p, request)), None)
 
     def add(self, bucket: str, share: float, source: Source | None = None) -> None:
         self.shares[bucket] = self.shares.get(bucket, 0.0) + share
         if source is not None and source not in self.sources[bucket]:
             self.sources[bucket].append(source)
+
+
+def carries_key(policy: HashPolicyPlan, request: ProbeRequest) -> bool:
+    """Whether Envoy finds this hash key in the request (envoy/router/config hash_policy):
+    a header or query parameter it sends, a cookie it sends or that Envoy sets on the first
+    answer (a ttl is given) and the session sends back, its source address (always)."""
+    if policy.kind == "header":
+        return policy.name.lower() in {h.lower() for h in request.headers}
+    if policy.kind == "query_parameter":
+        query = urlsplit(request.url).query
+        return any(name == policy.name for name, _ in parse_qsl(query, keep_blank_values=True))
+    if policy.kind == "cookie":
+        sent = next((v for h, v in request.headers.items() if h.lower() == "cookie"), "")
+        names = {part.split("=", 1)[0].strip() for part in sent.split(";")}
+        return policy.ttl_s is not None or policy.name in names
+    return True  # source_ip
 
 
 def configured_split(plan: MeshPlan, request: ProbeRequest, by: str) -> ExpectedSplit:
@@ -113,6 +143,15 @@ def configured_split(plan: MeshPlan, request: ProbeRequest, by: str) -> Expected
         + (f" ({route.location.short()})" if route.location else "")
     )
     _expect_route(plan, route, owner, by, expected)
+    if isinstance(route.action, Forward) and route.hash_policies:
+        expected.hashing = route.hash_policies
+        rules = [
+            c.destination_rule
+            for t in route.action.targets
+            if (c := plan.clusters.get(t.cluster)) is not None and c.destination_rule is not None
+        ]
+        if rules:
+            expected.hash_source = Source(rules[0].ref, rules[0].location)
     return expected
 
 
@@ -203,5 +242,6 @@ def _expect_target(
         )
         return
     per_endpoint = share / len(cluster.endpoints)
+    expected.pods.update(e.pod.name for e in cluster.endpoints)
     for endpoint in cluster.endpoints:
         expected.add(endpoint.pod.labels.get(by, "unknown"), per_endpoint, source)

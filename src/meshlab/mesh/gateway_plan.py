@@ -19,11 +19,10 @@ from dataclasses import dataclass
 
 from meshlab.load import istio
 from meshlab.load.manifests import Resource
-from meshlab.mesh.clusters import DestinationRuleIndex, MergedRule, clusters_for
+from meshlab.mesh.clusters import MergedRule, proxy_clusters
 from meshlab.mesh.gateways import ProvidedGateway, selecting_gateways
 from meshlab.mesh.matching import choose_virtual_host
 from meshlab.mesh.model import (
-    ClusterPlan,
     GatewayServer,
     GatewayView,
     ListenerPlan,
@@ -62,21 +61,7 @@ def build_gateway_plan(resources: Sequence[Resource], gateway: ProvidedGateway) 
         registry.pods,
         [s for s in registry.externals if s.visible_to(namespace)],
     )
-    rules = DestinationRuleIndex(
-        [r for r in resources if r.kind == "DestinationRule"], namespace, labels
-    )
-    merged: dict[str, MergedRule | None] = {}
-
-    def rule_for(host: str) -> MergedRule | None:
-        if host not in merged:
-            service = visible.service_by_fqdn(host)
-            merged[host] = None if service is None else rules.rule_for(service)
-        return merged[host]
-
-    clusters: dict[str, ClusterPlan] = {}
-    for service in visible.services:
-        for cluster in clusters_for(service, rule_for(service.fqdn), notes):
-            clusters[cluster.name] = cluster
+    clusters, rule_for = proxy_clusters(resources, visible, namespace, labels, notes)
     selecting = selecting_gateways(resources, labels)
     by_route = _merge_servers(selecting, gateway, notes)
     if not selecting:

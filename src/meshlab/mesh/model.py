@@ -4,7 +4,7 @@ expectations and the kind backend read."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 from meshlab.errors import Location
@@ -14,6 +14,7 @@ from meshlab.mesh.names import (
     catch_all_uri,
 )
 from meshlab.mesh.registry import Endpoint, MeshService, Registry
+from meshlab.mesh.resilience import OutlierPlan, PoolPlan
 
 PASSTHROUGH_CLUSTER = "PassthroughCluster"
 DEFAULT_RETRY_ON = "connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes"
@@ -42,6 +43,11 @@ class ClusterPlan:
     endpoints: list[Endpoint]
     lb_policy: str = "LEAST_REQUEST"
     destination_rule: Resource | None = None
+    outlier: OutlierPlan | None = None  # the DR's outlierDetection (mesh/resilience.py)
+    # circuit breakers: Istio's unlimited defaults unless the rule sets a connectionPool
+    pool: PoolPlan = field(default_factory=PoolPlan)
+    # RING_HASH: minimum_ring_size; MAGLEV: table_size; None: Envoy's default (no lb config)
+    hash_table_size: int | None = None
 
 
 @dataclass(frozen=True)

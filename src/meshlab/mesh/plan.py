@@ -9,12 +9,12 @@ resolve (hosts, wildcards, exportTo, selectors, mesh binding) is meshlab.mesh.na
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 
 from meshlab.load import istio
 from meshlab.load.manifests import Resource
-from meshlab.mesh.clusters import DestinationRuleIndex, MergedRule, clusters_for
+from meshlab.mesh.clusters import proxy_clusters
 from meshlab.mesh.model import (
     DEFAULT_RETRY_ON,
     PASSTHROUGH_CLUSTER,
@@ -39,12 +39,14 @@ from meshlab.mesh.model import (
 )
 from meshlab.mesh.names import CLIENT_LABELS
 from meshlab.mesh.registry import MeshService, Registry, build_registry
-from meshlab.mesh.routes import (
-    VirtualServiceIndex,
-    allow_any_vhost,
-    mesh_virtual_services,
-    route_table,
+from meshlab.mesh.routes import VirtualServiceIndex, route_table
+from meshlab.mesh.sidecar_scope import (
+    EgressScope,
+    SidecarScope,
+    catch_all_vhost,
+    sidecar_scope,
 )
+from meshlab.mesh.sidecar_scope import unsimulated as sidecar_unsimulated
 
 __all__ = [
     "DEFAULT_RETRY_ON",
@@ -80,44 +82,31 @@ def build_plan(
     (by default the probe's; a workload's own for `meshlab explain --from`). Every lookup goes
     through an index (hosts, namespaces, labels), so the time grows linearly with the objects."""
     registry = build_registry(resources)
-    # The Services the client's sidecar sees (the exportTo annotation): the others get no
-    # cluster and no vhost, as in istiod's SidecarScope.
-    visible = Registry(
-        [s for s in registry.services if s.visible_to(client_namespace)],
-        registry.pods,
-        [s for s in registry.externals if s.visible_to(client_namespace)],
-    )
+    # What the proxy's Sidecar (or istiod's default `*/*` scope) lets it see: Services not
+    # exported to its namespace or not imported get no cluster and no vhost.
+    scope = sidecar_scope(resources, registry, client_namespace, client_labels)
+    visible = Registry(scope.services, registry.pods, scope.externals)
     notes: list[Note] = []
-    rules = DestinationRuleIndex(
-        [r for r in resources if r.kind == "DestinationRule"], client_namespace, client_labels
-    )
-    merged: dict[str, MergedRule | None] = {}
-
-    def rule_for(host: str) -> MergedRule | None:
-        if host not in merged:
-            service = visible.service_by_fqdn(host)
-            merged[host] = None if service is None else rules.rule_for(service)
-        return merged[host]
-
-    virtual_services = VirtualServiceIndex(mesh_virtual_services(resources, client_namespace))
-    clusters: dict[str, ClusterPlan] = {}
-    for service in visible.services:
-        for cluster in clusters_for(service, rule_for(service.fqdn), notes):
-            clusters[cluster.name] = cluster
+    clusters, rule_for = proxy_clusters(resources, visible, client_namespace, client_labels, notes)
     route_tables: dict[str, list[VirtualHostPlan]] = {}
     listeners: list[ListenerPlan] = []
-    http_ports = sorted({p.number for s in visible.services for p in s.ports if p.is_http})
-    serving: dict[int, list[MeshService]] = defaultdict(list)  # port -> its HTTP Services
-    for service in [*visible.services, *visible.externals]:  # aliases only as VS hosts
-        for number in dict.fromkeys(p.number for p in service.ports):
-            if service.port(number).is_http:  # type: ignore[union-attr]
-                serving[number].append(service)
-    for port in http_ports:
+    indexes: dict[int, VirtualServiceIndex] = {}
+    for port, egress, http in _listener_ports(scope):
+        if not http:
+            listeners += _tcp_listeners(egress, port)
+            continue
+        if id(egress) not in indexes:
+            indexes[id(egress)] = VirtualServiceIndex(egress.virtual_services)
+        serving = [  # aliases (externals) only as VirtualService hosts
+            s
+            for s in [*egress.services, *egress.externals]
+            if (p := s.port(port)) is not None and (p.is_http or egress.port == port)
+        ]
         table = str(port)
         vhosts = route_table(
             port,
-            serving[port],
-            virtual_services,
+            serving,
+            indexes[id(egress)],
             rule_for,
             client_namespace,
             visible,
@@ -125,31 +114,65 @@ def build_plan(
             client_labels,
         )
         vhosts.sort(key=lambda v: v.name)
-        vhosts.append(allow_any_vhost())
+        vhosts.append(catch_all_vhost(scope.outbound_mode))
         route_tables[table] = vhosts
         listeners.append(ListenerPlan(f"0.0.0.0_{port}", port, "HTTP", route_table=table))
-    for service in visible.services:
-        for sport in service.ports:
-            if not sport.is_http and sport.protocol != "UDP":
-                listeners.append(
-                    ListenerPlan(
-                        f"{service.fqdn}_{sport.number}",
-                        sport.number,
-                        "TCP",
-                        tcp_cluster=cluster_name(sport.number, None, service.fqdn),
-                        tcp_service=service,
-                    )
-                )
     _note_unsimulated(resources, notes)
     return MeshPlan(client_namespace, registry, clusters, route_tables, listeners, notes)
 
 
+def _listener_ports(scope: SidecarScope) -> list[tuple[int, EgressScope, bool]]:
+    """(port, egress listener, routes HTTP) of each outbound listener, HTTP ones in port
+    order first. listener.go buildSidecarOutboundListeners: an egress listener with a port
+    gets that port (HTTP unless its protocol says otherwise); the catch-all gets its
+    Services' ports that no listener with a port took. The route table of a port is built
+    from that same listener's imports (sidecar.go GetEgressListenerForRDS)."""
+    explicit = {e.port: e for e in scope.egress if e.port is not None}
+    http = {p: e for p, e in explicit.items() if e.routes_http}
+    tcp = [(p, e, False) for p, e in explicit.items() if not e.routes_http]
+    catch_all = next((e for e in scope.egress if e.port is None), None)
+    if catch_all is not None:
+        for service in catch_all.services:
+            for sport in service.ports:
+                if sport.number in explicit:
+                    continue
+                if sport.is_http:
+                    http.setdefault(sport.number, catch_all)
+                elif sport.protocol != "UDP":
+                    tcp.append((sport.number, _only(catch_all, service), False))
+    return [*((p, http[p], True) for p in sorted(http)), *tcp]
+
+
+def _only(egress: EgressScope, service: MeshService) -> EgressScope:
+    """The catch-all's TCP listener for one Service port (one listener per Service)."""
+    return replace(egress, services=[service], externals=[])
+
+
+def _tcp_listeners(egress: EgressScope, port: int) -> list[ListenerPlan]:
+    return [
+        ListenerPlan(
+            f"{service.fqdn}_{port}",
+            port,
+            "TCP",
+            tcp_cluster=cluster_name(port, None, service.fqdn),
+            tcp_service=service,
+        )
+        for service in egress.services
+        if (sport := service.port(port)) is not None and sport.protocol != "UDP"
+    ]
+
+
 def _note_unsimulated(resources: Sequence[Resource], notes: list[Note]) -> None:
     for r in resources:
-        if r.kind in ("ServiceEntry", "Sidecar", "WorkloadEntry", "WorkloadGroup"):
+        if r.kind in ("ServiceEntry", "WorkloadEntry", "WorkloadGroup"):
             notes.append(
                 Note(f"{r.ref}: {r.kind} is not simulated by the embedded backend", r.location)
             )
+        if r.kind == "Sidecar":  # its egress and outbound policy are (sidecar_scope.py)
+            for part, where in sidecar_unsimulated(r):
+                notes.append(
+                    Note(f"{r.ref}: {part} is not simulated by the embedded backend", where)
+                )
         if r.kind == "DestinationRule":
             policy = r.body.spec.trafficPolicy
             lb = policy.loadBalancer if policy else None
@@ -161,8 +184,9 @@ def _note_unsimulated(resources: Sequence[Resource], notes: list[Note]) -> None:
                         r.locate("spec", "trafficPolicy", "loadBalancer", "simple"),
                     )
                 )
-            for part in ("connectionPool", "outlierDetection", "tls", "portLevelSettings"):
-                # the loadBalancer of a port is simulated (clusters.load_balancer_for)
+            for part in ("tls", "portLevelSettings"):
+                # a port's loadBalancer, connectionPool and outlierDetection are simulated
+                # (clusters.load_balancer_for, clusters.policy_part)
                 if part == "portLevelSettings" and not _port_extras(policy):
                     continue
                 if policy is not None and getattr(policy, part) is not None:
@@ -176,7 +200,5 @@ def _note_unsimulated(resources: Sequence[Resource], notes: list[Note]) -> None:
 
 
 def _port_extras(policy: istio.TrafficPolicy | None) -> bool:
-    """Whether a portLevelSettings entry sets more than its loadBalancer."""
-    return policy is not None and any(
-        p.connectionPool or p.outlierDetection or p.tls for p in policy.portLevelSettings or []
-    )
+    """Whether a portLevelSettings entry sets what is not simulated (its tls)."""
+    return policy is not None and any(p.tls for p in policy.portLevelSettings or [])

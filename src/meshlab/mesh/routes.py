@@ -11,7 +11,6 @@ from meshlab.load.manifests import Resource
 from meshlab.mesh.clusters import MergedRule, consistent_hash_for, hash_policy, service_hash_for
 from meshlab.mesh.model import (
     DEFAULT_RETRY_ON,
-    PASSTHROUGH_CLUSTER,
     DirectResponse,
     FaultPlan,
     Forward,
@@ -224,12 +223,6 @@ def _default_route(service: MeshService, port: int, rule: MergedRule | None) -> 
 
 def _some(policy: HashPolicyPlan | None) -> tuple[HashPolicyPlan, ...]:
     return (policy,) if policy is not None else ()
-
-
-def allow_any_vhost() -> VirtualHostPlan:
-    target = WeightedTarget(PASSTHROUGH_CLUSTER, 100, "*", None, None)
-    route = RoutePlan("allow_any", RouteMatchPlan(), Forward((target,), weighted=False))
-    return VirtualHostPlan("allow_any", ["*"], [route], None)
 
 
 def _default_retry() -> RetryPlan:

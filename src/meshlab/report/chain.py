@@ -23,6 +23,7 @@ from meshlab.report.svg import (
     PAD,
     RED,
     SMALL,
+    app_box,
     arrow_defs,
     document,
     node_box,
@@ -154,23 +155,7 @@ def _draw_block(block: _Block, layout: _Layout, failing: set[str]) -> None:
             )
         y += GAP
     if block.boxed:
-        layout.backdrops.append(
-            shape(
-                "rect",
-                x=block.x,
-                y=block.y,
-                width=block.width,
-                height=block.height,
-                rx=10,
-                fill="currentColor",
-                fill_opacity=0.04,
-                stroke="currentColor",
-                stroke_opacity=0.45,
-                stroke_dasharray="5 4",
-                data_node="box",
-                data_app=block.app,
-            )
-        )
+        layout.backdrops.append(app_box(block.x, block.y, block.width, block.height, block.app))
         layout.shapes.append(
             text(block.x + BOX_PAD, block.y + 16, _cut(block.app), size=SMALL, weight="600")
         )

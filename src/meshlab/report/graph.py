@@ -20,6 +20,7 @@ from meshlab.report.svg import (
     RED,
     SMALL,
     STATUS_COLOUR,
+    app_box,
     arrow_defs,
     document,
     node_box,
@@ -194,23 +195,7 @@ def _draw_app(
     if boxed:
         y += BOX_PAD
         width = max(node_w, text_width(app, SMALL)) + 2 * BOX_PAD
-        canvas.backdrops.append(
-            shape(
-                "rect",
-                x=x,
-                y=top,
-                width=width,
-                height=y - top,
-                rx=10,
-                fill="currentColor",
-                fill_opacity=0.04,
-                stroke="currentColor",
-                stroke_opacity=0.45,
-                stroke_dasharray="5 4",
-                data_node="box",
-                data_app=app,
-            )
-        )
+        canvas.backdrops.append(app_box(x, top, width, y - top, app))
         canvas.shapes.append(text(x + BOX_PAD, top + 16, app, size=SMALL, weight="600"))
         canvas.right = max(canvas.right, x + width)
     else:

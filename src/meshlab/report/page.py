@@ -227,7 +227,25 @@ def _diagnostics(items: list[DiagnosticReport], about: str) -> list[str]:
     return lines
 
 
+def _one_key_section(split: SplitCheckReport) -> list[str]:
+    """A split on a route that hashes on a key the request carries (meshlab.checks.hashing):
+    no shares to chart, only where the one key's requests went."""
+    request = f"{split.request.method} {split.request.url}"
+    lines = [
+        f"The check sent {_code(request)} {split.requests} times, carrying one hash key. The "
+        "route hashes on it, so the configuration sends all of them to one pod: the configured "
+        "shares hold over many keys (a `kind: sticky` check judges those).",
+        "",
+        "| Bucket | Observed |",
+        "|---|---|",
+    ]
+    lines += [f"| {_md(bucket)} | {count} |" for bucket, count in split.observed.items()]
+    return [*lines, ""]
+
+
 def _split_section(split: SplitCheckReport, slug: str) -> list[str]:
+    if split.method.startswith("one-key"):
+        return _one_key_section(split)
     n = split.requests
     said = "configured" if split.expect != "explicit" else "expected"
     request = f"{split.request.method} {split.request.url}"

@@ -121,6 +121,25 @@ def document(
     return ET.tostring(root, encoding="unicode")
 
 
+def app_box(x: float, y: float, width: float, height: float, app: str) -> ET.Element:
+    """Kiali's dashed box around an app's version nodes (drawn first, as a backdrop)."""
+    return shape(
+        "rect",
+        x=x,
+        y=y,
+        width=width,
+        height=height,
+        rx=10,
+        fill="currentColor",
+        fill_opacity=0.04,
+        stroke="currentColor",
+        stroke_opacity=0.45,
+        stroke_dasharray="5 4",
+        data_node="box",
+        data_app=app,
+    )
+
+
 def node_box(
     x: float,
     y: float,

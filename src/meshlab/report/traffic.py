@@ -9,6 +9,7 @@ in a few terminal lines: ``browser -> webapp [original 91%, experimental 9%] -> 
 
 from __future__ import annotations
 
+import threading
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -260,6 +261,8 @@ class TracedMesh(Deployed):
     def __init__(self, mesh: Deployed) -> None:
         self.mesh = mesh
         self.tally: TrafficTally | None = None  # made by the first request: its origin
+        # a check may send from several threads at once (overflow: concurrent clients)
+        self._lock = threading.Lock()
 
     @property
     def pods(self) -> Sequence[PodInfo]:
@@ -272,10 +275,11 @@ class TracedMesh(Deployed):
         return self.mesh.diagnostics()
 
     def count(self, request: ProbeRequest, outcomes: Iterable[Outcome]) -> None:
-        if self.tally is None:
-            self.tally = TrafficTally.of(request)
-        for outcome in outcomes:
-            self.tally.add(outcome)
+        with self._lock:
+            if self.tally is None:
+                self.tally = TrafficTally.of(request)
+            for outcome in outcomes:
+                self.tally.add(outcome)
 
     def graph(self) -> TrafficGraph | None:
         """The graph of everything sent through this mesh (None: nothing was)."""

@@ -1,6 +1,6 @@
 """The embedded backend: our translation plays istiod, one real Envoy plays every proxy of
 the lab (the test client's sidecar, a sidecar per workload with each pod's inbound side, the
-gateways), and every pod is a local stand-in process. Everything binds 127.0.0.1 and dies
+gateways), and every pod is a local stand-in (many per process). Everything binds 127.0.0.1 and dies
 with the run.
 
 Calls between stand-ins leave through the caller's sidecar and enter through the callee's:

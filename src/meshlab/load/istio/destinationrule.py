@@ -56,14 +56,57 @@ class HTTPCookie(Strict):
         return value
 
 
+class RingHash(Strict):
+    minimumRingSize: int = Field(default=0, ge=0, le=8388608)  # Envoy's ring size bound
+
+
+MAGLEV_TABLE_LIMIT = 5000011  # pkg/config/validation/validation.go validateLoadBalancer
+
+
+class Maglev(Strict):
+    tableSize: int = Field(default=0, validate_default=True)
+
+    @field_validator("tableSize")
+    @classmethod
+    def _prime(cls, value: int) -> int:
+        """validation.go validateLoadBalancer: set, below 5000011 and prime (Envoy's rule)."""
+        if value <= 0:
+            raise ValueError("tableSize must be set for maglev (a prime such as 65537)")
+        if value >= MAGLEV_TABLE_LIMIT:
+            raise ValueError(f"tableSize must be less than {MAGLEV_TABLE_LIMIT} for maglev")
+        if value < 2 or any(value % d == 0 for d in range(2, int(value**0.5) + 1)):
+            raise ValueError(f"tableSize {value} must be a prime number for maglev (e.g. 65537)")
+        return value
+
+
+_HASH_KEYS = ("httpHeaderName", "httpCookie", "useSourceIp", "httpQueryParameterName")
+
+
 class ConsistentHash(Strict):
     httpHeaderName: str | None = None
     httpCookie: HTTPCookie | None = None
     useSourceIp: bool | None = None
     httpQueryParameterName: str | None = None
-    ringHash: Any = None
-    maglev: Any = None
-    minimumRingSize: int | None = None
+    ringHash: RingHash | None = None
+    maglev: Maglev | None = None
+    minimumRingSize: int | None = Field(default=None, ge=0)
+
+    @model_validator(mode="after")
+    def _one_key_one_algorithm(self) -> ConsistentHash:
+        """The hash key and the algorithm are protobuf oneofs (a second one is refused when
+        the YAML is read); validation.go validateLoadBalancer refuses the deprecated
+        minimumRingSize next to ringHash/maglev."""
+        keys = [k for k in _HASH_KEYS if getattr(self, k) is not None]
+        if len(keys) > 1:
+            raise ValueError(f"consistentHash takes one hash key, not {' and '.join(keys)}")
+        if self.ringHash is not None and self.maglev is not None:
+            raise ValueError("consistentHash takes ringHash or maglev, not both")
+        if self.minimumRingSize and (self.ringHash is not None or self.maglev is not None):
+            raise ValueError(
+                "only one of minimumRingSize or maglev/ringHash can be specified "
+                "(minimumRingSize is deprecated: use ringHash: {minimumRingSize: N})"
+            )
+        return self
 
 
 class LoadBalancer(Strict):

@@ -28,7 +28,10 @@ class IstioEgressListener(Strict):
                 raise ValueError(
                     f"egress host {host!r} must be namespace/host (e.g. ./*, istio-system/*)"
                 )
-            check_namespaced_host(host, "egress host")
+            # `~ns/host` excludes (pkg/config/validation/agent/validation.go
+            # ValidateNamespaceSlashWildcardHostname trims the `~` before checking `ns`).
+            excluded = host.startswith("~") and not host.startswith("~/")
+            check_namespaced_host(host[1:] if excluded else host, "egress host")
         return value
 
 
@@ -52,6 +55,28 @@ class SidecarSpec(Strict):
     egress: list[IstioEgressListener] = Field(default_factory=list)
     outboundTrafficPolicy: OutboundTrafficPolicy | None = None
     inboundConnectionPool: ConnectionPoolSettings | None = None
+
+    @field_validator("egress")
+    @classmethod
+    def _egress(cls, value: list[IstioEgressListener]) -> list[IstioEgressListener]:
+        """pkg/config/validation/validation.go ValidateSidecar: one egress listener without
+        a port at most, and it comes last (it takes the ports the others leave); ports unique."""
+        ports: set[int] = set()
+        for index, listener in enumerate(value):
+            if listener.port is None:
+                if index != len(value) - 1:
+                    raise ValueError(
+                        f"egress[{index}] has no port: the egress listener without a port "
+                        "must be the last one (it serves the ports the others do not)"
+                    )
+            elif listener.port.number in ports:
+                raise ValueError(
+                    f"egress[{index}]: port {listener.port.number} is already another egress "
+                    "listener's (ports on egress listeners must be unique)"
+                )
+            else:
+                ports.add(listener.port.number)
+        return value
 
 
 class Sidecar(Strict):

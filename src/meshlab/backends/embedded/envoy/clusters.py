@@ -9,7 +9,7 @@ from typing import Any
 
 from meshlab.mesh.plan import ClusterPlan
 
-UINT32_MAX = 4294967295
+HTTP_OPTIONS = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
 Addresses = Mapping[str, Mapping[int, int]]  # pod name -> container port -> 127.0.0.1 port
 # (pod, container port) -> the Envoy address where that pod's traffic enters, or None
 EndpointOf = Callable[[str, int], dict[str, Any] | None]
@@ -60,19 +60,12 @@ def cluster(plan: ClusterPlan, endpoint_of: EndpointOf, prefix: str = "") -> dic
     ]
     out = static_cluster(prefix + plan.name, endpoints)
     out["lb_policy"] = plan.lb_policy
-    if plan.lb_policy == "RING_HASH":
-        out["ring_hash_lb_config"] = {"minimum_ring_size": "1024"}
-    out["circuit_breakers"] = {
-        "thresholds": [
-            {
-                "max_connections": UINT32_MAX,
-                "max_pending_requests": UINT32_MAX,
-                "max_requests": UINT32_MAX,
-                "max_retries": UINT32_MAX,
-                "track_remaining": True,
-            }
-        ]
-    }
+    # cluster_traffic_policy.go ApplyRingHashLoadBalancer: the size only when istiod sets one
+    if plan.lb_policy == "RING_HASH" and plan.hash_table_size:
+        out["ring_hash_lb_config"] = {"minimum_ring_size": str(plan.hash_table_size)}
+    if plan.lb_policy == "MAGLEV" and plan.hash_table_size:
+        out["maglev_lb_config"] = {"table_size": str(plan.hash_table_size)}
+    out.update(resilience(plan))
     out["metadata"] = {
         "filter_metadata": {
             "istio": {
@@ -87,6 +80,75 @@ def cluster(plan: ClusterPlan, endpoint_of: EndpointOf, prefix: str = "") -> dic
         }
     }
     return out
+
+
+def resilience(plan: ClusterPlan) -> dict[str, Any]:
+    """Circuit breakers (on every cluster), the pool's HTTP options and outlier detection,
+    as cluster_traffic_policy.go applyConnectionPool / applyOutlierDetection write them."""
+    pool = plan.pool
+    out: dict[str, Any] = {
+        "circuit_breakers": {
+            "thresholds": [
+                {
+                    "max_connections": pool.max_connections,
+                    "max_pending_requests": pool.max_pending_requests,
+                    "max_requests": pool.max_requests,
+                    "max_retries": pool.max_retries,
+                    "track_remaining": True,
+                }
+            ]
+        }
+    }
+    if pool.connect_timeout != 10.0:
+        out["connect_timeout"] = _duration(pool.connect_timeout)
+    common: dict[str, Any] = {}
+    if pool.idle_timeout is not None:
+        common["idle_timeout"] = _duration(pool.idle_timeout)
+    if pool.max_requests_per_connection:
+        common["max_requests_per_connection"] = pool.max_requests_per_connection
+    if common:
+        out["typed_extension_protocol_options"] = {
+            HTTP_OPTIONS: {
+                "@type": f"type.googleapis.com/{HTTP_OPTIONS}",
+                "common_http_protocol_options": common,
+                "explicit_http_config": {"http_protocol_options": {}},
+            }
+        }
+    outlier = plan.outlier
+    if outlier is None:
+        return out
+    detection: dict[str, Any] = {"enforcing_success_rate": 0}
+    if outlier.consecutive_5xx is not None:
+        detection["consecutive_5xx"] = outlier.consecutive_5xx
+        detection["enforcing_consecutive_5xx"] = 100 if outlier.consecutive_5xx else 0
+    if outlier.consecutive_gateway_failure is not None:
+        detection["consecutive_gateway_failure"] = outlier.consecutive_gateway_failure
+        detection["enforcing_consecutive_gateway_failure"] = (
+            100 if outlier.consecutive_gateway_failure else 0
+        )
+    if outlier.interval is not None:
+        detection["interval"] = _duration(outlier.interval)
+    if outlier.base_ejection_time is not None:
+        detection["base_ejection_time"] = _duration(outlier.base_ejection_time)
+    if outlier.max_ejection_percent:
+        detection["max_ejection_percent"] = outlier.max_ejection_percent
+    if outlier.split_local_origin:
+        detection["split_external_local_origin_errors"] = True
+        if outlier.consecutive_local_origin_failure:
+            detection["consecutive_local_origin_failure"] = outlier.consecutive_local_origin_failure
+            detection["enforcing_consecutive_local_origin_failure"] = 100
+        detection["enforcing_local_origin_success_rate"] = 0
+    out["outlier_detection"] = detection
+    # Istio sets the panic threshold whenever the block is present (0 = panic off).
+    out["common_lb_config"] = {
+        "healthy_panic_threshold": {"value": outlier.healthy_panic_threshold}
+    }
+    return out
+
+
+def _duration(seconds: float) -> str:
+    """A protobuf JSON duration (`10s`, `0.250s`)."""
+    return f"{seconds:.9f}".rstrip("0").rstrip(".") + "s"
 
 
 def static_cluster(name: str, endpoints: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
