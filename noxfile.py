@@ -85,6 +85,7 @@ RESULTS_LABS = [
     "4-dark-releases-no-propagation",
     "5-fault-injection",
     "6-circuit-breaking",
+    "7-mtls",
 ]
 
 

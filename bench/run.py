@@ -43,6 +43,8 @@ from pathlib import Path
 import psutil
 from mesh import describe as describe_mesh  # bench/mesh.py
 from mesh import whole_mesh
+from mtls import describe as describe_mtls  # bench/mtls.py
+from mtls import mtls_cost
 
 from grading import describe, grading_bench  # bench/grading.py, next to this script
 from meshlab.backends.embedded.backend import EmbeddedBackend
@@ -367,6 +369,8 @@ def main() -> None:
     grading = grading_bench(args.grade_jobs)
     mesh = whole_mesh(args.runs)
     print(describe_mesh(mesh))
+    mtls = mtls_cost(args.runs)
+    print(describe_mtls(mtls))
     walls = {"this": process_wall(ROOT / "src", args.runs)}
     if args.baseline_src:
         walls["baseline"] = process_wall(args.baseline_src.resolve(), args.runs)
@@ -444,6 +448,7 @@ def main() -> None:
                 "many_pods": scaled,
                 "grading": grading,
                 "whole_mesh": mesh,
+                "mtls": mtls,
             },
             indent=2,
         )

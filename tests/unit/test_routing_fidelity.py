@@ -338,7 +338,7 @@ def test_port_level_settings_replace_the_rule_on_their_port(tmp_path: Path) -> N
         loadBalancer: {simple: RANDOM}
         portLevelSettings:
         - port: {number: 8080}
-          tls: {mode: DISABLE}
+          tls: {mode: SIMPLE}
       subsets:
       - {name: safe, labels: {version: safe}}
       - name: risky
@@ -353,7 +353,8 @@ def test_port_level_settings_replace_the_rule_on_their_port(tmp_path: Path) -> N
     assert plan.clusters[f"outbound|8080||{STAFF}"].lb_policy == "LEAST_REQUEST"
     assert plan.clusters[f"outbound|8080|safe|{STAFF}"].lb_policy == "LEAST_REQUEST"
     assert plan.clusters[f"outbound|8080|risky|{STAFF}"].lb_policy == "ROUND_ROBIN"
-    assert any("portLevelSettings" in n.message for n in plan.notes)  # its tls is not simulated
+    # its tls (SIMPLE: TLS origination) is not simulated; ISTIO_MUTUAL and DISABLE are
+    assert any("portLevelSettings" in n.message for n in plan.notes)
 
 
 def test_the_route_hashes_on_port_settings_only_when_it_names_the_port() -> None:

@@ -104,7 +104,7 @@ def test_a_custom_kind_without_its_crd_is_refused_like_the_api_server(tmp_path: 
         ("policy/v1", "PodDisruptionBudget", "default"),
         ("admissionregistration.k8s.io/v1", "ValidatingWebhookConfiguration", ""),
         ("autoscaling/v2", "HorizontalPodAutoscaler", "default"),
-        ("security.istio.io/v1beta1", "PeerAuthentication", "default"),
+        ("security.istio.io/v1beta1", "RequestAuthentication", "default"),
         ("security.istio.io/v1", "AuthorizationPolicy", "default"),
         ("telemetry.istio.io/v1alpha1", "Telemetry", "default"),
         ("networking.istio.io/v1alpha3", "EnvoyFilter", "default"),

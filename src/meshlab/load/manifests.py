@@ -29,6 +29,7 @@ _MODELS: dict[tuple[str, str], type[BaseModel]] = {
     **{(v, "Gateway"): istio.Gateway for v in istio.ISTIO_NETWORKING_VERSIONS},
     **{(v, "ServiceEntry"): istio.ServiceEntry for v in istio.ISTIO_NETWORKING_VERSIONS},
     **{(v, "Sidecar"): istio.Sidecar for v in istio.ISTIO_NETWORKING_VERSIONS},
+    **{(v, "PeerAuthentication"): istio.PeerAuthentication for v in istio.SECURITY_VERSIONS},
     **{
         (v, kind): istio.OtherIstioNetworking
         for v in istio.ISTIO_NETWORKING_VERSIONS
@@ -40,6 +41,9 @@ _MODELS: dict[tuple[str, str], type[BaseModel]] = {
 }
 _KNOWN_KINDS = {kind: sorted(v for v, k in _MODELS if k == kind) for _, kind in _MODELS}
 _NAMESPACED_EXCEPTIONS = {"Namespace"}
+# Istio rules a lab writes, simulated wherever they live (a mesh-wide PeerAuthentication is
+# in istio-system, the root namespace)
+_ISTIO_RULES = ("networking.istio.io/", "security.istio.io/")
 
 
 @dataclass(frozen=True)
@@ -63,7 +67,7 @@ class Resource:
         wherever they are written."""
         if isinstance(self.body, Unmodelled):
             return False
-        return not self.install or self.body.apiVersion.startswith("networking.istio.io/")
+        return not self.install or self.body.apiVersion.startswith(_ISTIO_RULES)
 
     @property
     def ref(self) -> str:

@@ -189,6 +189,8 @@ def _note_unsimulated(resources: Sequence[Resource], notes: list[Note]) -> None:
                 # (clusters.load_balancer_for, clusters.policy_part)
                 if part == "portLevelSettings" and not _port_extras(policy):
                     continue
+                if part == "tls" and policy is not None and _istio_tls(policy.tls):
+                    continue
                 if policy is not None and getattr(policy, part) is not None:
                     notes.append(
                         Note(
@@ -200,5 +202,14 @@ def _note_unsimulated(resources: Sequence[Resource], notes: list[Note]) -> None:
 
 
 def _port_extras(policy: istio.TrafficPolicy | None) -> bool:
-    """Whether a portLevelSettings entry sets what is not simulated (its tls)."""
-    return policy is not None and any(p.tls for p in policy.portLevelSettings or [])
+    """Whether a portLevelSettings entry sets what is not simulated (a tls of its own that
+    is not Istio's mTLS)."""
+    return policy is not None and any(
+        p.tls and not _istio_tls(p.tls) for p in policy.portLevelSettings or []
+    )
+
+
+def _istio_tls(tls: istio.ClientTLSSettings | None) -> bool:
+    """`tls.mode` ISTIO_MUTUAL or DISABLE (or none): Istio's own mTLS, simulated
+    (backends/embedded/envoy/mtls.py); SIMPLE and MUTUAL (TLS origination) are not."""
+    return tls is None or tls.mode in (None, "ISTIO_MUTUAL", "DISABLE")

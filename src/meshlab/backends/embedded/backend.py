@@ -17,11 +17,13 @@ from pathlib import Path
 
 from meshlab.backends.base import AccessPoint, Backend, Deployed, LabToDeploy, PodInfo
 from meshlab.backends.embedded.access import access_points
+from meshlab.backends.embedded.certs import write_mesh_certs
 from meshlab.backends.embedded.client import Failure, Reply
 from meshlab.backends.embedded.egress import egress_path, write_egress_files
 from meshlab.backends.embedded.entry import Entry, entry_for
 from meshlab.backends.embedded.envoy.binary import EnvoyBinary, find_envoy
 from meshlab.backends.embedded.envoy.bootstrap import prefix_of, render_mesh
+from meshlab.backends.embedded.envoy.mtls import identities, mesh_tls
 from meshlab.backends.embedded.envoy.process import RunningEnvoy, start_envoy, write_bootstrap
 from meshlab.backends.embedded.envoy.validate import EnvoyValidation
 from meshlab.backends.embedded.hops import pod_finder
@@ -80,7 +82,15 @@ class EmbeddedBackend(Backend):
                 addresses = start_standins(group, pods, cwd=workdir, egress=egress)
                 validation.result()
             # no access log: nothing reads it, and writing it cost ~20% of Envoy's throughput
-            config = render_mesh(proxies, addresses, fixed_ports=self._fixed_ports(proxies))
+            # istiod's CA: a fresh root and a SPIFFE certificate per identity, in this run's
+            # temporary directory only
+            certs = write_mesh_certs(workdir / "certs", identities(proxies)[1])
+            config = render_mesh(
+                proxies,
+                addresses,
+                fixed_ports=self._fixed_ports(proxies),
+                tls=mesh_tls(proxies, lab.resources, certs),
+            )
             envoy = start_envoy(
                 group, binary, write_bootstrap(config, workdir / "envoy.json"), workdir
             )

@@ -17,6 +17,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from meshlab.backends.kind.kube import ApiError, Kube, Obj
+from meshlab.backends.kind.mtls import is_mesh_wide, mesh_wide_mode, namespace_policy
 from meshlab.errors import BackendError, BackendUnavailable
 from meshlab.load.manifests import Resource
 from meshlab.mesh import names
@@ -100,7 +101,10 @@ def raw_object(resource: Resource) -> Obj:
 def lab_objects(resources: Sequence[Resource], retarget: Retarget) -> list[Obj]:
     """The lab's objects for the run namespace, in apply order; refuses what cannot move."""
     objects = []
+    mesh_mode = mesh_wide_mode(resources)
     for resource in resources:
+        if is_mesh_wide(resource):
+            continue  # applied as the run namespace's policy (kind/mtls.py)
         if resource.kind == "Namespace":
             if resource.name == retarget.lab_namespace:
                 continue  # the run namespace replaces it
@@ -115,7 +119,25 @@ def lab_objects(resources: Sequence[Resource], retarget: Retarget) -> list[Obj]:
                 f"(the lab's namespace is {retarget.lab_namespace!r})"
             )
         objects.append(_retargeted(raw_object(resource), retarget))
+    if mesh_mode is not None:
+        _mesh_mode_in_run_namespace(objects, mesh_mode, retarget)
     return apply_order(objects)
+
+
+def _mesh_mode_in_run_namespace(objects: list[Obj], mode: str, retarget: Retarget) -> None:
+    """The lab's namespace-wide policy inherits the mesh-wide mode when it sets none; with no
+    such policy, the mode becomes one (kind/mtls.py says why)."""
+    for obj in objects:
+        spec = obj.get("spec")
+        if obj.get("kind") == "PeerAuthentication" and isinstance(spec, dict):
+            selector = spec.get("selector")
+            if not (isinstance(selector, dict) and selector.get("matchLabels")):
+                mtls = spec.setdefault("mtls", {})
+                if isinstance(mtls, dict) and mtls.get("mode", "UNSET") == "UNSET":
+                    mtls["mode"] = mode
+                return
+    policy = namespace_policy(mode, "meshlab-mesh-wide")
+    objects.append(_retargeted(policy, retarget))
 
 
 def _retargeted(obj: Obj, retarget: Retarget) -> Obj:

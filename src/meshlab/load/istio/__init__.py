@@ -36,6 +36,11 @@ from meshlab.load.istio.destinationrule import (
     TrafficPolicy,
 )
 from meshlab.load.istio.gateway import Gateway, GatewayPort, GatewaySpec, Server, ServerTLSSettings
+from meshlab.load.istio.peerauthentication import (
+    SECURITY_VERSIONS,
+    PeerAuthentication,
+    PeerAuthenticationSpec,
+)
 from meshlab.load.istio.serviceentry import (
     ServiceEntry,
     ServiceEntryPort,
@@ -75,6 +80,7 @@ from meshlab.load.istio.virtualservice import (
 
 __all__ = [
     "ISTIO_NETWORKING_VERSIONS",
+    "SECURITY_VERSIONS",
     "ClientTLSSettings",
     "ConnectionPoolSettings",
     "ConsistentHash",
@@ -107,6 +113,8 @@ __all__ = [
     "OtherIstioNetworking",
     "OutboundTrafficPolicy",
     "OutlierDetection",
+    "PeerAuthentication",
+    "PeerAuthenticationSpec",
     "Percent",
     "PortSelector",
     "PortTrafficPolicy",

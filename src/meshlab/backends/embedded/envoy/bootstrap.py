@@ -13,12 +13,13 @@ throughput; `access_log=PATH` turns it on for debugging).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from meshlab.backends.embedded.envoy.clusters import (
     Addresses,
     EndpointOf,
+    UpstreamTls,
     cluster,
     direct_endpoints,
     mesh_endpoints,
@@ -26,9 +27,11 @@ from meshlab.backends.embedded.envoy.clusters import (
     static_cluster,
 )
 from meshlab.backends.embedded.envoy.inbound import inbound_side, kube_proxy
+from meshlab.backends.embedded.envoy.mtls import MeshTls
 from meshlab.backends.embedded.envoy.routes import T, header, virtual_host
 from meshlab.mesh.plan import (
     PASSTHROUGH_CLUSTER,
+    ClusterPlan,
     DirectResponse,
     ListenerPlan,
     MeshPlan,
@@ -78,17 +81,24 @@ def render_mesh(
     *,
     access_log: str | None = None,
     fixed_ports: Mapping[str, int] | None = None,
+    tls: MeshTls | None = None,
 ) -> dict[str, Any]:
     """Every proxy of the lab in one Envoy: the client's sidecar, each workload's sidecar
     (outbound listeners, and an inbound side per pod and port), the gateways, and a
     kube-proxy listener per Service port for clients without a sidecar. Listeners bind
-    127.0.0.1:0 unless `fixed_ports` names their port (`meshlab up`'s gateway)."""
+    127.0.0.1:0 unless `fixed_ports` names their port (`meshlab up`'s gateway). With `tls`,
+    Istio's mTLS between the proxies (envoy/mtls.py); without, plaintext everywhere."""
     endpoint_of = mesh_endpoints(addresses, proxies.meshed_pods)
     listeners: list[dict[str, Any]] = []
     clusters: list[dict[str, Any]] = []
     for proxy in proxies.all:
         more_listeners, more_clusters = _proxy_resources(
-            proxy.plan, prefix_of(proxy), endpoint_of, access_log, proxy.kind == "gateway"
+            proxy.plan,
+            prefix_of(proxy),
+            endpoint_of,
+            access_log,
+            proxy.kind == "gateway",
+            _upstream_tls(tls, proxy),
         )
         listeners += more_listeners
         clusters += more_clusters
@@ -96,7 +106,9 @@ def render_mesh(
         if fixed_ports and listener["name"] in fixed_ports:
             listener["address"] = socket_address(fixed_ports[listener["name"]])
     registry = proxies.client.plan.registry
-    inbound_listeners, inbound_clusters = inbound_side(registry, proxies.meshed_pods, addresses)
+    inbound_listeners, inbound_clusters = inbound_side(
+        registry, proxies.meshed_pods, addresses, tls
+    )
     proxy_listeners, proxy_clusters = kube_proxy(registry, endpoint_of)
     out = _bootstrap(
         proxies.client.plan,
@@ -114,16 +126,30 @@ def render_mesh(
     return out
 
 
+def _upstream_tls(
+    tls: MeshTls | None, proxy: ProxyPlan
+) -> Callable[[ClusterPlan], UpstreamTls | None] | None:
+    """How this proxy's clusters get their mTLS (None: plaintext everywhere)."""
+    if tls is None:
+        return None
+    return lambda plan: tls.upstream(proxy, plan)
+
+
 def prefix_of(proxy: ProxyPlan) -> str:
     """What a proxy's Envoy object names start with ("" for the test client's)."""
     return "" if proxy.name == CLIENT_PROXY else f"{proxy.name}~"
 
 
 def _proxy_resources(
-    plan: MeshPlan, prefix: str, endpoint_of: EndpointOf, access_log: str | None, gateway: bool
+    plan: MeshPlan,
+    prefix: str,
+    endpoint_of: EndpointOf,
+    access_log: str | None,
+    gateway: bool,
+    upstream_tls: Callable[[ClusterPlan], UpstreamTls | None] | None = None,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     clusters = [
-        cluster(c, endpoint_of, prefix)
+        cluster(c, endpoint_of, prefix, upstream_tls(c) if upstream_tls else None)
         for c in sorted(plan.clusters.values(), key=lambda c: c.name)
     ]
     clusters.append(static_cluster(prefix + PASSTHROUGH_CLUSTER, []))

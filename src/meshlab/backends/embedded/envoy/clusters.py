@@ -5,6 +5,7 @@ directly at its stand-in's 127.0.0.1 port, as a sidecar reaches a pod outside th
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from meshlab.mesh.plan import ClusterPlan
@@ -50,9 +51,22 @@ def mesh_endpoints(addresses: Addresses, meshed: frozenset[str]) -> EndpointOf:
     return endpoint
 
 
-def cluster(plan: ClusterPlan, endpoint_of: EndpointOf, prefix: str = "") -> dict[str, Any]:
+@dataclass(frozen=True)
+class UpstreamTls:
+    """Istio mTLS on a cluster (envoy/mtls.py decides it): `socket` for every endpoint
+    (`auto_for` None: DestinationRule ISTIO_MUTUAL), or auto mTLS: only for the pods named
+    in `auto_for` (those with a sidecar), plaintext to the others."""
+
+    socket: dict[str, Any]
+    auto_for: frozenset[str] | None = None
+
+
+def cluster(
+    plan: ClusterPlan, endpoint_of: EndpointOf, prefix: str = "", tls: UpstreamTls | None = None
+) -> dict[str, Any]:
     """An outbound cluster as istiod writes it (cluster.go): its LB policy, Istio's
-    unlimited circuit breakers by default, and the `istio` metadata naming the Service."""
+    unlimited circuit breakers by default, the `istio` metadata naming the Service, and
+    Istio's mTLS when `tls` says so."""
     endpoints = [
         (e.pod.name, address)
         for e in plan.endpoints
@@ -79,6 +93,8 @@ def cluster(plan: ClusterPlan, endpoint_of: EndpointOf, prefix: str = "") -> dic
             }
         }
     }
+    if tls is not None:
+        _apply_tls(out, tls)
     return out
 
 
@@ -149,6 +165,34 @@ def resilience(plan: ClusterPlan) -> dict[str, Any]:
 def _duration(seconds: float) -> str:
     """A protobuf JSON duration (`10s`, `0.250s`)."""
     return f"{seconds:.9f}".rstrip("0").rstrip(".") + "s"
+
+
+_RAW_BUFFER = "type.googleapis.com/envoy.extensions.transport_sockets.raw_buffer.v3.RawBuffer"
+
+
+def _apply_tls(out: dict[str, Any], tls: UpstreamTls) -> None:
+    """cluster_tls.go applyUpstreamTLSSettings: auto-detected mTLS becomes transport socket
+    matches on the endpoints' `tlsMode: istio` metadata (set for pods with a sidecar)."""
+    if tls.auto_for is None:
+        out["transport_socket"] = tls.socket
+        return
+    out["transport_socket_matches"] = [
+        {"name": "tlsMode-istio", "match": {"tlsMode": "istio"}, "transport_socket": tls.socket},
+        {
+            "name": "tlsMode-disabled",
+            "match": {},
+            "transport_socket": {
+                "name": "envoy.transport_sockets.raw_buffer",
+                "typed_config": {"@type": _RAW_BUFFER},
+            },
+        },
+    ]
+    for group in out["load_assignment"]["endpoints"]:
+        for lb in group["lb_endpoints"]:
+            if lb["endpoint"]["hostname"] in tls.auto_for:
+                lb["metadata"] = {
+                    "filter_metadata": {"envoy.transport_socket_match": {"tlsMode": "istio"}}
+                }
 
 
 def static_cluster(name: str, endpoints: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:

@@ -22,6 +22,7 @@ from meshlab.backends.embedded.envoy.clusters import (
     socket_address,
     static_cluster,
 )
+from meshlab.backends.embedded.envoy.mtls import MeshTls, inbound_chains
 from meshlab.backends.embedded.envoy.routes import T
 from meshlab.mesh.registry import Registry
 
@@ -35,9 +36,10 @@ def kube_proxy_listener_name(host: str, port: int) -> str:
 
 
 def inbound_side(
-    registry: Registry, meshed: frozenset[str], addresses: Addresses
+    registry: Registry, meshed: frozenset[str], addresses: Addresses, tls: MeshTls | None = None
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """An internal listener and an `inbound|<port>||` cluster per meshed pod and port."""
+    """An internal listener and an `inbound|<port>||` cluster per meshed pod and port; with
+    `tls`, the filter chains the pod's PeerAuthentication mode asks for (envoy/mtls.py)."""
     tcp_only = _tcp_only_ports(registry)
     listeners: list[dict[str, Any]] = []
     clusters: list[dict[str, Any]] = []
@@ -49,15 +51,16 @@ def inbound_side(
             app = f"{pod.name}~inbound|{port}||"
             clusters.append(static_cluster(app, [(pod.name, socket_address(local))]))
             tcp = (pod.name, port) in tcp_only
-            listeners.append(
-                {
-                    "name": name,
-                    "internal_listener": {},
-                    "filter_chains": [
-                        {"filters": [_tcp_filter(app) if tcp else _http_filter(app, port)]}
-                    ],
-                }
-            )
+            filters = [_tcp_filter(app) if tcp else _http_filter(app, port)]
+            listener_filters, chains = inbound_chains(tls, pod.name, port, filters)
+            listener: dict[str, Any] = {
+                "name": name,
+                "internal_listener": {},
+                "filter_chains": chains,
+            }
+            if listener_filters:
+                listener["listener_filters"] = listener_filters
+            listeners.append(listener)
     return listeners, clusters
 
 
