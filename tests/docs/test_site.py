@@ -112,8 +112,9 @@ def site(tmp_path_factory: pytest.TempPathFactory, lab2_report: dict[str, Any]) 
     # The other labs' results pages the nav lists (noxfile's RESULTS_LABS), as `nox -s docs`
     # makes them, from real runs of 10 requests per check (the pages' structure and links are
     # under test here, not the labs' verdicts).
-    nav = (ROOT / "mkdocs.yml").read_text(encoding="utf-8")
-    for name in sorted(set(re.findall(r"results/lab-([\w-]+)\.md", nav)) - {"2-traffic"}):
+    config = yaml.safe_load((ROOT / "mkdocs.yml").read_text(encoding="utf-8"))
+    listed = [re.fullmatch(r"results/lab-([\w-]+)\.md", p) for p in _nav_pages(config["nav"])]
+    for name in sorted({m.group(1) for m in listed if m} - {"2-traffic"}):
         other = run_lab(ROOT / "labs" / name, RunOptions(requests=10)).model()
         (page.parent / f"lab-{name}.md").write_text(
             render_page(other, f"reports/lab-{name}.json"), encoding="utf-8"
