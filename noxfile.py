@@ -75,7 +75,18 @@ def bench(session: nox.Session) -> None:
 
 
 # Labs whose latest run the site shows as a results page (docs/results/lab-NAME.md, generated).
-RESULTS_LABS = ["2-traffic", "2-traffic-stickiness", "6-circuit-breaking", "7-mtls"]
+RESULTS_LABS = [
+    "2-traffic",
+    "2-traffic-stickiness",
+    "3-gateways-ending",
+    "3-gateways-prefix",
+    "3-gateways-subdomain",
+    "4-dark-releases",
+    "4-dark-releases-no-propagation",
+    "5-fault-injection",
+    "6-circuit-breaking",
+    "7-mtls",
+]
 
 
 def _results_pages(session: nox.Session) -> None:
@@ -91,7 +102,8 @@ def _results_pages(session: nox.Session) -> None:
 
 @nox.session(default=False)
 def docs(session: nox.Session) -> None:
-    """Run lab 2, render its results page, then build the course site strictly, offline."""
+    """Run the labs of RESULTS_LABS, render their results pages, then build the course site
+    strictly, offline."""
     install(session, "docs")
     _results_pages(session)
     session.run("mkdocs", "build", "--strict", *session.posargs)
@@ -99,7 +111,8 @@ def docs(session: nox.Session) -> None:
 
 @nox.session(name="docs-serve", default=False)
 def docs_serve(session: nox.Session) -> None:
-    """Run lab 2, render its results page, serve the site with live reload on 127.0.0.1:8000."""
+    """Run the labs of RESULTS_LABS, render their results pages, serve the site with live reload
+    on 127.0.0.1:8000."""
     install(session, "docs")
     _results_pages(session)
     session.run("mkdocs", "serve", "-a", "127.0.0.1:8000", *session.posargs)
