@@ -444,3 +444,27 @@ def test_the_lab_format_pages_dark_release_example_is_a_valid_check(lab: Path) -
     assert check.spec.hop == "fleetman-staff-service"
     assert check.spec.request.origin == Origin("browser")
     assert json.loads(json.dumps(check.spec.expect)) == {"risky": 100}
+
+
+def test_a_header_match_the_request_does_not_carry_is_named_with_its_line(tmp_path: Path) -> None:
+    from meshlab.checks.hops import hop_failure_lines, unmatched_headers
+    from meshlab.load.manifests import load_manifests
+
+    rules = tmp_path / "dark.yaml"
+    text = (REPO / "tests" / "data" / "whole" / "dark.yaml").read_text()
+    rules.write_text(text.replace("x-my-header:", "x-my-heder:"))
+    resources = load_manifests([rules], "default")
+    sent = {"x-my-header": "canary"}
+    (line,) = unmatched_headers(resources, "fleetman-staff-service", "default", sent)
+    assert "matches header 'x-my-heder' (dark.yaml:15)" in line
+    assert "it sends x-my-header" in line
+    assert (
+        unmatched_headers(resources, "fleetman-staff-service", "default", {"x-my-heder": "1"}) == []
+    )
+    # the propagation note only when the hop answered (as the wrong build), not when it failed
+    failed = hop_failure_lines(
+        [("HTTP 503 at fleetman-staff-service (NC)", 5)], 5, "fleetman-staff-service", sent
+    )
+    assert not any("propagate" in x for x in failed)
+    answered = hop_failure_lines([("safe", 5)], 5, "fleetman-staff-service", sent)
+    assert any("propagate" in x for x in answered)

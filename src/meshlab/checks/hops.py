@@ -13,13 +13,21 @@ also how Istio reads a short host (pilot/pkg/model/config.go ResolveShortnameToF
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from pydantic import field_validator
 
 from meshlab.backends.base import NO_RESPONSE, Hop, Outcome
+from meshlab.load.manifests import Resource
 from meshlab.load.schema import Strict
-from meshlab.mesh.names import CLUSTER_DOMAIN, service_fqdn, split_service_host
+from meshlab.mesh.names import (
+    CLUSTER_DOMAIN,
+    bound_to_mesh,
+    host_matches,
+    resolve_host,
+    service_fqdn,
+    split_service_host,
+)
 from meshlab.mesh.request import Origin
 
 NOT_CALLED = "not called"
@@ -158,12 +166,46 @@ def check_context(origin: Origin, hop: str | None, label: str | None) -> str:
     return f" ({', '.join(said)})" if said else ""
 
 
+def _is_failure(bucket: str) -> bool:
+    return bool(HOP_FAILURE.fullmatch(bucket)) or bucket in (NOT_CALLED, NO_RESPONSE)
+
+
+def unmatched_headers(
+    resources: Sequence[Resource], hop: str, namespace: str, headers: Mapping[str, str]
+) -> list[str]:
+    """Header matches of the VirtualServices for the hop's Service that the request does
+    not carry: a misspelt header name in a rule (or in the request) routes nothing."""
+    fqdn = service_host(hop, namespace)
+    sent = {name.lower() for name in headers}
+    lines = []
+    for vs in (r for r in resources if r.kind == "VirtualService"):
+        hosts = [resolve_host(h, vs.namespace) for h in vs.body.spec.hosts]
+        # a deeper hop is a call between pods: only rules bound to the sidecars route it
+        if not bound_to_mesh(vs.body.spec.gateways) or not any(
+            host_matches(h, fqdn) for h in hosts
+        ):
+            continue
+        for i, rule in enumerate(vs.body.spec.http or []):
+            for j, match in enumerate(rule.match or []):
+                for name in match.headers:
+                    if name.lower() in sent:
+                        continue
+                    where = vs.locate("spec", "http", i, "match", j, "headers", name)
+                    carried = f" (it sends {', '.join(sorted(sent))})" if sent else ""
+                    lines.append(
+                        f"  likely cause: {vs.ref} matches header {name!r} "
+                        f"({where.short()}), which the request does not carry{carried}"
+                    )
+    return lines
+
+
 def hop_failure_lines(
     counts: Iterable[tuple[str, int]], n: int, hop: str | None, headers: Mapping[str, str]
 ) -> list[str]:
     """For a failed check counted at a hop: where the chain broke (the hop that failed, its
-    status and flags), how often the Service was never called, and, when headers were sent,
-    that they route a deeper hop only if every app before it passes them on."""
+    status and flags), how often the Service was never called, and, when headers were sent
+    and the hop answered (as the wrong build), that they route a deeper hop only if every app
+    before it passes them on."""
     if hop is None or not n:
         return []
     lines = []
@@ -172,17 +214,18 @@ def hop_failure_lines(
             what, _, rest = bucket.partition(" at ")
             where, _, flags = rest.partition(" (")
             flagged = f", Envoy flags {flags.rstrip(')')}" if flags else ""
-            reached = "" if where == hop else f"; the request never reached {hop}"
+            short = "" if where == hop else f"; the request never reached {hop}"
             lines.append(
                 f"  the chain failed at {where} for {count} of {n} requests "
-                f"({what}{flagged}){reached}"
+                f"({what}{flagged}){short}"
             )
         elif count and bucket == NOT_CALLED:
             lines.append(
                 f"  {hop} was not called for {count} of {n} requests: the chain went another "
                 "way (which path calls it?)"
             )
-    if headers:
+    answered = any(count and not _is_failure(bucket) for bucket, count in counts)
+    if headers and answered:  # the hop answered, as the wrong build: did the header get there?
         names = ", ".join(sorted(headers))
         lines.append(
             f"  note: a header ({names}) routes a hop after the first only if every app before "

@@ -24,6 +24,7 @@ from meshlab.checks.hops import (
     label_reader,
     service_host,
     short_service,
+    unmatched_headers,
 )
 from meshlab.checks.origins import client_plan, configured_for
 from meshlab.checks.request import MAPPING, RequestSpec, word_or_mapping
@@ -198,15 +199,20 @@ def judge_shares(
     fixed_n = context.requests_override or (spec.requests if spec.requests != "auto" else None)
     run = Sampler(context, request, spec.label or "version", bucket_of=bucket_of)
     verdict = run.fixed(expected, fixed_n) if fixed_n else run.sequential(expected)
-    diagnosed = _diagnosed(context, request, configured)
+    diagnosed = _diagnosed(context, request, configured, spec.hop)
     return _result(check, spec, verdict, run, expected, configured, diagnosed)
 
 
 def _diagnosed(
-    context: CheckContext, request: ProbeRequest, configured: ExpectedSplit
+    context: CheckContext, request: ProbeRequest, configured: ExpectedSplit, hop: str | None
 ) -> list[Diagnostic]:
-    """The static analysis findings about this request's hosts, less the known causes."""
-    hosts = request_hosts(context.resources, request.host, context.plan.client_namespace)
+    """The static analysis findings about this request's hosts (and the hop's Service, for
+    a check counted at a deeper hop: a subset missing there breaks that call), less the
+    known causes."""
+    namespace = context.plan.client_namespace
+    hosts = request_hosts(context.resources, request.host, namespace)
+    if hop is not None:
+        hosts |= request_hosts(context.resources, hop, namespace)
     causes = [(c.flags, c.bucket) for c in configured.causes]
     return explaining(context.analysis(), hosts, causes)
 
@@ -332,6 +338,13 @@ def _message(
         lines = [f"{name} FAILED: {headline}", *_failure_lines(verdict, focus, said, configured)]
         counts = run.counts.most_common()
         lines += hop_failure_lines(counts, verdict.n, hop, spec.request.headers)
+        if spec.hop:
+            lines += unmatched_headers(
+                run.context.resources,
+                spec.hop,
+                run.context.plan.client_namespace,
+                spec.request.headers,
+            )
         lines += [
             f"  likely cause: {d.message} ({d.code}"
             + (f", {d.location.short()}" if d.location else "")
