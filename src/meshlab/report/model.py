@@ -230,9 +230,20 @@ class SplitCheckReport(CheckReport):
 
     @property
     def service(self) -> str:
-        """The host the request was sent to: the service node of the graph."""
+        """The host the request was sent to: the service node of the graph (for a browser,
+        the ingress gateway it reaches, whatever the URL's host)."""
+        if self.request.origin == "browser":
+            return "istio-ingressgateway"
         match = re.match(r"[a-z]+://([^/:?#]+)", self.request.url)
         return match.group(1) if match else "service"
+
+    @property
+    def client(self) -> str:
+        """Who sent the requests: the client node of the graph."""
+        origin = self.request.origin
+        if origin in ("browser", "no-sidecar"):
+            return origin
+        return origin.removeprefix("workload ") if origin.startswith("workload ") else "client"
 
     def shown_buckets(self) -> list[BucketReport]:
         """The buckets to draw: the verdict's, or (no verdict per bucket) at least what was

@@ -243,6 +243,17 @@ def _one_key_section(split: SplitCheckReport) -> list[str]:
     return [*lines, ""]
 
 
+def _as_sent_by(origin: str) -> str:
+    """Who sent the requests, in the words of the course's clients."""
+    if origin == "browser":
+        return "as a browser outside the mesh would, through the ingress gateway"
+    if origin == "no-sidecar":
+        return "as a pod without a sidecar would (no client-side rule applies)"
+    if origin.startswith("workload "):
+        return f"from the sidecar of {_code(origin.removeprefix('workload '))}"
+    return "as a pod in the lab's namespace would"
+
+
 def _split_section(split: SplitCheckReport, slug: str) -> list[str]:
     if split.method.startswith("one-key"):
         return _one_key_section(split)
@@ -250,8 +261,10 @@ def _split_section(split: SplitCheckReport, slug: str) -> list[str]:
     said = "configured" if split.expect != "explicit" else "expected"
     request = f"{split.request.method} {split.request.url}"
     lines = [
-        f"The check sent {_code(request)} {n} times, as a pod in the "
-        f"lab's namespace would, and counted the answers {_counted_by(split)}. "
+        f"The check sent {_code(request)} {n} times, {_as_sent_by(split.request.origin)}, "
+        f"and counted the answers {_counted_by(split)}"
+        + (f" at the {_code(split.by_service)} hop" if split.by_service else "")
+        + ". "
         + (
             f"The expected split is the one the configuration gives: {_md(split.route)}."
             if split.expect == "configured" and split.route
