@@ -364,7 +364,10 @@ def app_graph_svg(split: SplitCheckReport, ident: str = "graph") -> str:
         for nodes in graph.apps.values()
         for node in nodes
     )
-    desc = f"Requests from the {split.client} to {split.service}, by app and version: {answered or 'none'}"
+    desc = (
+        f"Requests from the {split.client} to {split.service}, by app and version: "
+        f"{answered or 'none'}"
+    )
     if graph.unanswered:
         desc += f"; no pod answered {graph.unanswered} ({graph.unanswered_label})"
     parts = [arrow_defs(ident), *canvas.backdrops, *edges, *canvas.shapes, *ends]
