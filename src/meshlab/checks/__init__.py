@@ -22,6 +22,7 @@ from meshlab.checks import ejection as _ejection  # noqa: F401  isort: skip
 from meshlab.checks import overflow as _overflow  # noqa: F401  isort: skip
 from meshlab.checks import sticky as _sticky  # noqa: F401  isort: skip
 from meshlab.checks import reachability as _reachability  # noqa: F401  isort: skip
+from meshlab.checks import latency as _latency  # noqa: F401  isort: skip
 
 __all__ = [
     "Check",

@@ -65,6 +65,12 @@ class ExpectedSplit:
     hashing: tuple[HashPolicyPlan, ...] = ()
     hash_source: Source | None = None
     pods: set[str] = field(default_factory=set)
+    # The route's fault delay and timeout (the latency kind's `configured`): the share of
+    # requests the caller's sidecar holds back by `delay_s` before routing them.
+    delay_s: float | None = None
+    delay_share: float = 0.0
+    delay_source: Source | None = None
+    timeout_s: float = 0.0
 
     def hashed_on(self, request: ProbeRequest) -> HashPolicyPlan | None:
         """The hash key this request (or its session) carries, if the route hashes on one:
@@ -160,6 +166,16 @@ def _expect_route(
 ) -> None:
     action = route.action
     scale = 1.0
+    expected.timeout_s = route.timeout_s
+    fault = route.fault
+    if fault and fault.delay_s is not None and fault.delay_percent > 0:
+        # route.go TranslateFault: Envoy's fault filter draws the delay and the abort
+        # independently (envoy fault_filter.cc: the delay first, then the abort), so the
+        # delayed share does not shrink with an abort; the route's timeout is the router's,
+        # whose timer starts only once the delay is over (it never cuts a fault delay).
+        expected.delay_s = fault.delay_s
+        expected.delay_share = min(fault.delay_percent, 100.0) / 100.0
+        expected.delay_source = Source(f"{owner} fault.delay", route.location)
     if route.fault and route.fault.abort_status is not None and route.fault.abort_percent > 0:
         aborted = route.fault.abort_percent / 100.0
         expected.add(
