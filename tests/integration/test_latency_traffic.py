@@ -94,7 +94,8 @@ def test_a_timeout_shorter_than_a_delay_behind_it_gives_504_ut(
     tmp_path: Path, backend: EmbeddedBackend
 ) -> None:
     rules = vs(
-        "fleetman-staff-service", "    fault:\n      delay: {fixedDelay: 0.4s, percentage: {value: 100}}\n"
+        "fleetman-staff-service",
+        "    fault:\n      delay: {fixedDelay: 0.4s, percentage: {value: 100}}\n",
     ) + vs("fleetman-api-gateway", "    timeout: 0.1s\n")
     url = "http://fleetman-api-gateway:8080/vehicles/driver/City%20Truck"
     checks = f"""\
@@ -126,9 +127,7 @@ def test_a_5xx_is_retried_onto_the_good_pod_only_when_the_policy_names_it(
     # Istio's default policy: retriable-status-codes with no codes, so a 500 is not retried
     plain = run(tmp_path / "default", backend, [STAFF], "", checks)
     assert plain["answers"].outcome == "pass", plain["answers"].message
-    rules = vs(
-        "fleetman-staff-service", "    retries: {attempts: 3, retryOn: 5xx}\n"
-    )
+    rules = vs("fleetman-staff-service", "    retries: {attempts: 3, retryOn: 5xx}\n")
     retried = run(
         tmp_path / "retried",
         backend,

@@ -47,7 +47,7 @@ def _seconds(text: str, what: str) -> float:
 
 class LatencySpec(SampledSpec):
     kind: Literal["latency"]
-    by: Literal["delay"] = "delay"  # type: ignore[assignment]
+    by: Literal["delay"] = "delay"
     # D: the delay a request is judged by; default: the fault delay of the request's route
     delay: str | None = None
     # upper bounds on percentiles of every request's latency, e.g. {p50: 100ms, p99: 2s}
@@ -137,7 +137,9 @@ def percentile(values: list[float], p: float) -> float:
 def bound_failures(within: dict[str, str], seen: list[float]) -> list[str]:
     """Each percentile bound the observed latencies break, in words."""
     if not seen:
-        return [f"no latency was measured, so {', '.join(within)} cannot be judged"] if within else []
+        return (
+            [f"no latency was measured, so {', '.join(within)} cannot be judged"] if within else []
+        )
     broken = []
     for key, bound in within.items():
         value = percentile(seen, float(key[1:]))
