@@ -138,3 +138,36 @@ def test_a_valid_spec() -> None:
     parsed = spec(delay="300ms", expect={"delayed": 50, "prompt": 50}, within={"p99": "2s"})
     assert parsed.by == "delay"
     assert parsed.hop is None
+
+
+def test_fault_percentages_are_truncated_per_million_as_istiod_does(tmp_path: Path) -> None:
+    """route.go translatePercentToFractionalPercent: uint32(value * 10000) truncates."""
+    from meshlab.backends.embedded.envoy.routes import virtual_host
+    from meshlab.mesh.matching import virtual_host_for
+
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(
+        textwrap.dedent(
+            """\
+            apiVersion: networking.istio.io/v1
+            kind: VirtualService
+            metadata: {name: fleetman-staff-service}
+            spec:
+              hosts: [fleetman-staff-service]
+              http:
+              - fault:
+                  delay: {fixedDelay: 0.3s, percentage: {value: 0.57}}
+                  abort: {httpStatus: 503, percentage: {value: 50}}
+                route:
+                - destination: {host: fleetman-staff-service}
+            """
+        )
+    )
+    plan = build_plan(load_manifests([APPS, rules], "default"), "default")
+    vhost = virtual_host_for(plan, "fleetman-staff-service", 8080)
+    assert vhost is not None
+    [route] = virtual_host(vhost)["routes"]
+    fault = route["typed_per_filter_config"]["envoy.filters.http.fault"]
+    assert fault["delay"]["percentage"] == {"numerator": 5699, "denominator": "MILLION"}
+    assert fault["delay"]["fixed_delay"] == "0.300s"
+    assert fault["abort"]["percentage"] == {"numerator": 500000, "denominator": "MILLION"}

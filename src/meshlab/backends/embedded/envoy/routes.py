@@ -181,7 +181,9 @@ def _fault(fault: FaultPlan) -> dict[str, Any]:
 
 
 def _fraction(percent: float) -> dict[str, Any]:
-    return {"numerator": round(percent * 10000), "denominator": "MILLION"}
+    # route.go translatePercentToFractionalPercent: uint32(p.Value * 10000), Go's conversion
+    # truncates (0.57% is 5699 per million there, not 5700)
+    return {"numerator": int(percent * 10000), "denominator": "MILLION"}
 
 
 def _match(match: RouteMatchPlan) -> dict[str, Any]:
