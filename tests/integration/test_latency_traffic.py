@@ -122,24 +122,24 @@ def test_a_5xx_is_retried_onto_the_good_pod_only_when_the_policy_names_it(
   - name: answers
     kind: status
     request: {{url: "{DRIVER}"}}
-    expect: {{200: 50, 500: 50}}
-"""
-    # Istio's default policy: retriable-status-codes with no codes, so a 500 is not retried
-    plain = run(tmp_path / "default", backend, [STAFF], "", checks)
-    assert plain["answers"].outcome == "pass", plain["answers"].message
-    rules = vs("fleetman-staff-service", "    retries: {attempts: 3, retryOn: 5xx}\n")
-    retried = run(
-        tmp_path / "retried",
-        backend,
-        [STAFF],
-        rules,
-        checks.replace("{200: 50, 500: 50}", "{200: 100}")
-        + f"""\
-  - name: served-by-the-good-pod
+    expect: ANSWERS
+  - name: answers-configured
+    kind: status
+    request: {{url: "{DRIVER}"}}
+  - name: split-configured
     kind: split
     request: {{url: "{DRIVER}"}}
-    expect: {{safe: 100}}
-""",
+"""
+    # Istio's default policy: retriable-status-codes with no codes, so a 500 is not retried
+    plain = run(
+        tmp_path / "default", backend, [STAFF], "", checks.replace("ANSWERS", "{200: 50, 500: 50}")
     )
-    for name in ("answers", "served-by-the-good-pod"):
-        assert retried[name].outcome == "pass", retried[name].message
+    rules = vs("fleetman-staff-service", "    retries: {attempts: 3, retryOn: 5xx}\n")
+    retried = run(
+        tmp_path / "retried", backend, [STAFF], rules, checks.replace("ANSWERS", "{200: 100}")
+    )
+    for results in (plain, retried):
+        for result in results.values():
+            assert result.outcome == "pass", result.message
+    assert retried["split-configured"].expected == pytest.approx({"safe": 1.0})
+    assert plain["split-configured"].expected == pytest.approx({"safe": 0.5, "HTTP 500": 0.5})

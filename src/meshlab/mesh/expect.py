@@ -17,7 +17,8 @@ from urllib.parse import parse_qsl, urlsplit
 from meshlab.errors import Location
 from meshlab.mesh.gateway_plan import gateway_refusal
 from meshlab.mesh.matching import mismatch, virtual_host_for
-from meshlab.mesh.model import HashPolicyPlan
+from meshlab.mesh.broken_images import broken_status
+from meshlab.mesh.model import HashPolicyPlan, RetryPlan
 from meshlab.mesh.plan import (
     PASSTHROUGH_CLUSTER,
     DirectResponse,
@@ -28,6 +29,12 @@ from meshlab.mesh.plan import (
     WeightedTarget,
 )
 from meshlab.mesh.request import ProbeRequest
+
+
+# A share the retries leave below this is predicted as none: the split test tells a share
+# from half of it, which for 1% already takes thousands of requests, and the band's upper
+# margin (delta, 10 points) absorbs what is left (docs/statistics.md, "The band").
+NEGLIGIBLE = 0.01
 
 
 @dataclass(frozen=True)
@@ -195,7 +202,7 @@ def _expect_route(
     total = sum(t.weight for t in action.targets) if action.weighted else 1
     for target in action.targets:
         share = scale * (target.weight / total if action.weighted else 1.0)
-        _expect_target(plan, target, share, owner, by, expected)
+        _expect_target(plan, target, share, owner, by, expected, route)
 
 
 def _expect_target(
@@ -205,6 +212,7 @@ def _expect_target(
     owner: str,
     by: str,
     expected: ExpectedSplit,
+    route: RoutePlan | None = None,
 ) -> None:
     source = Source(owner, target.location, target.weight)
     cluster = plan.clusters.get(target.cluster)
@@ -257,7 +265,62 @@ def _expect_target(
             Cause(bucket, "503 UH (no healthy upstream)", f"{what} selects no pods", location, "UH")
         )
         return
-    per_endpoint = share / len(cluster.endpoints)
-    expected.pods.update(e.pod.name for e in cluster.endpoints)
-    for endpoint in cluster.endpoints:
-        expected.add(endpoint.pod.labels.get(by, "unknown"), per_endpoint, source)
+    endpoints = cluster.endpoints
+    per_endpoint = share / len(endpoints)
+    expected.pods.update(e.pod.name for e in endpoints)
+    broken = {e.pod.name: s for e in endpoints if (s := broken_status(e.pod.image)) is not None}
+    good = [e for e in endpoints if e.pod.name not in broken]
+    retry = route.retry if route is not None else None
+    hashed = bool(route is not None and route.hash_policies)
+    for endpoint in endpoints:
+        status = broken.get(endpoint.pod.name)
+        if status is None:
+            expected.add(endpoint.pod.labels.get(by, "unknown"), per_endpoint, source)
+            continue
+        # a broken pod answers its status (Outcome.bucket: a 5xx is its own bucket), unless
+        # the route's retry policy takes the request on to a good pod
+        stays = still_failing(retry, status, len(broken) / len(endpoints), hashed) if good else 1
+        if per_endpoint * stays < NEGLIGIBLE:
+            stays = 0.0  # a tiny share can't be judged in any budget; the band absorbs it
+        if stays > 0:
+            expected.add(f"HTTP {status}", per_endpoint * stays, source)
+        if stays < 1:
+            assert retry is not None and route is not None  # stays < 1 needs a retry policy
+            retried = Source(f"{owner} retries ({retry.retry_on})", route.location)
+            for other in good:
+                moved = per_endpoint * (1 - stays) / len(good)
+                expected.add(other.pod.labels.get(by, "unknown"), moved, retried)
+
+
+def retries_status(retry: RetryPlan, status: int) -> bool:
+    """Whether Envoy's retry policy retries an upstream answer of `status` (envoy
+    router/retry_state_impl.cc wouldRetryFromHeaders: `5xx` any 5xx, `gateway-error`
+    502/503/504, `retriable-4xx` 409, `retriable-status-codes` the listed codes). Istio's
+    default policy lists retriable-status-codes with no codes (retry.go defaultRetryOn,
+    RetriableStatusCodes unset), so by default no answered status is retried."""
+    tokens = {t.strip() for t in retry.retry_on.split(",")}
+    return (
+        ("5xx" in tokens and status >= 500)
+        or ("gateway-error" in tokens and status in (502, 503, 504))
+        or ("retriable-4xx" in tokens and status == 409)
+        or ("retriable-status-codes" in tokens and status in retry.retriable_status_codes)
+    )
+
+
+def still_failing(retry: RetryPlan | None, status: int, broken: float, hashed: bool) -> float:
+    """The chance a request that first met a broken pod still ends on one after the retries.
+
+    Each retry picks a host again: with the previous_hosts predicate (retry.go, unless the
+    route hashes on one destination) a host already tried is rejected and picked again, up
+    to host_selection_retry_max_attempts (5) more times, so a retry lands on a broken pod
+    about `broken`**6 of the time (exact with one broken pod; with more, the retry may meet
+    another broken one: a residual the split test's band absorbs); without the predicate,
+    `broken` of the time, and the same pod again on a route that hashes (the key picks it).
+    Load-balancer details beyond that are below the band (delta)."""
+    if retry is None or retry.attempts <= 0 or not retries_status(retry, status):
+        return 1.0
+    if retry.previous_hosts:
+        per_retry = broken**6
+    else:
+        per_retry = 1.0 if hashed else broken
+    return float(per_retry**retry.attempts)
