@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from urllib.parse import parse_qsl, urlsplit
 
 from meshlab.errors import Location
+from meshlab.mesh.broken_images import broken_status
 from meshlab.mesh.gateway_plan import gateway_refusal
 from meshlab.mesh.matching import mismatch, virtual_host_for
-from meshlab.mesh.broken_images import broken_status
 from meshlab.mesh.model import HashPolicyPlan, RetryPlan
 from meshlab.mesh.plan import (
     PASSTHROUGH_CLUSTER,
@@ -29,7 +29,6 @@ from meshlab.mesh.plan import (
     WeightedTarget,
 )
 from meshlab.mesh.request import ProbeRequest
-
 
 # A share the retries leave below this is predicted as none: the split test tells a share
 # from half of it, which for 1% already takes thousands of requests, and the band's upper
@@ -285,8 +284,9 @@ def _expect_target(
         if stays > 0:
             expected.add(f"HTTP {status}", per_endpoint * stays, source)
         if stays < 1:
-            assert retry is not None and route is not None  # stays < 1 needs a retry policy
-            retried = Source(f"{owner} retries ({retry.retry_on})", route.location)
+            # stays < 1 only under a route's retry policy
+            policy = retry.retry_on if retry else ""
+            retried = Source(f"{owner} retries ({policy})", route.location if route else None)
             for other in good:
                 moved = per_endpoint * (1 - stays) / len(good)
                 expected.add(other.pod.labels.get(by, "unknown"), moved, retried)
@@ -319,8 +319,5 @@ def still_failing(retry: RetryPlan | None, status: int, broken: float, hashed: b
     Load-balancer details beyond that are below the band (delta)."""
     if retry is None or retry.attempts <= 0 or not retries_status(retry, status):
         return 1.0
-    if retry.previous_hosts:
-        per_retry = broken**6
-    else:
-        per_retry = 1.0 if hashed else broken
+    per_retry = broken**6 if retry.previous_hosts else (1.0 if hashed else broken)
     return float(per_retry**retry.attempts)
