@@ -177,6 +177,11 @@ class LatencyKind(CheckKind):
         expected = configured_latency(configured, delay)
         result = judge_shares(check, context, spec, expected, latency_bucketer(delay, seen))
         result.details["latency"] = _summary(delay, seen)
+        if seen:
+            shown = ", ".join(f"p{p} {percentile(seen, p) * 1000:.0f}ms" for p in (50, 90, 99))
+            result.message += (
+                f"\n  latency seen: {shown} (delayed: {THRESHOLD * delay * 1000:.0f}ms or more)"
+            )
         broken = bound_failures(spec.within, seen)
         if broken and result.outcome == "pass":
             result.passed, result.outcome = False, "fail"
