@@ -3,6 +3,7 @@ configured` reads off the route's fault delay, and the percentile bounds."""
 
 from __future__ import annotations
 
+import random
 import textwrap
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,8 @@ import pytest
 from pydantic import ValidationError
 
 from meshlab.backends.base import Outcome
+from meshlab.backends.fake import FakeBackend, Responder
+from meshlab.checks import CheckResult
 from meshlab.checks.latency import (
     DELAYED,
     PROMPT,
@@ -26,6 +29,7 @@ from meshlab.load.manifests import load_manifests
 from meshlab.mesh.expect import ExpectedSplit, configured_split
 from meshlab.mesh.plan import build_plan
 from meshlab.mesh.request import ProbeRequest
+from meshlab.pipeline import run_lab
 
 ROOT = Path(__file__).resolve().parents[2]
 APPS = ROOT / "tests" / "data" / "mesh" / "apps.yaml"
@@ -171,3 +175,49 @@ def test_fault_percentages_are_truncated_per_million_as_istiod_does(tmp_path: Pa
     assert fault["delay"]["percentage"] == {"numerator": 5699, "denominator": "MILLION"}
     assert fault["delay"]["fixed_delay"] == "0.300s"
     assert fault["abort"]["percentage"] == {"numerator": 500000, "denominator": "MILLION"}
+
+
+def half_delayed(request: ProbeRequest, rng: random.Random) -> Outcome:
+    """A pod behind a 50% delay of 0.3 s: delayed requests take the delay, others 5 ms."""
+    latency = 0.3 if rng.random() < 0.5 else 0.005
+    return Outcome(status=200, pod="staff-1", labels={"version": "safe"}, latency=latency)
+
+
+def run_checks(tmp_path: Path, checks: str, responder: Responder) -> list[CheckResult]:
+    lab = tmp_path / "lab"
+    lab.mkdir()
+    (lab / "apps.yaml").write_text(APPS.read_text())
+    (lab / "lab.yaml").write_text(f"title: t\nmanifests: [apps.yaml]\nchecks:\n{checks}")
+    return list(run_lab(lab, backend=FakeBackend(responder)).results)
+
+
+def test_the_kind_judges_shares_and_bounds(tmp_path: Path) -> None:
+    checks = "".join(
+        f"  - name: c{i}\n    kind: latency\n    request: {{url: '{URL}'}}\n"
+        f"    delay: 300ms\n{extra}"
+        for i, extra in enumerate(
+            [
+                "    expect: {delayed: 50, prompt: 50}\n    within: {p99: 1s}\n",
+                "    expect: {delayed: 50, prompt: 50}\n    within: {p90: 100ms}\n",
+                "    expect: {prompt: 100}\n",
+            ]
+        )
+    )
+    ok, bound, wrong = run_checks(tmp_path, checks, half_delayed)
+    assert ok.outcome == "pass", ok.message
+    assert "latency seen: p50" in ok.message
+    assert ok.details["latency"]["threshold_s"] == pytest.approx(0.24)
+    assert bound.outcome == "fail"
+    assert "p90 latency 300ms is over the bound 100ms" in bound.message
+    assert wrong.outcome == "fail"
+
+
+def test_without_a_delay_to_judge_by_the_check_says_so_and_sends_nothing(
+    tmp_path: Path,
+) -> None:
+    checks = f"  - name: slow\n    kind: latency\n    request: {{url: '{URL}'}}\n"
+    [result] = run_checks(tmp_path, checks, half_delayed)
+    assert result.outcome == "error"
+    assert result.requests == 0
+    assert "injects no fault delay" in result.message
+    assert "delay: 300ms" in result.message
