@@ -282,9 +282,12 @@ class _Converter:
 
     def _mapping(self, node: yaml.MappingNode, path: PathKey, depth: int) -> dict[str, Any]:
         result: dict[str, Any] = {}
+        key_positions, file = self.document.key_positions, self.document.path
         for key, key_node, value_node in self._entries(node, 0):
-            self.document.key_positions[(*path, key)] = _location(self.document.path, key_node)
-            result[key] = self.convert(value_node, (*path, key), depth + 1)
+            key_path = (*path, key)
+            mark = key_node.start_mark
+            key_positions[key_path] = Location(file, mark.line + 1, mark.column + 1)
+            result[key] = self.convert(value_node, key_path, depth + 1)
         return result
 
     def _entries(self, node: yaml.Node, depth: int) -> list[tuple[str, yaml.Node, yaml.Node]]:
@@ -295,17 +298,24 @@ class _Converter:
         (exponential for nested merges of aliases) and keeps overridden keys as duplicates.
         Each mapping node is resolved once, so shared anchors cost nothing extra.
         """
-        where = _location(self.document.path, node)
-        if not isinstance(node, yaml.MappingNode):
-            what = "list" if isinstance(node, yaml.SequenceNode) else "scalar"
-            raise InputError(f"<< merges mappings only, not a {what}", where)
-        if node.tag != _MAP_TAG:
-            raise InputError(f"unsupported YAML tag {node.tag!r}", where)
         cached = self._merged.get(id(node))
         if cached is not None:
             return cached
+        # The node's position is worked out only for a message: most mappings need none.
+        if not isinstance(node, yaml.MappingNode):
+            what = "list" if isinstance(node, yaml.SequenceNode) else "scalar"
+            raise InputError(
+                f"<< merges mappings only, not a {what}", _location(self.document.path, node)
+            )
+        if node.tag != _MAP_TAG:
+            raise InputError(
+                f"unsupported YAML tag {node.tag!r}", _location(self.document.path, node)
+            )
         if id(node) in self._merging or depth > MAX_DEPTH:
-            raise InputError("YAML merge keys (<<) nest too deeply or refer to themselves", where)
+            raise InputError(
+                "YAML merge keys (<<) nest too deeply or refer to themselves",
+                _location(self.document.path, node),
+            )
         self._merging.add(id(node))
         explicit: dict[str, tuple[str, yaml.Node, yaml.Node]] = {}
         merged: list[yaml.Node] = []
@@ -335,6 +345,9 @@ class _Converter:
         return entries
 
     def _key(self, node: yaml.Node) -> str:
+        if node.tag == _STR_TAG and isinstance(node, yaml.ScalarNode):  # nearly every key
+            if _SURROGATES.search(node.value) is None:
+                return str(node.value)
         if isinstance(node, yaml.ScalarNode) and node.tag == _VALUE_TAG:
             return str(node.value)
         if not isinstance(node, yaml.ScalarNode) or node.tag not in _PLAIN_TAGS:
