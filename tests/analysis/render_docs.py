@@ -49,7 +49,7 @@ SUMMARY = {
     "IST0173": "A DestinationRule subset whose labels select no pod: requests routed to it get 503 UH.",
     "IST0177": "Two ServiceEntries define the same host and port with different protocols (exportTo scopes taken into account).",
     "IST0174": "A DestinationRule whose host is no Service or ServiceEntry.",
-    "ML0001": "The input has rules but no Services or no Deployments/Pods, so the analyzers that need them were skipped (istioctl in file mode skips them without a word).",
+    "ML0001": "The input has rules but no Services or no Deployments/Pods: the analyzers whose findings need them were skipped or held back the findings those would decide (a host that may be a Service not given); istioctl in file mode says nothing, and reports every such host as not found.",
     "ML0002": "Objects meshlab accepts but neither simulates nor analyses, listed once per kind: Kubernetes' other kinds (RBAC, ConfigMaps, webhooks, PodDisruptionBudgets...), Istio's CRDs and security kinds, custom kinds whose CustomResourceDefinition is in the input, and Istio's own install (istiod, the gateways, the addons: meshlab plays istiod itself). A lab may list the course's install files as a student applies them.",
     "ML0101": "The only destination of a rule has a weight other than 100 (Kiali KIA1104): it gets all the traffic anyway.",
     "ML0102": "One rule names the same host and subset twice (Kiali KIA1105).",
@@ -188,8 +188,11 @@ skips the analyzers for destination hosts (IST0101 host, IST0112), port names (I
 subsets and pods (IST0173, IST0174), gateway pods and ports (IST0101 selector, IST0162),
 conflicting gateways and Services (IST0145, IST0116, IST0137). meshlab has the lab's
 Deployments, synthesizes their pods (labels from the template, one per replica, as the mesh
-registry does) and runs all of them. With no Services or no Deployments in the input, the
-analyzers that need them are skipped and ML0001 says so.
+registry does) and runs all of them. With no Services or no Deployments in the input, each
+analyzer still reports what it can, as istioctl does: one whose every finding is about pods
+(or Services) is skipped; one that checks hosts holds back "not found" only for hosts in the
+cluster's `svc` domain (a Service not given) and still reports any other host, a ServiceEntry's
+ports, ... ML0001 names the analyzers that were skipped or held findings back.
 
 Istio's host rules are kept exactly: a host without a dot expands in the namespace of the
 object that names it (`staff` in `default` is `staff.default.svc.cluster.local`); a dotted

@@ -22,7 +22,6 @@ class DestinationRuleHostAnalyzer(Analyzer):
         name="destinationrule.UnknownHostAnalyzer",
         description="a DestinationRule's host is a Service or ServiceEntry",
         inputs=("DestinationRule", "Service", "ServiceEntry"),
-        needs=frozenset({"services"}),
     )
 
     def analyze(self, ctx: Context) -> None:
@@ -30,7 +29,9 @@ class DestinationRuleHostAnalyzer(Analyzer):
         for dr in ctx.of_kind("DestinationRule"):
             spec: istio.DestinationRuleSpec = dr.body.spec
             host = resolve_host(spec.host, dr.namespace)
-            if not index.known(host, dr.namespace, dr.body.spec.exportTo):
+            if not index.known(
+                host, dr.namespace, dr.body.spec.exportTo
+            ) and not ctx.may_be_unlisted_service(host, self.metadata.name):
                 ctx.report(
                     msg.UNKNOWN_DR_HOST(
                         dr,
