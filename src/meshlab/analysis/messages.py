@@ -268,7 +268,8 @@ ANALYSIS_INCOMPLETE = _m(
     "ML0001",
     "AnalysisIncomplete",
     "info",
-    "no {missing} in the input: {count} analyzers that need them were skipped or held back findings ({skipped})",
+    "no {missing} in the input: {count} analyzers that need them were skipped or held "
+    "back findings ({skipped})",
     origin="meshlab",
 )
 NOT_SIMULATED = _m(

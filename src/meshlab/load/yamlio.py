@@ -345,9 +345,12 @@ class _Converter:
         return entries
 
     def _key(self, node: yaml.Node) -> str:
-        if node.tag == _STR_TAG and isinstance(node, yaml.ScalarNode):  # nearly every key
-            if _SURROGATES.search(node.value) is None:
-                return str(node.value)
+        if (  # nearly every key: a plain string
+            node.tag == _STR_TAG
+            and isinstance(node, yaml.ScalarNode)
+            and _SURROGATES.search(node.value) is None
+        ):
+            return str(node.value)
         if isinstance(node, yaml.ScalarNode) and node.tag == _VALUE_TAG:
             return str(node.value)
         if not isinstance(node, yaml.ScalarNode) or node.tag not in _PLAIN_TAGS:
