@@ -83,6 +83,10 @@ class EventReader:
         self.path = path
         self.nodes = 0
         self.document: YamlDocument | None = None
+        # Plain scalars repeat (`name`, `port`, `8080`): each text is resolved and each
+        # non-string value constructed once (they are immutable: None, bools, numbers).
+        self._tags: dict[str, str] = {}
+        self._values: dict[tuple[str, str], Any] = {}
 
     def documents(self) -> list[YamlDocument]:
         get = self.loader.get_event
@@ -111,8 +115,14 @@ class EventReader:
 
     def _tag(self, event: Any) -> str:
         tag = event.tag
-        if tag is None or tag == "!":  # as PyYAML's Composer resolves an untagged scalar
-            return self.loader.resolve(yaml.ScalarNode, event.value, event.implicit)  # type: ignore[no-any-return]
+        if tag is not None and tag != "!":
+            return tag  # type: ignore[no-any-return]
+        if not event.implicit[0]:  # quoted, block or `!`-tagged: Resolver.resolve says str
+            return STR_TAG
+        text = event.value
+        tag = self._tags.get(text)
+        if tag is None:  # as PyYAML's Composer resolves an untagged scalar
+            tag = self._tags[text] = self.loader.resolve(yaml.ScalarNode, text, event.implicit)
         return tag  # type: ignore[no-any-return]
 
     def _value(self, event: Any, path: PathKey, depth: int) -> Any:
@@ -120,10 +130,13 @@ class EventReader:
         if self.nodes > MAX_NODES_PER_FILE or depth > MAX_DEPTH or event.anchor is not None:
             raise Fallback
         assert self.document is not None
-        self.document.value_positions.setdefault(path, self._at(event))
+        mark = event.start_mark
+        self.document.value_positions.setdefault(
+            path, Location(self.path, mark.line + 1, mark.column + 1)
+        )
         kind = type(event)
         if kind is yaml.ScalarEvent:
-            return self._scalar(event)
+            return self._scalar(event, self._tag(event))
         if event.tag not in (None, "!"):
             raise Fallback
         get = self.loader.get_event
@@ -143,16 +156,20 @@ class EventReader:
             key = self._key(key_event)
             if key in result:
                 raise Fallback  # the node path names both lines
-            keys[(*path, key)] = self._at(key_event)
+            key_mark: Any = key_event.start_mark
+            keys[(*path, key)] = Location(self.path, key_mark.line + 1, key_mark.column + 1)
             result[key] = self._value(get(), (*path, key), depth + 1)
         return result
 
-    def _scalar(self, event: Any) -> Any:
-        tag, text = self._tag(event), event.value
+    def _scalar(self, event: Any, tag: str) -> Any:
+        text = event.value
         if tag in TEXT_TAGS:
             if SURROGATES.search(text):
                 raise Fallback
             return text
+        known = self._values.get((tag, text), self)
+        if known is not self:
+            return known
         if tag not in PLAIN_TAGS:
             raise Fallback
         node = yaml.ScalarNode(tag, text, event.start_mark, event.end_mark, event.style)
@@ -164,11 +181,12 @@ class EventReader:
             raise Fallback
         if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= INT_LIMIT:
             raise Fallback
+        self._values[(tag, text)] = value
         return value
 
     def _key(self, event: Any) -> str:
         tag = self._tag(event)
         if tag == MERGE_TAG:
             raise Fallback
-        value = self._scalar(event)
+        value = self._scalar(event, tag)
         return value if isinstance(value, str) else str(event.value)
