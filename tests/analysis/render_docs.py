@@ -38,7 +38,7 @@ SUMMARY = {
     "IST0129": "The same for one port, in `portLevelSettings`.",
     "IST0130": "A rule that is never used: a rule after a rule without `match`, a second rule without `match`, or a rule whose matches all appear in earlier rules (Istio's webhook warning).",
     "IST0131": "A match that never applies: the same as an earlier match, or a `uri` inside an earlier, shorter prefix with the same other conditions.",
-    "IST0132": "A VirtualService bound to a Gateway none of whose hosts it has (or to a Gateway that does not exist).",
+    "IST0132": "A VirtualService bound to a Gateway none of whose hosts it has (or to a Gateway that does not exist). A name that is no Istio Gateway may be a Kubernetes Gateway API `Gateway` (gateway.networking.k8s.io), as istioctl looks there next: then its listeners' `hostname`s are the hosts (a listener without one serves all). meshlab analyzes such a Gateway but does not simulate it (ML0002).",
     "IST0133": "Accepted with a warning: `outlierDetection.consecutiveErrors` (deprecated and ignored), a gateway named in the legacy `name.namespace.svc.cluster.local` form.",
     "IST0134": "A ServiceEntry port that is TCP (or has no protocol) while the entry has no `addresses`: with the mesh's default config the sidecar cannot tell its connections apart.",
     "IST0137": "Services that select the same Deployment's pods send different ports to one target port.",
