@@ -30,7 +30,7 @@ SUMMARY = {
     "IST0102": "A Namespace in the input without `istio-injection` (or `istio.io/rev`): its pods get no sidecar, so no rule applies to their requests. The course labels `default` in `4-label-default-namespace.yaml`.",
     "IST0103": "A pod that ran (it has a `status`, as `kubectl get pod -o yaml` gives it) in an injected namespace without an `istio-proxy` container. A pod as written is injected at admission, so it is not reported.",
     "IST0106": "An object the API server or Istio's validating webhook would refuse: unknown field, wrong type, weights all 0 or negative, durations under 1ms, subset names that are not DNS-1123 labels, `route` with `redirect`, ...",
-    "IST0109": "Two or more VirtualServices bound to the mesh claim the same host in the same `exportTo` scope. Sidecars do not merge them: the oldest wins, the others are ignored for that host.",
+    "IST0109": "Two or more VirtualServices bound to the mesh claim the same host in the same `exportTo` scope. Sidecars do not merge them: the oldest wins, the others are ignored for that host. As istioctl, also a host of a VirtualService exported to some namespaces that overlaps, wildcard-aware, a host of one exported everywhere (`*.fleetman.com` and `api.fleetman.com`); two exported everywhere, or to the same namespaces, meet only on the same host.",
     "IST0112": "A destination without `port` to a Service with several ports: Envoy uses the port the request came in on.",
     "IST0116": "Services that select the same Deployment's pods use one port number with different protocols (TCP and UDP).",
     "IST0118": "A Service port whose name (or `appProtocol`) does not say its protocol: Istio sniffs it.",
