@@ -351,7 +351,7 @@ _YAML_FILES = sorted(
 @pytest.mark.skipif(yamlio._FastLoader is None, reason="PyYAML without libyaml")
 def test_libyaml_and_pyyaml_read_every_file_alike() -> None:
     """The fast path (libyaml's parser) gives the same data and positions as PyYAML's."""
-    compared = 0
+    compared = read_from_events = 0
     for path in _YAML_FILES:
         source = path.read_text(encoding="utf-8-sig")
         try:
@@ -359,8 +359,66 @@ def test_libyaml_and_pyyaml_read_every_file_alike() -> None:
         except Exception:
             continue
         fast = yamlio._documents(yamlio._FastLoader(source, path), path)
-        assert [(d.data, d.value_positions, d.key_positions) for d in fast] == [
-            (d.data, d.value_positions, d.key_positions) for d in slow
-        ], path
+        expected = [(d.index, d.start, d.data, d.value_positions, d.key_positions) for d in slow]
+        assert [
+            (d.index, d.start, d.data, d.value_positions, d.key_positions) for d in fast
+        ] == expected, path
         compared += 1
+        try:
+            events = yamlio.EventReader(yamlio._FastLoader(source, path), path).documents()
+        except yamlio.Fallback:
+            continue  # anchors, merge keys, tags...: the node path reads those
+        read_from_events += 1
+        assert [
+            (d.index, d.start, d.data, d.value_positions, d.key_positions) for d in events
+        ] == expected, path
+        # insertion order too: analyzers that scan a whole object walk the positions in order
+        assert [list(d.value_positions) for d in events] == [
+            list(d.value_positions) for d in slow
+        ], path
     assert compared > 50
+    assert read_from_events > 50
+
+
+_EVENT_CASES = {
+    "plain": "a: 1\nb: [x, 'y', 2.5, true, null, ~, 2024-02-30]\n---\n---\nc: {d: e}\n",
+    "keys": "80: http\ntrue: yes\n~: nothing\n2020-01-01: day\n=: eq\n",
+    "anchors": "a: &x {b: 1}\nc: *x\n",
+    "merge": "base: &b {x: 1}\nobj: {<<: *b, y: 2}\n",
+    "tags": "a: !!str 1\nb: !!int '3'\n",
+    "duplicate": "a: 1\na: 2\n",
+    "bad int": "a: !!int x\n",
+    "nan": "a: .nan\n",
+    "empty root": "~\n---\na: 1\n",
+}
+
+
+@pytest.mark.skipif(yamlio._FastLoader is None, reason="PyYAML without libyaml")
+@pytest.mark.parametrize("name", list(_EVENT_CASES))
+def test_event_reader_reads_alike_or_leaves_it_to_the_node_path(tmp_path: Path, name: str) -> None:
+    """Whatever the event reader takes, it reads as the node path does; the rest (aliases,
+    merges, errors) it gives up on, and load_documents still answers as before."""
+    text = _EVENT_CASES[name]
+    path = write(tmp_path, text)
+    try:
+        slow: list[yamlio.YamlDocument] | InputError = yamlio._documents(
+            yamlio._Loader(text, path), path
+        )
+    except InputError as exc:
+        slow = exc
+    try:
+        events = yamlio.EventReader(yamlio._FastLoader(text, path), path).documents()
+    except yamlio.Fallback:
+        events = None
+    if isinstance(slow, InputError):
+        assert events is None
+        with pytest.raises(InputError) as raised:
+            load_documents(path)
+        assert str(raised.value) == str(slow)
+        return
+    assert (events is not None) == (name in {"plain", "keys", "tags", "empty root"})
+    if events is not None:
+        assert [(d.start, d.data, d.value_positions, d.key_positions) for d in events] == [
+            (d.start, d.data, d.value_positions, d.key_positions) for d in slow
+        ]
+    assert [d.data for d in load_documents(path)] == [d.data for d in slow]

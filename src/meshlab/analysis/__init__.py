@@ -61,6 +61,7 @@ def analyze(
         "services": ctx.has_services or bool(refused & set(SERVICE_KINDS)),
         "pods": ctx.has_pods or bool(refused & set(WORKLOAD_KINDS)),
     }
+    ctx.given = frozenset(need for need, present in available.items() if present)
     skipped: dict[str, list[str]] = {}
     for analyzer in analyzers():
         missing = [need for need in sorted(analyzer.metadata.needs) if not available[need]]
@@ -68,6 +69,8 @@ def analyze(
             skipped.setdefault(missing[0], []).append(analyzer.metadata.name)
             continue
         analyzer.analyze(ctx)
+    for need, names in ctx.withheld.items():
+        skipped.setdefault(need, []).extend(names)
     istio_objects = [r for r in resources if r.body.apiVersion.startswith(_ISTIO_GROUP)]
     if skipped and istio_objects:
         missing_text = " or ".join(_NEEDS_TEXT[need] for need in sorted(skipped))

@@ -15,6 +15,7 @@ from typing import Any, ClassVar, Literal
 
 from meshlab.errors import Location, printable
 from meshlab.load.manifests import Rejected, Resource
+from meshlab.mesh.names import CLUSTER_DOMAIN
 from meshlab.mesh.registry import PodInstance, Registry, build_registry
 
 Level = Literal["error", "warning", "info"]
@@ -80,8 +81,11 @@ class Diagnostic:
 @dataclass(frozen=True)
 class Metadata:
     """`name` is unique; `inputs` are the kinds the analyzer reads; `needs` says which of
-    services/pods must be in the input for its findings to mean anything (else it is skipped,
-    as `istioctl analyze --use-kube=false` skips the analyzers that need a cluster)."""
+    services/pods must be in the input for *any* of its findings to mean anything (else it
+    is skipped: every finding would be "no pod", "no Service"). An analyzer that can still
+    say something without them runs, as istioctl's does (its analyzers are skipped only when
+    a kind is unknown to the store: pkg/config/analysis/analyzer.go, RemoveSkipped), and
+    holds back only the claims the missing kind decides (`Context.may_be_unlisted_service`)."""
 
     name: str
     description: str
@@ -98,6 +102,22 @@ class Context:
     rejected: Sequence[Rejected] = ()
     diagnostics: list[Diagnostic] = field(default_factory=list)
     kinds_read: set[str] = field(default_factory=set)
+    #: what the input holds of services/pods (analyze() sets it from the files and refusals)
+    given: frozenset[str] = frozenset({"services", "pods"})
+    #: need -> analyzers that held back a finding because the input lacks it
+    withheld: dict[str, list[str]] = field(default_factory=dict)
+
+    def may_be_unlisted_service(self, host: str, analyzer: str) -> bool:
+        """With no Services in the input, a host in the cluster's `svc` domain may be one
+        that simply was not given: "not found" would be noise, so it is held back (and
+        ML0001 names the analyzer). Any other host can never be a Service, so it is
+        still checked, as istioctl checks it."""
+        if "services" in self.given or not host.endswith(f".svc.{CLUSTER_DOMAIN}"):
+            return False
+        names = self.withheld.setdefault("services", [])
+        if analyzer not in names:
+            names.append(analyzer)
+        return True
 
     def of_kind(self, *kinds: str) -> list[Resource]:
         """The objects of these kinds, in apply order (recorded for the inputs meta-test)."""

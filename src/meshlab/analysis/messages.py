@@ -138,6 +138,14 @@ CONFLICTING_MESH_VS = _m(
     "sidecars use {winner} (the oldest, then by name) and ignore the others for this host",
     traffic=True,
 )
+CONFLICTING_MESH_VS_WILDCARD = _m(
+    "IST0109",
+    "ConflictingMeshGatewayVirtualServiceHosts/wildcard",
+    "error",
+    "VirtualServices {names} claim overlapping hosts for sidecars ({host} here; {others}), "
+    "one of them exported to every namespace: istioctl reports them as conflicting; a "
+    "request for a name both cover follows the most specific host's rules only",
+)
 PORT_SELECTOR_REQUIRED = _m(
     "IST0112",
     "VirtualServiceDestinationPortSelectorRequired",
@@ -268,7 +276,8 @@ ANALYSIS_INCOMPLETE = _m(
     "ML0001",
     "AnalysisIncomplete",
     "info",
-    "no {missing} in the input: {count} analyzers that need them were skipped ({skipped})",
+    "no {missing} in the input: {count} analyzers that need them were skipped or held "
+    "back findings ({skipped})",
     origin="meshlab",
 )
 NOT_SIMULATED = _m(

@@ -25,7 +25,7 @@ ISTIO_SYSTEM_NAMESPACE = "istio-system"
 _BUILTIN: dict[str, tuple[str, ...]] = {
     "v1": (
         "Endpoints", "LimitRange", "PersistentVolume", "PersistentVolumeClaim",
-        "ReplicationController", "ResourceQuota", "PodTemplate",
+        "ReplicationController", "ResourceQuota", "PodTemplate", "Node",
     ),
     "apps/v1": ("StatefulSet", "DaemonSet", "ReplicaSet", "ControllerRevision"),
     "batch/v1": ("Job", "CronJob"),
@@ -80,7 +80,7 @@ _CLUSTER_SCOPED = frozenset(
         "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding",
         "CustomResourceDefinition", "IngressClass", "PriorityClass", "StorageClass",
         "CSIDriver", "VolumeAttachment", "CertificateSigningRequest", "PodSecurityPolicy",
-        "GatewayClass",
+        "GatewayClass", "Node",
     }
 )  # fmt: skip
 

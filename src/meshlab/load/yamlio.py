@@ -9,9 +9,8 @@ nesting, huge files) before any of it is expanded.
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,37 +20,37 @@ from yaml.constructor import SafeConstructor
 from yaml.resolver import Resolver
 
 from meshlab.errors import InputError, Location
+from meshlab.load.yamldoc import (
+    INT_LIMIT,
+    MAP_TAG,
+    MAX_DEPTH,
+    MAX_FILE_BYTES,
+    MAX_NODES_PER_FILE,
+    MERGE_TAG,
+    PLAIN_TAGS,
+    SEQ_TAG,
+    STR_TAG,
+    SURROGATES,
+    VALUE_TAG,
+    EventReader,
+    Fallback,
+    PathKey,
+    YamlDocument,
+)
+
+__all__ = [
+    "MAX_DEPTH",
+    "MAX_FILE_BYTES",
+    "MAX_NODES_PER_FILE",
+    "EventReader",
+    "Fallback",
+    "PathKey",
+    "YamlDocument",
+    "iter_positions",
+    "load_documents",
+    "read_text",
+]
 from meshlab.load.yamlhints import hint_for
-
-MAX_FILE_BYTES = 4 * 1024 * 1024
-MAX_NODES_PER_FILE = 200_000
-MAX_DEPTH = 64
-
-PathKey = tuple[str | int, ...]
-
-
-@dataclass
-class YamlDocument:
-    """One `---` document: plain data plus a position for every path in it."""
-
-    path: Path
-    index: int
-    data: Any
-    start: Location
-    value_positions: dict[PathKey, Location] = field(default_factory=dict)
-    key_positions: dict[PathKey, Location] = field(default_factory=dict)
-
-    def locate(self, path: PathKey, *, prefer_key: bool = False) -> Location:
-        """Position of `path`, or of its nearest ancestor that exists in the file."""
-        probe = tuple(path)
-        while True:
-            if prefer_key and probe in self.key_positions:
-                return self.key_positions[probe]
-            if probe in self.value_positions:
-                return self.value_positions[probe]
-            if not probe:
-                return self.start
-            probe = probe[:-1]
 
 
 def read_text(path: Path) -> str:
@@ -82,13 +81,14 @@ def load_documents(path: Path, text: str | None = None) -> list[YamlDocument]:
     """All non-empty documents of a YAML file, with positions; InputError on anything unsafe.
 
     libyaml's parser (10x faster: a course section with Istio's install is ~1000 objects)
-    reads the file when PyYAML has it; if it finds anything wrong, PyYAML's own parser
-    reads the file again, so every message and hint is PyYAML's, as the tests know them."""
+    reads the file when PyYAML has it, its events read straight into data (EventReader);
+    a file with anchors, merge keys or anything wrong is read again by PyYAML's own parser
+    and composer, so every message and hint is PyYAML's, as the tests know them."""
     source = read_text(path) if text is None else text
     if _FastLoader is not None and not _NON_PRINTABLE.search(source):
         try:
-            return _documents(_FastLoader(source, path), path)
-        except (yaml.YAMLError, UnicodeError, ValueError, RecursionError):
+            return EventReader(_FastLoader(source, path), path).documents()
+        except (Fallback, yaml.YAMLError, UnicodeError, ValueError, RecursionError):
             pass  # the slow path below says what is wrong, in PyYAML's words
     try:
         loader = _Loader(source, path)  # PyYAML checks for control characters right here
@@ -216,21 +216,6 @@ class _Budget:
             )
 
 
-_MAP_TAG = "tag:yaml.org,2002:map"
-_STR_TAG = "tag:yaml.org,2002:str"
-_SEQ_TAG = "tag:yaml.org,2002:seq"
-_MERGE_TAG = "tag:yaml.org,2002:merge"
-_VALUE_TAG = "tag:yaml.org,2002:value"  # a plain `=`: YAML 1.1 reserves it; kubectl reads "="
-_PLAIN_TAGS = {
-    "tag:yaml.org,2002:str",
-    "tag:yaml.org,2002:int",
-    "tag:yaml.org,2002:float",
-    "tag:yaml.org,2002:bool",
-    "tag:yaml.org,2002:null",
-    "tag:yaml.org,2002:timestamp",
-}
-
-
 class _Converter:
     def __init__(self, loader: yaml.SafeLoader, document: YamlDocument, budget: _Budget) -> None:
         self.loader = loader
@@ -248,18 +233,18 @@ class _Converter:
         if isinstance(node, yaml.MappingNode):
             return self._mapping(node, path, depth)
         if isinstance(node, yaml.SequenceNode):
-            if node.tag != _SEQ_TAG:
+            if node.tag != SEQ_TAG:
                 raise InputError(f"unsupported YAML tag {node.tag!r}", where)
             return [self.convert(item, (*path, i), depth + 1) for i, item in enumerate(node.value)]
-        if node.tag == _VALUE_TAG:
+        if node.tag == VALUE_TAG:
             return _plain_string(node.value, where)
-        if node.tag not in _PLAIN_TAGS:
+        if node.tag not in PLAIN_TAGS:
             raise InputError(f"unsupported YAML tag {node.tag!r}", where)
         if node.tag == "tag:yaml.org,2002:timestamp":
             # Kubernetes reads timestamps as strings; so do we, to keep JSON reports plain
             # (and `2024-02-30` stays a string instead of an invalid date).
             return _plain_string(node.value, where)
-        if node.tag == _STR_TAG:  # most scalars: PyYAML's constructor would return the value
+        if node.tag == STR_TAG:  # most scalars: PyYAML's constructor would return the value
             return _plain_string(node.value, where)
         return _checked_scalar(self._construct(node, where), node, where)
 
@@ -282,9 +267,12 @@ class _Converter:
 
     def _mapping(self, node: yaml.MappingNode, path: PathKey, depth: int) -> dict[str, Any]:
         result: dict[str, Any] = {}
+        key_positions, file = self.document.key_positions, self.document.path
         for key, key_node, value_node in self._entries(node, 0):
-            self.document.key_positions[(*path, key)] = _location(self.document.path, key_node)
-            result[key] = self.convert(value_node, (*path, key), depth + 1)
+            key_path = (*path, key)
+            mark = key_node.start_mark
+            key_positions[key_path] = Location(file, mark.line + 1, mark.column + 1)
+            result[key] = self.convert(value_node, key_path, depth + 1)
         return result
 
     def _entries(self, node: yaml.Node, depth: int) -> list[tuple[str, yaml.Node, yaml.Node]]:
@@ -295,23 +283,30 @@ class _Converter:
         (exponential for nested merges of aliases) and keeps overridden keys as duplicates.
         Each mapping node is resolved once, so shared anchors cost nothing extra.
         """
-        where = _location(self.document.path, node)
-        if not isinstance(node, yaml.MappingNode):
-            what = "list" if isinstance(node, yaml.SequenceNode) else "scalar"
-            raise InputError(f"<< merges mappings only, not a {what}", where)
-        if node.tag != _MAP_TAG:
-            raise InputError(f"unsupported YAML tag {node.tag!r}", where)
         cached = self._merged.get(id(node))
         if cached is not None:
             return cached
+        # The node's position is worked out only for a message: most mappings need none.
+        if not isinstance(node, yaml.MappingNode):
+            what = "list" if isinstance(node, yaml.SequenceNode) else "scalar"
+            raise InputError(
+                f"<< merges mappings only, not a {what}", _location(self.document.path, node)
+            )
+        if node.tag != MAP_TAG:
+            raise InputError(
+                f"unsupported YAML tag {node.tag!r}", _location(self.document.path, node)
+            )
         if id(node) in self._merging or depth > MAX_DEPTH:
-            raise InputError("YAML merge keys (<<) nest too deeply or refer to themselves", where)
+            raise InputError(
+                "YAML merge keys (<<) nest too deeply or refer to themselves",
+                _location(self.document.path, node),
+            )
         self._merging.add(id(node))
         explicit: dict[str, tuple[str, yaml.Node, yaml.Node]] = {}
         merged: list[yaml.Node] = []
         for key_node, value_node in node.value:
             self.budget.spend(key_node)
-            if key_node.tag == _MERGE_TAG:
+            if key_node.tag == MERGE_TAG:
                 is_list = isinstance(value_node, yaml.SequenceNode)
                 merged.extend(value_node.value if is_list else [value_node])
                 continue
@@ -335,26 +330,30 @@ class _Converter:
         return entries
 
     def _key(self, node: yaml.Node) -> str:
-        if isinstance(node, yaml.ScalarNode) and node.tag == _VALUE_TAG:
+        if (  # nearly every key: a plain string
+            node.tag == STR_TAG
+            and isinstance(node, yaml.ScalarNode)
+            and SURROGATES.search(node.value) is None
+        ):
             return str(node.value)
-        if not isinstance(node, yaml.ScalarNode) or node.tag not in _PLAIN_TAGS:
+        if isinstance(node, yaml.ScalarNode) and node.tag == VALUE_TAG:
+            return str(node.value)
+        if not isinstance(node, yaml.ScalarNode) or node.tag not in PLAIN_TAGS:
             raise InputError(
                 "mapping keys must be plain scalars", _location(self.document.path, node)
             )
         if node.tag == "tag:yaml.org,2002:timestamp":
             return _plain_string(node.value, _location(self.document.path, node))
         where = _location(self.document.path, node)
-        if node.tag == _STR_TAG:
+        if node.tag == STR_TAG:
             return _plain_string(node.value, where)
         value = _checked_scalar(self._construct(node, where), node, where)
         return value if isinstance(value, str) else str(node.value)
 
 
 # Kubernetes stores integers as 64-bit (and JSON numbers beyond that lose precision).
-_INT_LIMIT = 2**63
 _MAX_SHOWN = 60
 _TAG_HINT = "quote the value to make it a string, or write a value of that type"
-_SURROGATES = re.compile("[\ud800-\udfff]")
 
 
 def _clip(text: str) -> str:
@@ -362,7 +361,7 @@ def _clip(text: str) -> str:
 
 
 def _plain_string(text: str, where: Location) -> str:
-    if _SURROGATES.search(text):
+    if SURROGATES.search(text):
         raise InputError(
             "a string holds a lone UTF-16 surrogate (\\uD800-\\uDFFF), which no UTF-8 "
             "file or JSON document can carry",
@@ -380,7 +379,7 @@ def _checked_scalar(value: Any, node: yaml.Node, where: Location) -> Any:
             "(JSON, and so Kubernetes and meshlab, has no NaN or infinity)",
             where,
         )
-    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= _INT_LIMIT:
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= INT_LIMIT:
         raise InputError(
             f"integer {_clip(str(node.value))} is out of range (Kubernetes integers are 64-bit)",
             where,

@@ -4,13 +4,14 @@ DestinationRule checks: ML0103-ML0106, ML0109."""
 from __future__ import annotations
 
 from meshlab.analysis import messages as msg
+from meshlab.analysis import topology
 from meshlab.analysis.analyzers.routes import destinations
 from meshlab.analysis.base import Analyzer, Context, Metadata
 from meshlab.analysis.util import HostIndex, labels_text
 from meshlab.load import istio
 from meshlab.load.manifests import Resource
 from meshlab.mesh.names import resolve_host
-from meshlab.mesh.registry import Endpoint, MeshService
+from meshlab.mesh.registry import Endpoint, MeshService, PodInstance
 
 
 def _config_order(r: Resource) -> tuple[str, str, str]:
@@ -22,7 +23,6 @@ class DestinationRuleHostAnalyzer(Analyzer):
         name="destinationrule.UnknownHostAnalyzer",
         description="a DestinationRule's host is a Service or ServiceEntry",
         inputs=("DestinationRule", "Service", "ServiceEntry"),
-        needs=frozenset({"services"}),
     )
 
     def analyze(self, ctx: Context) -> None:
@@ -30,7 +30,9 @@ class DestinationRuleHostAnalyzer(Analyzer):
         for dr in ctx.of_kind("DestinationRule"):
             spec: istio.DestinationRuleSpec = dr.body.spec
             host = resolve_host(spec.host, dr.namespace)
-            if not index.known(host, dr.namespace, dr.body.spec.exportTo):
+            if not index.known(
+                host, dr.namespace, dr.body.spec.exportTo
+            ) and not ctx.may_be_unlisted_service(host, self.metadata.name):
                 ctx.report(
                     msg.UNKNOWN_DR_HOST(
                         dr,
@@ -46,12 +48,14 @@ class SubsetPodsAnalyzer(Analyzer):
     metadata = Metadata(
         name="destinationrule.SubsetSelectPodAnalyzer",
         description="every subset's labels select pods, and pods of its host's Service",
-        inputs=("DestinationRule", "Service", "Deployment", "Pod"),
+        inputs=("DestinationRule", "Service", "Deployment", "Pod", "Node"),
         needs=frozenset({"pods"}),
     )
 
     def analyze(self, ctx: Context) -> None:
         registry = ctx.registry
+        # Pods scheduled on a node also carry its topology labels (istioctl reads Nodes too).
+        placed = topology.pod_labels(registry.pods, ctx.of_kind("Node"))
         for dr in ctx.of_kind("DestinationRule"):
             spec: istio.DestinationRuleSpec = dr.body.spec
             host = resolve_host(spec.host, dr.namespace)
@@ -60,7 +64,7 @@ class SubsetPodsAnalyzer(Analyzer):
                 if not subset.labels:
                     continue
                 at = dr.locate("spec", "subsets", i, "labels")
-                selected = ctx.pods_with(subset.labels)
+                selected = _selected(ctx, subset.labels, placed)
                 if not selected:
                     versions = sorted(
                         {
@@ -75,6 +79,8 @@ class SubsetPodsAnalyzer(Analyzer):
                         if versions
                         else "check the labels of the Deployment's pod template"
                     )
+                    if set(subset.labels) & topology.NODE_LABELS:
+                        hint = topology.hint(subset.labels, registry.pods, placed)
                     ctx.report(
                         msg.SUBSET_SELECTS_NO_PODS(
                             dr,
@@ -105,6 +111,19 @@ class SubsetPodsAnalyzer(Analyzer):
                             hosts=[host],
                         )
                     )
+
+
+def _selected(
+    ctx: Context, selector: dict[str, str], placed: dict[int, dict[str, str]]
+) -> list[PodInstance]:
+    """The pods a subset's labels pick: by the label index, unless a pod runs on a node."""
+    if not placed:
+        return ctx.pods_with(selector)
+    return [
+        p
+        for p in ctx.registry.pods
+        if all(placed.get(id(p), p.labels).get(k) == v for k, v in selector.items())
+    ]
 
 
 def _endpoints(service: MeshService | None) -> list[Endpoint]:

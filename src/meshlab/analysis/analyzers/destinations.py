@@ -17,7 +17,6 @@ class DestinationHostAnalyzer(Analyzer):
         name="virtualservice.DestinationHostAnalyzer",
         description="destination hosts and ports of VirtualServices exist in the registry",
         inputs=("VirtualService", "Service", "ServiceEntry"),
-        needs=frozenset({"services"}),
     )
 
     def analyze(self, ctx: Context) -> None:
@@ -32,6 +31,8 @@ class DestinationHostAnalyzer(Analyzer):
         if is_wildcard(host):
             return  # a wildcard destination names no single cluster; nothing to look up
         if not index.known(host, vs.namespace, vs.body.spec.exportTo):
+            if ctx.may_be_unlisted_service(host, self.metadata.name):
+                return
             hidden = index.hidden(host) is not None
             where = (
                 f" visible from namespace {vs.namespace}" if "." not in ref.host or hidden else ""

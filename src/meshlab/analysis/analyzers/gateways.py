@@ -84,15 +84,71 @@ def _server_hosts(gateway: Resource, vs_namespace: str) -> list[str]:
     return found
 
 
+#: The Kubernetes Gateway API's Gateway, as the loader names it (kubectl's gateway.<group>).
+K8S_GATEWAY = "Gateway.gateway.networking.k8s.io"
+
+
+def _listener_hosts(gateway: Resource) -> list[str] | None:
+    """The hostnames of a Gateway API Gateway's listeners; None when one listener has none
+    (it serves every host). Istio: vsHostInKubernetesGateway in
+    pkg/config/analysis/analyzers/virtualservice/gateways.go."""
+    spec = getattr(gateway.body, "spec", None)
+    listeners = spec.get("listeners") if isinstance(spec, dict) else None
+    found = []
+    for listener in listeners if isinstance(listeners, list) else []:
+        hostname = listener.get("hostname") if isinstance(listener, dict) else None
+        if not isinstance(hostname, str) or not hostname:
+            return None
+        found.append(hostname)
+    return found
+
+
+def _legacy_name(
+    ctx: Context, vs: Resource, at: PathKey, reference: str, key: tuple[str, str]
+) -> None:
+    if is_legacy_gateway_name(reference):
+        ctx.report(
+            msg.SCHEMA_WARNING(
+                vs,
+                vs.locate(*at),
+                message=f"gateway {reference!r} uses the legacy name.namespace "
+                f"form; Istio reads it as {key[0]}/{key[1]}",
+                hint=f"write {key[0]}/{key[1]}",
+            )
+        )
+
+
+def _check_listener_hosts(
+    ctx: Context, vs: Resource, at: PathKey, reference: str, gateway: Resource
+) -> None:
+    """IST0132 for a Gateway API Gateway: no listener hostname covers a host of the VS."""
+    listener_hosts = _listener_hosts(gateway)
+    vs_hosts = vs.body.spec.hosts
+    if listener_hosts is None or any(hosts_overlap(g, h) for g in listener_hosts for h in vs_hosts):
+        return
+    ctx.report(
+        msg.HOST_NOT_IN_GATEWAY(
+            vs,
+            vs.locate(*at),
+            vs_hosts=", ".join(vs_hosts),
+            gateway=reference,
+            gateway_hosts=", ".join(listener_hosts) or "none",
+        )
+    )
+
+
 class VirtualServiceGatewayAnalyzer(Analyzer):
     metadata = Metadata(
         name="virtualservice.GatewayAnalyzer",
         description="the gateways a VirtualService names exist and serve its hosts",
-        inputs=("VirtualService", "Gateway"),
+        inputs=("VirtualService", "Gateway", K8S_GATEWAY),
     )
 
     def analyze(self, ctx: Context) -> None:
         gateways = {(g.namespace, g.name): g for g in ctx.of_kind("Gateway")}
+        # A name that is no Istio Gateway may be a Gateway API one (istioctl looks there
+        # second, and checks the VirtualService's hosts against its listeners).
+        k8s_gateways = {(g.namespace, g.name): g for g in ctx.of_kind(K8S_GATEWAY)}
         for vs in ctx.of_kind("VirtualService"):
             spec: istio.VirtualServiceSpec = vs.body.spec
             hosts = [resolve_host(h, vs.namespace) for h in spec.hosts]
@@ -109,17 +165,13 @@ class VirtualServiceGatewayAnalyzer(Analyzer):
                 key = gateway_key(reference, vs.namespace)
                 if key is None or INTERNAL_GATEWAY in reference:
                     continue  # an internal gateway is IST0165's (and no Gateway object)
-                if is_legacy_gateway_name(reference):
-                    ctx.report(
-                        msg.SCHEMA_WARNING(
-                            vs,
-                            vs.locate(*at),
-                            message=f"gateway {reference!r} uses the legacy name.namespace "
-                            f"form; Istio reads it as {key[0]}/{key[1]}",
-                            hint=f"write {key[0]}/{key[1]}",
-                        )
-                    )
+                _legacy_name(ctx, vs, at, reference, key)
                 gateway = gateways.get(key)
+                k8s_gateway = k8s_gateways.get(key) if gateway is None else None
+                if k8s_gateway is not None:
+                    if at[1] == "gateways":
+                        _check_listener_hosts(ctx, vs, at, reference, k8s_gateway)
+                    continue
                 if gateway is None:
                     ctx.report(
                         msg.GATEWAY_NOT_FOUND(

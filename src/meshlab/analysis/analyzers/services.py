@@ -36,7 +36,6 @@ class PortNameAnalyzer(Analyzer):
         name="service.PortNameAnalyzer",
         description="Service ports say their protocol by name (http-..., tcp-...) or appProtocol",
         inputs=("Service",),
-        needs=frozenset({"services"}),
     )
 
     def analyze(self, ctx: Context) -> None:

@@ -17,7 +17,6 @@ class VirtualServiceHostAnalyzer(Analyzer):
         name="virtualservice.HostAnalyzer",
         description="hosts of mesh VirtualServices are Services or ServiceEntries",
         inputs=("VirtualService", "Service", "ServiceEntry"),
-        needs=frozenset({"services"}),
     )
 
     def analyze(self, ctx: Context) -> None:
@@ -34,6 +33,8 @@ class VirtualServiceHostAnalyzer(Analyzer):
                 if is_wildcard(fqdn) or _is_address(fqdn):
                     continue
                 if index.known(fqdn, vs.namespace, spec.exportTo):
+                    continue
+                if ctx.may_be_unlisted_service(fqdn, self.metadata.name):
                     continue
                 ctx.report(
                     msg.VS_HOST_NOT_FOUND(

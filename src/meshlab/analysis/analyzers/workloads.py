@@ -167,10 +167,23 @@ class OverlappingSelectorsAnalyzer(Analyzer):
 
     def analyze(self, ctx: Context) -> None:
         deployments = ctx.of_kind("Deployment")
+        # Candidates by namespace and one label pair of the selector, in apply order: a
+        # course-sized folder is not every Deployment against every other.
+        in_namespace: dict[str, list[Resource]] = {}
+        with_pair: dict[tuple[str, str, str], list[Resource]] = {}
+        for deployment in deployments:
+            in_namespace.setdefault(deployment.namespace, []).append(deployment)
+            for pair in deployment.body.spec.template.metadata.labels.items():
+                with_pair.setdefault((deployment.namespace, *pair), []).append(deployment)
         for deployment in deployments:
             selector: k8s.LabelSelector = deployment.body.spec.selector
-            for other in deployments:
-                if other is deployment or other.namespace != deployment.namespace:
+            if selector.matchLabels:
+                pair = next(iter(selector.matchLabels.items()))
+                candidates = with_pair.get((deployment.namespace, *pair), [])
+            else:
+                candidates = in_namespace[deployment.namespace]
+            for other in candidates:
+                if other is deployment:
                     continue
                 if selector.matches(other.body.spec.template.metadata.labels):
                     ctx.report(
