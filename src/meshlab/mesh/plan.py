@@ -15,6 +15,7 @@ from dataclasses import replace
 from meshlab.load import istio
 from meshlab.load.manifests import Resource
 from meshlab.mesh.clusters import proxy_clusters
+from meshlab.mesh.external import external_hosts
 from meshlab.mesh.model import (
     DEFAULT_RETRY_ON,
     PASSTHROUGH_CLUSTER,
@@ -118,6 +119,7 @@ def build_plan(
         route_tables[table] = vhosts
         listeners.append(ListenerPlan(f"0.0.0.0_{port}", port, "HTTP", route_table=table))
     _note_unsimulated(resources, notes)
+    _note_external(resources, notes)
     return MeshPlan(client_namespace, registry, clusters, route_tables, listeners, notes)
 
 
@@ -164,7 +166,7 @@ def _tcp_listeners(egress: EgressScope, port: int) -> list[ListenerPlan]:
 
 def _note_unsimulated(resources: Sequence[Resource], notes: list[Note]) -> None:
     for r in resources:
-        if r.kind in ("ServiceEntry", "WorkloadEntry", "WorkloadGroup"):
+        if r.kind in ("WorkloadEntry", "WorkloadGroup"):
             notes.append(
                 Note(f"{r.ref}: {r.kind} is not simulated by the embedded backend", r.location)
             )
@@ -199,6 +201,22 @@ def _note_unsimulated(resources: Sequence[Resource], notes: list[Note]) -> None:
                             r.locate("spec", "trafficPolicy", part),
                         )
                     )
+
+
+def _note_external(resources: Sequence[Resource], notes: list[Note]) -> None:
+    """What of the ServiceEntries is simulated differently (mesh/external.py): addresses
+    written in them are answered by loopback stand-ins; the rest is said to be left out."""
+    found = external_hosts(resources)
+    for r, addresses in found.replaced:
+        notes.append(
+            Note(
+                f"{r.ref}: endpoints {addresses} are answered by loopback stand-ins "
+                "(meshlab never sends traffic off this machine)",
+                r.locate("spec", "endpoints"),
+            )
+        )
+    for r, what in found.skipped:
+        notes.append(Note(f"{r.ref}: {what} is not simulated by the embedded backend", r.location))
 
 
 def _port_extras(policy: istio.TrafficPolicy | None) -> bool:

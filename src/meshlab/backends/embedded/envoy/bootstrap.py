@@ -294,7 +294,7 @@ def placeholder_addresses(plan: MeshPlan, first_port: int = 20000) -> dict[str, 
     """Deterministic fake pod ports, for golden files and `meshlab envoy-config`."""
     addresses: dict[str, dict[int, int]] = {}
     port = first_port
-    for pod in plan.registry.pods:
+    for pod in plan.registry.all_pods:
         addresses[pod.name] = {}
         for container_port in sorted({p.number for p in pod.ports}):
             addresses[pod.name][container_port] = port

@@ -71,6 +71,9 @@ class MeshTls:
         mode = client_tls_mode(plan)
         if mode in ("DISABLE", "SIMPLE", "MUTUAL"):
             return None  # user supplied: no Istio mTLS (SIMPLE/MUTUAL not simulated)
+        if plan.service.host is not None and mode is None:
+            return None  # a ServiceEntry host: no auto mTLS to the outside (cluster_tls.go
+            # buildUpstreamTLSSettings: autoMTLS only for services inside the mesh)
         if mode is None and namespace_mode(self.policies, plan.service.namespace) == "DISABLE":
             return None
         accounts = sorted(
