@@ -16,6 +16,7 @@ from meshlab.load import istio
 from meshlab.load.manifests import Resource
 from meshlab.mesh.clusters import proxy_clusters
 from meshlab.mesh.external import external_hosts
+from meshlab.mesh.meshconfig import mesh_settings
 from meshlab.mesh.model import (
     DEFAULT_RETRY_ON,
     PASSTHROUGH_CLUSTER,
@@ -217,6 +218,15 @@ def _note_external(resources: Sequence[Resource], notes: list[Note]) -> None:
         )
     for r, what in found.skipped:
         notes.append(Note(f"{r.ref}: {what} is not simulated by the embedded backend", r.location))
+    settings = mesh_settings(resources)
+    if settings.source is not None and settings.problem is not None:
+        notes.append(
+            Note(
+                f"{settings.source.ref}: {settings.problem}; the mesh keeps "
+                f"outboundTrafficPolicy {settings.outbound_mode}",
+                settings.location,
+            )
+        )
 
 
 def _port_extras(policy: istio.TrafficPolicy | None) -> bool:
