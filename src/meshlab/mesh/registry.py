@@ -254,7 +254,7 @@ def _external(resources: Sequence[Resource]) -> tuple[list[MeshService], list[Po
             PodInstance(
                 entry.pod_name(i),
                 entry.resource.namespace,
-                {EXTERNAL_LABEL: entry.slug},
+                {EXTERNAL_LABEL: entry.host if len(entry.host) <= 63 else entry.slug},
                 entry.image,
                 tuple(ContainerPortInfo(p.number, p.name) for p in ports),
                 entry.resource,
