@@ -15,6 +15,7 @@ from dataclasses import replace
 from meshlab.load import istio
 from meshlab.load.manifests import Resource
 from meshlab.mesh.clusters import proxy_clusters
+from meshlab.mesh.egress_gateway import with_egress_gateway
 from meshlab.mesh.external import external_hosts
 from meshlab.mesh.meshconfig import mesh_settings
 from meshlab.mesh.model import (
@@ -83,7 +84,8 @@ def build_plan(
     """The plan for a client sidecar in `client_namespace` whose pod carries `client_labels`
     (by default the probe's; a workload's own for `meshlab explain --from`). Every lookup goes
     through an index (hosts, namespaces, labels), so the time grows linearly with the objects."""
-    registry = build_registry(resources)
+    # the install's egress gateway is a Service sidecars may route to (mesh/egress_gateway.py)
+    registry = with_egress_gateway(build_registry(resources), resources)
     # What the proxy's Sidecar (or istiod's default `*/*` scope) lets it see: Services not
     # exported to its namespace or not imported get no cluster and no vhost.
     scope = sidecar_scope(resources, registry, client_namespace, client_labels)
