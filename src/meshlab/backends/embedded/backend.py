@@ -146,7 +146,9 @@ class EmbeddedMesh(Deployed):
         self.envoy = envoy
         self.watch = watch
         self.request_timeout = request_timeout(max(_longest_wait(p.plan) for p in proxies.all))
-        pods = {p.name: p for p in plan.registry.all_pods}
+        # the endpoints' pods: the lab's, the external stand-ins and the egress gateway's
+        pods = {e.pod.name: e.pod for s in plan.registry.services for l in s.endpoints.values() for e in l}
+        pods |= {p.name: p for p in plan.registry.all_pods}
         self.pods_by_name = pods
         self.by_address = {
             f"127.0.0.1:{local}": pods[name]
