@@ -15,6 +15,7 @@ from collections.abc import Sequence
 
 from meshlab.load.manifests import Resource
 from meshlab.mesh.gateways import INSTALL_GATEWAYS, provided_gateways, selecting_gateways
+from meshlab.mesh.names import service_fqdn
 from meshlab.mesh.registry import (
     _PROTOCOLS,
     ContainerPortInfo,
@@ -73,3 +74,16 @@ def with_egress_gateway(registry: Registry, resources: Sequence[Resource]) -> Re
     return Registry(
         [*registry.services, *added], registry.pods, registry.externals, registry.external_pods
     )
+
+
+def egress_gateway_hosts(gateways: Sequence[Resource]) -> dict[str, Resource]:
+    """The install's egress gateway Service host when some Gateway selects it, for the
+    analysis's host index (the Gateway stands in for the install's Service object)."""
+    out: dict[str, Resource] = {}
+    for install in INSTALL_GATEWAYS:
+        if install.labels.get("istio") != EGRESS_LABEL:
+            continue
+        selecting = selecting_gateways(gateways, install.labels)
+        if selecting:
+            out[service_fqdn(install.name, install.namespace)] = selecting[0]
+    return out
