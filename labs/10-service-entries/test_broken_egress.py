@@ -26,7 +26,9 @@ def failed(report: LabReport) -> dict[str, str]:
     return {r.name: r.message for r in report.results if not r.passed}
 
 
-def test_a_misspelled_service_entry_host_leaves_no_cluster(tmp_path: Path, mesh_backend: Backend) -> None:
+def test_a_misspelled_service_entry_host_leaves_no_cluster(
+    tmp_path: Path, mesh_backend: Backend
+) -> None:
     lab = broken(
         tmp_path,
         "service-entries.yaml",
@@ -35,7 +37,8 @@ def test_a_misspelled_service_entry_host_leaves_no_cluster(tmp_path: Path, mesh_
     )
     message = failed(run_lab(lab, backend=mesh_backend))["driver-monitoring-registered"]
     # its VirtualService still routes the real name, to a cluster no ServiceEntry made
-    assert "HTTP 503 for 10 of 10" in message and "[Envoy flags NC]" in message
+    assert "HTTP 503 for 10 of 10" in message
+    assert "[Envoy flags NC]" in message
     assert "2oujlno5e4.execute-api.us-east-1.amazonaws.com is not a Service or ServiceEntry" in (
         message
     )

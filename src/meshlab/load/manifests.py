@@ -49,6 +49,7 @@ _ISTIO_RULES = ("networking.istio.io/", "security.istio.io/")
 # (namespace, name) of the ConfigMap holding Istio's MeshConfig, which istiod reads
 MESH_CONFIG = ("istio-system", "istio")
 
+
 @dataclass(frozen=True)
 class Resource:
     """One applied object: its typed body plus where it was written."""

@@ -74,8 +74,8 @@ def external_hosts(resources: Sequence[Resource]) -> ExternalHosts:
         if spec.endpoints:
             written = ", ".join(e.address or "?" for e in spec.endpoints)
             out.replaced.append((r, written))
-        for host in spec.hosts:
-            host = host.lower().rstrip(".")
+        for written_host in spec.hosts:
+            host = written_host.lower().rstrip(".")
             if host.startswith("*"):
                 out.skipped.append((r, f"wildcard host {host}"))
                 continue

@@ -38,13 +38,17 @@ def mesh_settings(resources: Sequence[Resource]) -> MeshSettings:
         return MeshSettings()
     source = found[-1]
     data = source.body.data if isinstance(source.body.data, dict) else {}
-    text = data.get("mesh")
+    return _parse(source, data.get("mesh"))
+
+
+def _parse(source: Resource, text: object) -> MeshSettings:
     if text is None:
         return MeshSettings(source=source)
     try:
         mesh: Any = yaml.safe_load(text) if isinstance(text, str) else None
     except yaml.YAMLError as exc:
-        return MeshSettings(source=source, problem=f"`mesh` is not valid YAML ({exc.problem})")
+        detail = getattr(exc, "problem", None) or "unreadable"
+        return MeshSettings(source=source, problem=f"`mesh` is not valid YAML ({detail})")
     if not isinstance(mesh, dict):
         return MeshSettings(source=source, problem="`mesh` is not a YAML mapping")
     policy = mesh.get("outboundTrafficPolicy")

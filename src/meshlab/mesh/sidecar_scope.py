@@ -18,6 +18,7 @@ from typing import Literal
 from meshlab.errors import Location
 from meshlab.load import istio
 from meshlab.load.manifests import Resource
+from meshlab.mesh.meshconfig import mesh_settings
 from meshlab.mesh.model import (
     PASSTHROUGH_CLUSTER,
     DirectResponse,
@@ -28,7 +29,6 @@ from meshlab.mesh.model import (
     WeightedTarget,
     config_order,
 )
-from meshlab.mesh.meshconfig import mesh_settings
 from meshlab.mesh.names import (
     ROOT_NAMESPACE,
     is_wildcard,

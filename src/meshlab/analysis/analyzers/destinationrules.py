@@ -26,7 +26,9 @@ class DestinationRuleHostAnalyzer(Analyzer):
     )
 
     def analyze(self, ctx: Context) -> None:
-        index = HostIndex(ctx.of_kind("Service"), ctx.of_kind("ServiceEntry"), ctx.of_kind("Gateway"))
+        index = HostIndex(
+            ctx.of_kind("Service"), ctx.of_kind("ServiceEntry"), ctx.of_kind("Gateway")
+        )
         for dr in ctx.of_kind("DestinationRule"):
             spec: istio.DestinationRuleSpec = dr.body.spec
             host = resolve_host(spec.host, dr.namespace)

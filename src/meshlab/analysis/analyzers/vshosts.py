@@ -21,7 +21,9 @@ class VirtualServiceHostAnalyzer(Analyzer):
     )
 
     def analyze(self, ctx: Context) -> None:
-        index = HostIndex(ctx.of_kind("Service"), ctx.of_kind("ServiceEntry"), ctx.of_kind("Gateway"))
+        index = HostIndex(
+            ctx.of_kind("Service"), ctx.of_kind("ServiceEntry"), ctx.of_kind("Gateway")
+        )
         for vs in ctx.of_kind("VirtualService"):
             spec: istio.VirtualServiceSpec = vs.body.spec
             if not bound_to_mesh(spec.gateways):

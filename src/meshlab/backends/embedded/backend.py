@@ -147,7 +147,12 @@ class EmbeddedMesh(Deployed):
         self.watch = watch
         self.request_timeout = request_timeout(max(_longest_wait(p.plan) for p in proxies.all))
         # the endpoints' pods: the lab's, the external stand-ins and the egress gateway's
-        pods = {e.pod.name: e.pod for s in plan.registry.services for l in s.endpoints.values() for e in l}
+        pods = {
+            e.pod.name: e.pod
+            for s in plan.registry.services
+            for endpoints in s.endpoints.values()
+            for e in endpoints
+        }
         pods |= {p.name: p for p in plan.registry.all_pods}
         self.pods_by_name = pods
         self.by_address = {
@@ -157,7 +162,8 @@ class EmbeddedMesh(Deployed):
         }
         self.pod_of = pod_finder(self.by_address, pods)
         self._pods = [
-            PodInfo(p.name, dict(p.labels), p.image, describe(p.image)) for p in plan.registry.all_pods
+            PodInfo(p.name, dict(p.labels), p.image, describe(p.image))
+            for p in plan.registry.all_pods
         ]
         self._sessions: set[EmbeddedSession] = set()
 
