@@ -134,3 +134,44 @@ def test_the_external_stand_in_says_which_host_it_plays() -> None:
     reply = behaviour.handle(Request(pod, 80, "GET", "/x", (("host", "api.example.com"),)))
     assert reply.status == 200
     assert json.loads(reply.body)["answer"] == "external api.example.com"
+
+
+MESH_CONFIG = """
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: istio, namespace: istio-system}
+data:
+  mesh: |-
+    MESH
+"""
+
+
+def catch_all(extra: str) -> tuple[str, list[str]]:
+    res = [r for r in load_manifests_text(extra, Path("mesh.yaml")) + resources() if r.simulated]
+    plan = build_plan(res, "default")
+    return plan.route_tables["80"][-1].name, [n.message for n in plan.notes]
+
+
+def test_the_mesh_config_map_sets_the_outbound_policy() -> None:
+    assert catch_all(MESH_CONFIG.replace("MESH", "rootNamespace: istio-system"))[0] == "allow_any"
+    blocked = MESH_CONFIG.replace("MESH", "outboundTrafficPolicy: {mode: REGISTRY_ONLY}")
+    assert catch_all(blocked)[0] == "block_all"
+    # a Sidecar's own policy wins over the mesh's (sidecar.go convertToSidecarScope)
+    sidecar = """
+---
+apiVersion: networking.istio.io/v1beta1
+kind: Sidecar
+metadata: {name: default, namespace: default}
+spec:
+  outboundTrafficPolicy: {mode: ALLOW_ANY}
+"""
+    assert catch_all(blocked + sidecar)[0] == "allow_any"
+
+
+def test_a_broken_mesh_config_is_noted_and_the_default_kept() -> None:
+    name, notes = catch_all(MESH_CONFIG.replace("MESH", "outboundTrafficPolicy: {mode: NONE}"))
+    assert name == "allow_any"
+    assert any("'NONE' is neither ALLOW_ANY nor REGISTRY_ONLY" in n for n in notes), notes
+    name, notes = catch_all(MESH_CONFIG.replace("MESH", "[unclosed"))
+    assert name == "allow_any"
+    assert any("`mesh` is not valid YAML" in n for n in notes), notes
