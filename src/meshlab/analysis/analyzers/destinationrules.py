@@ -21,7 +21,7 @@ class DestinationRuleHostAnalyzer(Analyzer):
     metadata = Metadata(
         name="destinationrule.UnknownHostAnalyzer",
         description="a DestinationRule's host is a Service or ServiceEntry",
-        inputs=("DestinationRule", "Service", "ServiceEntry"),
+        inputs=("DestinationRule", "Service", "ServiceEntry", "Gateway"),
         needs=frozenset({"services"}),
     )
 

@@ -16,7 +16,7 @@ class DestinationHostAnalyzer(Analyzer):
     metadata = Metadata(
         name="virtualservice.DestinationHostAnalyzer",
         description="destination hosts and ports of VirtualServices exist in the registry",
-        inputs=("VirtualService", "Service", "ServiceEntry"),
+        inputs=("VirtualService", "Service", "ServiceEntry", "Gateway"),
         needs=frozenset({"services"}),
     )
 

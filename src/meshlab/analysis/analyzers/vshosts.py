@@ -16,7 +16,7 @@ class VirtualServiceHostAnalyzer(Analyzer):
     metadata = Metadata(
         name="virtualservice.HostAnalyzer",
         description="hosts of mesh VirtualServices are Services or ServiceEntries",
-        inputs=("VirtualService", "Service", "ServiceEntry"),
+        inputs=("VirtualService", "Service", "ServiceEntry", "Gateway"),
         needs=frozenset({"services"}),
     )
 
