@@ -86,6 +86,7 @@ RESULTS_LABS = [
     "5-fault-injection",
     "6-circuit-breaking",
     "7-mtls",
+    "10-service-entries",
 ]
 
 

@@ -44,6 +44,11 @@ CASES: dict[str, list[Path]] = {
     "jwt-claims": [DATA / "apps.yaml", DATA / "jwt-claims.yaml"],
     "outlier-pool": [DATA / "apps.yaml", DATA / "outlier-pool.yaml"],
     "hash-sizes": [DATA / "apps.yaml", DATA / "hash-sizes.yaml"],
+    # ServiceEntry hosts: clusters of loopback stand-ins only (mesh/external.py)
+    "service-entries": [
+        ROOT / "tests/data/external/app.yaml",
+        ROOT / "tests/data/external/entries.yaml",
+    ],
     "lab-2-traffic-stickiness": [
         ROOT / "labs" / "2-traffic-stickiness" / "fleetman.yaml",
         ROOT / "labs" / "2-traffic-stickiness" / "istio-rules.yaml",

@@ -8,6 +8,7 @@ from collections.abc import Iterable, Sequence
 
 from meshlab.load import istio, k8s
 from meshlab.load.manifests import Resource
+from meshlab.mesh.egress_gateway import egress_gateway_hosts
 from meshlab.mesh.names import host_matches, hosts_overlap, is_wildcard, service_fqdn
 
 # The Istio Gateway generated for a Gateway API gateway is `<name>~<this>~<listener>`
@@ -43,9 +44,18 @@ class HostIndex:
     public ones from anywhere, private ones (exportTo) from the scopes the referring object
     is exported to."""
 
-    def __init__(self, services: Sequence[Resource], entries: Sequence[Resource]) -> None:
+    def __init__(
+        self,
+        services: Sequence[Resource],
+        entries: Sequence[Resource],
+        gateways: Sequence[Resource] = (),
+    ) -> None:
         self.services = {service_fqdn(s.name, s.namespace): s for s in services}
-        self.service_scopes = {
+        # the install's egress gateway Service, when a Gateway selects it (meshlab plays the
+        # install: mesh/egress_gateway.py): known everywhere, with no object to inspect
+        self.install = set(egress_gateway_hosts(gateways)) - set(self.services)
+        self.service_scopes = {fqdn: frozenset({"*"}) for fqdn in self.install}
+        self.service_scopes |= {
             service_fqdn(s.name, s.namespace): _scopes(
                 [e.strip() for e in s.body.metadata.annotations.get(_EXPORT_TO, "").split(",")]
                 if s.body.metadata.annotations.get(_EXPORT_TO)

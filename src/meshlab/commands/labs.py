@@ -20,7 +20,8 @@ def list_labs(labs_dir: Path | None) -> None:
     from meshlab.load.lab import LAB_FILE
 
     folder = labs_dir if labs_dir is not None else _find_labs(Path.cwd())
-    lab_files = sorted(folder.glob(f"*/{LAB_FILE}"))
+    # in course order: `2-traffic` before `10-service-entries`
+    lab_files = sorted(folder.glob(f"*/{LAB_FILE}"), key=lambda f: _course_order(f.parent.name))
     if not lab_files:
         raise click.UsageError(f"no lab in {folder}: a lab is a folder with a {LAB_FILE}")
     for lab_file in lab_files:
@@ -76,3 +77,9 @@ def _kind_status() -> str:
         f"can start here (Docker engine {info.get('docker', '?')}); would use kind "
         f"{info['kind']}, {image}, Istio {info['istio']}"
     )
+
+
+def _course_order(name: str) -> tuple[int, str]:
+    """A lab folder's section number first (`10-service-entries` -> 10), then its name."""
+    number = name.split("-", 1)[0]
+    return (int(number) if number.isdigit() else 1 << 30, name)

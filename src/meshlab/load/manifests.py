@@ -46,6 +46,10 @@ _NAMESPACED_EXCEPTIONS = {"Namespace"}
 _ISTIO_RULES = ("networking.istio.io/", "security.istio.io/")
 
 
+# (namespace, name) of the ConfigMap holding Istio's MeshConfig, which istiod reads
+MESH_CONFIG = ("istio-system", "istio")
+
+
 @dataclass(frozen=True)
 class Resource:
     """One applied object: its typed body plus where it was written."""
@@ -67,6 +71,8 @@ class Resource:
         wherever they are written."""
         if isinstance(self.body, Unmodelled):
             return False
+        if (self.kind, self.namespace, self.name) == ("ConfigMap", *MESH_CONFIG):
+            return True  # the mesh config istiod reads (mesh/meshconfig.py)
         return not self.install or self.body.apiVersion.startswith(_ISTIO_RULES)
 
     @property

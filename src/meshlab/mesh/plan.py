@@ -15,6 +15,9 @@ from dataclasses import replace
 from meshlab.load import istio
 from meshlab.load.manifests import Resource
 from meshlab.mesh.clusters import proxy_clusters
+from meshlab.mesh.egress_gateway import with_egress_gateway
+from meshlab.mesh.external import external_hosts
+from meshlab.mesh.meshconfig import mesh_settings
 from meshlab.mesh.model import (
     DEFAULT_RETRY_ON,
     PASSTHROUGH_CLUSTER,
@@ -81,7 +84,8 @@ def build_plan(
     """The plan for a client sidecar in `client_namespace` whose pod carries `client_labels`
     (by default the probe's; a workload's own for `meshlab explain --from`). Every lookup goes
     through an index (hosts, namespaces, labels), so the time grows linearly with the objects."""
-    registry = build_registry(resources)
+    # the install's egress gateway is a Service sidecars may route to (mesh/egress_gateway.py)
+    registry = with_egress_gateway(build_registry(resources), resources)
     # What the proxy's Sidecar (or istiod's default `*/*` scope) lets it see: Services not
     # exported to its namespace or not imported get no cluster and no vhost.
     scope = sidecar_scope(resources, registry, client_namespace, client_labels)
@@ -118,6 +122,7 @@ def build_plan(
         route_tables[table] = vhosts
         listeners.append(ListenerPlan(f"0.0.0.0_{port}", port, "HTTP", route_table=table))
     _note_unsimulated(resources, notes)
+    _note_external(resources, notes)
     return MeshPlan(client_namespace, registry, clusters, route_tables, listeners, notes)
 
 
@@ -164,7 +169,7 @@ def _tcp_listeners(egress: EgressScope, port: int) -> list[ListenerPlan]:
 
 def _note_unsimulated(resources: Sequence[Resource], notes: list[Note]) -> None:
     for r in resources:
-        if r.kind in ("ServiceEntry", "WorkloadEntry", "WorkloadGroup"):
+        if r.kind in ("WorkloadEntry", "WorkloadGroup"):
             notes.append(
                 Note(f"{r.ref}: {r.kind} is not simulated by the embedded backend", r.location)
             )
@@ -199,6 +204,31 @@ def _note_unsimulated(resources: Sequence[Resource], notes: list[Note]) -> None:
                             r.locate("spec", "trafficPolicy", part),
                         )
                     )
+
+
+def _note_external(resources: Sequence[Resource], notes: list[Note]) -> None:
+    """What of the ServiceEntries is simulated differently (mesh/external.py): addresses
+    written in them are answered by loopback stand-ins; the rest is said to be left out."""
+    found = external_hosts(resources)
+    for r, addresses in found.replaced:
+        notes.append(
+            Note(
+                f"{r.ref}: endpoints {addresses} are answered by loopback stand-ins "
+                "(meshlab never sends traffic off this machine)",
+                r.locate("spec", "endpoints"),
+            )
+        )
+    for r, what in found.skipped:
+        notes.append(Note(f"{r.ref}: {what} is not simulated by the embedded backend", r.location))
+    settings = mesh_settings(resources)
+    if settings.source is not None and settings.problem is not None:
+        notes.append(
+            Note(
+                f"{settings.source.ref}: {settings.problem}; the mesh keeps "
+                f"outboundTrafficPolicy {settings.outbound_mode}",
+                settings.location,
+            )
+        )
 
 
 def _port_extras(policy: istio.TrafficPolicy | None) -> bool:

@@ -15,6 +15,7 @@ from functools import cached_property
 
 from meshlab.load import k8s
 from meshlab.load.manifests import Resource
+from meshlab.mesh.external import EXTERNAL_LABEL, external_hosts
 from meshlab.mesh.names import selects, service_fqdn
 
 _PROTOCOLS = {
@@ -118,10 +119,12 @@ class MeshService:
     aliases: list[tuple[str, str]] = field(default_factory=list)
     # For an ExternalName Service (Istio's Alias resolution): the host it names.
     external_name: str | None = None
+    # A ServiceEntry host (mesh/external.py): its name in the mesh, as written.
+    host: str | None = None
 
     @cached_property
     def fqdn(self) -> str:  # cached: planning asks for it once per Service and rule
-        return service_fqdn(self.name, self.namespace)
+        return self.host or service_fqdn(self.name, self.namespace)
 
     def port(self, number: int) -> ServicePortInfo | None:
         return next((p for p in self.ports if p.number == number), None)
@@ -145,6 +148,9 @@ class Registry:
     # ExternalName Services: no endpoints, no cluster of their own; a route to one goes to the
     # host it names, and a VirtualService may name one as a host (route.go GetDestinationCluster)
     externals: list[MeshService] = field(default_factory=list)
+    # loopback stand-ins answering for ServiceEntry hosts (mesh/external.py): started like
+    # pods but not workloads (no sidecar, no Deployment)
+    external_pods: list[PodInstance] = field(default_factory=list)
     _by_fqdn: dict[str, MeshService] = field(init=False, repr=False, compare=False)
     _externals: dict[str, MeshService] = field(init=False, repr=False, compare=False)
 
@@ -159,6 +165,11 @@ class Registry:
 
     def service_by_fqdn(self, fqdn: str) -> MeshService | None:
         return self._by_fqdn.get(fqdn)
+
+    @property
+    def all_pods(self) -> list[PodInstance]:
+        """Every process the backend starts: the lab's pods and the external stand-ins."""
+        return [*self.pods, *self.external_pods]
 
     def lookup(self, fqdn: str) -> MeshService | None:
         """A Service or, failing one, an ExternalName Service of that host (the sidecar's
@@ -222,7 +233,48 @@ def build_registry(resources: Sequence[Resource]) -> Registry:
     for service, picks in zip(services, chosen, strict=True):
         for port in service.ports:
             service.endpoints[port.number] = _endpoints(port, [pods[i] for i in picks])
-    return Registry(services, pods, externals)
+    external_services, external_pods = _external(resources)
+    return Registry([*services, *external_services], pods, externals, external_pods)
+
+
+def _external(resources: Sequence[Resource]) -> tuple[list[MeshService], list[PodInstance]]:
+    """ServiceEntry hosts (mesh/external.py): a Service per host, its endpoints loopback
+    stand-ins. A port's protocol as conversion.go convertPort parses it (case-insensitive,
+    unknown = auto-detected)."""
+    services: list[MeshService] = []
+    pods: list[PodInstance] = []
+    for entry in external_hosts(resources).hosts:
+        ports = [
+            ServicePortInfo(
+                p.number, p.name, _PROTOCOLS.get((p.protocol or "").lower(), "AUTO"), p.number
+            )
+            for p in entry.ports
+        ]
+        mine = [
+            PodInstance(
+                entry.pod_name(i),
+                entry.resource.namespace,
+                {EXTERNAL_LABEL: entry.host if len(entry.host) <= 63 else entry.slug},
+                entry.image,
+                tuple(ContainerPortInfo(p.number, p.name) for p in ports),
+                entry.resource,
+            )
+            for i in range(entry.replicas)
+        ]
+        service = MeshService(
+            entry.host,
+            entry.resource.namespace,
+            entry.resource,
+            ports,
+            None,
+            export_to=entry.export_to,
+            host=entry.host,
+        )
+        for port in ports:
+            service.endpoints[port.number] = [Endpoint(p, port.number) for p in mine]
+        services.append(service)
+        pods += mine
+    return services, pods
 
 
 EXPORT_TO_ANNOTATION = "networking.istio.io/exportTo"

@@ -202,6 +202,8 @@ def service_domains(service: MeshService, client_namespace: str) -> list[str]:
     """httproute.go generateVirtualHostDomains: the Service's names, then its aliases'
     (ExternalName Services pointing at it); a headless Service (Passthrough resolution) also
     answers `*.` each of them (pod names like `web-0.web.default.svc.cluster.local`)."""
+    if service.host is not None:  # a ServiceEntry host: its name as written, nothing more
+        return [service.host, f"{service.host}."]
     domains = vhost_domains(service.name, service.namespace, client_namespace)
     for name, namespace in service.aliases:
         domains += vhost_domains(name, namespace, client_namespace)

@@ -18,6 +18,7 @@ from typing import Literal
 from meshlab.errors import Location
 from meshlab.load import istio
 from meshlab.load.manifests import Resource
+from meshlab.mesh.meshconfig import mesh_settings
 from meshlab.mesh.model import (
     PASSTHROUGH_CLUSTER,
     DirectResponse,
@@ -40,7 +41,7 @@ from meshlab.mesh.routes import mesh_virtual_services
 
 OutboundMode = Literal["ALLOW_ANY", "REGISTRY_ONLY"]
 # pkg/config/mesh/mesh.go DefaultMeshConfig: outboundTrafficPolicy ALLOW_ANY; the course's
-# install keeps it (meshlab has no MeshConfig input).
+# install keeps it; a lab changes it in the `istio` ConfigMap (mesh/meshconfig.py).
 MESH_OUTBOUND_MODE: OutboundMode = "ALLOW_ANY"
 # sidecar.go initSidecarScopeInternalIndexes: no egress = one listener importing `*/*`.
 DEFAULT_EGRESS_HOSTS = ("*/*",)
@@ -226,7 +227,9 @@ def sidecar_scope(
             )
         )
     services, externals = _imported(egress, registry, namespace)
-    mode: OutboundMode = MESH_OUTBOUND_MODE
+    # sidecar.go convertToSidecarScope: a Sidecar without a policy takes the mesh's
+    # (the `istio` ConfigMap's outboundTrafficPolicy, mesh/meshconfig.py)
+    mode: OutboundMode = mesh_settings(resources).outbound_mode
     if spec is not None and spec.outboundTrafficPolicy is not None:
         # istio/api networking/v1alpha3/sidecar.proto: REGISTRY_ONLY is the enum's zero
         # value, so `outboundTrafficPolicy: {}` blocks (sidecar.go takes the Sidecar's as is)

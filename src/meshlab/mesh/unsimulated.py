@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from meshlab.load.k8s import Passive
-from meshlab.load.manifests import Resource
+from meshlab.load.manifests import MESH_CONFIG, Resource
 from meshlab.mesh.model import Note
 
 
@@ -43,6 +43,8 @@ def unsimulated_kinds(resources: Sequence[Resource]) -> list[UnsimulatedKind]:
     real cluster, but nothing reads them), and the workloads and Services of Istio's install."""
     groups: dict[str, list[Resource]] = {}
     for resource in resources:
+        if resource.kind == "ConfigMap" and (resource.namespace, resource.name) == MESH_CONFIG:
+            continue  # istiod's mesh config: read (mesh/meshconfig.py)
         if not resource.simulated or isinstance(resource.body, Passive):
             groups.setdefault(resource.kind, []).append(resource)
     return [UnsimulatedKind(kind, tuple(objects)) for kind, objects in groups.items()]

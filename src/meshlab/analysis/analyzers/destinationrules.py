@@ -22,11 +22,13 @@ class DestinationRuleHostAnalyzer(Analyzer):
     metadata = Metadata(
         name="destinationrule.UnknownHostAnalyzer",
         description="a DestinationRule's host is a Service or ServiceEntry",
-        inputs=("DestinationRule", "Service", "ServiceEntry"),
+        inputs=("DestinationRule", "Service", "ServiceEntry", "Gateway"),
     )
 
     def analyze(self, ctx: Context) -> None:
-        index = HostIndex(ctx.of_kind("Service"), ctx.of_kind("ServiceEntry"))
+        index = HostIndex(
+            ctx.of_kind("Service"), ctx.of_kind("ServiceEntry"), ctx.of_kind("Gateway")
+        )
         for dr in ctx.of_kind("DestinationRule"):
             spec: istio.DestinationRuleSpec = dr.body.spec
             host = resolve_host(spec.host, dr.namespace)

@@ -16,11 +16,13 @@ class DestinationHostAnalyzer(Analyzer):
     metadata = Metadata(
         name="virtualservice.DestinationHostAnalyzer",
         description="destination hosts and ports of VirtualServices exist in the registry",
-        inputs=("VirtualService", "Service", "ServiceEntry"),
+        inputs=("VirtualService", "Service", "ServiceEntry", "Gateway"),
     )
 
     def analyze(self, ctx: Context) -> None:
-        index = HostIndex(ctx.of_kind("Service"), ctx.of_kind("ServiceEntry"))
+        index = HostIndex(
+            ctx.of_kind("Service"), ctx.of_kind("ServiceEntry"), ctx.of_kind("Gateway")
+        )
         for vs in ctx.of_kind("VirtualService"):
             for ref in destinations(vs):
                 self._check(ctx, index, ref)

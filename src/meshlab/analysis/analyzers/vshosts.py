@@ -16,11 +16,13 @@ class VirtualServiceHostAnalyzer(Analyzer):
     metadata = Metadata(
         name="virtualservice.HostAnalyzer",
         description="hosts of mesh VirtualServices are Services or ServiceEntries",
-        inputs=("VirtualService", "Service", "ServiceEntry"),
+        inputs=("VirtualService", "Service", "ServiceEntry", "Gateway"),
     )
 
     def analyze(self, ctx: Context) -> None:
-        index = HostIndex(ctx.of_kind("Service"), ctx.of_kind("ServiceEntry"))
+        index = HostIndex(
+            ctx.of_kind("Service"), ctx.of_kind("ServiceEntry"), ctx.of_kind("Gateway")
+        )
         for vs in ctx.of_kind("VirtualService"):
             spec: istio.VirtualServiceSpec = vs.body.spec
             if not bound_to_mesh(spec.gateways):

@@ -75,7 +75,8 @@ class EmbeddedBackend(Backend):
         binary = self.binary
         with tempfile.TemporaryDirectory(prefix="meshlab-") as tmp, ProcessGroup() as group:
             workdir = Path(tmp)
-            pods = [_pod_spec(p) for p in plan.registry.pods]
+            # ServiceEntry hosts too: loopback stand-ins in place of the outside world
+            pods = [_pod_spec(p) for p in plan.registry.all_pods]
             egress = {name: egress_path(workdir, name) for name in proxies.meshed_pods}
             # Envoy checks the config while the stand-ins start: a config a sidecar would
             # reject is exit 2 at the object's file:line, not a crash of the run (exit 3).
@@ -145,7 +146,14 @@ class EmbeddedMesh(Deployed):
         self.envoy = envoy
         self.watch = watch
         self.request_timeout = request_timeout(max(_longest_wait(p.plan) for p in proxies.all))
-        pods = {p.name: p for p in plan.registry.pods}
+        # the endpoints' pods: the lab's, the external stand-ins and the egress gateway's
+        pods = {
+            e.pod.name: e.pod
+            for s in plan.registry.services
+            for endpoints in s.endpoints.values()
+            for e in endpoints
+        }
+        pods |= {p.name: p for p in plan.registry.all_pods}
         self.pods_by_name = pods
         self.by_address = {
             f"127.0.0.1:{local}": pods[name]
@@ -154,7 +162,8 @@ class EmbeddedMesh(Deployed):
         }
         self.pod_of = pod_finder(self.by_address, pods)
         self._pods = [
-            PodInfo(p.name, dict(p.labels), p.image, describe(p.image)) for p in plan.registry.pods
+            PodInfo(p.name, dict(p.labels), p.image, describe(p.image))
+            for p in plan.registry.all_pods
         ]
         self._sessions: set[EmbeddedSession] = set()
 

@@ -92,11 +92,22 @@ def unreachable(plan: MeshPlan, request: ProbeRequest) -> str | None:
     known = {d for table in plan.route_tables.values() for v in table for d in v.domains}
     # A headless Service's `*.` names stand for its pods' own DNS names.
     pods = any(host_matches(d, request.host) for d in known if d.startswith("*."))
-    if (request.host not in known and not pods) or request.host == "*":
+    public = _public_dns_name(request.host)  # the cluster's DNS asks the outside world
+    if (request.host not in known and not pods and not public) or request.host == "*":
         return f"could not resolve host {request.host!r}: no Service has that name"
     if plan.listener_for(request.port) is None:
         return f"connection failed: no Service in the mesh serves HTTP on port {request.port}"
     return None
+
+
+def _public_dns_name(host: str) -> bool:
+    """A dotted name outside the cluster's domains (`api.example.com`): a pod resolves it
+    through the cluster's upstream DNS, so the request reaches its sidecar, whose catch-all
+    decides (ALLOW_ANY passes it through, REGISTRY_ONLY answers 502). meshlab resolves no
+    name: only the sidecar's route table is consulted."""
+    labels = host.lower().rstrip(".").split(".")
+    cluster_local = labels[-1] in ("local", "svc") or "svc" in labels
+    return len(labels) > 1 and not cluster_local and not labels[-1].isdigit()
 
 
 def _kube_proxy_entry(

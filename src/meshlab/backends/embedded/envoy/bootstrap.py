@@ -26,6 +26,7 @@ from meshlab.backends.embedded.envoy.clusters import (
     socket_address,
     static_cluster,
 )
+from meshlab.backends.embedded.envoy.gateway_inbound import gateway_endpoints, gateway_twins
 from meshlab.backends.embedded.envoy.inbound import inbound_side, kube_proxy
 from meshlab.backends.embedded.envoy.mtls import MeshTls
 from meshlab.backends.embedded.envoy.routes import T, header, virtual_host
@@ -88,7 +89,8 @@ def render_mesh(
     kube-proxy listener per Service port for clients without a sidecar. Listeners bind
     127.0.0.1:0 unless `fixed_ports` names their port (`meshlab up`'s gateway). With `tls`,
     Istio's mTLS between the proxies (envoy/mtls.py); without, plaintext everywhere."""
-    endpoint_of = mesh_endpoints(addresses, proxies.meshed_pods)
+    # a sidecar routing to the egress gateway reaches its listener's internal twin
+    endpoint_of = gateway_endpoints(proxies, mesh_endpoints(addresses, proxies.meshed_pods))
     listeners: list[dict[str, Any]] = []
     clusters: list[dict[str, Any]] = []
     for proxy in proxies.all:
@@ -109,6 +111,7 @@ def render_mesh(
     inbound_listeners, inbound_clusters = inbound_side(
         registry, proxies.meshed_pods, addresses, tls
     )
+    inbound_listeners += gateway_twins(proxies, listeners)
     proxy_listeners, proxy_clusters = kube_proxy(registry, endpoint_of)
     out = _bootstrap(
         proxies.client.plan,
@@ -294,7 +297,7 @@ def placeholder_addresses(plan: MeshPlan, first_port: int = 20000) -> dict[str, 
     """Deterministic fake pod ports, for golden files and `meshlab envoy-config`."""
     addresses: dict[str, dict[int, int]] = {}
     port = first_port
-    for pod in plan.registry.pods:
+    for pod in plan.registry.all_pods:
         addresses[pod.name] = {}
         for container_port in sorted({p.number for p in pod.ports}):
             addresses[pod.name][container_port] = port

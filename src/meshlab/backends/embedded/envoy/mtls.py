@@ -71,11 +71,20 @@ class MeshTls:
         mode = client_tls_mode(plan)
         if mode in ("DISABLE", "SIMPLE", "MUTUAL"):
             return None  # user supplied: no Istio mTLS (SIMPLE/MUTUAL not simulated)
+        # auto mTLS only towards endpoints labelled `security.istio.io/tlsMode: istio`
+        # (cluster_tls.go buildUpstreamTLSSettings), which the injector gives workloads with a
+        # sidecar: not a ServiceEntry host's stand-ins, nor the install's gateway pods
+        workloads = [
+            e.pod
+            for endpoints in plan.service.endpoints.values()
+            for e in endpoints
+            if e.pod.owner.kind in ("Deployment", "Pod")
+        ]
+        if mode is None and not workloads:
+            return None
         if mode is None and namespace_mode(self.policies, plan.service.namespace) == "DISABLE":
             return None
-        accounts = sorted(
-            {pod_spiffe(e.pod) for endpoints in plan.service.endpoints.values() for e in endpoints}
-        )
+        accounts = sorted({pod_spiffe(pod) for pod in workloads})
         subset = plan.subset or ""
         sni = f"outbound_.{plan.port}_.{subset}_.{plan.service.fqdn}"
         socket = upstream_socket(

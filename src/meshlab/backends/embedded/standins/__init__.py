@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from meshlab.backends.embedded.standins import fleetman, fleetman_chain
+from meshlab.backends.embedded.standins import external, fleetman, fleetman_chain
 from meshlab.backends.embedded.standins.server import (
     Behaviour,
     PodSpec,
@@ -40,7 +40,11 @@ __all__ = [
 BehaviourFactory = Callable[[str], Behaviour]
 """Builds a behaviour from an image tag (`"6-bad"`, `"latest"`, ...)."""
 
-_REGISTRY: dict[str, BehaviourFactory] = {**fleetman.BEHAVIOURS, **fleetman_chain.BEHAVIOURS}
+_REGISTRY: dict[str, BehaviourFactory] = {
+    **fleetman.BEHAVIOURS,
+    **fleetman_chain.BEHAVIOURS,
+    **external.BEHAVIOURS,
+}
 _DOCKER_HUB_PREFIXES = ("docker.io/library/", "docker.io/", "index.docker.io/")
 
 

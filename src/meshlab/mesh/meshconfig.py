@@ -1,0 +1,64 @@
+"""The mesh-wide settings a lab may change the way the course does: by editing the `mesh`
+key of the ConfigMap `istio` in `istio-system` (Istio's MeshConfig, which istiod reads;
+pkg/config/mesh/mesh.go ApplyMeshConfig merges it over DefaultMeshConfig). meshlab reads
+one setting from it: `outboundTrafficPolicy.mode` (ALLOW_ANY, the default, or REGISTRY_ONLY),
+the catch-all of every sidecar without a Sidecar resource of its own saying otherwise."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import yaml
+
+from meshlab.errors import Location
+from meshlab.load.manifests import MESH_CONFIG, Resource
+
+OutboundMode = Literal["ALLOW_ANY", "REGISTRY_ONLY"]
+# pkg/config/mesh/mesh.go DefaultMeshConfig: outboundTrafficPolicy ALLOW_ANY
+DEFAULT_OUTBOUND_MODE: OutboundMode = "ALLOW_ANY"
+
+
+@dataclass(frozen=True)
+class MeshSettings:
+    outbound_mode: OutboundMode = DEFAULT_OUTBOUND_MODE
+    source: Resource | None = None  # the ConfigMap that set it
+    problem: str | None = None  # why the ConfigMap's `mesh` was not used, for a note
+
+    @property
+    def location(self) -> Location | None:
+        return self.source.locate("data", "mesh") if self.source is not None else None
+
+
+def mesh_settings(resources: Sequence[Resource]) -> MeshSettings:
+    """The last `istio-system/istio` ConfigMap wins, as the last apply does."""
+    found = [r for r in resources if r.kind == "ConfigMap" and (r.namespace, r.name) == MESH_CONFIG]
+    if not found:
+        return MeshSettings()
+    source = found[-1]
+    data = source.body.data if isinstance(source.body.data, dict) else {}
+    return _parse(source, data.get("mesh"))
+
+
+def _parse(source: Resource, text: object) -> MeshSettings:
+    if text is None:
+        return MeshSettings(source=source)
+    try:
+        mesh: Any = yaml.safe_load(text) if isinstance(text, str) else None
+    except yaml.YAMLError as exc:
+        detail = getattr(exc, "problem", None) or "unreadable"
+        return MeshSettings(source=source, problem=f"`mesh` is not valid YAML ({detail})")
+    if not isinstance(mesh, dict):
+        return MeshSettings(source=source, problem="`mesh` is not a YAML mapping")
+    policy = mesh.get("outboundTrafficPolicy")
+    if policy is None:
+        return MeshSettings(source=source)
+    mode = policy.get("mode", DEFAULT_OUTBOUND_MODE) if isinstance(policy, dict) else None
+    if mode not in ("ALLOW_ANY", "REGISTRY_ONLY"):
+        return MeshSettings(
+            source=source,
+            problem=f"outboundTrafficPolicy.mode {mode!r} is neither ALLOW_ANY nor "
+            "REGISTRY_ONLY (istiod refuses such a mesh config)",
+        )
+    return MeshSettings(mode, source)
