@@ -7,38 +7,15 @@ to the lab itself; only the check it breaks is run.
 
 from __future__ import annotations
 
-import shutil
-from dataclasses import replace
 from pathlib import Path
 
 from meshlab.backends.base import Backend, Deployed
+from meshlab.labtests import broken_copy, run_failing_check
 from meshlab.mesh.request import Origin, ProbeRequest
-from meshlab.pipeline import prepare, run_prepared
 
 LAB = Path(__file__).parent
 BROWSER = Origin("browser")
 GATEWAY = "http://192.168.49.2:31380"
-
-
-def broken_copy(tmp_path: Path, file: str, old: str, new: str) -> Path:
-    """The lab, copied, with one edit a student might make (the edit must apply)."""
-    copy = tmp_path / LAB.name
-    shutil.copytree(LAB, copy, ignore=shutil.ignore_patterns("test_*", "__pycache__"))
-    text = (copy / file).read_text()
-    assert old in text, f"{file} no longer holds {old!r}: update this test"
-    (copy / file).write_text(text.replace(old, new, 1))
-    return copy
-
-
-def run_one(lab_dir: Path, check: str, backend: Backend) -> tuple[str, str]:
-    """Run one check of a lab folder (it must fail): its message, and the static analysis'
-    findings that `meshlab run` prints above it."""
-    prepared = prepare(lab_dir)
-    only = tuple(c for c in prepared.checks if c.name == check)
-    report = run_prepared(replace(prepared, checks=only), backend=backend)
-    (result,) = report.results
-    assert not result.passed, result.message
-    return result.message, "\n".join(str(d) for d in prepared.diagnostics)
 
 
 def test_a_prefix_matches_deeper_paths_too(mesh: Deployed) -> None:
@@ -57,8 +34,8 @@ def test_the_catch_all_first_hides_the_prefixes(tmp_path: Path, mesh_backend: Ba
     catch_all = text.index("  - match:\n    - uri:\n        prefix: /\n")
     end = text.index("---", catch_all)
     swapped = text[:first] + text[catch_all:end] + text[first:catch_all] + text[end:]
-    copy = broken_copy(tmp_path, "istio-rules.yaml", text, swapped)
-    message, analysis = run_one(copy, "experimental-prefix", mesh_backend)
+    copy = broken_copy(LAB, tmp_path, "istio-rules.yaml", text, swapped)
+    message, analysis = run_failing_check(copy, "experimental-prefix", mesh_backend)
     assert "original for 10 of 10 requests" in message, message
     assert "ML0108" in analysis, analysis
     assert "http[0] matches every request" in analysis, analysis

@@ -7,38 +7,15 @@ to the lab itself; only the check it affects is run.
 
 from __future__ import annotations
 
-import shutil
-from dataclasses import replace
 from pathlib import Path
 
 from meshlab.backends.base import Backend, Deployed
+from meshlab.labtests import broken_copy, run_failing_check
 from meshlab.mesh.request import Origin, ProbeRequest
-from meshlab.pipeline import prepare, run_prepared
 
 LAB = Path(__file__).parent
 BROWSER = Origin("browser")
 DRIVER = "http://192.168.49.2:31380/api/vehicles/driver/City%20Truck"
-
-
-def broken_copy(tmp_path: Path, file: str, old: str, new: str) -> Path:
-    """The lab, copied, with one edit a student might make (the edit must apply)."""
-    copy = tmp_path / LAB.name
-    shutil.copytree(LAB, copy, ignore=shutil.ignore_patterns("test_*", "__pycache__"))
-    text = (copy / file).read_text()
-    assert old in text, f"{file} no longer holds {old!r}: update this test"
-    (copy / file).write_text(text.replace(old, new, 1))
-    return copy
-
-
-def run_one(lab_dir: Path, check: str, backend: Backend) -> tuple[str, str]:
-    """Run one check of a lab folder (it must fail): its message, and the static analysis'
-    findings that `meshlab run` prints above it."""
-    prepared = prepare(lab_dir)
-    only = tuple(c for c in prepared.checks if c.name == check)
-    report = run_prepared(replace(prepared, checks=only), backend=backend)
-    (result,) = report.results
-    assert not result.passed, result.message
-    return result.message, "\n".join(str(d) for d in prepared.diagnostics)
 
 
 def test_the_header_is_lost_at_the_api_gateway(mesh: Deployed) -> None:
@@ -59,11 +36,12 @@ def test_with_propagating_images_the_header_gets_through(
     headers onto its calls) the same request reaches the risky build, and the message says
     that propagation decides it."""
     copy = broken_copy(
+        LAB,
         tmp_path,
         "fleetman.yaml",
         "istio-fleetman-api-gateway:6-no-header-propagation",
         "istio-fleetman-api-gateway:6",
     )
-    message, _ = run_one(copy, "header-lost-after-the-first-hop", mesh_backend)
+    message, _ = run_failing_check(copy, "header-lost-after-the-first-hop", mesh_backend)
     assert "risky for 10 of 10 requests" in message, message
     assert "passes it on" in message, message

@@ -8,41 +8,19 @@ on the session's backend next to the lab itself, and only the check it breaks is
 from __future__ import annotations
 
 import json
-import shutil
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from meshlab.backends.base import Backend, Deployed
 from meshlab.errors import InputError
+from meshlab.labtests import broken_copy, run_failing_check
 from meshlab.mesh.request import Origin, ProbeRequest
-from meshlab.pipeline import prepare, run_prepared
+from meshlab.pipeline import prepare
 
 LAB = Path(__file__).parent
 BROWSER = Origin("browser")
 VEHICLE = "http://192.168.49.2:31380/api/vehicles/City%20Truck"
-
-
-def broken_copy(tmp_path: Path, file: str, old: str, new: str) -> Path:
-    """The lab, copied, with one edit a student might make (the edit must apply)."""
-    copy = tmp_path / LAB.name
-    shutil.copytree(LAB, copy, ignore=shutil.ignore_patterns("test_*", "__pycache__"))
-    text = (copy / file).read_text()
-    assert old in text, f"{file} no longer holds {old!r}: update this test"
-    (copy / file).write_text(text.replace(old, new, 1))
-    return copy
-
-
-def run_one(lab_dir: Path, check: str, backend: Backend) -> tuple[str, str]:
-    """Run one check of a lab folder (it must fail): its message, and the static analysis'
-    findings that `meshlab run` prints above it."""
-    prepared = prepare(lab_dir)
-    only = tuple(c for c in prepared.checks if c.name == check)
-    report = run_prepared(replace(prepared, checks=only), backend=backend)
-    (result,) = report.results
-    assert not result.passed, result.message
-    return result.message, "\n".join(str(d) for d in prepared.diagnostics)
 
 
 def test_the_vehicle_is_shown_without_its_speed(mesh: Deployed) -> None:
@@ -59,6 +37,7 @@ def test_httpstatus_indented_under_percentage_is_refused(tmp_path: Path) -> None
     deep is a field of `percentage`, which has none. The error names the file, line and
     field, before anything runs."""
     copy = broken_copy(
+        LAB,
         tmp_path,
         "dark-release-rules.yaml",
         "          value: 100.0\n        httpStatus: 418",
@@ -73,7 +52,7 @@ def test_httpstatus_indented_under_percentage_is_refused(tmp_path: Path) -> None
 def test_a_partial_abort_fails_the_check(tmp_path: Path, mesh_backend: Backend) -> None:
     """`percentage: 50` where the course aborts every call: about half of the telemetry
     calls succeed, and the message says what they got instead of 503."""
-    copy = broken_copy(tmp_path, "fault-injection.yaml", "value: 100", "value: 50")
-    message, _ = run_one(copy, "telemetry-call-aborted", mesh_backend)
+    copy = broken_copy(LAB, tmp_path, "fault-injection.yaml", "value: 100", "value: 50")
+    message, _ = run_failing_check(copy, "telemetry-call-aborted", mesh_backend)
     assert "expected 100.0%" in message, message
     assert "200" in message, message

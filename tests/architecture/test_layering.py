@@ -24,7 +24,16 @@ STAGES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("backends", ("meshlab.backends",)),
     ("checks", ("meshlab.checks",)),
     ("report", ("meshlab.report",)),
-    ("pipeline", ("meshlab.pipeline", "meshlab.options", "meshlab.progress", "meshlab.grading")),
+    (
+        "pipeline",
+        (
+            "meshlab.pipeline",
+            "meshlab.options",
+            "meshlab.progress",
+            "meshlab.grading",
+            "meshlab.labtests",
+        ),
+    ),
     ("entry points", ("meshlab.cli", "meshlab.commands", "meshlab.pytest_plugin")),
     # the curated public API re-exports from every stage, lazily (see meshlab/__init__.py)
     ("public API", ("meshlab",)),
