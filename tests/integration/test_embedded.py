@@ -21,6 +21,7 @@ from meshlab.load.manifests import Resource, load_manifests
 from meshlab.mesh.expect import configured_split
 from meshlab.mesh.plan import build_plan
 from meshlab.mesh.request import ProbeRequest
+from staff_rules import HOST, both
 
 pytestmark = pytest.mark.envoy
 
@@ -178,30 +179,11 @@ def test_nothing_survives_the_deployment(backend: EmbeddedBackend) -> None:
     assert children() - before == set()
 
 
-COOKIE_RULES = """\
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata:
-  name: fleetman-staff-service
-spec:
-  hosts:
-  - fleetman-staff-service
-  http:
-  - route:
-    - destination:
-        host: fleetman-staff-service
----
-apiVersion: networking.istio.io/v1
-kind: DestinationRule
-metadata:
-  name: fleetman-staff-service
-spec:
-  host: fleetman-staff-service
-  trafficPolicy:
-    loadBalancer:
-      consistentHash:
-        httpCookie: {name: user, ttl: 0s}
-"""
+COOKIE_RULES = both(
+    f"  - route:\n    - destination:\n        host: {HOST}\n",
+    "  trafficPolicy:\n    loadBalancer:\n      consistentHash:\n"
+    "        httpCookie: {name: user, ttl: 0s}\n",
+)
 
 
 def test_sessions_do_not_share_hash_cookies(backend: EmbeddedBackend, tmp_path: Path) -> None:

@@ -12,24 +12,17 @@ import pytest
 from meshlab.backends.embedded.backend import EmbeddedBackend
 from meshlab.checks import CheckResult
 from meshlab.pipeline import run_lab
+from staff_rules import HOST, both, destination_rule
 
 pytestmark = pytest.mark.envoy
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "mesh"
 URL = "http://fleetman-staff-service:8080/driver/City%20Truck"
 
-COOKIE_TTL = """\
-apiVersion: networking.istio.io/v1
-kind: DestinationRule
-metadata:
-  name: fleetman-staff-service
-spec:
-  host: fleetman-staff-service
-  trafficPolicy:
-    loadBalancer:
-      consistentHash:
-        httpCookie: {name: user, ttl: 0s}
-"""
+COOKIE_TTL = destination_rule(
+    "  trafficPolicy:\n    loadBalancer:\n      consistentHash:\n"
+    "        httpCookie: {name: user, ttl: 0s}\n"
+)
 
 
 def run(
@@ -108,29 +101,11 @@ def test_split_configured_on_a_hashing_route_judges_one_key(
     assert "cookie user" in cookie.message
 
 
-HASH_AND_ABORT = """\
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata:
-  name: fleetman-staff-service
-spec:
-  hosts: [fleetman-staff-service]
-  http:
-  - fault:
-      abort: {httpStatus: 503, percentage: {value: 50}}
-    route:
-    - destination: {host: fleetman-staff-service}
----
-apiVersion: networking.istio.io/v1
-kind: DestinationRule
-metadata:
-  name: fleetman-staff-service
-spec:
-  host: fleetman-staff-service
-  trafficPolicy:
-    loadBalancer:
-      consistentHash: {httpHeaderName: x-user}
-"""
+HASH_AND_ABORT = both(
+    "  - fault:\n      abort: {httpStatus: 503, percentage: {value: 50}}\n"
+    f"    route:\n    - destination: {{host: {HOST}}}\n",
+    "  trafficPolicy:\n    loadBalancer:\n      consistentHash: {httpHeaderName: x-user}\n",
+)
 
 
 def test_an_abort_fault_on_a_hashing_route_is_not_a_moved_key(

@@ -17,6 +17,7 @@ from meshlab.mesh.request import ProbeRequest
 from meshlab.mesh.trace import trace_request
 from meshlab.pipeline import prepare
 from meshlab.report.explain import explain_lines
+from staff_rules import source_rules
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT / "tests" / "data" / "mesh"
@@ -146,31 +147,7 @@ def test_the_docs_show_the_real_output(lab2_dir: Path) -> None:
     assert result.output == shown
 
 
-SOURCE_RULES = """\
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata:
-  name: fleetman-staff-service
-spec:
-  hosts: [fleetman-staff-service]
-  http:
-  - match:
-    - sourceLabels: {app: api-gateway}
-    route:
-    - destination: {host: fleetman-staff-service, subset: risky}
-  - route:
-    - destination: {host: fleetman-staff-service, subset: safe}
----
-apiVersion: networking.istio.io/v1
-kind: DestinationRule
-metadata:
-  name: fleetman-staff-service
-spec:
-  host: fleetman-staff-service
-  subsets:
-  - {name: safe, labels: {version: safe}}
-  - {name: risky, labels: {version: risky}}
-"""
+SOURCE_RULES = source_rules("api-gateway")
 
 
 def test_from_a_workload_its_labels_pick_the_rules_its_sidecar_gets(

@@ -20,50 +20,16 @@ from meshlab.errors import BackendError, InputError, InputErrors
 from meshlab.mesh.request import Origin, ProbeRequest
 from meshlab.pipeline import prepare, run_lab
 from meshlab.report.text import render_text
+from staff_rules import INGRESS_GATEWAY, source_rules
 
 REPO = Path(__file__).parents[2]
 STAFF = "fleetman-staff-service.default.svc.cluster.local"
 URL = "http://fleetman-staff-service:8080/driver/City%20Truck"
 
-GATEWAY = """\
-apiVersion: networking.istio.io/v1beta1
-kind: Gateway
-metadata:
-  name: ingress-gateway-configuration
-spec:
-  selector:
-    istio: ingressgateway
-  servers:
-  - port: {number: 80, name: http, protocol: HTTP}
-    hosts: ["*"]
-"""
+GATEWAY = INGRESS_GATEWAY
 
 # The dark release's staff rule: the webapp's pods get risky, everyone else safe.
-SOURCE_RULES = """\
-apiVersion: networking.istio.io/v1beta1
-kind: VirtualService
-metadata:
-  name: fleetman-staff-service
-spec:
-  hosts: [fleetman-staff-service]
-  http:
-  - match:
-    - sourceLabels: {app: webapp}
-    route:
-    - destination: {host: fleetman-staff-service, subset: risky}
-  - route:
-    - destination: {host: fleetman-staff-service, subset: safe}
----
-apiVersion: networking.istio.io/v1beta1
-kind: DestinationRule
-metadata:
-  name: fleetman-staff-service
-spec:
-  host: fleetman-staff-service
-  subsets:
-  - {name: safe, labels: {version: safe}}
-  - {name: risky, labels: {version: risky}}
-"""
+SOURCE_RULES = source_rules("webapp", api="v1beta1")
 
 DARK = """\
   - name: dark-release

@@ -4,7 +4,6 @@ configured` reads off the route's fault delay, and the percentile bounds."""
 from __future__ import annotations
 
 import random
-import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +29,7 @@ from meshlab.mesh.expect import ExpectedSplit, configured_split
 from meshlab.mesh.plan import build_plan
 from meshlab.mesh.request import ProbeRequest
 from meshlab.pipeline import run_lab
+from staff_rules import HOST, virtual_service
 
 ROOT = Path(__file__).resolve().parents[2]
 APPS = ROOT / "tests" / "data" / "mesh" / "apps.yaml"
@@ -44,20 +44,9 @@ def spec(**fields: Any) -> LatencySpec:
 
 def configured(tmp_path: Path, fault: str, timeout: str = "") -> ExpectedSplit:
     rules = tmp_path / "rules.yaml"
+    route = f"  - route:\n    - destination: {{host: {HOST}}}\n"
     rules.write_text(
-        textwrap.dedent(
-            """\
-            apiVersion: networking.istio.io/v1
-            kind: VirtualService
-            metadata: {name: fleetman-staff-service}
-            spec:
-              hosts: [fleetman-staff-service]
-              http:
-              - route:
-                - destination: {host: fleetman-staff-service}
-            """
-        )
-        + "".join(f"    {line}\n" for line in (fault, timeout) if line)
+        virtual_service(route + "".join(f"    {line}\n" for line in (fault, timeout) if line))
     )
     plan = build_plan(load_manifests([APPS, rules], "default"), "default")
     return configured_split(plan, ProbeRequest(URL), "version")
@@ -151,20 +140,11 @@ def test_fault_percentages_are_truncated_per_million_as_istiod_does(tmp_path: Pa
 
     rules = tmp_path / "rules.yaml"
     rules.write_text(
-        textwrap.dedent(
-            """\
-            apiVersion: networking.istio.io/v1
-            kind: VirtualService
-            metadata: {name: fleetman-staff-service}
-            spec:
-              hosts: [fleetman-staff-service]
-              http:
-              - fault:
-                  delay: {fixedDelay: 0.3s, percentage: {value: 0.57}}
-                  abort: {httpStatus: 503, percentage: {value: 50}}
-                route:
-                - destination: {host: fleetman-staff-service}
-            """
+        virtual_service(
+            "  - fault:\n"
+            "      delay: {fixedDelay: 0.3s, percentage: {value: 0.57}}\n"
+            "      abort: {httpStatus: 503, percentage: {value: 50}}\n"
+            f"    route:\n    - destination: {{host: {HOST}}}\n"
         )
     )
     plan = build_plan(load_manifests([APPS, rules], "default"), "default")
