@@ -23,6 +23,8 @@ absolutes), and writes them to reports/bench.json:
     processes served the pods (and their share of the RSS).
   * grading a class: 24 lab-2 submissions of mixed quality (bench/grading.py), wall time,
     peak memory and the median per submission.
+  * lab 6 (circuit breaking): time to verdict, in process and as a whole `meshlab run`,
+    against the floor the lab's own outlierDetection and check set (bench/resilience.py).
 """
 
 from __future__ import annotations
@@ -45,6 +47,8 @@ from mesh import describe as describe_mesh  # bench/mesh.py
 from mesh import whole_mesh
 from mtls import describe as describe_mtls  # bench/mtls.py
 from mtls import mtls_cost
+from resilience import circuit_breaking  # bench/resilience.py
+from resilience import describe as describe_resilience
 
 from grading import describe, grading_bench  # bench/grading.py, next to this script
 from meshlab.backends.embedded.backend import EmbeddedBackend
@@ -371,6 +375,8 @@ def main() -> None:
     print(describe_mesh(mesh))
     mtls = mtls_cost(args.runs)
     print(describe_mtls(mtls))
+    resilience = circuit_breaking(min(args.runs, 5))
+    print(describe_resilience(resilience))
     walls = {"this": process_wall(ROOT / "src", args.runs)}
     if args.baseline_src:
         walls["baseline"] = process_wall(args.baseline_src.resolve(), args.runs)
@@ -449,6 +455,7 @@ def main() -> None:
                 "grading": grading,
                 "whole_mesh": mesh,
                 "mtls": mtls,
+                "circuit_breaking": resilience,
             },
             indent=2,
         )
