@@ -2,8 +2,9 @@
 
 A VirtualService bound to `mesh` that sends an external host to
 `istio-egressgateway.istio-system.svc.cluster.local` needs that Service in the sidecar's
-registry: the course's install (`2-istio-minikube.yaml`) creates it, with the gateway's pod
-behind it (pilot/pkg/serviceregistry/kube/conversion.go ConvertService, as for any Service).
+registry: the course's install (`2-istio-minikube.yaml`; its ports as in Istio's chart,
+manifests/charts/gateways/istio-egress/values.yaml) creates it, with the gateway's pod behind
+it (pilot/pkg/serviceregistry/kube/conversion.go ConvertService, as for any Service).
 meshlab plays the install, so when a Gateway selects the egress gateway (mesh/gateways.py
 provides its proxy), the registry gets its Service; the endpoint is the gateway proxy itself
 (`gateway_endpoint`), which the renderer reaches through an internal listener.
@@ -45,7 +46,8 @@ def with_egress_gateway(registry: Registry, resources: Sequence[Resource]) -> Re
             gateway.namespace,
             selecting_gateways(resources, gateway.labels)[0],
             [
-                # kube/conversion.go: the port name's prefix gives the protocol (http2, https)
+                # pkg/config/kube/conversion.go ConvertProtocol: the port name's prefix gives
+                # the protocol (http2, https)
                 ServicePortInfo(
                     p.port,
                     p.name,

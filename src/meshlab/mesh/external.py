@@ -3,12 +3,12 @@
 istiod turns each host of a ServiceEntry into a Service of its own
 (pilot/pkg/serviceregistry/serviceentry/conversion.go convertServices: hostname = the host,
 ports from `ports`, MeshExternal from `location`, resolution DNS or STATIC) whose endpoints
-are the DNS name itself (DNS) or the `endpoints` addresses (STATIC;
-convertWorkloadEntryToServiceInstances). meshlab never lets a request leave the machine: each
-endpoint becomes a loopback stand-in pod (image `meshlab/external:<host>`, answering as
-"external <host>"), so the Envoy config only ever holds 127.0.0.1 addresses. Wildcard hosts,
-resolution NONE and MESH_INTERNAL entries are noted, not simulated. The registry
-(registry.py) makes the Services and pods from these.
+are the DNS name itself (DNS or DNS_ROUND_ROBIN without `endpoints`) or the `endpoints`
+addresses (conversion.go convertServiceEntryToInstances). meshlab never lets a request leave
+the machine: each endpoint becomes a loopback stand-in pod (image `meshlab/external:<host>`,
+answering as "external <host>"), so the Envoy config only ever holds 127.0.0.1 addresses.
+Wildcard hosts, resolution NONE and MESH_INTERNAL entries are noted, not simulated. The
+registry (registry.py) makes the Services and pods from these.
 """
 
 from __future__ import annotations
@@ -62,7 +62,7 @@ def external_hosts(resources: Sequence[Resource]) -> ExternalHosts:
             continue
         spec: istio.ServiceEntrySpec = r.body.spec
         # istio/api networking/v1alpha3/service_entry.proto: MESH_EXTERNAL and NONE are the
-        # enums' zero values, what an unset field means.
+        # enums' zero values, what an unset field means (conversion.go ServiceToServiceEntry).
         location = spec.location or "MESH_EXTERNAL"
         resolution = spec.resolution or "NONE"
         if location != "MESH_EXTERNAL":
@@ -80,7 +80,7 @@ def external_hosts(resources: Sequence[Resource]) -> ExternalHosts:
                 out.skipped.append((r, f"wildcard host {host}"))
                 continue
             # STATIC: one endpoint per address; DNS: the host itself, or each endpoint's
-            # address when endpoints are given (conversion.go)
+            # address when endpoints are given (conversion.go convertServiceEntryToInstances)
             replicas = max(1, len(spec.endpoints))
             out.hosts.append(
                 ExternalHost(host, r, tuple(spec.ports), replicas, tuple(spec.exportTo))

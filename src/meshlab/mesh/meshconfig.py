@@ -1,6 +1,7 @@
 """The mesh-wide settings a lab may change the way the course does: by editing the `mesh`
-key of the ConfigMap `istio` in `istio-system` (Istio's MeshConfig, which istiod reads;
-pkg/config/mesh/mesh.go ApplyMeshConfig merges it over DefaultMeshConfig). meshlab reads
+key of the ConfigMap `istio` in `istio-system` (Istio's MeshConfig, which istiod reads:
+pkg/config/mesh/kubemesh/watcher.go MeshConfigKey "mesh"; pkg/config/mesh/mesh.go
+ApplyMeshConfig decodes it over DefaultMeshConfig, field by field). meshlab reads
 one setting from it: `outboundTrafficPolicy.mode` (ALLOW_ANY, the default, or REGISTRY_ONLY),
 the catch-all of every sidecar without a Sidecar resource of its own saying otherwise."""
 
@@ -54,11 +55,21 @@ def _parse(source: Resource, text: object) -> MeshSettings:
     policy = mesh.get("outboundTrafficPolicy")
     if policy is None:
         return MeshSettings(source=source)
-    mode = policy.get("mode", DEFAULT_OUTBOUND_MODE) if isinstance(policy, dict) else None
+    # A written policy replaces the default one whole (pkg/util/protomarshal/protomarshal.go
+    # ApplyYAML decodes with the legacy jsonpb, which sets a message field to a new message),
+    # and REGISTRY_ONLY is the Mode enum's zero value (istio/api mesh/v1alpha1/config.proto):
+    # `outboundTrafficPolicy: {}` or a null mode blocks, as a Sidecar's does (sidecar_scope.py).
+    mode = (policy.get("mode") or "REGISTRY_ONLY") if isinstance(policy, dict) else None
     if mode not in ("ALLOW_ANY", "REGISTRY_ONLY"):
+        # pkg/config/mesh/meshwatcher/collection.go NewCollection: a mesh config that does not
+        # decode is logged and dropped; istiod keeps the default
+        what = (
+            " is not a mapping"
+            if mode is None
+            else f".mode {mode!r} is neither ALLOW_ANY nor REGISTRY_ONLY"
+        )
         return MeshSettings(
             source=source,
-            problem=f"outboundTrafficPolicy.mode {mode!r} is neither ALLOW_ANY nor "
-            "REGISTRY_ONLY (istiod refuses such a mesh config)",
+            problem=f"outboundTrafficPolicy{what} (istiod ignores such a mesh config)",
         )
-    return MeshSettings(mode, source)
+    return MeshSettings("ALLOW_ANY" if mode == "ALLOW_ANY" else "REGISTRY_ONLY", source)
