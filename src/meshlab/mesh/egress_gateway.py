@@ -18,13 +18,13 @@ from meshlab.load.manifests import Resource
 from meshlab.mesh.gateways import INSTALL_GATEWAYS, provided_gateways, selecting_gateways
 from meshlab.mesh.names import service_fqdn
 from meshlab.mesh.registry import (
-    _PROTOCOLS,
     ContainerPortInfo,
     Endpoint,
     MeshService,
     PodInstance,
     Registry,
     ServicePortInfo,
+    convert_protocol,
 )
 
 EGRESS_LABEL = "egressgateway"
@@ -47,13 +47,8 @@ def with_egress_gateway(registry: Registry, resources: Sequence[Resource]) -> Re
             selecting_gateways(resources, gateway.labels)[0],
             [
                 # pkg/config/kube/conversion.go ConvertProtocol: the port name's prefix gives
-                # the protocol (http2, https)
-                ServicePortInfo(
-                    p.port,
-                    p.name,
-                    _PROTOCOLS.get((p.name or "").split("-", 1)[0], "AUTO"),
-                    p.target_port,
-                )
+                # the protocol (http2, https), as for any Service port
+                ServicePortInfo(p.port, p.name, convert_protocol(p.port, p.name), p.target_port)
                 for p in gateway.ports
             ],
             dict(gateway.labels),

@@ -42,18 +42,30 @@ HTTP_PROTOCOLS = {"HTTP", "HTTP2", "GRPC", "GRPC-Web", "AUTO"}
 
 
 def port_protocol(port: k8s.ServicePort) -> str:
-    """Istio's ConvertProtocol: appProtocol, then the name prefix, else auto-detect ("AUTO")."""
-    if port.protocol == "UDP":
+    """The protocol istiod gives a Service port (see :func:`convert_protocol`)."""
+    return convert_protocol(port.port, port.name, port.protocol, port.appProtocol)
+
+
+def convert_protocol(
+    number: int, name: str | None, transport: str | None = None, app_protocol: str | None = None
+) -> str:
+    """pkg/config/kube/conversion.go ConvertProtocol: UDP stays UDP; appProtocol, when set,
+    is read *instead of* the name (no fallback); a `grpc-web` prefix before the general
+    `prefix-` rule; pkg/config/protocol/instance.go Parse (case-insensitive); an unknown
+    protocol is TCP on the well-known ports, else auto-detected ("AUTO")."""
+    if transport == "UDP":
         return "UDP"
-    for candidate in (port.appProtocol, (port.name or "").split("-", 1)[0]):
-        if not candidate:
-            continue
-        lowered = candidate.lower()
-        if lowered in _APP_PROTOCOLS:
-            return _APP_PROTOCOLS[lowered]
-        if lowered in _PROTOCOLS:
-            return _PROTOCOLS[lowered]
-    return "TCP" if port.port in _TCP_BY_PORT else "AUTO"
+    text = name or ""
+    if app_protocol is not None:
+        text = app_protocol
+        if app_protocol in _APP_PROTOCOLS:
+            return _APP_PROTOCOLS[app_protocol]
+    if text[: len("grpc-web")].lower() == "grpc-web":
+        return "GRPC-Web"
+    known = _PROTOCOLS.get(text.split("-", 1)[0].lower())
+    if known is not None:
+        return known
+    return "TCP" if number in _TCP_BY_PORT else "AUTO"
 
 
 @dataclass(frozen=True)
