@@ -47,6 +47,11 @@ from meshlab.backends.kind.cluster import (
     KindSession,
     pytest_kind_cluster,
 )
+from meshlab.backends.kind.external import (
+    mesh_config_sidecar,
+    rewrite_service_entry,
+    stand_ins,
+)
 from meshlab.backends.kind.grading_rules import Policy
 from meshlab.backends.kind.images import GRADING_IMAGE_PREFIXES
 from meshlab.backends.kind.istio import ensure_istio, needs_gateway, require_istio
@@ -270,9 +275,17 @@ class KindBackend(Backend):
         retarget = Retarget(lab.namespace, run_namespace)
         if self.options.grading:  # refusals come before any cluster work
             grading.check(resources, Policy(self.options.grading_images))
-        objects = lab_objects(resources, retarget)
+        local = [n for s in plan.registry.services if s.host is None for n in (s.name, s.fqdn)]
+        standins = stand_ins(resources, run_namespace, local)
+        objects = [
+            one
+            for o in lab_objects(resources, retarget)
+            for one in rewrite_service_entry(o, standins)
+        ]
+        mesh_config_sidecar(resources, objects, run_namespace)
         if self.options.grading:
             objects = [grading.neutralised(o) for o in objects]
+        objects += standins.objects()  # meshlab's own pods, after the grading rules
         kube = self._open()
         self._istio(kube, resources)
         self._delete_earlier_runs(kube, lab.name)
@@ -306,6 +319,7 @@ class KindBackend(Backend):
                 waiter.pods([*pods, PROBE_POD], self.options.rollout_timeout)
                 mesh = KindMesh(kube, run_namespace, retarget, self.clock, self.progress, suffix)
                 mesh.fqdns = fqdns
+                mesh.external = standins
                 mesh.wait_for_config(expected_routes(plan, retarget))
                 yield mesh
             except KeyboardInterrupt:

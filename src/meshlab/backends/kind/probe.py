@@ -15,12 +15,11 @@ WARMUP_TIMEOUT. Routing answers such as NC, NR, UH or an injected fault end the 
 once, so a lab that is meant to fail is measured as it is. Only requests after the warm-up
 count, and whether one is discarded never depends on which subset served it.
 
-Batching: one exec into the probe pod runs a whole batch (podscript.py), and a batch is
-grown past what a check asked for, to about two seconds of requests, with the surplus kept
-for the next call with the same request. Outcomes are handed out in the order the requests
-were sent, so the sequence a check sees is exactly the sequence the mesh produced; requests
-are independent draws, so sending some early changes no statistic. Requests sent but never
-asked for are counted in `requests_sent` and discarded with the deployment.
+Batching: one exec into the probe pod runs a whole batch (podscript.py) as one client. When
+a batch is grown past what a check asked for (a session's read-ahead, session.py), outcomes
+are still handed out in the order the requests were sent, so the sequence a check sees is
+exactly the sequence the mesh produced. Sessions may send from several threads at once
+(`kind: overflow`): the bookkeeping here is under a lock, the execs themselves are not.
 """
 
 from __future__ import annotations
@@ -28,11 +27,12 @@ from __future__ import annotations
 import importlib.resources
 import json
 import secrets
-from collections import deque
-from collections.abc import Mapping, Sequence
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Any
 
-from meshlab.backends.base import Deployed, Outcome, PodInfo, Session
+from meshlab.backends.base import Deployed, Outcome, PodInfo
 from meshlab.backends.kind import diagnostics
 from meshlab.backends.kind.accesslog import (
     PROBE_POD,
@@ -43,6 +43,7 @@ from meshlab.backends.kind.accesslog import (
 )
 from meshlab.backends.kind.apply import Clock, Progress, Retarget
 from meshlab.backends.kind.chain import service_namer
+from meshlab.backends.kind.external import StandIns
 from meshlab.backends.kind.kube import Kube, Obj
 from meshlab.backends.kind.origins import (
     PROBE_CONTAINER,
@@ -57,13 +58,21 @@ from meshlab.backends.kind.origins import (
     has_sidecar,
     lab_pods,
 )
+from meshlab.backends.kind.session import KindSession, batch_jar, parse_batch
 from meshlab.backends.kind.sidecar_routes import ExpectedRoute, config_problems, render_routes
 from meshlab.backends.kind.trace import Traced, Tracer
 from meshlab.errors import BackendError
 from meshlab.mesh.names import CLIENT_LABELS
 from meshlab.mesh.request import Origin, ProbeRequest
 
-__all__ = ["PROBE_CONTAINER", "PROBE_IMAGE", "PROBE_LABEL", "SCRIPT_DIR", "SCRIPT_PATH"]
+__all__ = [
+    "PROBE_CONTAINER",
+    "PROBE_IMAGE",
+    "PROBE_LABEL",
+    "SCRIPT_DIR",
+    "SCRIPT_PATH",
+    "parse_batch",
+]
 
 REQUEST_TIMEOUT = 30.0  # per request, inside the pod
 TARGET_BATCH_SECONDS = 2.0
@@ -158,17 +167,6 @@ def host_ip(upstream_host: str) -> str:
     return upstream_host.rsplit(":", 1)[0] if upstream_host.count(":") == 1 else upstream_host
 
 
-class KindSession(Session):
-    """A client in the probe pod: each batch is a new process with no cookies, so sessions
-    share nothing but the mesh's read-ahead of independent draws."""
-
-    def __init__(self, mesh: KindMesh) -> None:
-        self.mesh = mesh
-
-    def send(self, request: ProbeRequest, count: int) -> list[Outcome]:
-        return self.mesh.send(request, count)
-
-
 class KindMesh(Deployed):
     """`Deployed` on a real cluster: requests from the probe pods or a workload's pod (see
     origins.py), each outcome with the calls behind it (chain.py)."""
@@ -194,15 +192,16 @@ class KindMesh(Deployed):
         self.requests_warmup = 0
         self.batches = 0
         self._warm: set[tuple[Origin, str, int]] = set()
-        self._buffers: dict[
-            tuple[Origin, str, str, tuple[tuple[str, str], ...]], deque[Outcome]
-        ] = {}
+        self._lock = threading.Lock()  # counters, batch numbers, origins, the tracer
+        self._warm_lock = threading.Lock()
+        self._in_flight = 0
         self._seconds_per_request: float | None = None
         self._pods: list[PodInfo] = []
         self._by_ip: dict[str, PodInfo] = {}
         self._by_name: dict[str, PodInfo] = {}
         self._sidecars: list[LogSource] = []
         self.fqdns: list[str] = []  # the lab's Services (run namespace), for routes and hops
+        self.external = StandIns(namespace)  # external hosts' stand-ins (external.py)
         self.refresh_pods()
         self.tracer = Tracer(
             kube, self.clock, lambda: self._sidecars, self._pod_at, self._pod_named, self._service
@@ -232,21 +231,36 @@ class KindMesh(Deployed):
         ]
 
     def session(self) -> KindSession:
+        """A client of its own: cookies and read-ahead (session.py)."""
         return KindSession(self)
 
-    def send(self, request: ProbeRequest, count: int) -> list[Outcome]:
-        """The probe keeps no client state: every session shares this read-ahead."""
-        if count <= 0:
-            return []
+    @contextmanager
+    def sending(self) -> Iterator[bool]:
+        """Around one session's send: yields whether other sessions are sending right now
+        (concurrent clients, see session.py)."""
+        with self._lock:
+            others = self._in_flight > 0
+            self._in_flight += 1
+        try:
+            yield others
+        finally:
+            with self._lock:
+                self._in_flight -= 1
+
+    def served(self, count: int) -> None:
+        with self._lock:
+            self.requests_served += count
+
+    def batch(
+        self, request: ProbeRequest, count: int, jar: Mapping[str, str]
+    ) -> tuple[list[Outcome], dict[str, str]]:
+        """`count` requests as one client with cookie jar `jar`, after the warm-up of the
+        request's host and port; the outcomes in the order sent, and the jar after them."""
         origin = request.origin
-        if (origin, request.host, request.port) not in self._warm:
-            self._warm_up(request)
-        key = (origin, request.method, request.url, tuple(sorted(request.headers.items())))
-        buffer = self._buffers.setdefault(key, deque())
-        while len(buffer) < count:
-            buffer.extend(self._batch(request, self.batch_size(count - len(buffer))))
-        self.requests_served += count
-        return [buffer.popleft() for _ in range(count)]
+        with self._warm_lock:  # one thread warms a host up; the others wait for it
+            if (origin, request.host, request.port) not in self._warm:
+                self._warm_up(request)
+        return self._batch(request, count, jar)
 
     def _warm_up(self, request: ProbeRequest) -> None:
         """Discard batches while the app behind the route is not listening yet (UF) or, for
@@ -255,7 +269,7 @@ class KindMesh(Deployed):
         where = f"{request.host}:{request.port}"
         browser = request.origin.kind == "browser"
         while True:
-            outcomes = self._batch(request, WARMUP_BATCH)
+            outcomes, _ = self._batch(request, WARMUP_BATCH, None)
             self.requests_warmup += len(outcomes)
             waited = self.clock.monotonic() - started
             closed = sum(1 for o in outcomes if cannot_connect(o))
@@ -290,7 +304,13 @@ class KindMesh(Deployed):
         fill = int(TARGET_BATCH_SECONDS / max(self._seconds_per_request, 1e-4))
         return max(needed, min(fill, MAX_BATCH))
 
-    def batch_spec(self, point: OriginPoint, request: ProbeRequest, count: int) -> dict[str, Any]:
+    def batch_spec(
+        self,
+        point: OriginPoint,
+        request: ProbeRequest,
+        count: int,
+        jar: Mapping[str, str] | None = None,
+    ) -> dict[str, Any]:
         spec: dict[str, Any] = {
             "url": self.retarget.url(request.url),
             "method": request.method,
@@ -308,10 +328,19 @@ class KindMesh(Deployed):
                 )
             spec["connect"] = gateway_address(point.gateway_port(request.port) or request.port)
             spec["agent_id"] = True
+        else:
+            stand_in = self.external.connect(request.host, request.port)
+            if stand_in is not None:  # an external host: the name is never looked up
+                spec["connect"] = stand_in
+        if jar is not None:
+            spec["jar"] = dict(jar)
         return spec
 
-    def _batch(self, request: ProbeRequest, count: int) -> list[Outcome]:
-        point = self.origins.point(request.origin)
+    def _batch(
+        self, request: ProbeRequest, count: int, jar: Mapping[str, str] | None
+    ) -> tuple[list[Outcome], dict[str, str]]:
+        with self._lock:
+            point = self.origins.point(request.origin)
         if request.origin.kind == "browser" and point.gateway_port(request.port) is None:
             # as a browser would see it: nothing listens there (and as the embedded backend
             # says it), so the check fails and says why; nothing is sent
@@ -320,9 +349,13 @@ class KindMesh(Deployed):
                 f"connection refused: the ingress gateway's Service has no port {request.port} "
                 f"(its ports: {ports}; the course's NodePort 31380 stands for 80)"
             )
-            return [Outcome(status=None, error=refused) for _ in range(count)]
-        self.batches += 1
-        spec = self.batch_spec(point, request, count)
+            return [Outcome(status=None, error=refused) for _ in range(count)], dict(jar or {})
+        refusal = None if request.origin.kind == "browser" else self.external.refusal(request.host)
+        if refusal is not None:  # never a request outside the cluster
+            return [Outcome(status=None, error=refusal) for _ in range(count)], dict(jar or {})
+        with self._lock:
+            self.batches += 1
+            spec = self.batch_spec(point, request, count, jar)
         started = self.clock.monotonic()
         argv = [*point.argv, "batch", json.dumps(spec)]
         result = self.kube.exec(
@@ -335,12 +368,14 @@ class KindMesh(Deployed):
                 f"{self.namespace}/{point.pod} ({state}): {result.stderr.strip()[-800:]}"
             )
         lines = parse_batch(result.stdout, str(spec["prefix"]), count)
-        self.requests_sent += count
         spent = sum(float(line.get("seconds", 0.0)) for line in lines)
-        self._seconds_per_request = spent / count
         answered = [line["rid"] for line in lines if line.get("status") is not None]
-        traced = self.tracer.trace(point, answered, started)
-        return [self._outcome(line, traced.get(line["rid"])) for line in lines]
+        with self._lock:
+            self.requests_sent += count
+            self._seconds_per_request = spent / count
+            traced = self.tracer.trace(point, answered, started)
+            outcomes = [self._outcome(line, traced.get(line["rid"])) for line in lines]
+        return outcomes, batch_jar(lines, jar)
 
     def _outcome(self, line: Mapping[str, Any], traced: Traced | None) -> Outcome:
         status = line.get("status")
@@ -449,22 +484,3 @@ def cannot_connect(outcome: Outcome) -> bool:
 def no_route(outcome: Outcome) -> bool:
     """Envoy had no route for the request (404 NR): a gateway before istiod's push."""
     return outcome.status == 404 and "NR" in outcome.response_flags.split(",")
-
-
-def parse_batch(stdout: str, prefix: str, count: int) -> list[dict[str, Any]]:
-    lines = []
-    for raw in stdout.splitlines():
-        if not raw.strip():
-            continue
-        try:
-            line = json.loads(raw)
-        except ValueError:
-            raise BackendError(
-                f"the probe printed a line that is not JSON: {raw[:200]!r}"
-            ) from None
-        if not isinstance(line, dict) or not str(line.get("rid", "")).startswith(prefix):
-            raise BackendError(f"the probe printed an unexpected line: {raw[:200]!r}")
-        lines.append(line)
-    if len(lines) != count:
-        raise BackendError(f"the probe reported {len(lines)} of {count} requests")
-    return lines
