@@ -5,13 +5,14 @@ What Istio sees. A MESH_EXTERNAL ServiceEntry with resolution DNS becomes a clus
 STRICT_DNS (LOGICAL_DNS for DNS_ROUND_ROBIN) whose endpoints are the host itself, or the
 `endpoints` addresses when the entry has some
 (pilot/pkg/serviceregistry/serviceentry/conversion.go convertServices and
-convertWorkloadEntryToServiceInstances). meshlab gives every such host one `endpoints`
-address: a headless Service of its own stand-in, `meshlab-ext-<i>-<host>`, in the run
-namespace. Envoy resolves that name with the cluster's DNS, to the stand-in pods' IPs, so the
-access log's `%UPSTREAM_HOST%` names the stand-in pod (labelled `meshlab.external: <host>`,
-as on the embedded backend). An entry with several hosts is split into one entry per host,
-because `endpoints` are shared by all hosts of an entry; istiod makes one Service per host
-anyway. Changing CoreDNS was rejected: it is shared by every namespace of the cluster.
+convertServiceEntryToInstances: with no endpoints, a DNS entry's one endpoint is the host).
+meshlab gives every such host one `endpoints` address: a headless Service of its own
+stand-in, `meshlab-ext-<i>-<host>`, in the run namespace. Envoy resolves that name with
+the cluster's DNS, to the stand-in pods' IPs, so the access log's `%UPSTREAM_HOST%` names
+the stand-in pod (labelled `meshlab.external: <host>`, as on the embedded backend). An
+entry with several hosts is split into one entry per host, because `endpoints` are shared
+by all hosts of an entry; istiod makes one Service per host anyway. Changing CoreDNS was
+rejected: it is shared by every namespace of the cluster.
 
 The client side. The probe never looks an external name up: a request to an external host
 connects to the host's stand-in (to `meshlab-ext-unregistered` for a host with no
@@ -79,7 +80,8 @@ class StandIns:
 
     @property
     def unregistered(self) -> StandIn:
-        return StandIn(UNREGISTERED, f"meshlab-ext-{UNREGISTERED}", (80,), 1, UNREGISTERED)
+        """The catch-all: what ALLOW_ANY would let through to a host with no ServiceEntry."""
+        return StandIn("*", f"meshlab-ext-{UNREGISTERED}", (80,), 1, UNREGISTERED)
 
     def connect(self, host: str, port: int) -> str | None:
         """`host:port` the probe dials for an external `host` (None: an in-cluster name)."""
@@ -182,6 +184,14 @@ def stand_ins(resources: Sequence[Resource], namespace: str, local: Sequence[str
                 "leaves the cluster); use resolution DNS with plain host names, or run this "
                 "lab on the embedded backend"
             )
+    for entry in found.hosts:
+        if entry.resource.body.spec.resolution == "STATIC":
+            raise BackendUnavailable(
+                f"{entry.resource.location}: {entry.resource.ref}: resolution STATIC is not "
+                "played on the kind backend (its endpoints are the real addresses, and a kind "
+                "run never leaves the cluster); use resolution DNS, or run this lab on the "
+                "embedded backend"
+            )
     active = bool(found.hosts) or any(is_mesh_config(r) for r in resources)
     out = StandIns(namespace, local_names=frozenset(local), active=active)
     for index, entry in enumerate(found.hosts):
@@ -224,8 +234,9 @@ def mesh_config_sidecar(resources: Sequence[Resource], objects: list[Obj], names
     the cluster's mesh config, which every namespace shares. Its one setting meshlab reads,
     outboundTrafficPolicy.mode, goes into the namespace's default Sidecar (no
     workloadSelector), which wins over the mesh config and, with no `egress`, still sees
-    every host (pilot/pkg/model/sidecar.go ConvertToSidecarScope: a Sidecar without
-    OutboundTrafficPolicy takes the mesh's; without egress listeners it gets `*/*`)."""
+    every host (pilot/pkg/model/sidecar.go initSidecarScopeInternalIndexes: a Sidecar
+    without outboundTrafficPolicy takes the mesh's; without egress listeners it gets
+    `*/*`)."""
     settings = mesh_settings(resources)
     if settings.source is None:
         return

@@ -18,7 +18,8 @@ batch, so N requests cost one API round trip, not N. Standard library only, Pyth
 
     python3 probe.py serve HOST PORT [PORT ...]
         Stands in for the external host HOST inside the cluster: answers any method and path
-        on each PORT with 200 and `external HOST`, so no check ever needs the internet.
+        on each PORT with 200 and `external HOST` (HOST `*`: the host the request names), so
+        no check ever needs the internet.
 
     python3 probe.py envoy
         Prints the client sidecar's clusters (with endpoint addresses) and HTTP routes, read
@@ -209,7 +210,8 @@ def envoy_summary() -> dict[str, Any]:
 
 
 def stand_in(host: str) -> type[http.server.BaseHTTPRequestHandler]:
-    answer = f"external {host}".encode()
+    """Answers as `external <host>`; `*` (the catch-all for hosts without a ServiceEntry)
+    answers as the host the request names."""
 
     class Handler(http.server.BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -218,10 +220,13 @@ def stand_in(host: str) -> type[http.server.BaseHTTPRequestHandler]:
             length = int(self.headers.get("content-length") or 0)
             if length:
                 self.rfile.read(length)
+            named = (self.headers.get("host") or "").rsplit(":", 1)[0] or "?"
+            played = named if host == "*" else host
+            answer = f"external {played}".encode()
             self.send_response(200)
             self.send_header("content-type", "text/plain")
             self.send_header("content-length", str(len(answer)))
-            self.send_header("x-meshlab-external", host)
+            self.send_header("x-meshlab-external", played)
             self.end_headers()
             if self.command != "HEAD":
                 self.wfile.write(answer)
