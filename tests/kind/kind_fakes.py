@@ -400,7 +400,8 @@ class FakeKube:
         behaviour = self.mesh
         self.batches_seen += 1
         starting = self.batches_seen <= behaviour.closed_batches
-        browser = bool(spec.get("agent_id"))  # `connect` alone: an external stand-in
+        # `connect` elsewhere: an external host's stand-in
+        browser = "istio-ingressgateway" in str(spec.get("connect"))
         unrouted = browser and self.batches_seen <= behaviour.unrouted_batches
         plain = at == "meshlab-probe-plain"
         overflowing = behaviour.pool is not None and self.in_flight > behaviour.pool

@@ -33,6 +33,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from meshlab.backends.base import PodInfo
 from meshlab.backends.kind.accesslog import PROBE_POD, SIDECAR, LogSource
 from meshlab.backends.kind.apply import Clock, Progress, Retarget, Waiter, pod_state
 from meshlab.backends.kind.kube import Kube, Obj
@@ -131,6 +132,32 @@ def has_sidecar(pod: Obj) -> bool:
     spec = pod.get("spec") or {}
     containers = [*(spec.get("containers") or []), *(spec.get("initContainers") or [])]
     return any(c.get("name") == SIDECAR for c in containers)
+
+
+def pod_info(pod: Obj) -> PodInfo:
+    meta, spec, status = (pod.get(k) or {} for k in ("metadata", "spec", "status"))
+    images = [c.get("image", "") for c in spec.get("containers") or [] if c.get("name") != SIDECAR]
+    detail = f"{status.get('phase', '?')}, IP {status.get('podIP', '-')}"
+    if spec.get("nodeName"):
+        detail += f", node {spec['nodeName']}"
+    return PodInfo(
+        meta.get("name", "?"), dict(meta.get("labels") or {}), images[0] if images else "", detail
+    )
+
+
+def pod_ips(pod: Obj) -> list[str]:
+    status = pod.get("status") or {}
+    ips = [str(p.get("ip")) for p in status.get("podIPs") or [] if p.get("ip")]
+    if status.get("podIP") and status["podIP"] not in ips:
+        ips.append(str(status["podIP"]))
+    return ips
+
+
+def host_ip(upstream_host: str) -> str:
+    """`10.244.0.7:8080` -> `10.244.0.7`; `[fd00::7]:8080` -> `fd00::7`."""
+    if upstream_host.startswith("["):
+        return upstream_host[1:].split("]", 1)[0]
+    return upstream_host.rsplit(":", 1)[0] if upstream_host.count(":") == 1 else upstream_host
 
 
 def pod_ip(pod: Obj) -> str | None:

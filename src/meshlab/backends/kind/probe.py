@@ -36,7 +36,6 @@ from meshlab.backends.base import Deployed, Outcome, PodInfo
 from meshlab.backends.kind import diagnostics
 from meshlab.backends.kind.accesslog import (
     PROBE_POD,
-    SIDECAR,
     TELEMETRY_NAME,
     AccessEntry,
     LogSource,
@@ -44,6 +43,7 @@ from meshlab.backends.kind.accesslog import (
 from meshlab.backends.kind.apply import Clock, Progress, Retarget
 from meshlab.backends.kind.chain import service_namer
 from meshlab.backends.kind.external import StandIns
+from meshlab.backends.kind.istio import EGRESS_SELECTOR, ISTIO_NAMESPACE
 from meshlab.backends.kind.kube import Kube, Obj
 from meshlab.backends.kind.origins import (
     PROBE_CONTAINER,
@@ -56,10 +56,18 @@ from meshlab.backends.kind.origins import (
     Origins,
     gateway_address,
     has_sidecar,
+    host_ip,
     lab_pods,
+    pod_info,
+    pod_ips,
 )
 from meshlab.backends.kind.session import KindSession, batch_jar, parse_batch
-from meshlab.backends.kind.sidecar_routes import ExpectedRoute, config_problems, render_routes
+from meshlab.backends.kind.sidecar_routes import (
+    ExpectedRoute,
+    config_problems,
+    read_envoy_summary,
+    render_routes,
+)
 from meshlab.backends.kind.trace import Traced, Tracer
 from meshlab.errors import BackendError
 from meshlab.mesh.names import CLIENT_LABELS
@@ -71,6 +79,7 @@ __all__ = [
     "PROBE_LABEL",
     "SCRIPT_DIR",
     "SCRIPT_PATH",
+    "host_ip",
     "parse_batch",
 ]
 
@@ -141,32 +150,6 @@ def probe_objects(namespace: str) -> list[Obj]:
 # --- the deployed mesh -------------------------------------------------------------------
 
 
-def pod_info(pod: Obj) -> PodInfo:
-    meta, spec, status = (pod.get(k) or {} for k in ("metadata", "spec", "status"))
-    images = [c.get("image", "") for c in spec.get("containers") or [] if c.get("name") != SIDECAR]
-    detail = f"{status.get('phase', '?')}, IP {status.get('podIP', '-')}"
-    if spec.get("nodeName"):
-        detail += f", node {spec['nodeName']}"
-    return PodInfo(
-        meta.get("name", "?"), dict(meta.get("labels") or {}), images[0] if images else "", detail
-    )
-
-
-def pod_ips(pod: Obj) -> list[str]:
-    status = pod.get("status") or {}
-    ips = [str(p.get("ip")) for p in status.get("podIPs") or [] if p.get("ip")]
-    if status.get("podIP") and status["podIP"] not in ips:
-        ips.append(str(status["podIP"]))
-    return ips
-
-
-def host_ip(upstream_host: str) -> str:
-    """`10.244.0.7:8080` -> `10.244.0.7`; `[fd00::7]:8080` -> `fd00::7`."""
-    if upstream_host.startswith("["):
-        return upstream_host[1:].split("]", 1)[0]
-    return upstream_host.rsplit(":", 1)[0] if upstream_host.count(":") == 1 else upstream_host
-
-
 class KindMesh(Deployed):
     """`Deployed` on a real cluster: requests from the probe pods or a workload's pod (see
     origins.py), each outcome with the calls behind it (chain.py)."""
@@ -202,9 +185,16 @@ class KindMesh(Deployed):
         self._sidecars: list[LogSource] = []
         self.fqdns: list[str] = []  # the lab's Services (run namespace), for routes and hops
         self.external = StandIns(namespace)  # external hosts' stand-ins (external.py)
+        self.egress = False  # the lab uses the egress gateway: its pods' logs are read too
+        self._gateways: list[LogSource] = []
         self.refresh_pods()
         self.tracer = Tracer(
-            kube, self.clock, lambda: self._sidecars, self._pod_at, self._pod_named, self._service
+            kube,
+            self.clock,
+            lambda: [*self._sidecars, *self._gateways],
+            self._pod_at,
+            self._pod_named,
+            self._service,
         )
 
     @property
@@ -229,6 +219,20 @@ class KindMesh(Deployed):
             for p, info in zip(pods, self._pods, strict=True)
             if has_sidecar(p)
         ]
+        if self.egress:  # its pods answer calls and make them, but are no pods of the lab
+            found = self.kube.list(
+                "v1", "Pod", ISTIO_NAMESPACE, label_selector="=".join(EGRESS_SELECTOR)
+            )
+            running = [p for p in found if (p.get("status") or {}).get("phase") == "Running"]
+            infos = [pod_info(p) for p in running]
+            self._by_ip |= {ip: i for p, i in zip(running, infos, strict=True) for ip in pod_ips(p)}
+            self._by_name |= {info.name: info for info in infos}
+            self._gateways = [LogSource(ISTIO_NAMESPACE, info.name) for info in infos]
+
+    def use_egress_gateway(self) -> None:
+        """Read the egress gateway's pods too: a call through it is traced to the host."""
+        self.egress = True
+        self.refresh_pods()
 
     def session(self) -> KindSession:
         """A client of its own: cookies and read-ahead (session.py)."""
@@ -332,6 +336,10 @@ class KindMesh(Deployed):
             stand_in = self.external.connect(request.host, request.port)
             if stand_in is not None:  # an external host: the name is never looked up
                 spec["connect"] = stand_in
+                # an egress gateway replaces x-request-id (as the ingress gateway does):
+                # its line is found by the id in the User-Agent, unless the lab sets one
+                named = any(name.lower() == "user-agent" for name in request.headers)
+                spec["agent_id"] = not named
         if jar is not None:
             spec["jar"] = dict(jar)
         return spec
@@ -443,19 +451,7 @@ class KindMesh(Deployed):
 
     def envoy_summary(self) -> dict[str, Any]:
         """The probe sidecar's clusters and routes, from its admin port."""
-        argv = ["python3", SCRIPT_PATH, "envoy"]
-        result = self.kube.exec(self.namespace, PROBE_POD, PROBE_CONTAINER, argv, 60.0)
-        if result.returncode != 0:
-            raise BackendError(
-                f"could not read the probe sidecar's config: {result.stderr.strip()[-500:]}"
-            )
-        try:
-            data = json.loads(result.stdout)
-        except ValueError:
-            raise BackendError(
-                f"the probe printed no config summary: {result.stdout[:200]!r}"
-            ) from None
-        return dict(data) if isinstance(data, dict) else {}
+        return read_envoy_summary(self.kube, self.namespace)
 
     def wait_for_config(self, expected: Sequence[ExpectedRoute]) -> None:
         """Until the client sidecar routes as the lab says: counting earlier would measure

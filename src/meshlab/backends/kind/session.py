@@ -28,14 +28,27 @@ from __future__ import annotations
 import json
 from collections import deque
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from contextlib import AbstractContextManager
+from typing import Any, Protocol
 
 from meshlab.backends.base import Outcome, Session
 from meshlab.errors import BackendError
 from meshlab.mesh.request import ProbeRequest
 
-if TYPE_CHECKING:
-    from meshlab.backends.kind.probe import KindMesh
+
+class Mesh(Protocol):
+    """What a session needs of the deployed mesh (probe.py's KindMesh)."""
+
+    def sending(self) -> AbstractContextManager[bool]: ...
+
+    def batch_size(self, needed: int) -> int: ...
+
+    def batch(
+        self, request: ProbeRequest, count: int, jar: Mapping[str, str]
+    ) -> tuple[list[Outcome], dict[str, str]]: ...
+
+    def served(self, count: int) -> None: ...
+
 
 RequestKey = tuple[object, str, str, tuple[tuple[str, str], ...]]
 
@@ -47,7 +60,7 @@ def request_key(request: ProbeRequest) -> RequestKey:
 class KindSession(Session):
     """One client: a cookie jar carried from batch to batch, and what it read ahead."""
 
-    def __init__(self, mesh: KindMesh) -> None:
+    def __init__(self, mesh: Mesh) -> None:
         self.mesh = mesh
         self.jar: dict[str, str] = {}
         self.batches = 0  # the execs this session ran (for tests and reports)
