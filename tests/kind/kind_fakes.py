@@ -165,6 +165,7 @@ class FakeMeshBehaviour:
     unrouted_batches: int = 0  # browser: the gateway's first batches have no route (404 NR)
     hash_cookie: str | None = None  # a cookie `ttl` hash: Envoy sets it, the pod follows it
     pool: int | None = None  # batches at once the pool admits; beyond it: 503 UO, no pod
+    egress_to: str | None = None  # an external host, reached through the egress gateway
 
 
 class FakeKube:
@@ -175,6 +176,7 @@ class FakeKube:
         self.objects: dict[tuple[str, str | None, str], Obj] = {}
         self.istiod_version: str | None = "1.31.1"
         self.gateway = False
+        self.egress = False  # an istio-egressgateway runs in istio-system
         self.ready = True  # Deployments roll out and pods turn Ready at once
         self.sync_after = 0  # `envoy` summaries that still show the old routes
         self.mesh = FakeMeshBehaviour()
@@ -213,6 +215,8 @@ class FakeKube:
             return {"spec": {"template": {"spec": {"containers": [{"image": image}]}}}}
         if (kind, namespace, name) == ("Deployment", "istio-system", "istio-ingressgateway"):
             return {"metadata": {"name": name}} if self.gateway else None
+        if (kind, namespace, name) == ("Deployment", "istio-system", "istio-egressgateway"):
+            return {"metadata": {"name": name}} if self.egress else None
         if (kind, namespace, name) == ("Service", "istio-system", "istio-ingressgateway"):
             ports = [  # istioctl's default profile: a LoadBalancer, nodePorts picked at random
                 {"name": "status-port", "port": 15021, "nodePort": 31874},
@@ -228,6 +232,8 @@ class FakeKube:
         wanted = dict(p.split("=", 1) for p in label_selector.split(",") if p)
         if (kind, namespace, wanted) == ("Pod", "istio-system", {"istio": "ingressgateway"}):
             return [self.GATEWAY_POD] if self.gateway else []
+        if (kind, namespace, wanted) == ("Pod", "istio-system", {"istio": "egressgateway"}):
+            return [copy.deepcopy(self.EGRESS_POD)] if self.egress else []
         out = []
         for (k, ns, _), obj in self.objects.items():
             labels = (obj.get("metadata") or {}).get("labels") or {}
@@ -366,6 +372,17 @@ class FakeKube:
         "status": {"phase": "Running", "podIP": "10.244.0.3"},
     }
 
+    EGRESS_POD: Obj = {  # noqa: RUF012 (read only)
+        "metadata": {
+            "name": "istio-egressgateway-6c7d-k1",
+            "labels": {"istio": "egressgateway", "app": "istio-egressgateway"},
+        },
+        "spec": {
+            "containers": [{"name": "istio-proxy", "image": "docker.io/istio/proxyv2:1.31.1"}]
+        },
+        "status": {"phase": "Running", "podIP": "10.244.0.4"},
+    }
+
     def _pods(self, namespace: str) -> list[Obj]:
         return [
             o
@@ -416,6 +433,9 @@ class FakeKube:
             # the origin's proxy: the probe's or the workload pod's sidecar, the gateway, none
             proxy = "istio-ingressgateway-5f8d-x2" if browser else None if plain else at
             chain_id = f"gw-{rid}" if browser else rid
+            if behaviour.egress_to and proxy is not None:
+                lines.append(self._via_egress(namespace, proxy, spec, rid, behaviour.egress_to))
+                continue
             status, flags, callee = behaviour.status, "-", None
             if behaviour.fail_with:
                 status, flags = int(behaviour.fail_with.split()[1]), behaviour.fail_with.split()[2]
@@ -491,6 +511,50 @@ class FakeKube:
                 )
         stdout = "".join(json.dumps(line) + "\n" for line in lines)
         return ExecResult(stdout, "", 0)
+
+    def _via_egress(
+        self, namespace: str, proxy: str, spec: Mapping[str, Any], rid: str, host: str
+    ) -> dict[str, Any]:
+        """The origin's sidecar calls the egress gateway; the gateway (an edge proxy: a new
+        x-request-id, the User-Agent kept) calls the host's stand-in, which has no sidecar."""
+        gateway = self.EGRESS_POD
+        stand_in = next(
+            p
+            for p in self._pods(namespace)
+            if p["metadata"]["labels"].get("meshlab.external") == host
+        )
+        agent = f"meshlab-probe/{rid}" if spec.get("agent_id") else "meshlab-probe"
+        egress_fqdn = "istio-egressgateway.istio-system.svc.cluster.local"
+        for pod, fields in (
+            (
+                gateway["metadata"]["name"],
+                {
+                    "request_id": f"egw-{rid}",
+                    "upstream_host": f"{stand_in['status']['podIP']}:80",
+                    "upstream_cluster": f"outbound|80||{host}",
+                },
+            ),
+            (
+                proxy,
+                {
+                    "request_id": rid,
+                    "upstream_host": f"{gateway['status']['podIP']}:8080",
+                    "upstream_cluster": f"outbound|80||{egress_fqdn}",
+                },
+            ),
+        ):
+            self._log(
+                pod,
+                self._log_reads.get(pod, 0) + 1,
+                response_code="200",
+                response_flags="-",
+                authority=host,
+                path="/",
+                user_agent=agent,
+                **fields,
+            )
+        body = f"external {host}"
+        return {"rid": rid, "status": 200, "body": body, "headers": {}, "seconds": 0.002}
 
     def _hashed(
         self,

@@ -26,7 +26,7 @@ from meshlab.backends.kind.kube import Obj
 from meshlab.backends.kind.probe import KindMesh, probe_objects
 from meshlab.errors import BackendUnavailable
 from meshlab.mesh.request import Origin, ProbeRequest
-from meshlab.pipeline import prepare
+from meshlab.pipeline import prepare, run_check
 
 ROOT = Path(__file__).resolve().parents[2]
 LAB10 = ROOT / "labs" / "10-service-entries"
@@ -254,3 +254,54 @@ def test_the_backend_deploys_lab_10_with_its_stand_ins(  # type: ignore[no-untyp
     finally:
         backend.close()  # the (fake) kind cluster goes
     assert {"www.google.com", "google.com", DRIVER} <= set(waited)  # counting waits for them
+
+
+# --- through the egress gateway -------------------------------------------------------------
+
+
+def test_a_call_through_the_egress_gateway_is_traced_to_the_stand_in(
+    mesh10: KindMesh, kube: FakeKube
+) -> None:
+    kube.egress = True
+    mesh10.use_egress_gateway()
+    kube.mesh.egress_to = "www.google.com"
+    origin = Origin("workload", "staff-service")
+    outcomes = mesh10.send(ProbeRequest("http://www.google.com/", origin=origin), 3)
+    spec = json.loads(kube.exec_calls[-1][4])
+    assert spec["agent_id"] is True  # the gateway's new id is matched by the User-Agent
+    for outcome in outcomes:
+        gateway, host = outcome.hops
+        assert gateway.service == "istio-egressgateway.istio-system.svc.cluster.local"
+        assert gateway.labels["istio"] == "egressgateway"
+        assert gateway.pod == outcome.pod == "istio-egressgateway-6c7d-k1"
+        assert (host.service, host.depth, host.caller) == ("www.google.com", 2, gateway.pod)
+        assert host.labels["meshlab.external"] == "www.google.com"
+    assert "istio-egressgateway-6c7d-k1" not in {p.name for p in mesh10.pods}  # not the lab's
+
+
+def test_lab_10s_egress_checks_on_the_fake_cluster(mesh10: KindMesh, kube: FakeKube) -> None:
+    """The lab's own checks through the gateway, judged as on the embedded backend."""
+    kube.egress = True
+    mesh10.use_egress_gateway()
+    kube.mesh.egress_to = "www.google.com"
+    prepared = prepare(LAB10)
+    for check in prepared.checks:
+        if check.name in ("google-through-egress-gateway", "google-answers"):
+            result = run_check(check, prepared.context(mesh10))
+            assert result.passed, result.message
+
+
+def test_without_the_gateways_logs_the_chain_ends_at_the_gateway(
+    mesh10: KindMesh, kube: FakeKube
+) -> None:
+    """A lab that sets its own User-Agent: the gateway's line cannot be found, so nothing is
+    reported behind it (nothing guessed)."""
+    kube.egress = True
+    mesh10.use_egress_gateway()
+    kube.mesh.egress_to = "www.google.com"
+    origin = Origin("workload", "staff-service")
+    request = ProbeRequest("http://www.google.com/", headers={"user-agent": "curl"}, origin=origin)
+    (outcome,) = mesh10.send(request, 1)
+    assert json.loads(kube.exec_calls[-1][4])["agent_id"] is False
+    (hop,) = outcome.hops
+    assert hop.labels["istio"] == "egressgateway"
