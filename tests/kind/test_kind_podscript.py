@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import socket
+import struct
 import subprocess
 import sys
 import threading
@@ -16,7 +17,9 @@ from typing import ClassVar
 
 import pytest
 
+from meshlab.backends.base import Outcome
 from meshlab.backends.kind import podscript
+from meshlab.checks.reachability import REFUSED, verdict_of
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -327,3 +330,35 @@ def test_the_stand_in_answers_anything_as_its_host() -> None:
         for server in [*servers, *catch_all]:
             server.shutdown()
             server.server_close()
+
+
+# --- refused, as a STRICT sidecar refuses a plaintext client (kind: reachability) -------------
+
+
+@pytest.mark.parametrize("reset", [True, False])
+def test_a_dropped_connection_reads_as_refused(reset: bool) -> None:
+    """A STRICT pod's sidecar fails the plaintext client's connection: reset (RST) or closed
+    with no answer. The script's error for either is what the check calls refused."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+
+    def drop() -> None:
+        for _ in range(2):  # two requests: after a dropped one the script reconnects
+            conn, _ = listener.accept()
+            conn.recv(65536)
+            if reset:  # SO_LINGER 0: close sends RST
+                conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            conn.close()
+
+    thread = threading.Thread(target=drop, daemon=True)
+    thread.start()
+    try:
+        port = listener.getsockname()[1]
+        lines = _run({"url": f"http://127.0.0.1:{port}/", "count": 2, "prefix": "r-"})
+    finally:
+        thread.join(timeout=10)
+        listener.close()
+    for line in lines:
+        outcome = Outcome(status=None, error=line["error"])
+        assert verdict_of(outcome) == REFUSED, line["error"]
