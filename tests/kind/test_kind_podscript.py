@@ -10,6 +10,7 @@ import struct
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -362,3 +363,16 @@ def test_a_dropped_connection_reads_as_refused(reset: bool) -> None:
     for line in lines:
         outcome = Outcome(status=None, error=line["error"])
         assert verdict_of(outcome) == REFUSED, line["error"]
+
+
+def test_a_batch_waits_for_its_start_instant(server: str) -> None:
+    """Concurrent clients' batches start together: at `start_at`, unless it is past or
+    further ahead than any clock skew on one node would make it."""
+    spec = {"url": f"{server}/", "count": 1, "prefix": "s-"}
+    started = time.time()
+    _run({**spec, "start_at": started + 0.3})
+    assert time.time() - started >= 0.29
+    started = time.time()
+    _run({**spec, "start_at": started + 3600})  # another clock: at once
+    _run({**spec, "start_at": started - 10})  # already past: at once
+    assert time.time() - started < 2

@@ -127,6 +127,23 @@ def test_concurrent_sessions_run_at_once_in_the_pod(deployed: KindMesh, kube: Fa
     assert len({json.loads(c[3])["prefix"] for c in kube.exec_calls}) == len(kube.exec_calls)
     assert deployed.requests_served == 61
     assert all(o.status == 200 and o.pod for o in outcomes)
+    # the batches sent beside others start at one instant, the lone first one at once
+    specs = [json.loads(c[3]) for c in kube.exec_calls]
+    starts = [spec["start_at"] for spec in specs if "start_at" in spec]
+    assert len(starts) >= 2
+    assert len(set(starts)) < len(starts)  # shared by the clients that started together
+    assert "start_at" not in specs[0]
+
+
+def test_a_start_instant_is_shared_until_too_close(deployed: KindMesh) -> None:
+    now = [1000.0]
+    deployed.wall = lambda: now[0]
+    first = deployed._together_start()
+    assert first == 1001.0
+    now[0] = 1000.6  # 0.4 s ahead: a new exec still makes it
+    assert deployed._together_start() == first
+    now[0] = 1000.8  # 0.2 s ahead: too close, the next group starts a second later
+    assert deployed._together_start() == 1001.8
 
 
 def test_overflow_is_read_from_the_client_sidecars_log(deployed: KindMesh, kube: FakeKube) -> None:

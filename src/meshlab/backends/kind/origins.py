@@ -30,15 +30,16 @@ proxy whose access log shows the origin's own call:
 
 from __future__ import annotations
 
+import importlib.resources
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from meshlab.backends.base import PodInfo
-from meshlab.backends.kind.accesslog import PROBE_POD, SIDECAR, LogSource
+from meshlab.backends.kind.accesslog import PROBE_POD, SIDECAR, TELEMETRY_NAME, LogSource
 from meshlab.backends.kind.apply import Clock, Progress, Retarget, Waiter, pod_state
 from meshlab.backends.kind.kube import Kube, Obj
 from meshlab.errors import BackendError
-from meshlab.mesh.names import ISTIO_SYSTEM_NAMESPACE
+from meshlab.mesh.names import CLIENT_LABELS, ISTIO_SYSTEM_NAMESPACE
 from meshlab.mesh.request import Origin
 
 PROBE_CONTAINER = "probe"
@@ -81,6 +82,59 @@ class OriginPoint:
         return 80 if port == COURSE_NODE_PORT and 80 in known else None
 
     via_user_agent: bool = False  # browser: the gateway replaces x-request-id
+
+
+def probe_script() -> str:
+    return (
+        importlib.resources.files("meshlab.backends.kind")
+        .joinpath("podscript.py")
+        .read_text(encoding="utf-8")
+    )
+
+
+def probe_objects(namespace: str) -> list[Obj]:
+    """The probe: its script (ConfigMap), the access log of every sidecar in the run
+    namespace, both directions (Telemetry; no `match` is CLIENT_AND_SERVER), its pod."""
+    return [
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": PROBE_POD, "namespace": namespace},
+            "data": {"probe.py": probe_script()},
+        },
+        {
+            "apiVersion": "telemetry.istio.io/v1",
+            "kind": "Telemetry",
+            "metadata": {"name": TELEMETRY_NAME, "namespace": namespace},
+            "spec": {"accessLogging": [{"providers": [{"name": "envoy"}]}]},
+        },
+        {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {
+                "name": PROBE_POD,
+                "namespace": namespace,
+                "labels": dict(CLIENT_LABELS),  # PROBE_LABEL: "true"
+                "annotations": {
+                    "proxy.istio.io/config": '{"holdApplicationUntilProxyStarts": true}'
+                },
+            },
+            "spec": {
+                "terminationGracePeriodSeconds": 1,
+                "containers": [
+                    {
+                        "name": PROBE_CONTAINER,
+                        "image": PROBE_IMAGE,
+                        "command": SLEEP_FOREVER,
+                        "volumeMounts": [
+                            {"name": "script", "mountPath": SCRIPT_DIR, "readOnly": True}
+                        ],
+                    }
+                ],
+                "volumes": [{"name": "script", "configMap": {"name": PROBE_POD}}],
+            },
+        },
+    ]
 
 
 def plain_probe_pod(namespace: str) -> Obj:

@@ -14,7 +14,9 @@ batch, so N requests cost one API round trip, not N. Standard library only, Pyth
         with `agent_id`, the id is also in the User-Agent, `meshlab-probe/<id>` (the gateway
         replaces x-request-id). With `jar` (name -> value), the batch is one client that keeps
         cookies: it sends the jar's cookies with every request, takes each `Set-Cookie` into
-        it (a `Max-Age=0` one out), and prints the jar it ends with on the last line.
+        it (a `Max-Age=0` one out), and prints the jar it ends with on the last line. With
+        `start_at` (seconds since the epoch), the first request waits for that instant, so
+        concurrent clients' batches start together.
 
     python3 probe.py serve HOST PORT [PORT ...]
         Stands in for the external host HOST inside the cluster: answers any method and path
@@ -40,6 +42,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 BODY_LIMIT = 4096
+MAX_START_WAIT = 5.0  # a `start_at` further ahead means another clock: start at once
 ADMIN_HOST, ADMIN_PORT = "127.0.0.1", 15000
 USER_AGENT = "meshlab-probe"
 
@@ -110,6 +113,16 @@ def read_response(
         take_cookies(jar, response.msg.get_all("set-cookie") or [])
 
 
+def wait_for_start(spec: dict[str, Any]) -> None:
+    """Concurrent clients' batches start together at `start_at` (seconds since the epoch,
+    the node's clock); one already past, or absurdly far, starts at once."""
+    if spec.get("start_at") is None:
+        return
+    delay = float(spec["start_at"]) - time.time()
+    if 0 < delay <= MAX_START_WAIT:
+        time.sleep(delay)
+
+
 def run_batch(spec: dict[str, Any], out: Any) -> None:
     parts = urlsplit(spec["url"])
     host = parts.hostname or ""
@@ -126,6 +139,7 @@ def run_batch(spec: dict[str, Any], out: Any) -> None:
     if isinstance(spec.get("jar"), dict):
         jar = {str(k): str(v) for k, v in spec["jar"].items()}
     count = int(spec["count"])
+    wait_for_start(spec)
     for index in range(count):
         rid = f"{spec['prefix']}{index}"
         headers = request_headers(spec, rid, virtual_host, jar)

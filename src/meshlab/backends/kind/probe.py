@@ -24,11 +24,11 @@ exactly the sequence the mesh produced. Sessions may send from several threads a
 
 from __future__ import annotations
 
-import importlib.resources
 import json
 import secrets
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -36,7 +36,6 @@ from meshlab.backends.base import Deployed, Outcome, PodInfo
 from meshlab.backends.kind import diagnostics
 from meshlab.backends.kind.accesslog import (
     PROBE_POD,
-    TELEMETRY_NAME,
     AccessEntry,
     LogSource,
 )
@@ -44,14 +43,13 @@ from meshlab.backends.kind.apply import Clock, Progress, Retarget
 from meshlab.backends.kind.chain import service_namer
 from meshlab.backends.kind.external import StandIns
 from meshlab.backends.kind.istio import EGRESS_SELECTOR, ISTIO_NAMESPACE
-from meshlab.backends.kind.kube import Kube, Obj
+from meshlab.backends.kind.kube import Kube
 from meshlab.backends.kind.origins import (
     PROBE_CONTAINER,
     PROBE_IMAGE,
     PROBE_LABEL,
     SCRIPT_DIR,
     SCRIPT_PATH,
-    SLEEP_FOREVER,
     OriginPoint,
     Origins,
     gateway_address,
@@ -60,6 +58,8 @@ from meshlab.backends.kind.origins import (
     lab_pods,
     pod_info,
     pod_ips,
+    probe_objects,
+    probe_script,
 )
 from meshlab.backends.kind.session import KindSession, batch_jar, parse_batch
 from meshlab.backends.kind.sidecar_routes import (
@@ -70,7 +70,6 @@ from meshlab.backends.kind.sidecar_routes import (
 )
 from meshlab.backends.kind.trace import Traced, Tracer
 from meshlab.errors import BackendError
-from meshlab.mesh.names import CLIENT_LABELS
 from meshlab.mesh.request import Origin, ProbeRequest
 
 __all__ = [
@@ -81,6 +80,7 @@ __all__ = [
     "SCRIPT_PATH",
     "host_ip",
     "parse_batch",
+    "probe_objects",
 ]
 
 REQUEST_TIMEOUT = 30.0  # per request, inside the pod
@@ -92,59 +92,10 @@ WARMUP_BATCH = 20
 WARMUP_TIMEOUT = 180.0
 WARMUP_PAUSE = 2.0
 GATEWAY_SYNC_TIMEOUT = 30.0  # browser: how long a 404 NR may mean "no routes pushed yet"
-
-
-def probe_script() -> str:
-    return (
-        importlib.resources.files("meshlab.backends.kind")
-        .joinpath("podscript.py")
-        .read_text(encoding="utf-8")
-    )
-
-
-def probe_objects(namespace: str) -> list[Obj]:
-    """The probe: its script (ConfigMap), the access log of every sidecar in the run
-    namespace, both directions (Telemetry; no `match` is CLIENT_AND_SERVER), its pod."""
-    return [
-        {
-            "apiVersion": "v1",
-            "kind": "ConfigMap",
-            "metadata": {"name": PROBE_POD, "namespace": namespace},
-            "data": {"probe.py": probe_script()},
-        },
-        {
-            "apiVersion": "telemetry.istio.io/v1",
-            "kind": "Telemetry",
-            "metadata": {"name": TELEMETRY_NAME, "namespace": namespace},
-            "spec": {"accessLogging": [{"providers": [{"name": "envoy"}]}]},
-        },
-        {
-            "apiVersion": "v1",
-            "kind": "Pod",
-            "metadata": {
-                "name": PROBE_POD,
-                "namespace": namespace,
-                "labels": dict(CLIENT_LABELS),  # PROBE_LABEL: "true"
-                "annotations": {
-                    "proxy.istio.io/config": '{"holdApplicationUntilProxyStarts": true}'
-                },
-            },
-            "spec": {
-                "terminationGracePeriodSeconds": 1,
-                "containers": [
-                    {
-                        "name": PROBE_CONTAINER,
-                        "image": PROBE_IMAGE,
-                        "command": SLEEP_FOREVER,
-                        "volumeMounts": [
-                            {"name": "script", "mountPath": SCRIPT_DIR, "readOnly": True}
-                        ],
-                    }
-                ],
-                "volumes": [{"name": "script", "configMap": {"name": PROBE_POD}}],
-            },
-        },
-    ]
+# Concurrent clients' batches start together at one wall-clock instant, this far ahead: an
+# exec (opened one at a time) and the script's start take a fraction of it
+TOGETHER_DELAY = 1.0
+TOGETHER_MARGIN = 0.3  # an instant closer than this is too soon for a new exec: a new one
 
 
 # --- the deployed mesh -------------------------------------------------------------------
@@ -178,6 +129,8 @@ class KindMesh(Deployed):
         self._lock = threading.Lock()  # counters, batch numbers, origins, the tracer
         self._warm_lock = threading.Lock()
         self._in_flight = 0
+        self.wall: Callable[[], float] = time.time  # the pod's clock too, on a kind node
+        self._start_at = 0.0
         self._seconds_per_request: float | None = None
         self._pods: list[PodInfo] = []
         self._by_ip: dict[str, PodInfo] = {}
@@ -256,15 +209,25 @@ class KindMesh(Deployed):
             self.requests_served += count
 
     def batch(
-        self, request: ProbeRequest, count: int, jar: Mapping[str, str]
+        self, request: ProbeRequest, count: int, jar: Mapping[str, str], together: bool = False
     ) -> tuple[list[Outcome], dict[str, str]]:
         """`count` requests as one client with cookie jar `jar`, after the warm-up of the
-        request's host and port; the outcomes in the order sent, and the jar after them."""
+        request's host and port; the outcomes in the order sent, and the jar after them.
+        `together`: other clients are sending now; start at the instant they start."""
         origin = request.origin
         with self._warm_lock:  # one thread warms a host up; the others wait for it
             if (origin, request.host, request.port) not in self._warm:
                 self._warm_up(request)
-        return self._batch(request, count, jar)
+        return self._batch(request, count, jar, together)
+
+    def _together_start(self) -> float:
+        """One wall-clock instant for the batches of clients that send at the same time:
+        their processes in the pod wait for it (podscript.py `start_at`), so their requests
+        overlap from the first one, although their execs open one after another."""
+        now = self.wall()
+        if self._start_at < now + TOGETHER_MARGIN:
+            self._start_at = now + TOGETHER_DELAY
+        return round(self._start_at, 3)
 
     def _warm_up(self, request: ProbeRequest) -> None:
         """Discard batches while the app behind the route is not listening yet (UF) or, for
@@ -345,7 +308,11 @@ class KindMesh(Deployed):
         return spec
 
     def _batch(
-        self, request: ProbeRequest, count: int, jar: Mapping[str, str] | None
+        self,
+        request: ProbeRequest,
+        count: int,
+        jar: Mapping[str, str] | None,
+        together: bool = False,
     ) -> tuple[list[Outcome], dict[str, str]]:
         with self._lock:
             point = self.origins.point(request.origin)
@@ -364,6 +331,8 @@ class KindMesh(Deployed):
         with self._lock:
             self.batches += 1
             spec = self.batch_spec(point, request, count, jar)
+            if together:
+                spec["start_at"] = self._together_start()
         started = self.clock.monotonic()
         argv = [*point.argv, "batch", json.dumps(spec)]
         result = self.kube.exec(

@@ -16,8 +16,10 @@ What the checks need from a client, and how a session gives it on a real cluster
 - concurrency (`kind: overflow`: N clients, each its own session on its own thread). While
   other sessions are sending at the same moment, a session reads ahead too, so each client
   is one process in the probe pod sending back to back on its own connection, all at once:
-  requests overlap inside the sidecar as they do from N real clients. One exec per request
-  would not: the API round trip of an exec is far longer than a request.
+  requests overlap inside the sidecar as they do from N real clients. Their batches start at
+  one shared instant (probe.py `_together_start`), so the first requests, the ones handed
+  out, overlap too. One exec per request would not overlap: the API round trip of an exec is
+  far longer than a request.
 
 Whatever a session sent and never handed out is counted in `requests_sent` and dropped when
 it switches to another request or closes.
@@ -44,7 +46,7 @@ class Mesh(Protocol):
     def batch_size(self, needed: int) -> int: ...
 
     def batch(
-        self, request: ProbeRequest, count: int, jar: Mapping[str, str]
+        self, request: ProbeRequest, count: int, jar: Mapping[str, str], together: bool = False
     ) -> tuple[list[Outcome], dict[str, str]]: ...
 
     def served(self, count: int) -> None: ...
@@ -80,7 +82,7 @@ class KindSession(Session):
             while len(self._buffer) < count:
                 needed = count - len(self._buffer)
                 size = self.mesh.batch_size(needed) if read_ahead else needed
-                outcomes, self.jar = self.mesh.batch(request, size, self.jar)
+                outcomes, self.jar = self.mesh.batch(request, size, self.jar, others)
                 self.batches += 1
                 self._buffer.extend(outcomes)
             self.mesh.served(count)
