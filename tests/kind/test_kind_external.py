@@ -172,7 +172,7 @@ def test_entries_that_need_the_real_address_are_refused(
 
 
 def test_in_cluster_names() -> None:
-    local = frozenset(LOCAL)
+    local = frozenset([*LOCAL, ".default", ".istio-system"])
     for host in (
         "fleetman-staff-service",
         "x.other.svc.cluster.local",
@@ -180,7 +180,9 @@ def test_in_cluster_names() -> None:
         "10.96.0.1",
     ):
         assert in_cluster(host, local), host
-    for host in ("www.google.com", "8.8.8.8", DRIVER, "fleetman.com"):
+    for host in ("fleetman-webapp.default", "istio-ingressgateway.istio-system"):
+        assert in_cluster(host, local), host  # `name.namespace`, by the search path
+    for host in ("www.google.com", "8.8.8.8", DRIVER, "fleetman.com", "example.org"):
         assert not in_cluster(host, local), host
 
 
@@ -195,6 +197,8 @@ def test_the_probe_dials_a_stand_in_for_every_external_host() -> None:
     )
     assert standins.connect("8.8.8.8", 80) is not None  # a public address: never dialled
     assert standins.connect("fleetman-staff-service", 8080) is None
+    assert standins.connect("fleetman-staff-service.default", 8080) is None
+    assert standins.connect(f"fleetman-staff-service.{NS}", 8080) is None
     assert standins.refusal("www.example.org") is None
 
 

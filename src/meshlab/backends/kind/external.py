@@ -41,6 +41,7 @@ from meshlab.errors import BackendUnavailable
 from meshlab.load.manifests import MESH_CONFIG, Resource
 from meshlab.mesh.external import EXTERNAL_LABEL, external_hosts
 from meshlab.mesh.meshconfig import mesh_settings
+from meshlab.mesh.names import ISTIO_SYSTEM_NAMESPACE as ISTIO_SYSTEM
 from meshlab.mesh.names import SERVICE_HOST_SUFFIXES
 
 STANDIN_LABEL = "meshlab.io/external"
@@ -117,12 +118,16 @@ class StandIns:
 
 def in_cluster(host: str, local_names: frozenset[str]) -> bool:
     """A name the cluster's DNS answers itself: a short name (the search path makes it a
-    Service), `x.ns.svc[.cluster.local]`, a lab Service; an address in a private range."""
+    Service), `x.<namespace>` for a namespace of the run (`local_names` holds them as
+    `.<namespace>`), `x.ns.svc[.cluster.local]`, a lab Service; an address in a private
+    range."""
     try:
         return ipaddress.ip_address(host.strip("[]")).is_private
     except ValueError:
         pass
     if "." not in host or host in local_names:
+        return True
+    if host.count(".") == 1 and f".{host.split('.')[1]}" in local_names:
         return True
     return any(host.endswith(s) for s in SERVICE_HOST_SUFFIXES if s) or host.endswith(".local")
 
@@ -193,7 +198,9 @@ def stand_ins(resources: Sequence[Resource], namespace: str, local: Sequence[str
                 "embedded backend"
             )
     active = bool(found.hosts) or any(is_mesh_config(r) for r in resources)
-    out = StandIns(namespace, local_names=frozenset(local), active=active)
+    namespaces = {r.namespace for r in resources if r.namespace} | {namespace, ISTIO_SYSTEM}
+    local_names = frozenset([*local, *(f".{ns}" for ns in namespaces)])
+    out = StandIns(namespace, local_names=local_names, active=active)
     for index, entry in enumerate(found.hosts):
         plain = [p.number for p in entry.ports if (p.protocol or "").lower() in _PLAIN]
         label = entry.host if len(entry.host) <= 63 else entry.slug

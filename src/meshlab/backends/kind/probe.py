@@ -126,8 +126,9 @@ class KindMesh(Deployed):
         self.requests_warmup = 0
         self.batches = 0
         self._warm: set[tuple[Origin, str, int]] = set()
-        self._lock = threading.Lock()  # counters, batch numbers, origins, the tracer
+        self._lock = threading.Lock()  # counters, batch numbers, origins
         self._warm_lock = threading.Lock()
+        self._trace_lock = threading.Lock()
         self._in_flight = 0
         self.wall: Callable[[], float] = time.time  # the pod's clock too, on a kind node
         self._start_at = 0.0
@@ -350,6 +351,7 @@ class KindMesh(Deployed):
         with self._lock:
             self.requests_sent += count
             self._seconds_per_request = spent / count
+        with self._trace_lock:  # one log reader at a time; batches start meanwhile
             traced = self.tracer.trace(point, answered, started)
             outcomes = [self._outcome(line, traced.get(line["rid"])) for line in lines]
         return outcomes, batch_jar(lines, jar)
