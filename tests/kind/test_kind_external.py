@@ -309,3 +309,11 @@ def test_without_the_gateways_logs_the_chain_ends_at_the_gateway(
     assert json.loads(kube.exec_calls[-1][4])["agent_id"] is False
     (hop,) = outcome.hops
     assert hop.labels["istio"] == "egressgateway"
+
+
+def test_tls_ports_without_a_stand_in_are_noted(make) -> None:  # type: ignore[no-untyped-def]
+    notes = make().notes(prepare(LAB10).to_deploy())
+    ports = [n for n in notes if "has no stand-in on kind" in n.message]
+    assert len(ports) == 3  # port 443 of each of the three hosts
+    assert all(n.location is not None for n in ports)
+    assert "port 443 (HTTPS) of www.google.com" in "\n".join(n.message for n in ports)

@@ -49,6 +49,7 @@ from meshlab.backends.kind.cluster import (
 )
 from meshlab.backends.kind.external import (
     StandIns,
+    external_notes,
     mesh_config_sidecar,
     rewrite_service_entry,
     stand_ins,
@@ -265,8 +266,9 @@ class KindBackend(Backend):
 
     def notes(self, lab: LabToDeploy) -> Sequence[Note]:
         """Istio itself runs here, so nothing is left out of the mesh; what the access logs
-        cannot show is said (apps that do not pass x-request-id on)."""
-        return propagation_notes(lab.resources)
+        cannot show is said (apps that do not pass x-request-id on), and so are the external
+        ports no stand-in answers."""
+        return [*propagation_notes(lab.resources), *external_notes(lab.resources)]
 
     @contextmanager
     def deploy(self, lab: LabToDeploy) -> Iterator[KindMesh]:

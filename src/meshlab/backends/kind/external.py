@@ -41,6 +41,7 @@ from meshlab.errors import BackendUnavailable
 from meshlab.load.manifests import MESH_CONFIG, Resource
 from meshlab.mesh.external import EXTERNAL_LABEL, external_hosts
 from meshlab.mesh.meshconfig import mesh_settings
+from meshlab.mesh.model import Note
 from meshlab.mesh.names import ISTIO_SYSTEM_NAMESPACE as ISTIO_SYSTEM
 from meshlab.mesh.names import SERVICE_HOST_SUFFIXES
 
@@ -264,3 +265,22 @@ def mesh_config_sidecar(resources: Sequence[Resource], objects: list[Obj], names
             "spec": {"outboundTrafficPolicy": {"mode": mode}},
         }
     )
+
+
+def external_notes(resources: Sequence[Resource]) -> list[Note]:
+    """The ServiceEntry ports no stand-in answers on kind (TLS: the stand-in speaks plain
+    HTTP), said in the report rather than left to a failed connection."""
+    notes = []
+    for entry in external_hosts(resources).hosts:
+        for port in entry.ports:
+            protocol = (port.protocol or "").lower()
+            if protocol not in _PLAIN:
+                notes.append(
+                    Note(
+                        f"{entry.resource.ref}: port {port.number} ({port.protocol}) of "
+                        f"{entry.host} has no stand-in on kind (the stand-in speaks plain "
+                        "HTTP), so a request there finds nothing listening",
+                        entry.resource.location,
+                    )
+                )
+    return notes
