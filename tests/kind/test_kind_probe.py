@@ -178,26 +178,33 @@ def test_outcomes_name_the_serving_pod(deployed: KindMesh) -> None:
         assert not outcome.failed
 
 
-def test_a_session_reads_ahead_on_a_repeat_and_keeps_the_rest(
+def test_a_session_reads_ahead_on_repeats_and_keeps_the_rest(
     deployed: KindMesh, kube: FakeKube
 ) -> None:
+    request = ProbeRequest(URL)
     with deployed.session() as session:
-        first = session.send(ProbeRequest(URL), 10)  # a first call: exactly what was asked
+        first = session.send(request, 10)  # a first call: exactly what was asked
         assert (deployed.requests_warmup, deployed.requests_sent) == (20, 20 + 10)
-        # a repeat, more than one: the warm-up measured 2 ms a request, so a full batch
-        second = session.send(ProbeRequest(URL), 10)
-        assert deployed.requests_sent == 20 + 10 + MAX_BATCH
-        third = session.send(ProbeRequest(URL), MAX_BATCH)  # 490 left: one more batch
-        assert [len(first), len(second), len(third)] == [10, 10, MAX_BATCH]
-        assert [json.loads(c[3])["count"] for c in kube.exec_calls] == [20, 10, *[MAX_BATCH] * 2]
+        session.send(request, 10)  # a repeat: no more ahead than handed out (10)
+        session.send(request, 10)  # 20 handed out: a batch of 20, 10 kept
+        session.send(request, 10)  # from what was kept: no exec
+        assert _counts(kube) == [20, 10, 10, 20]
+        big = session.send(request, 600)  # asked for more than the cap: exactly that
+        session.send(request, 10)  # 640 handed out: a batch up to the 2 s cap
+        assert _counts(kube)[4:] == [600, MAX_BATCH]
+        assert [len(first), len(big)] == [10, 600]
         other = session.send(ProbeRequest(URL, headers={"end-user": "x"}), 5)  # another request
-        assert len(other) == 5  # same host and port: no second warm-up; the rest is dropped
-        assert json.loads(kube.exec_calls[-1][3])["count"] == 5
-        assert session.batches == 4
-    assert deployed.requests_served == 25 + MAX_BATCH
+        assert len(other) == 5  # same host and port: no second warm-up
+        assert _counts(kube)[-1] == 5  # exactly: what was kept for the other request is dropped
+        assert session.batches == 6
+    assert deployed.requests_served == 40 + 600 + 10 + 5
     # another session never gets outcomes a session sent: it sends its own
-    assert len(deployed.send(ProbeRequest(URL), 3)) == 3
-    assert json.loads(kube.exec_calls[-1][3])["count"] == 3
+    assert len(deployed.send(request, 3)) == 3
+    assert _counts(kube)[-1] == 3
+
+
+def _counts(kube: FakeKube) -> list[int]:
+    return [json.loads(call[3])["count"] for call in kube.exec_calls]
 
 
 def test_outcomes_come_in_the_order_they_were_sent(deployed: KindMesh, kube: FakeKube) -> None:

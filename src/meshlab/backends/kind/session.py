@@ -10,9 +10,11 @@ What the checks need from a client, and how a session gives it on a real cluster
   one exec each call, except in the two cases below; a lone session asking for one request
   at a time never reads ahead.
 - throughput (`kind: split` asks for hundreds). On a repeat of the request it sent last, a
-  session asked for more than one reads ahead: one exec sends about two seconds' worth and
-  the surplus is kept for the session's next call (the draws are independent, and the
-  outcomes are handed out in the order they were sent).
+  session asked for more than one reads ahead: one exec sends as many as the session has
+  already handed out for that request (so the batches double, and at most half of what is
+  sent is surplus), up to about two seconds' worth, and the surplus is kept for the
+  session's next call (the draws are independent, and the outcomes are handed out in the
+  order they were sent). A user of `kind: sticky` (1 request, then 2) reads nothing ahead.
 - concurrency (`kind: overflow`: N clients, each its own session on its own thread). While
   other sessions are sending at the same moment, a session reads ahead too, so each client
   is one process in the probe pod sending back to back on its own connection, all at once:
@@ -67,6 +69,7 @@ class KindSession(Session):
         self.jar: dict[str, str] = {}
         self.batches = 0  # the execs this session ran (for tests and reports)
         self._last: RequestKey | None = None
+        self._handed = 0  # outcomes handed out for the request it sent last
         self._buffer: deque[Outcome] = deque()
 
     def send(self, request: ProbeRequest, count: int) -> list[Outcome]:
@@ -77,15 +80,19 @@ class KindSession(Session):
             repeat = key == self._last
             if not repeat:
                 self._buffer.clear()  # sent with another request (and maybe other cookies)
-                self._last = key
-            read_ahead = others or (repeat and count > 1)
+                self._last, self._handed = key, 0
             while len(self._buffer) < count:
                 needed = count - len(self._buffer)
-                size = self.mesh.batch_size(needed) if read_ahead else needed
+                size = needed
+                if others:
+                    size = self.mesh.batch_size(needed)
+                elif repeat and count > 1:  # never more ahead than already handed out
+                    size = min(self.mesh.batch_size(needed), max(needed, self._handed))
                 outcomes, self.jar = self.mesh.batch(request, size, self.jar, others)
                 self.batches += 1
                 self._buffer.extend(outcomes)
             self.mesh.served(count)
+            self._handed += count
             return [self._buffer.popleft() for _ in range(count)]
 
     def close(self) -> None:
