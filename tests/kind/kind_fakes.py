@@ -8,21 +8,27 @@ can assert the exact order of commands and API calls, teardown included.
   pods by the version weights the test sets, then along the calls the test lists, and every
   proxy on the way gets its access-log lines (outbound at the caller, inbound at the callee),
   exactly as Istio writes them with accessLogEncoding JSON; the ingress gateway replaces the
-  request id as an edge proxy does.
+  request id as an edge proxy does. Optionally a hash cookie (Envoy sets it, the pod follows
+  it; the client's jar is podscript.py's own code) and a connection pool that answers 503 UO
+  while more batches run at once than it admits.
 """
 
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import random
 import shlex
 import subprocess
+import threading
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from meshlab.backends.kind import podscript
 from meshlab.backends.kind.kube import ApiError, ExecResult, Obj
 from meshlab.backends.kind.tools import Completed
 
@@ -157,6 +163,9 @@ class FakeMeshBehaviour:
     propagate: bool = True  # False: the apps make up a new x-request-id for their calls
     fail_last_call: str | None = None  # "503 FI": the last of `calls` answered by no pod
     unrouted_batches: int = 0  # browser: the gateway's first batches have no route (404 NR)
+    hash_cookie: str | None = None  # a cookie `ttl` hash: Envoy sets it, the pod follows it
+    pool: int | None = None  # batches at once the pool admits; beyond it: 503 UO, no pod
+    egress_to: str | None = None  # an external host, reached through the egress gateway
 
 
 class FakeKube:
@@ -167,6 +176,7 @@ class FakeKube:
         self.objects: dict[tuple[str, str | None, str], Obj] = {}
         self.istiod_version: str | None = "1.31.1"
         self.gateway = False
+        self.egress = False  # an istio-egressgateway runs in istio-system
         self.ready = True  # Deployments roll out and pods turn Ready at once
         self.sync_after = 0  # `envoy` summaries that still show the old routes
         self.mesh = FakeMeshBehaviour()
@@ -185,6 +195,11 @@ class FakeKube:
         self.ephemeral: list[tuple[str, str, Obj]] = []  # (namespace, pod, container)
         self._envoy_reads = 0
         self.refuse: dict[str, ApiError] = {}  # kind -> refusal on create
+        self.exec_pause = 0.0  # real seconds an exec takes, so threads' execs overlap
+        self.since_window = 1  # batches before the newest one a log read still covers
+        self.in_flight = 0
+        self.peak_in_flight = 0
+        self._exec_lock = threading.Lock()
 
     # -- Kube ---------------------------------------------------------------------------
 
@@ -200,6 +215,8 @@ class FakeKube:
             return {"spec": {"template": {"spec": {"containers": [{"image": image}]}}}}
         if (kind, namespace, name) == ("Deployment", "istio-system", "istio-ingressgateway"):
             return {"metadata": {"name": name}} if self.gateway else None
+        if (kind, namespace, name) == ("Deployment", "istio-system", "istio-egressgateway"):
+            return {"metadata": {"name": name}} if self.egress else None
         if (kind, namespace, name) == ("Service", "istio-system", "istio-ingressgateway"):
             ports = [  # istioctl's default profile: a LoadBalancer, nodePorts picked at random
                 {"name": "status-port", "port": 15021, "nodePort": 31874},
@@ -215,6 +232,8 @@ class FakeKube:
         wanted = dict(p.split("=", 1) for p in label_selector.split(",") if p)
         if (kind, namespace, wanted) == ("Pod", "istio-system", {"istio": "ingressgateway"}):
             return [self.GATEWAY_POD] if self.gateway else []
+        if (kind, namespace, wanted) == ("Pod", "istio-system", {"istio": "egressgateway"}):
+            return [copy.deepcopy(self.EGRESS_POD)] if self.egress else []
         out = []
         for (k, ns, _), obj in self.objects.items():
             labels = (obj.get("metadata") or {}).get("labels") or {}
@@ -252,8 +271,9 @@ class FakeKube:
     def logs(self, namespace: str, pod: str, container: str, since_seconds: int) -> str:
         reads = self._log_reads[pod] = self._log_reads.get(pod, 0) + 1
         # `since_seconds` covers the batch being read (and the one before, at most), as the
-        # backend asks on a real cluster; 0 (a test's own look) is the whole log
-        oldest = self.batches_seen - 1 if since_seconds > 0 else 0
+        # backend asks on a real cluster (`since_window` more while batches run at once);
+        # 0 (a test's own look) is the whole log
+        oldest = self.batches_seen - self.since_window if since_seconds > 0 else 0
         visible = [
             line
             for read, batch, line in self._logs.get(pod, [])
@@ -275,7 +295,16 @@ class FakeKube:
         self.events.append(f"exec: {pod} {' '.join(argv[:3] if argv[1] != '-c' else argv[:2])}")
         args = list(argv[3:]) if argv[1] == "-c" else list(argv[2:])
         if args[:1] == ["batch"] and (argv[1] == "-c" or argv[1] == "/meshlab/probe.py"):
-            return self._batch(namespace, pod, json.loads(args[1]))
+            with self._exec_lock:
+                self.in_flight += 1
+                self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
+            try:
+                time.sleep(self.exec_pause)
+                with self._exec_lock:
+                    return self._batch(namespace, pod, json.loads(args[1]))
+            finally:
+                with self._exec_lock:
+                    self.in_flight -= 1
         if list(argv[:3]) == ["python3", "/meshlab/probe.py", "envoy"]:
             self._envoy_reads += 1
             return ExecResult(json.dumps(self._envoy_summary(namespace)), "", 0)
@@ -343,6 +372,17 @@ class FakeKube:
         "status": {"phase": "Running", "podIP": "10.244.0.3"},
     }
 
+    EGRESS_POD: Obj = {  # noqa: RUF012 (read only)
+        "metadata": {
+            "name": "istio-egressgateway-6c7d-k1",
+            "labels": {"istio": "egressgateway", "app": "istio-egressgateway"},
+        },
+        "spec": {
+            "containers": [{"name": "istio-proxy", "image": "docker.io/istio/proxyv2:1.31.1"}]
+        },
+        "status": {"phase": "Running", "podIP": "10.244.0.4"},
+    }
+
     def _pods(self, namespace: str) -> list[Obj]:
         return [
             o
@@ -377,22 +417,34 @@ class FakeKube:
         behaviour = self.mesh
         self.batches_seen += 1
         starting = self.batches_seen <= behaviour.closed_batches
-        browser = bool(spec.get("connect"))
+        # `connect` elsewhere: an external host's stand-in
+        browser = "istio-ingressgateway" in str(spec.get("connect"))
         unrouted = browser and self.batches_seen <= behaviour.unrouted_batches
         plain = at == "meshlab-probe-plain"
-        for index in range(int(spec["count"])):
+        overflowing = behaviour.pool is not None and self.in_flight > behaviour.pool
+        jar = dict(spec["jar"]) if isinstance(spec.get("jar"), dict) else None
+        count = int(spec["count"])
+        for index in range(count):
             rid = f"{spec['prefix']}{index}"
+            set_cookie = None
             if behaviour.fail_with and behaviour.fail_with.startswith("error:"):
                 lines.append({"rid": rid, "status": None, "error": behaviour.fail_with[7:]})
                 continue
             # the origin's proxy: the probe's or the workload pod's sidecar, the gateway, none
             proxy = "istio-ingressgateway-5f8d-x2" if browser else None if plain else at
             chain_id = f"gw-{rid}" if browser else rid
+            if behaviour.egress_to and proxy is not None:
+                lines.append(self._via_egress(namespace, proxy, spec, rid, behaviour.egress_to))
+                continue
             status, flags, callee = behaviour.status, "-", None
             if behaviour.fail_with:
                 status, flags = int(behaviour.fail_with.split()[1]), behaviour.fail_with.split()[2]
             elif unrouted:
                 status, flags = 404, "NR"
+            elif overflowing:
+                status, flags = 503, "UO"
+            elif behaviour.hash_cookie is not None:
+                callee, set_cookie = self._hashed(namespace, behaviour, spec, jar, rid)
             else:
                 version = self._rng.choices(
                     list(behaviour.weights), list(behaviour.weights.values())
@@ -403,9 +455,20 @@ class FakeKube:
                 status, flags = 503, "URX,UF"
             body = behaviour.body if status < 500 else "upstream connect error"
             headers = {"server": "envoy", "x-envoy-upstream-service-time": "1"}
-            lines.append(
-                {"rid": rid, "status": status, "body": body, "headers": headers, "seconds": 0.002}
-            )
+            if set_cookie is not None:
+                headers["set-cookie"] = set_cookie
+                if jar is not None:  # the script's own jar code keeps it
+                    podscript.take_cookies(jar, [set_cookie])
+            line = {
+                "rid": rid,
+                "status": status,
+                "body": body,
+                "headers": headers,
+                "seconds": 0.002,
+            }
+            if jar is not None and index == count - 1:
+                line["jar"] = dict(jar)
+            lines.append(line)
             if self.drop_log_lines:
                 continue
             service = behaviour.target_service
@@ -448,6 +511,77 @@ class FakeKube:
                 )
         stdout = "".join(json.dumps(line) + "\n" for line in lines)
         return ExecResult(stdout, "", 0)
+
+    def _via_egress(
+        self, namespace: str, proxy: str, spec: Mapping[str, Any], rid: str, host: str
+    ) -> dict[str, Any]:
+        """The origin's sidecar calls the egress gateway; the gateway (an edge proxy: a new
+        x-request-id, the User-Agent kept) calls the host's stand-in, which has no sidecar."""
+        gateway = self.EGRESS_POD
+        stand_in = next(
+            p
+            for p in self._pods(namespace)
+            if p["metadata"]["labels"].get("meshlab.external") == host
+        )
+        agent = f"meshlab-probe/{rid}" if spec.get("agent_id") else "meshlab-probe"
+        egress_fqdn = "istio-egressgateway.istio-system.svc.cluster.local"
+        for pod, fields in (
+            (
+                gateway["metadata"]["name"],
+                {
+                    "request_id": f"egw-{rid}",
+                    "upstream_host": f"{stand_in['status']['podIP']}:80",
+                    "upstream_cluster": f"outbound|80||{host}",
+                },
+            ),
+            (
+                proxy,
+                {
+                    "request_id": rid,
+                    "upstream_host": f"{gateway['status']['podIP']}:8080",
+                    "upstream_cluster": f"outbound|80||{egress_fqdn}",
+                },
+            ),
+        ):
+            self._log(
+                pod,
+                self._log_reads.get(pod, 0) + 1,
+                response_code="200",
+                response_flags="-",
+                authority=host,
+                path="/",
+                user_agent=agent,
+                **fields,
+            )
+        body = f"external {host}"
+        return {"rid": rid, "status": 200, "body": body, "headers": {}, "seconds": 0.002}
+
+    def _hashed(
+        self,
+        namespace: str,
+        behaviour: FakeMeshBehaviour,
+        spec: Mapping[str, Any],
+        jar: dict[str, str] | None,
+        rid: str,
+    ) -> tuple[Obj, str | None]:
+        """The pod a hash cookie picks; with no cookie sent, Envoy makes one (ttl hashing)."""
+        name = str(behaviour.hash_cookie)
+        sent = podscript.cookie_header(jar or {}, (spec.get("headers") or {}).get("cookie"))
+        cookies = dict(c.strip().split("=", 1) for c in (sent or "").split(";") if "=" in c)
+        value, set_cookie = cookies.get(name), None
+        if value is None:
+            value = hashlib.sha256(rid.encode()).hexdigest()[:16]
+            set_cookie = f'{name}="{value}"; Max-Age=60; HttpOnly'
+        pods = sorted(
+            (
+                p
+                for p in self._pods(namespace)
+                if p["metadata"]["labels"].get("app") == behaviour.target_app
+            ),
+            key=lambda p: str(p["metadata"]["name"]),
+        )
+        pick = int(hashlib.sha256(value.strip('"').encode()).hexdigest(), 16) % len(pods)
+        return pods[pick], set_cookie
 
     def _below(self, namespace: str, caller: Obj, chain_id: str | None, rid: str) -> None:
         """The calls `mesh.calls` lists, each made by the pod the previous one reached."""

@@ -12,6 +12,7 @@ from meshlab.backends.kind.istio import (
     image_version,
     install_argv,
     istio_state,
+    needs_egress,
     needs_gateway,
     require_istio,
 )
@@ -115,3 +116,37 @@ def test_istio_state_and_gateway_need(kube: FakeKube, lab2_dir: Path) -> None:
     state = istio_state(kube)
     assert (state.version, state.gateway) == ("1.31.1", True)
     assert needs_gateway(prepare(lab2_dir).resources) is False
+
+
+def test_a_lab_with_an_egress_gateway_gets_one(
+    kube: FakeKube, runner: FakeRunner, tools: Tools, events: Events
+) -> None:
+    """Lab 10's Gateway selects `istio: egressgateway`: the install adds it, as Istio's egress
+    task does; an install that has one keeps it when a later lab needs none."""
+    ensure_istio(kube, runner, tools, KUBECONFIG, "1.31.1", True, lambda line: None, True)
+    assert events[-1].endswith(  # as the events log shows an argv (shlex-quoted)
+        "--set 'components.egressGateways[0].enabled=true' "
+        "--set 'components.egressGateways[0].name=istio-egressgateway' -y"
+    )
+    kube.gateway = kube.egress = True
+    count = len(events)
+    ensure_istio(kube, runner, tools, KUBECONFIG, "1.31.1", True, lambda line: None, True)
+    assert len(events) == count  # both gateways there: nothing to do
+    kube.istiod_version = "1.30.5"
+    ensure_istio(kube, runner, tools, KUBECONFIG, "1.31.1", False, lambda line: None)
+    assert "components.egressGateways[0].enabled=true" in events[-1]
+
+
+def test_needs_egress_reads_the_gateways_selector(lab2_dir: Path) -> None:
+    labs = lab2_dir.parent
+    assert needs_egress(prepare(labs / "10-service-entries").resources)
+    assert not needs_egress(prepare(labs / "3-gateways-prefix").resources)  # ingress only
+
+
+def test_a_cluster_we_did_not_create_must_bring_its_egress_gateway(kube: FakeKube) -> None:
+    kube.gateway = True
+    with pytest.raises(BackendUnavailable, match="no istio-egressgateway") as info:
+        require_istio(kube, True, "course.yaml", egress=True)
+    assert "components.egressGateways[0].enabled=true" in str(info.value)
+    kube.egress = True
+    assert require_istio(kube, True, "course.yaml", egress=True) == "1.31.1"

@@ -6,9 +6,11 @@ from __future__ import annotations
 import io
 import json
 import socket
+import struct
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -16,7 +18,9 @@ from typing import ClassVar
 
 import pytest
 
+from meshlab.backends.base import Outcome
 from meshlab.backends.kind import podscript
+from meshlab.checks.reachability import REFUSED, verdict_of
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -181,7 +185,8 @@ def test_the_script_needs_only_the_standard_library() -> None:
         for line in source.splitlines()
         if line.startswith(("import ", "from "))
     }
-    assert imports <= {"__future__", "http", "json", "socket", "sys", "time", "typing", "urllib"}
+    allowed = {"__future__", "http", "json", "socket", "sys", "threading", "time", "typing"}
+    assert imports <= {*allowed, "urllib"}
 
 
 def test_a_browser_batch_connects_to_the_gateway_with_the_url_host(server: str) -> None:
@@ -223,3 +228,151 @@ def test_the_script_runs_from_the_command_line_too(server: str) -> None:
     )
     (line,) = [json.loads(raw) for raw in done.stdout.splitlines()]
     assert (line["rid"], line["status"]) == ("meshlab-ab-3-0", 200)
+
+
+# --- a client that keeps cookies (kind: sticky with a cookie ttl) ---------------------------
+
+
+class _CookieHandler(BaseHTTPRequestHandler):
+    """Envoy's hash cookie as Envoy sends it: set when the request has none; then dropped
+    (`Max-Age=0`) when the client asks for /forget."""
+
+    protocol_version = "HTTP/1.1"
+    seen: ClassVar[list[str | None]] = []
+
+    def do_GET(self) -> None:
+        cookie = self.headers.get("cookie")
+        self.seen.append(cookie)
+        self.send_response(200)
+        if self.path == "/forget":
+            self.send_header("set-cookie", 'user=""; Max-Age=0')
+        elif cookie is None or "user=" not in cookie:
+            self.send_header("set-cookie", 'user="5a1f"; Max-Age=3600; Path=/; HttpOnly')
+        self.send_header("content-length", "0")
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def cookie_server() -> Iterator[str]:
+    _CookieHandler.seen = []
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _CookieHandler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+def test_a_batch_with_a_jar_sends_back_what_was_set(cookie_server: str) -> None:
+    spec = {"url": f"{cookie_server}/", "count": 3, "prefix": "c-", "jar": {}}
+    lines = _run(spec)
+    assert _CookieHandler.seen == [None, 'user="5a1f"', 'user="5a1f"']
+    assert "jar" not in lines[0]
+    assert "jar" not in lines[1]
+    assert lines[-1]["jar"] == {"user": '"5a1f"'}  # the jar the client ends with
+    # the next batch of the same client starts with it, beside a cookie the lab sets itself
+    _CookieHandler.seen = []
+    _run({**spec, "count": 1, "jar": lines[-1]["jar"], "headers": {"cookie": "lang=en"}})
+    assert _CookieHandler.seen == ['lang=en; user="5a1f"']
+
+
+def test_a_max_age_0_cookie_leaves_the_jar(cookie_server: str) -> None:
+    lines = _run(
+        {"url": f"{cookie_server}/forget", "count": 1, "prefix": "f-", "jar": {"user": "1"}}
+    )
+    assert _CookieHandler.seen == ["user=1"]
+    assert lines[-1]["jar"] == {}
+
+
+def test_without_a_jar_no_cookie_is_kept(cookie_server: str) -> None:
+    lines = _run({"url": f"{cookie_server}/", "count": 2, "prefix": "n-"})
+    assert _CookieHandler.seen == [None, None]
+    assert all("jar" not in line for line in lines)
+
+
+# --- the stand-in of an external host -------------------------------------------------------
+
+
+def test_the_stand_in_answers_anything_as_its_host() -> None:
+    servers = podscript.serve("www.google.com", [0], bind="127.0.0.1")
+    catch_all = podscript.serve("*", [0], bind="127.0.0.1")
+    try:
+        port = servers[0].server_address[1]
+        lines = _run(
+            {
+                "url": "http://www.google.com/search?q=x",
+                "method": "POST",
+                "headers": {"content-length": "0"},
+                "count": 2,
+                "prefix": "e-",
+                "connect": f"127.0.0.1:{port}",
+            }
+        )
+        assert {(line["status"], line["body"]) for line in lines} == {
+            (200, "external www.google.com")
+        }
+        assert lines[0]["headers"]["x-meshlab-external"] == "www.google.com"
+        other = catch_all[0].server_address[1]
+        (line,) = _run(
+            {
+                "url": "http://www.example.org/",
+                "count": 1,
+                "prefix": "u-",
+                "connect": f"127.0.0.1:{other}",
+            }
+        )
+        assert line["body"] == "external www.example.org"  # the catch-all plays the host named
+    finally:
+        for server in [*servers, *catch_all]:
+            server.shutdown()
+            server.server_close()
+
+
+# --- refused, as a STRICT sidecar refuses a plaintext client (kind: reachability) -------------
+
+
+@pytest.mark.parametrize("reset", [True, False])
+def test_a_dropped_connection_reads_as_refused(reset: bool) -> None:
+    """A STRICT pod's sidecar fails the plaintext client's connection: reset (RST) or closed
+    with no answer. The script's error for either is what the check calls refused."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+
+    def drop() -> None:
+        for _ in range(2):  # two requests: after a dropped one the script reconnects
+            conn, _ = listener.accept()
+            conn.recv(65536)
+            if reset:  # SO_LINGER 0: close sends RST
+                conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            conn.close()
+
+    thread = threading.Thread(target=drop, daemon=True)
+    thread.start()
+    try:
+        port = listener.getsockname()[1]
+        lines = _run({"url": f"http://127.0.0.1:{port}/", "count": 2, "prefix": "r-"})
+    finally:
+        thread.join(timeout=10)
+        listener.close()
+    for line in lines:
+        outcome = Outcome(status=None, error=line["error"])
+        assert verdict_of(outcome) == REFUSED, line["error"]
+
+
+def test_a_batch_waits_for_its_start_instant(server: str) -> None:
+    """Concurrent clients' batches start together: at `start_at`, unless it is past or
+    further ahead than any clock skew on one node would make it."""
+    spec = {"url": f"{server}/", "count": 1, "prefix": "s-"}
+    started = time.time()
+    _run({**spec, "start_at": started + 0.3})
+    assert time.time() - started >= 0.29
+    started = time.time()
+    _run({**spec, "start_at": started + 3600})  # another clock: at once
+    _run({**spec, "start_at": started - 10})  # already past: at once
+    assert time.time() - started < 2

@@ -155,7 +155,7 @@ def test_sessions_send_through_the_probe_with_headers_and_latency(deployed: Kind
         (hop,) = outcome.hops
         assert (hop.pod, hop.depth, hop.caller, hop.status) == (outcome.pod, 1, None, 200)
         assert hop.service == "fleetman-staff-service.default.svc.cluster.local"
-    with deployed.session() as other:  # no cookies in the probe: a session is a label
+    with deployed.session() as other:  # a fresh client: its own jar, nothing read ahead
         assert len(other.send(ProbeRequest(URL), 3)) == 3
     assert deployed.requests_served == 8
 
@@ -178,32 +178,44 @@ def test_outcomes_name_the_serving_pod(deployed: KindMesh) -> None:
         assert not outcome.failed
 
 
-def test_batches_grow_to_a_couple_of_seconds_and_the_rest_is_kept(
+def test_a_session_reads_ahead_on_repeats_and_keeps_the_rest(
     deployed: KindMesh, kube: FakeKube
 ) -> None:
-    first = deployed.send(ProbeRequest(URL), 10)
-    # the warm-up batch measured 2 ms a request, so the first counted batch is a full one
-    assert (deployed.requests_warmup, deployed.requests_sent) == (20, 20 + MAX_BATCH)
-    second = deployed.send(ProbeRequest(URL), 10)  # served from what was already sent
-    third = deployed.send(ProbeRequest(URL), MAX_BATCH)  # 480 left: one more batch
-    assert len(kube.exec_calls) == 3
-    assert [len(first), len(second), len(third)] == [10, 10, MAX_BATCH]
-    assert deployed.requests_served == 20 + MAX_BATCH
-    assert [json.loads(c[3])["count"] for c in kube.exec_calls] == [20, MAX_BATCH, MAX_BATCH]
-    other = deployed.send(ProbeRequest(URL, headers={"end-user": "x"}), 5)  # another request
-    assert len(other) == 5  # same host and port: no second warm-up
-    assert len(kube.exec_calls) == 4
+    request = ProbeRequest(URL)
+    with deployed.session() as session:
+        first = session.send(request, 10)  # a first call: exactly what was asked
+        assert (deployed.requests_warmup, deployed.requests_sent) == (20, 20 + 10)
+        session.send(request, 10)  # a repeat: no more ahead than handed out (10)
+        session.send(request, 10)  # 20 handed out: a batch of 20, 10 kept
+        session.send(request, 10)  # from what was kept: no exec
+        assert _counts(kube) == [20, 10, 10, 20]
+        big = session.send(request, 600)  # asked for more than the cap: exactly that
+        session.send(request, 10)  # 640 handed out: a batch up to the 2 s cap
+        assert _counts(kube)[4:] == [600, MAX_BATCH]
+        assert [len(first), len(big)] == [10, 600]
+        other = session.send(ProbeRequest(URL, headers={"end-user": "x"}), 5)  # another request
+        assert len(other) == 5  # same host and port: no second warm-up
+        assert _counts(kube)[-1] == 5  # exactly: what was kept for the other request is dropped
+        assert session.batches == 6
+    assert deployed.requests_served == 40 + 600 + 10 + 5
+    # another session never gets outcomes a session sent: it sends its own
+    assert len(deployed.send(request, 3)) == 3
+    assert _counts(kube)[-1] == 3
+
+
+def _counts(kube: FakeKube) -> list[int]:
+    return [json.loads(call[3])["count"] for call in kube.exec_calls]
 
 
 def test_outcomes_come_in_the_order_they_were_sent(deployed: KindMesh, kube: FakeKube) -> None:
-    deployed.send(ProbeRequest(URL), 1)  # warm-up (20 requests), then a batch of 500
+    deployed.send(ProbeRequest(URL), 1)  # warm-up (20 requests), then that one request
     seen = [o.pod for o in deployed.send(ProbeRequest(URL), 60)]
     log = [
         json.loads(line) for line in kube.logs(NS, "meshlab-probe", "istio-proxy", 0).splitlines()
     ]
     ips = {p.detail.split("IP ")[1].split(",")[0]: p.name for p in deployed.pods}
     in_log = [ips[entry["upstream_host"].split(":")[0]] for entry in log]
-    assert seen == in_log[21:81]
+    assert seen == in_log[21:81]  # sent as one batch of 60 by a fresh session
 
 
 def test_failures_without_a_pod(deployed: KindMesh, kube: FakeKube) -> None:

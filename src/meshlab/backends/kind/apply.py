@@ -19,7 +19,7 @@ from urllib.parse import urlsplit, urlunsplit
 from meshlab.backends.kind.kube import ApiError, Kube, Obj
 from meshlab.backends.kind.mtls import is_mesh_wide, mesh_wide_mode, namespace_policy
 from meshlab.errors import BackendError, BackendUnavailable
-from meshlab.load.manifests import Resource
+from meshlab.load.manifests import MESH_CONFIG, Resource
 from meshlab.mesh import names
 from meshlab.mesh.registry import EXPORT_TO_ANNOTATION
 
@@ -105,6 +105,8 @@ def lab_objects(resources: Sequence[Resource], retarget: Retarget) -> list[Obj]:
     for resource in resources:
         if is_mesh_wide(resource):
             continue  # applied as the run namespace's policy (kind/mtls.py)
+        if resource.kind == "ConfigMap" and (resource.namespace, resource.name) == MESH_CONFIG:
+            continue  # applied as the run namespace's Sidecar (kind/external.py)
         if resource.kind == "Namespace":
             if resource.name == retarget.lab_namespace:
                 continue  # the run namespace replaces it

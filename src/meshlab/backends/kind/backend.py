@@ -47,10 +47,17 @@ from meshlab.backends.kind.cluster import (
     KindSession,
     pytest_kind_cluster,
 )
+from meshlab.backends.kind.external import (
+    StandIns,
+    external_notes,
+    mesh_config_sidecar,
+    rewrite_service_entry,
+    stand_ins,
+)
 from meshlab.backends.kind.grading_rules import Policy
 from meshlab.backends.kind.images import GRADING_IMAGE_PREFIXES
-from meshlab.backends.kind.istio import ensure_istio, needs_gateway, require_istio
-from meshlab.backends.kind.kube import _EXTRA_HINT, Kube, KubeApi
+from meshlab.backends.kind.istio import ensure_istio, needs_egress, needs_gateway, require_istio
+from meshlab.backends.kind.kube import _EXTRA_HINT, Kube, KubeApi, Obj
 from meshlab.backends.kind.probe import KindMesh, probe_objects
 from meshlab.backends.kind.sidecar_routes import expected_routes
 from meshlab.backends.kind.tools import (
@@ -223,7 +230,7 @@ class KindBackend(Backend):
         return self._kube
 
     def _istio(self, kube: Kube, resources: Sequence[Resource]) -> None:
-        gateway = needs_gateway(resources)
+        gateway, egress = needs_gateway(resources), needs_egress(resources)
         cluster = self._cluster
         assert cluster is not None
         if isinstance(cluster, KindSession) and cluster.owned:
@@ -235,9 +242,10 @@ class KindBackend(Backend):
                 self.options.istio_version,
                 gateway,
                 self.progress,
+                egress,
             )
         else:
-            version = require_istio(kube, gateway, str(cluster.kubeconfig))
+            version = require_istio(kube, gateway, str(cluster.kubeconfig), egress)
         self.facts["istio"] = version
 
     def close(self) -> None:
@@ -258,8 +266,9 @@ class KindBackend(Backend):
 
     def notes(self, lab: LabToDeploy) -> Sequence[Note]:
         """Istio itself runs here, so nothing is left out of the mesh; what the access logs
-        cannot show is said (apps that do not pass x-request-id on)."""
-        return propagation_notes(lab.resources)
+        cannot show is said (apps that do not pass x-request-id on), and so are the external
+        ports no stand-in answers."""
+        return [*propagation_notes(lab.resources), *external_notes(lab.resources)]
 
     @contextmanager
     def deploy(self, lab: LabToDeploy) -> Iterator[KindMesh]:
@@ -270,9 +279,7 @@ class KindBackend(Backend):
         retarget = Retarget(lab.namespace, run_namespace)
         if self.options.grading:  # refusals come before any cluster work
             grading.check(resources, Policy(self.options.grading_images))
-        objects = lab_objects(resources, retarget)
-        if self.options.grading:
-            objects = [grading.neutralised(o) for o in objects]
+        objects, standins = self._objects(lab, retarget, run_namespace)
         kube = self._open()
         self._istio(kube, resources)
         self._delete_earlier_runs(kube, lab.name)
@@ -306,6 +313,9 @@ class KindBackend(Backend):
                 waiter.pods([*pods, PROBE_POD], self.options.rollout_timeout)
                 mesh = KindMesh(kube, run_namespace, retarget, self.clock, self.progress, suffix)
                 mesh.fqdns = fqdns
+                mesh.external = standins
+                if needs_egress(resources):
+                    mesh.use_egress_gateway()
                 mesh.wait_for_config(expected_routes(plan, retarget))
                 yield mesh
             except KeyboardInterrupt:
@@ -324,6 +334,24 @@ class KindBackend(Backend):
                     self.facts["requests_sent"] = str(mesh.requests_sent)
                     self.facts["requests_counted"] = str(mesh.requests_served)
                     self.facts["requests_warmup"] = str(mesh.requests_warmup)
+
+    def _objects(
+        self, lab: LabToDeploy, retarget: Retarget, namespace: str
+    ) -> tuple[list[Obj], StandIns]:
+        """The lab's objects for the run namespace, external hosts' stand-ins included."""
+        resources, plan = lab.resources, lab.plan
+        local = [n for s in plan.registry.services if s.host is None for n in (s.name, s.fqdn)]
+        standins = stand_ins(resources, namespace, local)
+        objects = [
+            one
+            for o in lab_objects(resources, retarget)
+            for one in rewrite_service_entry(o, standins)
+        ]
+        mesh_config_sidecar(resources, objects, namespace)
+        if self.options.grading:
+            objects = [grading.neutralised(o) for o in objects]
+        objects += standins.objects()  # meshlab's own pods, after the grading rules
+        return objects, standins
 
     def _drop_namespace(self, kube: Kube, namespace: str) -> None:
         keep = self.options.keep_namespace or self.options.keep_cluster

@@ -19,12 +19,15 @@ from meshlab.mesh.names import ISTIO_SYSTEM_NAMESPACE
 
 ISTIO_NAMESPACE = ISTIO_SYSTEM_NAMESPACE
 INSTALL_TIMEOUT = 900.0
+EGRESS_GATEWAY = "istio-egressgateway"
+EGRESS_SELECTOR = ("istio", "egressgateway")  # the label istioctl gives its egress gateway
 
 
 @dataclass(frozen=True)
 class IstioState:
     version: str | None  # istiod's image tag, None when there is no istiod
     gateway: bool  # an istio-ingressgateway Deployment exists
+    egress: bool = False  # an istio-egressgateway Deployment exists
 
 
 def image_version(image: str) -> str | None:
@@ -45,18 +48,36 @@ def istio_state(kube: Kube) -> IstioState:
         images = [str(c.get("image", "")) for c in containers]
         version = next((v for v in map(image_version, images) if v), "unknown")
     gateway = kube.get("apps/v1", "Deployment", ISTIO_NAMESPACE, "istio-ingressgateway")
-    return IstioState(version, gateway is not None)
+    egress = kube.get("apps/v1", "Deployment", ISTIO_NAMESPACE, EGRESS_GATEWAY)
+    return IstioState(version, gateway is not None, egress is not None)
 
 
 def needs_gateway(resources: Sequence[Resource]) -> bool:
     return any(r.kind == "Gateway" for r in resources)
 
 
-def install_argv(istioctl: Path, kubeconfig: Path, profile: str) -> list[str]:
+def needs_egress(resources: Sequence[Resource]) -> bool:
+    """A Gateway for Istio's egress gateway (`selector: {istio: egressgateway}`, lab 10)."""
+    key, value = EGRESS_SELECTOR
+    return any(r.kind == "Gateway" and r.body.spec.selector.get(key) == value for r in resources)
+
+
+def install_argv(istioctl: Path, kubeconfig: Path, profile: str, egress: bool = False) -> list[str]:
     """`istioctl install --set profile=minimal -y`, access logs in JSON from every proxy:
-    the ingress gateway's too (pilot/pkg/model/telemetry_logging.go: accessLogFile turns the
-    mesh-wide log on), which `from: browser` reads; the run namespace's Telemetry object
-    covers the sidecars on clusters meshlab did not create."""
+    the gateways' too (pilot/pkg/model/telemetry_logging.go: accessLogFile turns the
+    mesh-wide log on), which `from: browser` and calls through the egress gateway read; the
+    run namespace's Telemetry object covers the sidecars on clusters meshlab did not create.
+    With `egress`, the egress gateway as Istio's egress task installs it."""
+    extra = (
+        [
+            "--set",
+            "components.egressGateways[0].enabled=true",
+            "--set",
+            f"components.egressGateways[0].name={EGRESS_GATEWAY}",
+        ]
+        if egress
+        else []
+    )
     return [
         str(istioctl),
         "install",
@@ -67,6 +88,7 @@ def install_argv(istioctl: Path, kubeconfig: Path, profile: str) -> list[str]:
         "meshConfig.accessLogFile=/dev/stdout",
         "--set",
         "meshConfig.accessLogEncoding=JSON",
+        *extra,
         "-y",
     ]
 
@@ -79,10 +101,12 @@ def ensure_istio(
     version: str,
     gateway: bool,
     progress: Progress,
+    egress: bool = False,
 ) -> str:
     """Istio `version` in a cluster meshlab created: kept as is when already there."""
     state = istio_state(kube)
-    if state.version == version and (state.gateway or not gateway):
+    has_gateways = (state.gateway or not gateway) and (state.egress or not egress)
+    if state.version == version and has_gateways:
         progress(f"Istio {version} is already installed")
         return version
     istioctl = tools.istioctl(version)
@@ -91,13 +115,14 @@ def ensure_istio(
     progress(
         f"{verb} Istio {version} ({profile} profile; usually 20-60 s) using {istioctl.describe()}"
     )
-    done = runner.run(install_argv(istioctl.path, kubeconfig, profile), timeout=INSTALL_TIMEOUT)
+    argv = install_argv(istioctl.path, kubeconfig, profile, egress or state.egress)
+    done = runner.run(argv, timeout=INSTALL_TIMEOUT)
     if done.returncode != 0:
         raise BackendError(done.failure("istioctl could not install Istio"))
     return version
 
 
-def require_istio(kube: Kube, gateway: bool, where: str) -> str:
+def require_istio(kube: Kube, gateway: bool, where: str, egress: bool = False) -> str:
     """The Istio of a cluster meshlab did not create; refuses (exit 2) when it is missing."""
     state = istio_state(kube)
     supported = " or ".join(SUPPORTED_ISTIO_VERSIONS)
@@ -112,5 +137,12 @@ def require_istio(kube: Kube, gateway: bool, where: str) -> str:
         raise BackendUnavailable(
             f"this lab has a Gateway and the cluster of {where} has no istio-ingressgateway; "
             "install one (`istioctl install --set profile=default -y`) or drop --kubeconfig"
+        )
+    if egress and not state.egress:
+        raise BackendUnavailable(
+            f"this lab has a Gateway for the egress gateway ({'='.join(EGRESS_SELECTOR)}) and "
+            f"the cluster of {where} has no {EGRESS_GATEWAY}; install one (`istioctl install "
+            "--set components.egressGateways[0].enabled=true --set "
+            f"components.egressGateways[0].name={EGRESS_GATEWAY} -y`) or drop --kubeconfig"
         )
     return state.version

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -104,6 +105,10 @@ class KubeApi:
         self.custom = client.CustomObjectsApi(api_client)
         self.version_api = client.VersionApi(api_client)
         self._exceptions = (client.ApiException,)
+        # kubernetes/stream/stream.py swaps `api_client.request` for a websocket opener
+        # while it connects and puts it back after: two threads opening at once could
+        # leave it swapped. Opening is serialised; the streams then run in parallel.
+        self._exec_open = threading.Lock()
 
     @classmethod
     def from_kubeconfig(cls, path: Path, context: str | None = None) -> KubeApi:
@@ -241,18 +246,19 @@ class KubeApi:
         from kubernetes.stream import stream
 
         try:
-            ws = stream(
-                self.core.connect_get_namespaced_pod_exec,
-                pod,
-                namespace,
-                command=list(argv),
-                container=container,
-                stderr=True,
-                stdin=False,
-                stdout=True,
-                tty=False,
-                _preload_content=False,
-            )
+            with self._exec_open:
+                ws = stream(
+                    self.core.connect_get_namespaced_pod_exec,
+                    pod,
+                    namespace,
+                    command=list(argv),
+                    container=container,
+                    stderr=True,
+                    stdin=False,
+                    stdout=True,
+                    tty=False,
+                    _preload_content=False,
+                )
         except self._exceptions as exc:
             raise _api_error(exc, f"exec in pod {namespace}/{pod}") from None
         return collect_exec(ws, timeout_s)

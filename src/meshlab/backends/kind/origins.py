@@ -30,14 +30,16 @@ proxy whose access log shows the origin's own call:
 
 from __future__ import annotations
 
+import importlib.resources
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from meshlab.backends.kind.accesslog import PROBE_POD, SIDECAR, LogSource
+from meshlab.backends.base import PodInfo
+from meshlab.backends.kind.accesslog import PROBE_POD, SIDECAR, TELEMETRY_NAME, LogSource
 from meshlab.backends.kind.apply import Clock, Progress, Retarget, Waiter, pod_state
 from meshlab.backends.kind.kube import Kube, Obj
 from meshlab.errors import BackendError
-from meshlab.mesh.names import ISTIO_SYSTEM_NAMESPACE
+from meshlab.mesh.names import CLIENT_LABELS, ISTIO_SYSTEM_NAMESPACE
 from meshlab.mesh.request import Origin
 
 PROBE_CONTAINER = "probe"
@@ -80,6 +82,59 @@ class OriginPoint:
         return 80 if port == COURSE_NODE_PORT and 80 in known else None
 
     via_user_agent: bool = False  # browser: the gateway replaces x-request-id
+
+
+def probe_script() -> str:
+    return (
+        importlib.resources.files("meshlab.backends.kind")
+        .joinpath("podscript.py")
+        .read_text(encoding="utf-8")
+    )
+
+
+def probe_objects(namespace: str) -> list[Obj]:
+    """The probe: its script (ConfigMap), the access log of every sidecar in the run
+    namespace, both directions (Telemetry; no `match` is CLIENT_AND_SERVER), its pod."""
+    return [
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": PROBE_POD, "namespace": namespace},
+            "data": {"probe.py": probe_script()},
+        },
+        {
+            "apiVersion": "telemetry.istio.io/v1",
+            "kind": "Telemetry",
+            "metadata": {"name": TELEMETRY_NAME, "namespace": namespace},
+            "spec": {"accessLogging": [{"providers": [{"name": "envoy"}]}]},
+        },
+        {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {
+                "name": PROBE_POD,
+                "namespace": namespace,
+                "labels": dict(CLIENT_LABELS),  # PROBE_LABEL: "true"
+                "annotations": {
+                    "proxy.istio.io/config": '{"holdApplicationUntilProxyStarts": true}'
+                },
+            },
+            "spec": {
+                "terminationGracePeriodSeconds": 1,
+                "containers": [
+                    {
+                        "name": PROBE_CONTAINER,
+                        "image": PROBE_IMAGE,
+                        "command": SLEEP_FOREVER,
+                        "volumeMounts": [
+                            {"name": "script", "mountPath": SCRIPT_DIR, "readOnly": True}
+                        ],
+                    }
+                ],
+                "volumes": [{"name": "script", "configMap": {"name": PROBE_POD}}],
+            },
+        },
+    ]
 
 
 def plain_probe_pod(namespace: str) -> Obj:
@@ -131,6 +186,32 @@ def has_sidecar(pod: Obj) -> bool:
     spec = pod.get("spec") or {}
     containers = [*(spec.get("containers") or []), *(spec.get("initContainers") or [])]
     return any(c.get("name") == SIDECAR for c in containers)
+
+
+def pod_info(pod: Obj) -> PodInfo:
+    meta, spec, status = (pod.get(k) or {} for k in ("metadata", "spec", "status"))
+    images = [c.get("image", "") for c in spec.get("containers") or [] if c.get("name") != SIDECAR]
+    detail = f"{status.get('phase', '?')}, IP {status.get('podIP', '-')}"
+    if spec.get("nodeName"):
+        detail += f", node {spec['nodeName']}"
+    return PodInfo(
+        meta.get("name", "?"), dict(meta.get("labels") or {}), images[0] if images else "", detail
+    )
+
+
+def pod_ips(pod: Obj) -> list[str]:
+    status = pod.get("status") or {}
+    ips = [str(p.get("ip")) for p in status.get("podIPs") or [] if p.get("ip")]
+    if status.get("podIP") and status["podIP"] not in ips:
+        ips.append(str(status["podIP"]))
+    return ips
+
+
+def host_ip(upstream_host: str) -> str:
+    """`10.244.0.7:8080` -> `10.244.0.7`; `[fd00::7]:8080` -> `fd00::7`."""
+    if upstream_host.startswith("["):
+        return upstream_host[1:].split("]", 1)[0]
+    return upstream_host.rsplit(":", 1)[0] if upstream_host.count(":") == 1 else upstream_host
 
 
 def pod_ip(pod: Obj) -> str | None:

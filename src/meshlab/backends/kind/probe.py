@@ -15,55 +15,73 @@ WARMUP_TIMEOUT. Routing answers such as NC, NR, UH or an injected fault end the 
 once, so a lab that is meant to fail is measured as it is. Only requests after the warm-up
 count, and whether one is discarded never depends on which subset served it.
 
-Batching: one exec into the probe pod runs a whole batch (podscript.py), and a batch is
-grown past what a check asked for, to about two seconds of requests, with the surplus kept
-for the next call with the same request. Outcomes are handed out in the order the requests
-were sent, so the sequence a check sees is exactly the sequence the mesh produced; requests
-are independent draws, so sending some early changes no statistic. Requests sent but never
-asked for are counted in `requests_sent` and discarded with the deployment.
+Batching: one exec into the probe pod runs a whole batch (podscript.py) as one client. When
+a batch is grown past what a check asked for (a session's read-ahead, session.py), outcomes
+are still handed out in the order the requests were sent, so the sequence a check sees is
+exactly the sequence the mesh produced. Sessions may send from several threads at once
+(`kind: overflow`): the bookkeeping here is under a lock, the execs themselves are not.
 """
 
 from __future__ import annotations
 
-import importlib.resources
 import json
 import secrets
-from collections import deque
-from collections.abc import Mapping, Sequence
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Any
 
-from meshlab.backends.base import Deployed, Outcome, PodInfo, Session
+from meshlab.backends.base import Deployed, Outcome, PodInfo
 from meshlab.backends.kind import diagnostics
 from meshlab.backends.kind.accesslog import (
     PROBE_POD,
-    SIDECAR,
-    TELEMETRY_NAME,
     AccessEntry,
     LogSource,
 )
 from meshlab.backends.kind.apply import Clock, Progress, Retarget
 from meshlab.backends.kind.chain import service_namer
-from meshlab.backends.kind.kube import Kube, Obj
+from meshlab.backends.kind.external import StandIns
+from meshlab.backends.kind.istio import EGRESS_SELECTOR, ISTIO_NAMESPACE
+from meshlab.backends.kind.kube import Kube
 from meshlab.backends.kind.origins import (
     PROBE_CONTAINER,
     PROBE_IMAGE,
     PROBE_LABEL,
     SCRIPT_DIR,
     SCRIPT_PATH,
-    SLEEP_FOREVER,
     OriginPoint,
     Origins,
     gateway_address,
     has_sidecar,
+    host_ip,
     lab_pods,
+    pod_info,
+    pod_ips,
+    probe_objects,
+    probe_script,
 )
-from meshlab.backends.kind.sidecar_routes import ExpectedRoute, config_problems, render_routes
+from meshlab.backends.kind.session import KindSession, batch_jar, parse_batch
+from meshlab.backends.kind.sidecar_routes import (
+    ExpectedRoute,
+    config_problems,
+    read_envoy_summary,
+    render_routes,
+)
 from meshlab.backends.kind.trace import Traced, Tracer
 from meshlab.errors import BackendError
-from meshlab.mesh.names import CLIENT_LABELS
 from meshlab.mesh.request import Origin, ProbeRequest
 
-__all__ = ["PROBE_CONTAINER", "PROBE_IMAGE", "PROBE_LABEL", "SCRIPT_DIR", "SCRIPT_PATH"]
+__all__ = [
+    "PROBE_CONTAINER",
+    "PROBE_IMAGE",
+    "PROBE_LABEL",
+    "SCRIPT_DIR",
+    "SCRIPT_PATH",
+    "host_ip",
+    "parse_batch",
+    "probe_objects",
+]
 
 REQUEST_TIMEOUT = 30.0  # per request, inside the pod
 TARGET_BATCH_SECONDS = 2.0
@@ -74,99 +92,13 @@ WARMUP_BATCH = 20
 WARMUP_TIMEOUT = 180.0
 WARMUP_PAUSE = 2.0
 GATEWAY_SYNC_TIMEOUT = 30.0  # browser: how long a 404 NR may mean "no routes pushed yet"
-
-
-def probe_script() -> str:
-    return (
-        importlib.resources.files("meshlab.backends.kind")
-        .joinpath("podscript.py")
-        .read_text(encoding="utf-8")
-    )
-
-
-def probe_objects(namespace: str) -> list[Obj]:
-    """The probe: its script (ConfigMap), the access log of every sidecar in the run
-    namespace, both directions (Telemetry; no `match` is CLIENT_AND_SERVER), its pod."""
-    return [
-        {
-            "apiVersion": "v1",
-            "kind": "ConfigMap",
-            "metadata": {"name": PROBE_POD, "namespace": namespace},
-            "data": {"probe.py": probe_script()},
-        },
-        {
-            "apiVersion": "telemetry.istio.io/v1",
-            "kind": "Telemetry",
-            "metadata": {"name": TELEMETRY_NAME, "namespace": namespace},
-            "spec": {"accessLogging": [{"providers": [{"name": "envoy"}]}]},
-        },
-        {
-            "apiVersion": "v1",
-            "kind": "Pod",
-            "metadata": {
-                "name": PROBE_POD,
-                "namespace": namespace,
-                "labels": dict(CLIENT_LABELS),  # PROBE_LABEL: "true"
-                "annotations": {
-                    "proxy.istio.io/config": '{"holdApplicationUntilProxyStarts": true}'
-                },
-            },
-            "spec": {
-                "terminationGracePeriodSeconds": 1,
-                "containers": [
-                    {
-                        "name": PROBE_CONTAINER,
-                        "image": PROBE_IMAGE,
-                        "command": SLEEP_FOREVER,
-                        "volumeMounts": [
-                            {"name": "script", "mountPath": SCRIPT_DIR, "readOnly": True}
-                        ],
-                    }
-                ],
-                "volumes": [{"name": "script", "configMap": {"name": PROBE_POD}}],
-            },
-        },
-    ]
+# Concurrent clients' batches start together at one wall-clock instant, this far ahead: an
+# exec (opened one at a time) and the script's start take a fraction of it
+TOGETHER_DELAY = 1.0
+TOGETHER_MARGIN = 0.3  # an instant closer than this is too soon for a new exec: a new one
 
 
 # --- the deployed mesh -------------------------------------------------------------------
-
-
-def pod_info(pod: Obj) -> PodInfo:
-    meta, spec, status = (pod.get(k) or {} for k in ("metadata", "spec", "status"))
-    images = [c.get("image", "") for c in spec.get("containers") or [] if c.get("name") != SIDECAR]
-    detail = f"{status.get('phase', '?')}, IP {status.get('podIP', '-')}"
-    if spec.get("nodeName"):
-        detail += f", node {spec['nodeName']}"
-    return PodInfo(
-        meta.get("name", "?"), dict(meta.get("labels") or {}), images[0] if images else "", detail
-    )
-
-
-def pod_ips(pod: Obj) -> list[str]:
-    status = pod.get("status") or {}
-    ips = [str(p.get("ip")) for p in status.get("podIPs") or [] if p.get("ip")]
-    if status.get("podIP") and status["podIP"] not in ips:
-        ips.append(str(status["podIP"]))
-    return ips
-
-
-def host_ip(upstream_host: str) -> str:
-    """`10.244.0.7:8080` -> `10.244.0.7`; `[fd00::7]:8080` -> `fd00::7`."""
-    if upstream_host.startswith("["):
-        return upstream_host[1:].split("]", 1)[0]
-    return upstream_host.rsplit(":", 1)[0] if upstream_host.count(":") == 1 else upstream_host
-
-
-class KindSession(Session):
-    """A client in the probe pod: each batch is a new process with no cookies, so sessions
-    share nothing but the mesh's read-ahead of independent draws."""
-
-    def __init__(self, mesh: KindMesh) -> None:
-        self.mesh = mesh
-
-    def send(self, request: ProbeRequest, count: int) -> list[Outcome]:
-        return self.mesh.send(request, count)
 
 
 class KindMesh(Deployed):
@@ -194,18 +126,29 @@ class KindMesh(Deployed):
         self.requests_warmup = 0
         self.batches = 0
         self._warm: set[tuple[Origin, str, int]] = set()
-        self._buffers: dict[
-            tuple[Origin, str, str, tuple[tuple[str, str], ...]], deque[Outcome]
-        ] = {}
+        self._lock = threading.Lock()  # counters, batch numbers, origins
+        self._warm_lock = threading.Lock()
+        self._trace_lock = threading.Lock()
+        self._in_flight = 0
+        self.wall: Callable[[], float] = time.time  # the pod's clock too, on a kind node
+        self._start_at = 0.0
         self._seconds_per_request: float | None = None
         self._pods: list[PodInfo] = []
         self._by_ip: dict[str, PodInfo] = {}
         self._by_name: dict[str, PodInfo] = {}
         self._sidecars: list[LogSource] = []
         self.fqdns: list[str] = []  # the lab's Services (run namespace), for routes and hops
+        self.external = StandIns(namespace)  # external hosts' stand-ins (external.py)
+        self.egress = False  # the lab uses the egress gateway: its pods' logs are read too
+        self._gateways: list[LogSource] = []
         self.refresh_pods()
         self.tracer = Tracer(
-            kube, self.clock, lambda: self._sidecars, self._pod_at, self._pod_named, self._service
+            kube,
+            self.clock,
+            lambda: [*self._sidecars, *self._gateways],
+            self._pod_at,
+            self._pod_named,
+            self._service,
         )
 
     @property
@@ -230,23 +173,62 @@ class KindMesh(Deployed):
             for p, info in zip(pods, self._pods, strict=True)
             if has_sidecar(p)
         ]
+        if self.egress:  # its pods answer calls and make them, but are no pods of the lab
+            found = self.kube.list(
+                "v1", "Pod", ISTIO_NAMESPACE, label_selector="=".join(EGRESS_SELECTOR)
+            )
+            running = [p for p in found if (p.get("status") or {}).get("phase") == "Running"]
+            infos = [pod_info(p) for p in running]
+            self._by_ip |= {ip: i for p, i in zip(running, infos, strict=True) for ip in pod_ips(p)}
+            self._by_name |= {info.name: info for info in infos}
+            self._gateways = [LogSource(ISTIO_NAMESPACE, info.name) for info in infos]
+
+    def use_egress_gateway(self) -> None:
+        """Read the egress gateway's pods too: a call through it is traced to the host."""
+        self.egress = True
+        self.refresh_pods()
 
     def session(self) -> KindSession:
+        """A client of its own: cookies and read-ahead (session.py)."""
         return KindSession(self)
 
-    def send(self, request: ProbeRequest, count: int) -> list[Outcome]:
-        """The probe keeps no client state: every session shares this read-ahead."""
-        if count <= 0:
-            return []
+    @contextmanager
+    def sending(self) -> Iterator[bool]:
+        """Around one session's send: yields whether other sessions are sending right now
+        (concurrent clients, see session.py)."""
+        with self._lock:
+            others = self._in_flight > 0
+            self._in_flight += 1
+        try:
+            yield others
+        finally:
+            with self._lock:
+                self._in_flight -= 1
+
+    def served(self, count: int) -> None:
+        with self._lock:
+            self.requests_served += count
+
+    def batch(
+        self, request: ProbeRequest, count: int, jar: Mapping[str, str], together: bool = False
+    ) -> tuple[list[Outcome], dict[str, str]]:
+        """`count` requests as one client with cookie jar `jar`, after the warm-up of the
+        request's host and port; the outcomes in the order sent, and the jar after them.
+        `together`: other clients are sending now; start at the instant they start."""
         origin = request.origin
-        if (origin, request.host, request.port) not in self._warm:
-            self._warm_up(request)
-        key = (origin, request.method, request.url, tuple(sorted(request.headers.items())))
-        buffer = self._buffers.setdefault(key, deque())
-        while len(buffer) < count:
-            buffer.extend(self._batch(request, self.batch_size(count - len(buffer))))
-        self.requests_served += count
-        return [buffer.popleft() for _ in range(count)]
+        with self._warm_lock:  # one thread warms a host up; the others wait for it
+            if (origin, request.host, request.port) not in self._warm:
+                self._warm_up(request)
+        return self._batch(request, count, jar, together)
+
+    def _together_start(self) -> float:
+        """One wall-clock instant for the batches of clients that send at the same time:
+        their processes in the pod wait for it (podscript.py `start_at`), so their requests
+        overlap from the first one, although their execs open one after another."""
+        now = self.wall()
+        if self._start_at < now + TOGETHER_MARGIN:
+            self._start_at = now + TOGETHER_DELAY
+        return round(self._start_at, 3)
 
     def _warm_up(self, request: ProbeRequest) -> None:
         """Discard batches while the app behind the route is not listening yet (UF) or, for
@@ -255,7 +237,7 @@ class KindMesh(Deployed):
         where = f"{request.host}:{request.port}"
         browser = request.origin.kind == "browser"
         while True:
-            outcomes = self._batch(request, WARMUP_BATCH)
+            outcomes, _ = self._batch(request, WARMUP_BATCH, None)
             self.requests_warmup += len(outcomes)
             waited = self.clock.monotonic() - started
             closed = sum(1 for o in outcomes if cannot_connect(o))
@@ -290,7 +272,13 @@ class KindMesh(Deployed):
         fill = int(TARGET_BATCH_SECONDS / max(self._seconds_per_request, 1e-4))
         return max(needed, min(fill, MAX_BATCH))
 
-    def batch_spec(self, point: OriginPoint, request: ProbeRequest, count: int) -> dict[str, Any]:
+    def batch_spec(
+        self,
+        point: OriginPoint,
+        request: ProbeRequest,
+        count: int,
+        jar: Mapping[str, str] | None = None,
+    ) -> dict[str, Any]:
         spec: dict[str, Any] = {
             "url": self.retarget.url(request.url),
             "method": request.method,
@@ -308,10 +296,27 @@ class KindMesh(Deployed):
                 )
             spec["connect"] = gateway_address(point.gateway_port(request.port) or request.port)
             spec["agent_id"] = True
+        else:
+            stand_in = self.external.connect(request.host, request.port)
+            if stand_in is not None:  # an external host: the name is never looked up
+                spec["connect"] = stand_in
+                # an egress gateway replaces x-request-id (as the ingress gateway does):
+                # its line is found by the id in the User-Agent, unless the lab sets one
+                named = any(name.lower() == "user-agent" for name in request.headers)
+                spec["agent_id"] = not named
+        if jar is not None:
+            spec["jar"] = dict(jar)
         return spec
 
-    def _batch(self, request: ProbeRequest, count: int) -> list[Outcome]:
-        point = self.origins.point(request.origin)
+    def _batch(
+        self,
+        request: ProbeRequest,
+        count: int,
+        jar: Mapping[str, str] | None,
+        together: bool = False,
+    ) -> tuple[list[Outcome], dict[str, str]]:
+        with self._lock:
+            point = self.origins.point(request.origin)
         if request.origin.kind == "browser" and point.gateway_port(request.port) is None:
             # as a browser would see it: nothing listens there (and as the embedded backend
             # says it), so the check fails and says why; nothing is sent
@@ -320,9 +325,15 @@ class KindMesh(Deployed):
                 f"connection refused: the ingress gateway's Service has no port {request.port} "
                 f"(its ports: {ports}; the course's NodePort 31380 stands for 80)"
             )
-            return [Outcome(status=None, error=refused) for _ in range(count)]
-        self.batches += 1
-        spec = self.batch_spec(point, request, count)
+            return [Outcome(status=None, error=refused) for _ in range(count)], dict(jar or {})
+        refusal = None if request.origin.kind == "browser" else self.external.refusal(request.host)
+        if refusal is not None:  # never a request outside the cluster
+            return [Outcome(status=None, error=refusal) for _ in range(count)], dict(jar or {})
+        with self._lock:
+            self.batches += 1
+            spec = self.batch_spec(point, request, count, jar)
+            if together:
+                spec["start_at"] = self._together_start()
         started = self.clock.monotonic()
         argv = [*point.argv, "batch", json.dumps(spec)]
         result = self.kube.exec(
@@ -335,12 +346,15 @@ class KindMesh(Deployed):
                 f"{self.namespace}/{point.pod} ({state}): {result.stderr.strip()[-800:]}"
             )
         lines = parse_batch(result.stdout, str(spec["prefix"]), count)
-        self.requests_sent += count
         spent = sum(float(line.get("seconds", 0.0)) for line in lines)
-        self._seconds_per_request = spent / count
         answered = [line["rid"] for line in lines if line.get("status") is not None]
-        traced = self.tracer.trace(point, answered, started)
-        return [self._outcome(line, traced.get(line["rid"])) for line in lines]
+        with self._lock:
+            self.requests_sent += count
+            self._seconds_per_request = spent / count
+        with self._trace_lock:  # one log reader at a time; batches start meanwhile
+            traced = self.tracer.trace(point, answered, started)
+            outcomes = [self._outcome(line, traced.get(line["rid"])) for line in lines]
+        return outcomes, batch_jar(lines, jar)
 
     def _outcome(self, line: Mapping[str, Any], traced: Traced | None) -> Outcome:
         status = line.get("status")
@@ -408,19 +422,7 @@ class KindMesh(Deployed):
 
     def envoy_summary(self) -> dict[str, Any]:
         """The probe sidecar's clusters and routes, from its admin port."""
-        argv = ["python3", SCRIPT_PATH, "envoy"]
-        result = self.kube.exec(self.namespace, PROBE_POD, PROBE_CONTAINER, argv, 60.0)
-        if result.returncode != 0:
-            raise BackendError(
-                f"could not read the probe sidecar's config: {result.stderr.strip()[-500:]}"
-            )
-        try:
-            data = json.loads(result.stdout)
-        except ValueError:
-            raise BackendError(
-                f"the probe printed no config summary: {result.stdout[:200]!r}"
-            ) from None
-        return dict(data) if isinstance(data, dict) else {}
+        return read_envoy_summary(self.kube, self.namespace)
 
     def wait_for_config(self, expected: Sequence[ExpectedRoute]) -> None:
         """Until the client sidecar routes as the lab says: counting earlier would measure
@@ -449,22 +451,3 @@ def cannot_connect(outcome: Outcome) -> bool:
 def no_route(outcome: Outcome) -> bool:
     """Envoy had no route for the request (404 NR): a gateway before istiod's push."""
     return outcome.status == 404 and "NR" in outcome.response_flags.split(",")
-
-
-def parse_batch(stdout: str, prefix: str, count: int) -> list[dict[str, Any]]:
-    lines = []
-    for raw in stdout.splitlines():
-        if not raw.strip():
-            continue
-        try:
-            line = json.loads(raw)
-        except ValueError:
-            raise BackendError(
-                f"the probe printed a line that is not JSON: {raw[:200]!r}"
-            ) from None
-        if not isinstance(line, dict) or not str(line.get("rid", "")).startswith(prefix):
-            raise BackendError(f"the probe printed an unexpected line: {raw[:200]!r}")
-        lines.append(line)
-    if len(lines) != count:
-        raise BackendError(f"the probe reported {len(lines)} of {count} requests")
-    return lines

@@ -4,11 +4,16 @@ difference in words for diagnostics."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from meshlab.backends.kind.accesslog import PROBE_POD
 from meshlab.backends.kind.apply import Retarget
+from meshlab.backends.kind.kube import Kube
+from meshlab.backends.kind.origins import PROBE_CONTAINER, SCRIPT_PATH
+from meshlab.errors import BackendError
 from meshlab.mesh.plan import Forward, MeshPlan
 
 
@@ -105,3 +110,20 @@ def render_routes(summary: Mapping[str, Any], fqdns: Iterable[str]) -> str:
         )
         lines.append(f"cluster {name}: {shown}")
     return "\n".join(lines) if lines else "(the sidecar has no routes for the lab's services)"
+
+
+def read_envoy_summary(kube: Kube, namespace: str) -> dict[str, Any]:
+    """The probe sidecar's clusters and routes, from its admin port (podscript.py `envoy`)."""
+    argv = ["python3", SCRIPT_PATH, "envoy"]
+    result = kube.exec(namespace, PROBE_POD, PROBE_CONTAINER, argv, 60.0)
+    if result.returncode != 0:
+        raise BackendError(
+            f"could not read the probe sidecar's config: {result.stderr.strip()[-500:]}"
+        )
+    try:
+        data = json.loads(result.stdout)
+    except ValueError:
+        raise BackendError(
+            f"the probe printed no config summary: {result.stdout[:200]!r}"
+        ) from None
+    return dict(data) if isinstance(data, dict) else {}

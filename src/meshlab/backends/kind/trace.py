@@ -12,6 +12,7 @@ from meshlab.backends.base import Hop, PodInfo
 from meshlab.backends.kind.accesslog import AccessEntry, LogSource, read_logs
 from meshlab.backends.kind.apply import Clock
 from meshlab.backends.kind.chain import Call, chain
+from meshlab.backends.kind.istio import ISTIO_NAMESPACE
 from meshlab.backends.kind.kube import Kube
 from meshlab.backends.kind.origins import USER_AGENT, OriginPoint
 from meshlab.errors import BackendError
@@ -75,15 +76,20 @@ def origin_lines(
 def outbound_by_id(
     point: OriginPoint, logs: Mapping[LogSource, Sequence[AccessEntry]]
 ) -> dict[str, dict[str, list[AccessEntry]]]:
-    """Request id -> pod -> the calls that pod's sidecar logged with that id. The gateway's
-    own lines are left out: behind it, its new id is followed, not the probe's."""
+    """Request id -> pod -> the calls that pod's sidecar logged with that id. The ingress
+    gateway's own lines are left out: behind it, its new id is followed, not the probe's."""
     calls: dict[str, dict[str, list[AccessEntry]]] = {}
     for source, entries in logs.items():
         if point.via_user_agent and source in point.proxies:
             continue
+        # a gateway on the way (the egress gateway) made up a new id too: its lines are
+        # the request's by the probe's id in their User-Agent
+        gateway = source.namespace == ISTIO_NAMESPACE
         for entry in entries:
             if not entry.inbound:
-                calls.setdefault(entry.request_id, {}).setdefault(source.pod, []).append(entry)
+                agent = id_in_agent(entry.user_agent) if gateway else None
+                key = agent or entry.request_id
+                calls.setdefault(key, {}).setdefault(source.pod, []).append(entry)
     return calls
 
 
