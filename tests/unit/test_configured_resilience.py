@@ -112,3 +112,66 @@ def test_the_stand_in_answers_what_the_table_says(image: tuple[str, str], status
     pod = PodSpec("broken", "default", name, {}, (8080,))
     response = behaviour_for(name).handle(Request(pod, 8080, "GET", "/driver/City%20Truck"))
     assert response.status == status
+
+
+def configured_with_outlier(tmp_path: Path, detection: str) -> ExpectedSplit:
+    rules = tmp_path / "dr.yaml"
+    rules.write_text(
+        "apiVersion: networking.istio.io/v1\nkind: DestinationRule\n"
+        "metadata: {name: staff}\nspec:\n  host: fleetman-staff-service\n"
+        f"  trafficPolicy:\n    outlierDetection: {detection}\n"
+    )
+    plan = build_plan(load_manifests([STAFF, rules], "default"), "default")
+    return configured_split(plan, ProbeRequest(URL), "version")
+
+
+@pytest.mark.parametrize(
+    ("detection", "shares", "errors"),
+    [
+        # the course's rule: ejected after 2 errors, for 30 s: the steady state is all safe
+        ("{consecutive5xxErrors: 2, maxEjectionPercent: 100}", {"safe": 1.0}, 2),
+        # Envoy's default max_ejection_percent, 10%: 1 of 2 pods is 50%, so none is ejected
+        ("{interval: 10s}", {"safe": 0.5, "HTTP 500": 0.5}, 0),
+        ("{consecutive5xxErrors: 2, maxEjectionPercent: 49}", {"safe": 0.5, "HTTP 500": 0.5}, 0),
+        # Envoy's default count: 5 errors
+        ("{interval: 10s, maxEjectionPercent: 50}", {"safe": 1.0}, 5),
+        # 0 turns the 5xx detector off; a 500 is no gateway error
+        ("{consecutive5xxErrors: 0}", {"safe": 0.5, "HTTP 500": 0.5}, 0),
+        (
+            "{consecutive5xxErrors: 0, consecutiveGatewayErrors: 1}",
+            {"safe": 0.5, "HTTP 500": 0.5},
+            0,
+        ),
+        # the deprecated consecutiveErrors is ignored: Envoy's default 5 still ejects
+        ("{consecutiveErrors: 1, maxEjectionPercent: 100}", {"safe": 1.0}, 5),
+        # panic: 50% healthy is below minHealthPercent 60, so Envoy uses every host again
+        (
+            "{consecutive5xxErrors: 2, maxEjectionPercent: 100, minHealthPercent: 60}",
+            {"safe": 0.5, "HTTP 500": 0.5},
+            0,
+        ),
+    ],
+)
+def test_configured_predicts_the_ejected_steady_state(
+    tmp_path: Path, detection: str, shares: dict[str, float], errors: int
+) -> None:
+    expected = configured_with_outlier(tmp_path, detection)
+    assert {k: v for k, v in expected.shares.items() if v} == pytest.approx(shares)
+    assert sum(f.errors for f in expected.ejections) == errors
+    if errors:
+        whats = [s.what for s in expected.sources["safe"]]
+        assert any("outlierDetection" in w for w in whats)
+
+
+def test_an_ejection_shorter_than_a_check_is_a_cause_not_a_prediction(tmp_path: Path) -> None:
+    expected = configured_with_outlier(
+        tmp_path,
+        "{consecutive5xxErrors: 2, interval: 1s, baseEjectionTime: 1s, maxEjectionPercent: 100}",
+    )
+    assert expected.shares == pytest.approx({"safe": 0.5, "HTTP 500": 0.5})
+    assert not expected.ejections
+    (cause,) = expected.causes
+    assert cause.bucket == "HTTP 500"
+    assert "lets it back after 1 s" in cause.reason
+    assert cause.location is not None
+    assert cause.location.line == 1

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import random
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,7 @@ import pytest
 from meshlab.backends.base import Outcome
 from meshlab.backends.fake import FakeBackend
 from meshlab.checks import load_checked_lab
-from meshlab.checks.ejection import Sent, cause, judge, window_seconds
+from meshlab.checks.ejection import Sent, cause, expected_errors, judge, window_seconds
 from meshlab.errors import InputError
 from meshlab.mesh.request import ProbeRequest
 from meshlab.pipeline import prepare, run_lab
@@ -88,6 +89,22 @@ def test_causes_name_the_rule(prepared) -> None:  # type: ignore[no-untyped-def]
     assert "ejects after 2 consecutive 5xx (consecutive5xxErrors is 2)" in cause(cluster, 3)
     # the window never reaches the end of the ejection (the pod's return is right)
     assert window_seconds(prepared.checks[0].spec, cluster) == 2.0
+
+
+def test_a_percent_that_ejects_no_pod_expects_no_ejection(prepared) -> None:  # type: ignore[no-untyped-def]
+    """Envoy ejects a host only while the ejected stay within maxEjectionPercent after it
+    (envoyproxy/envoy#27909): Envoy's default 10% of the lab's 2 pods ejects none."""
+    (check,) = prepared.checks
+    cluster = prepared.plan.clusters[CLUSTER]
+    assert cluster.outlier is not None
+    default = replace(cluster, outlier=replace(cluster.outlier, max_ejection_percent=None))
+    assert "maxEjectionPercent is unset" in cause(default, 2)
+    assert "ejects none" in cause(default, 2)
+    half = replace(cluster, outlier=replace(cluster.outlier, max_ejection_percent=50))
+    assert cause(half, 2) == ""
+    configured = check.spec.model_copy(update={"expect": "configured"})
+    assert expected_errors(configured, default) is None
+    assert expected_errors(configured, half) == 2
 
 
 class _EjectingMesh:

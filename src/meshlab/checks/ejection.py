@@ -38,11 +38,13 @@ from meshlab.checks.base import (
 from meshlab.checks.origins import client_plan
 from meshlab.checks.request import RequestSpec
 from meshlab.checks.stats import Design
+from meshlab.checks.warmup import SETTLE_S
 from meshlab.load import istio
 from meshlab.load.schema import Strict
+from meshlab.mesh.ejection_forecast import ejectable_hosts
 from meshlab.mesh.plan import ClusterPlan, MeshPlan
+from meshlab.mesh.resilience import OutlierPlan
 
-SETTLE_S = 0.05  # pause after a 5xx, so Envoy's main thread has ejected the host
 PACE_S = 0.01  # pause between the window's requests
 MAX_WINDOW_REQUESTS = 400
 
@@ -106,6 +108,8 @@ def expected_errors(spec: EjectionSpec, cluster: ClusterPlan | None) -> int | No
         return spec.expect.errors
     if cluster is None or cluster.outlier is None:
         return None
+    if not ejectable_hosts(cluster.outlier, len(cluster.endpoints)):
+        return None  # maxEjectionPercent leaves no host ejectable
     return cluster.outlier.ejects_after
 
 
@@ -114,22 +118,14 @@ def cause(cluster: ClusterPlan | None, errors: int | None) -> str:
     the DestinationRule (cluster_traffic_policy.go applyOutlierDetection)."""
     if cluster is None:
         return ""
-    host = cluster.service.fqdn
     if cluster.outlier is None:
-        if cluster.destination_rule is None:
-            return (
-                f"no DestinationRule applies to {host}, so Istio writes no outlier detection: "
-                f"the rule's `host` must name this Service ({cluster.service.name} or {host})"
-            )
-        where = f" (subset {cluster.subset})" if cluster.subset else ""
-        return (
-            f"{cluster.destination_rule.ref} sets no "
-            f"trafficPolicy.outlierDetection for {cluster.name}{where}: without it Envoy "
-            "never ejects a pod"
-        )
+        return _no_outlier(cluster)
     count = cluster.outlier.ejects_after
     if count is None:
         return "consecutive5xxErrors: 0 turns ejection on consecutive 5xx off"
+    limited = _none_ejectable(cluster, cluster.outlier)
+    if limited:
+        return limited
     if errors is not None and count != errors:
         said = (
             "consecutive5xxErrors is unset: Envoy's default is 5"
@@ -138,6 +134,36 @@ def cause(cluster: ClusterPlan | None, errors: int | None) -> str:
         )
         return f"the DestinationRule ejects after {count} consecutive 5xx ({said})"
     return ""
+
+
+def _no_outlier(cluster: ClusterPlan) -> str:
+    """Why a cluster has no outlier detection: no rule applies, or the rule sets none."""
+    host = cluster.service.fqdn
+    if cluster.destination_rule is None:
+        return (
+            f"no DestinationRule applies to {host}, so Istio writes no outlier detection: "
+            f"the rule's `host` must name this Service ({cluster.service.name} or {host})"
+        )
+    where = f" (subset {cluster.subset})" if cluster.subset else ""
+    return (
+        f"{cluster.destination_rule.ref} sets no "
+        f"trafficPolicy.outlierDetection for {cluster.name}{where}: without it Envoy "
+        "never ejects a pod"
+    )
+
+
+def _none_ejectable(cluster: ClusterPlan, outlier: OutlierPlan) -> str:
+    """Why maxEjectionPercent leaves no pod of the cluster ejectable ("" if some is)."""
+    pods = len(cluster.endpoints)
+    if not pods or ejectable_hosts(outlier, pods):
+        return ""
+    percent = outlier.max_ejection_percent
+    said = f"maxEjectionPercent is {percent}" if percent else "maxEjectionPercent is unset"
+    return (
+        f"{said}: Envoy ejects a pod only if the ejected stay within that share of the "
+        f"{pods} pods after it (1 of {pods} is {100 // pods}%), so it ejects none "
+        "(Envoy's default is 10%)"
+    )
 
 
 def window_seconds(spec: EjectionSpec, cluster: ClusterPlan | None) -> float:

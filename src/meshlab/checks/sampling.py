@@ -109,6 +109,17 @@ class Sampler:
             self.pods[outcome.pod] += 1
             self.pod_labels.setdefault(outcome.pod, dict(outcome.labels))
 
+    def restart(self) -> None:
+        """Forget the tallies (the session stays): what follows is judged on its own."""
+        self.counts.clear()
+        self.flags.clear()
+        self.errors.clear()
+        self.pods.clear()
+        self.pod_labels.clear()
+        self.statuses.clear()
+        self.latencies.clear()
+        self._seconds = 0.0
+
     def close(self) -> None:
         """Drop the session's connections; the next send opens a fresh one."""
         if self._session is not None:

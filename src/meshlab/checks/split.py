@@ -38,6 +38,7 @@ from meshlab.checks.stats import (
     sequential_cap,
     sequential_cap_estimate,
 )
+from meshlab.checks.warmup import warm_up, warmup_limit
 from meshlab.mesh.expect import ExpectedSplit
 from meshlab.mesh.plan import MeshPlan
 from meshlab.mesh.request import ProbeRequest
@@ -173,15 +174,16 @@ def planned_requests(
     test's cap (an estimate when that is far over `limit`: sizing a 9999/1 split exactly
     would itself take a minute). None when nothing is expected (the check says why)."""
     fixed_n = override or (spec.requests if spec.requests != "auto" else None)
+    warm = warmup_limit(configured)
     if fixed_n:
-        return fixed_n
+        return fixed_n + warm
     expected = expected_shares(spec, configured)
     if not expected or sum(expected.values()) <= 0:
         return None
     estimate = sequential_cap_estimate(expected, design)
     if estimate * 0.8 > limit:  # the estimate is within 10% of the cap: certainly over
-        return estimate
-    return sequential_cap(expected, design)
+        return estimate + warm
+    return sequential_cap(expected, design) + warm
 
 
 def judge_shares(
@@ -198,9 +200,15 @@ def judge_shares(
     expected = expected_shares(spec, configured)
     fixed_n = context.requests_override or (spec.requests if spec.requests != "auto" else None)
     run = Sampler(context, request, spec.label or "version", bucket_of=bucket_of)
+    warmed = warm_up(run, configured)  # broken pods the configuration ejects: meet them first
     verdict = run.fixed(expected, fixed_n) if fixed_n else run.sequential(expected)
     diagnosed = _diagnosed(context, request, configured, spec.hop)
-    return _result(check, spec, verdict, run, expected, configured, diagnosed)
+    result = _result(check, spec, verdict, run, expected, configured, diagnosed)
+    if warmed is not None:
+        result.details["warmup"] = warmed.to_json()
+        head, *rest = result.message.split("\n")
+        result.message = "\n".join([head, warmed.line(), *rest])
+    return result
 
 
 def _diagnosed(

@@ -142,7 +142,9 @@ def as_seen_by_client(configured: ExpectedSplit, by: By) -> ExpectedSplit:
     """The configured split renamed to what a client sees: pods answer 200, an abort fault
     answers its status (flag FI), a known cause answers what its effect says."""
     causes = {c.bucket: c for c in configured.causes}
-    seen = ExpectedSplit(route=configured.route)
+    # the same pods and ejections: the warm-up meets a broken pod whatever the buckets' names
+    seen = ExpectedSplit(route=configured.route, pods=configured.pods)
+    seen.ejections = configured.ejections
     for bucket, share in configured.shares.items():
         sources = configured.sources.get(bucket, [])
         name = _name(*_status_and_flag(bucket, causes.get(bucket), sources), by)

@@ -16,9 +16,10 @@ from urllib.parse import parse_qsl, urlsplit
 
 from meshlab.errors import Location
 from meshlab.mesh.broken_images import broken_status
+from meshlab.mesh.ejection_forecast import EjectionForecast, forecast_ejection
 from meshlab.mesh.gateway_plan import gateway_refusal
 from meshlab.mesh.matching import mismatch, virtual_host_for
-from meshlab.mesh.model import HashPolicyPlan, RetryPlan
+from meshlab.mesh.model import ClusterPlan, HashPolicyPlan, RetryPlan
 from meshlab.mesh.plan import (
     PASSTHROUGH_CLUSTER,
     DirectResponse,
@@ -28,6 +29,7 @@ from meshlab.mesh.plan import (
     RoutePlan,
     WeightedTarget,
 )
+from meshlab.mesh.registry import Endpoint
 from meshlab.mesh.request import ProbeRequest
 
 # A share the retries leave below this is predicted as none: the split test tells a share
@@ -77,6 +79,9 @@ class ExpectedSplit:
     delay_share: float = 0.0
     delay_source: Source | None = None
     timeout_s: float = 0.0
+    # Broken pods the route's clusters eject (outlierDetection): the shares above are the
+    # steady state once they are out; the errors before it are sent first and not judged.
+    ejections: list[EjectionForecast] = field(default_factory=list)
 
     def hashed_on(self, request: ProbeRequest) -> HashPolicyPlan | None:
         """The hash key this request (or its session) carries, if the route hashes on one:
@@ -217,64 +222,108 @@ def _expect_target(
     cluster = plan.clusters.get(target.cluster)
     if target.cluster == PASSTHROUGH_CLUSTER:
         expected.add("HTTP 503", share, source)
-        return
-    if cluster is None:
-        bucket = target.subset or target.host
-        expected.add(bucket, share, source)
-        service = plan.registry.service_by_fqdn(target.host)
-        if service is None:
-            reason = f"destination host {target.host} is not a Service in the mesh"
-        elif target.subset:
-            # in the DestinationRule's order, as the analysis lists them
-            defined = list(
-                dict.fromkeys(
-                    c.subset for c in plan.clusters.values() if c.service is service and c.subset
-                )
+    elif cluster is None:
+        _expect_no_cluster(plan, target, share, source, expected)
+    elif not cluster.endpoints:
+        _expect_no_pods(cluster, share, source, by, expected)
+    else:
+        _expect_pods(cluster, share, source, owner, by, expected, route)
+
+
+def _expect_no_cluster(
+    plan: MeshPlan, target: WeightedTarget, share: float, source: Source, expected: ExpectedSplit
+) -> None:
+    bucket = target.subset or target.host
+    expected.add(bucket, share, source)
+    service = plan.registry.service_by_fqdn(target.host)
+    if service is None:
+        reason = f"destination host {target.host} is not a Service in the mesh"
+    elif target.subset:
+        # in the DestinationRule's order, as the analysis lists them
+        defined = list(
+            dict.fromkeys(
+                c.subset for c in plan.clusters.values() if c.service is service and c.subset
             )
-            known = (
-                f" (defined: {', '.join(defined)})"
-                if defined
-                else " (no DestinationRule defines subsets for it)"
-            )
-            reason = (
-                f'subset "{target.subset}" of host {service.name} is not defined by any '
-                f"DestinationRule{known}"
-            )
-        else:
-            reason = f"port {target.cluster.split('|')[1]} is not a port of Service {service.name}"
-        # a missing subset is fixed at its `subset:` line (where the analysis points too)
-        where = target.subset_location if target.subset else target.location
-        expected.causes.append(Cause(bucket, "503 NC (no cluster)", reason, where, "NC"))
-        return
-    if not cluster.endpoints:
-        bucket = cluster.subset_labels.get(by) or cluster.subset or cluster.service.name
-        expected.add(bucket, share, source)
-        labels = ", ".join(f"{k}={v}" for k, v in cluster.subset_labels.items())
-        what = (
-            f'subset "{cluster.subset}" (labels {labels})'
-            if cluster.subset
-            else f"Service {cluster.service.name}"
         )
-        location = (
-            cluster.destination_rule.location
-            if cluster.destination_rule and cluster.subset
-            else None
+        known = (
+            f" (defined: {', '.join(defined)})"
+            if defined
+            else " (no DestinationRule defines subsets for it)"
         )
-        expected.causes.append(
-            Cause(bucket, "503 UH (no healthy upstream)", f"{what} selects no pods", location, "UH")
+        reason = (
+            f'subset "{target.subset}" of host {service.name} is not defined by any '
+            f"DestinationRule{known}"
         )
-        return
+    else:
+        reason = f"port {target.cluster.split('|')[1]} is not a port of Service {service.name}"
+    # a missing subset is fixed at its `subset:` line (where the analysis points too)
+    where = target.subset_location if target.subset else target.location
+    expected.causes.append(Cause(bucket, "503 NC (no cluster)", reason, where, "NC"))
+
+
+def _expect_no_pods(
+    cluster: ClusterPlan, share: float, source: Source, by: str, expected: ExpectedSplit
+) -> None:
+    bucket = cluster.subset_labels.get(by) or cluster.subset or cluster.service.name
+    expected.add(bucket, share, source)
+    labels = ", ".join(f"{k}={v}" for k, v in cluster.subset_labels.items())
+    what = (
+        f'subset "{cluster.subset}" (labels {labels})'
+        if cluster.subset
+        else f"Service {cluster.service.name}"
+    )
+    location = (
+        cluster.destination_rule.location if cluster.destination_rule and cluster.subset else None
+    )
+    expected.causes.append(
+        Cause(bucket, "503 UH (no healthy upstream)", f"{what} selects no pods", location, "UH")
+    )
+
+
+def _expect_pods(
+    cluster: ClusterPlan,
+    share: float,
+    source: Source,
+    owner: str,
+    by: str,
+    expected: ExpectedSplit,
+    route: RoutePlan | None,
+) -> None:
+    """The share spread over the cluster's pods: a broken pod's status unless retries move
+    it on, or none at all once outlier detection has ejected it."""
     endpoints = cluster.endpoints
-    per_endpoint = share / len(endpoints)
     expected.pods.update(e.pod.name for e in endpoints)
     broken = {e.pod.name: s for e in endpoints if (s := broken_status(e.pod.image)) is not None}
+    ejected = _ejected(cluster, endpoints, broken, expected)
+    rule = cluster.destination_rule
+    outlier = Source(f"{rule.ref} outlierDetection", rule.location) if rule else source
+    if ejected:
+        endpoints = [e for e in endpoints if e.pod.name not in ejected]
+        broken = {name: status for name, status in broken.items() if name not in ejected}
+        if not endpoints:
+            # panic is off (minHealthPercent 0): no healthy host is left to pick
+            expected.add("HTTP 503", share, outlier)
+            expected.causes.append(
+                Cause(
+                    "HTTP 503",
+                    "503 UH (no healthy upstream)",
+                    f"outlierDetection ejects every pod of {cluster.name}",
+                    outlier.location,
+                    "UH",
+                )
+            )
+            return
+    per_endpoint = share / len(endpoints)
     good = [e for e in endpoints if e.pod.name not in broken]
     retry = route.retry if route is not None else None
     hashed = bool(route is not None and route.hash_policies)
     for endpoint in endpoints:
         status = broken.get(endpoint.pod.name)
         if status is None:
-            expected.add(endpoint.pod.labels.get(by, "unknown"), per_endpoint, source)
+            bucket = endpoint.pod.labels.get(by, "unknown")
+            expected.add(bucket, per_endpoint, source)
+            if ejected:
+                expected.add(bucket, 0.0, outlier)  # its share grew by the ejected pods'
             continue
         # a broken pod answers its status (Outcome.bucket: a 5xx is its own bucket), unless
         # the route's retry policy takes the request on to a good pod
@@ -290,6 +339,37 @@ def _expect_target(
             for other in good:
                 moved = per_endpoint * (1 - stays) / len(good)
                 expected.add(other.pod.labels.get(by, "unknown"), moved, retried)
+
+
+def _ejected(
+    cluster: ClusterPlan,
+    endpoints: list[Endpoint],
+    broken: dict[str, int],
+    expected: ExpectedSplit,
+) -> frozenset[str]:
+    """The broken pods outlier detection takes out for the rest of a check (recorded in
+    `expected.ejections`); an ejection that may end within a check is a cause, not a
+    prediction: the pod comes back, fails again and is ejected again, over and over."""
+    forecast = forecast_ejection(cluster, endpoints, broken)
+    if forecast is None:
+        return frozenset()
+    if forecast.outlasts_a_check:
+        expected.ejections.append(forecast)
+        return frozenset(forecast.ejected)
+    rule = cluster.destination_rule
+    for status in forecast.statuses:
+        expected.causes.append(
+            Cause(
+                f"HTTP {status}",
+                "ejected, back, ejected again",
+                f"outlierDetection ejects {', '.join(forecast.ejected)} after "
+                f"{forecast.errors} errors but lets it back after {forecast.cycle_s:g} s, "
+                "sooner than a check may last: `configured` predicts no ejection (state "
+                "`expect`, or check it with `kind: ejection`)",
+                rule.location if rule else None,
+            )
+        )
+    return frozenset()
 
 
 def retries_status(retry: RetryPlan, status: int) -> bool:
