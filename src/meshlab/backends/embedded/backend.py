@@ -34,6 +34,7 @@ from meshlab.backends.embedded.processes import ProcessGroup
 from meshlab.backends.embedded.session import EmbeddedSession
 from meshlab.backends.embedded.standins import PodSpec, describe
 from meshlab.backends.embedded.watch import Watchdog, request_timeout
+from meshlab.errors import BackendError
 from meshlab.mesh.plan import MeshPlan, Note
 from meshlab.mesh.proxies import MeshProxies
 from meshlab.mesh.registry import PodInstance
@@ -78,15 +79,11 @@ class EmbeddedBackend(Backend):
             # ServiceEntry hosts too: loopback stand-ins in place of the outside world
             pods = [_pod_spec(p) for p in plan.registry.all_pods]
             egress = {name: egress_path(workdir, name) for name in proxies.meshed_pods}
-            # Envoy checks the config while the stand-ins start: a config a sidecar would
-            # reject is exit 2 at the object's file:line, not a crash of the run (exit 3).
             # istiod's CA: a fresh root and a SPIFFE certificate per identity, in this run's
             # temporary directory only, made beside the stand-ins' start (~0.1 s hidden)
             with ThreadPoolExecutor(1, thread_name_prefix="meshlab-ca") as ca:
                 made = ca.submit(write_mesh_certs, workdir / "certs", identities(proxies)[1])
-                with EnvoyValidation(binary, plan, workdir) as validation:
-                    addresses = start_standins(group, pods, cwd=workdir, egress=egress)
-                    validation.result()
+                addresses = start_standins(group, pods, cwd=workdir, egress=egress)
                 certs = made.result()
             # no access log: nothing reads it, and writing it cost ~20% of Envoy's throughput
             config = render_mesh(
@@ -95,9 +92,18 @@ class EmbeddedBackend(Backend):
                 fixed_ports=self._fixed_ports(proxies),
                 tls=mesh_tls(proxies, lab.resources, certs),
             )
-            envoy = start_envoy(
-                group, binary, write_bootstrap(config, workdir / "envoy.json"), workdir
-            )
+            bootstrap = write_bootstrap(config, workdir / "envoy.json")
+            try:
+                envoy = start_envoy(group, binary, bootstrap, workdir)
+            except BackendError:
+                # Envoy refuses at start what `--mode validate` refuses. Only then is the
+                # validator run: a config a sidecar would reject is exit 2 at the object's
+                # file:line, not a crash of the run (exit 3); a start that fails for another
+                # reason stays the backend's error. (Validating every run up front cost a third
+                # process competing with the stand-ins' start for two cores.)
+                with EnvoyValidation(binary, plan, workdir) as validation:
+                    validation.result()
+                raise
             write_egress_files(proxies, envoy.listener_ports, egress)
             watch = Watchdog(group.processes, envoy.process, envoy.admin_url)
             mesh = EmbeddedMesh(plan, proxies, lab.namespace, addresses, envoy, watch)
