@@ -28,7 +28,7 @@ from meshlab.backends.embedded.envoy.mtls import identities, mesh_tls
 from meshlab.backends.embedded.envoy.process import RunningEnvoy, start_envoy, write_bootstrap
 from meshlab.backends.embedded.envoy.validate import EnvoyValidation
 from meshlab.backends.embedded.hops import pod_finder
-from meshlab.backends.embedded.hosts import start_standins
+from meshlab.backends.embedded.hosts import StandinLaunch
 from meshlab.backends.embedded.options import EmbeddedOptions
 from meshlab.backends.embedded.processes import ProcessGroup
 from meshlab.backends.embedded.session import EmbeddedSession
@@ -83,7 +83,10 @@ class EmbeddedBackend(Backend):
             # temporary directory only, made beside the stand-ins' start (~0.1 s hidden)
             with ThreadPoolExecutor(1, thread_name_prefix="meshlab-ca") as ca:
                 made = ca.submit(write_mesh_certs, workdir / "certs", identities(proxies)[1])
-                addresses = start_standins(group, pods, cwd=workdir, egress=egress)
+                # the hosts start on sockets bound here: their ports are known now, and Envoy
+                # starts while they import (they are waited for before any request)
+                standins = StandinLaunch(group, pods, cwd=workdir, egress=egress)
+                addresses = standins.addresses or standins.wait()
                 certs = made.result()
             # no access log: nothing reads it, and writing it cost ~20% of Envoy's throughput
             config = render_mesh(
@@ -104,6 +107,7 @@ class EmbeddedBackend(Backend):
                 with EnvoyValidation(binary, plan, workdir) as validation:
                     validation.result()
                 raise
+            standins.wait()
             write_egress_files(proxies, envoy.listener_ports, egress)
             watch = Watchdog(group.processes, envoy.process, envoy.admin_url)
             mesh = EmbeddedMesh(plan, proxies, lab.namespace, addresses, envoy, watch)
