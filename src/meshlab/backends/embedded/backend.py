@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -49,11 +49,17 @@ class EmbeddedBackend(Backend):
     def __init__(self, options: EmbeddedOptions | None = None) -> None:
         self.options = options or EmbeddedOptions()
         self._binary: EnvoyBinary | None = None
+        # `envoy --version` (~0.1 s, a process) while the caller loads and plans the lab: the
+        # CLI makes its backend first; errors (BackendUnavailable) still surface at `binary`
+        finder = ThreadPoolExecutor(1, thread_name_prefix="meshlab-envoy-find")
+        self._finding: Future[EnvoyBinary] | None = finder.submit(find_envoy, self.options.envoy)
+        finder.shutdown(wait=False)  # the thread ends with its one task
 
     @property
     def binary(self) -> EnvoyBinary:
         if self._binary is None:
-            self._binary = find_envoy(self.options.envoy)
+            finding, self._finding = self._finding, None
+            self._binary = finding.result() if finding else find_envoy(self.options.envoy)
         return self._binary
 
     def describe(self) -> Mapping[str, str]:
