@@ -1,6 +1,6 @@
 """meshlab benchmark: what a student waits for, and what the embedded mesh can carry.
 
-    python bench/run.py [--runs 7] [--rps-requests 2000]
+    python bench/run.py [--runs 7] [--rps-requests 2000] [--baseline-src DIR] [--only walls]
 
 Reports medians from one run (this machine is shared and noisy: compare ratios, not
 absolutes), and writes them to reports/bench.json:
@@ -16,7 +16,10 @@ absolutes), and writes them to reports/bench.json:
   * whole-process wall time of `meshlab run labs/2-traffic` (goal 0.7 s) with its phases, and
     `meshlab --help`, bytecode cached as on a student's machine (median of
     --runs after a warm-up), and with --baseline-src DIR (another checkout's `src`) the same
-    for it, side by side, with the ratio;
+    for it, side by side, with the ratio (runs alternate between the two checkouts);
+  * the lab session's wall: what `nox -s lab-2-traffic` runs once its virtualenv is ready
+    (`pytest -q -rP labs/2-traffic --meshlab-reports DIR`; goal 3 s), median of 3-5;
+    `--only walls` measures these two alone;
   * the probe's rate (batches of 10, as a check sends them) against Envoy's limit on the same
     mesh (wrk, 32 connections, installed with apt-get when missing), and their ratio;
   * a lab of --pods pods (lab 2 with every Deployment scaled up): seconds to ready and to
