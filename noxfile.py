@@ -69,7 +69,9 @@ def fuzz(session: nox.Session) -> None:
 
 @nox.session(default=False)
 def bench(session: nox.Session) -> None:
-    """Time to verdict for lab 2, requests used vs the design, requests/s through Envoy."""
+    """Time to verdict for lab 2, requests used vs the design, requests/s through Envoy, the
+    whole `meshlab run` and lab-session walls against their goals (`-- --only walls`: those
+    alone; `-- --baseline-src DIR`: side by side with another checkout)."""
     install(session, "test")
     session.run("python", "bench/run.py", *session.posargs)
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from meshlab.backends.embedded.hosts import spread, start_standins
+from meshlab.backends.embedded.hosts import PASS_SOCKETS, StandinLaunch, spread, start_standins
 from meshlab.backends.embedded.processes import ProcessGroup
 from meshlab.backends.embedded.standins import PodSpec
 from meshlab.backends.embedded.watch import Watchdog
@@ -119,6 +119,35 @@ def test_a_malformed_spec_is_refused_naming_the_entry() -> None:
     assert b"pods[1]: name, namespace and image must be strings" in result.stderr
     dupes = {"pods": [{"name": "a", "image": "x", "ports": [80]}] * 2}
     assert b"duplicate pod names: a" in run_host(json.dumps(dupes)).stderr
+
+
+@pytest.mark.skipif(not PASS_SOCKETS, reason="sockets are passed on to a child on POSIX only")
+def test_ports_are_known_before_the_hosts_are_ready(group: ProcessGroup, tmp_path: Path) -> None:
+    """The supervisor binds each pod's listener and hands it to the host: Envoy may be given
+    the ports before any host has printed its ready line, and they are the ports served."""
+    fleet = [*pods(3), PodSpec("two-ports", "other", "nginx:1", {}, (80, 9090))]
+    launch = StandinLaunch(group, fleet, cwd=tmp_path, per_host=2, max_hosts=2)
+    known = launch.addresses
+    assert known is not None
+    assert {p.name: set(known[p.name]) for p in fleet} == {
+        p.name: set(p.container_ports) for p in fleet
+    }
+    assert launch.wait() == known
+    assert launch.wait() == known  # read once, answered again
+    assert list(tmp_path.iterdir()) == []  # the spec files are gone
+    for pod in fleet:
+        for port in known[pod.name].values():
+            assert echo(port)[0] == pod.name
+
+
+def test_listeners_that_do_not_match_the_pods_are_refused() -> None:
+    pod = {"name": "a", "image": "nginx", "ports": [80]}
+    wrong_port = {"pods": [pod], "listeners": {"a": {"81": 3}}}
+    result = run_host(json.dumps(wrong_port))
+    assert result.returncode == 2
+    assert b"listeners['a']: ports [81] != {80}" in result.stderr
+    not_a_pod = {"pods": [pod], "listeners": {"b": {"80": 3}}}
+    assert b"listeners['b']: not a pod of this spec" in run_host(json.dumps(not_a_pod)).stderr
 
 
 def run_host(spec_text: str) -> subprocess.CompletedProcess[bytes]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -28,12 +28,13 @@ from meshlab.backends.embedded.envoy.mtls import identities, mesh_tls
 from meshlab.backends.embedded.envoy.process import RunningEnvoy, start_envoy, write_bootstrap
 from meshlab.backends.embedded.envoy.validate import EnvoyValidation
 from meshlab.backends.embedded.hops import pod_finder
-from meshlab.backends.embedded.hosts import start_standins
+from meshlab.backends.embedded.hosts import StandinLaunch
 from meshlab.backends.embedded.options import EmbeddedOptions
 from meshlab.backends.embedded.processes import ProcessGroup
 from meshlab.backends.embedded.session import EmbeddedSession
 from meshlab.backends.embedded.standins import PodSpec, describe
 from meshlab.backends.embedded.watch import Watchdog, request_timeout
+from meshlab.errors import BackendError
 from meshlab.mesh.plan import MeshPlan, Note
 from meshlab.mesh.proxies import MeshProxies
 from meshlab.mesh.registry import PodInstance
@@ -48,11 +49,17 @@ class EmbeddedBackend(Backend):
     def __init__(self, options: EmbeddedOptions | None = None) -> None:
         self.options = options or EmbeddedOptions()
         self._binary: EnvoyBinary | None = None
+        # `envoy --version` (~0.1 s, a process) while the caller loads and plans the lab: the
+        # CLI makes its backend first; errors (BackendUnavailable) still surface at `binary`
+        finder = ThreadPoolExecutor(1, thread_name_prefix="meshlab-envoy-find")
+        self._finding: Future[EnvoyBinary] | None = finder.submit(find_envoy, self.options.envoy)
+        finder.shutdown(wait=False)  # the thread ends with its one task
 
     @property
     def binary(self) -> EnvoyBinary:
         if self._binary is None:
-            self._binary = find_envoy(self.options.envoy)
+            finding, self._finding = self._finding, None
+            self._binary = finding.result() if finding else find_envoy(self.options.envoy)
         return self._binary
 
     def describe(self) -> Mapping[str, str]:
@@ -78,15 +85,14 @@ class EmbeddedBackend(Backend):
             # ServiceEntry hosts too: loopback stand-ins in place of the outside world
             pods = [_pod_spec(p) for p in plan.registry.all_pods]
             egress = {name: egress_path(workdir, name) for name in proxies.meshed_pods}
-            # Envoy checks the config while the stand-ins start: a config a sidecar would
-            # reject is exit 2 at the object's file:line, not a crash of the run (exit 3).
             # istiod's CA: a fresh root and a SPIFFE certificate per identity, in this run's
             # temporary directory only, made beside the stand-ins' start (~0.1 s hidden)
             with ThreadPoolExecutor(1, thread_name_prefix="meshlab-ca") as ca:
                 made = ca.submit(write_mesh_certs, workdir / "certs", identities(proxies)[1])
-                with EnvoyValidation(binary, plan, workdir) as validation:
-                    addresses = start_standins(group, pods, cwd=workdir, egress=egress)
-                    validation.result()
+                # the hosts start on sockets bound here: their ports are known now, and Envoy
+                # starts while they import (they are waited for before any request)
+                standins = StandinLaunch(group, pods, cwd=workdir, egress=egress)
+                addresses = standins.addresses or standins.wait()
                 certs = made.result()
             # no access log: nothing reads it, and writing it cost ~20% of Envoy's throughput
             config = render_mesh(
@@ -95,9 +101,19 @@ class EmbeddedBackend(Backend):
                 fixed_ports=self._fixed_ports(proxies),
                 tls=mesh_tls(proxies, lab.resources, certs),
             )
-            envoy = start_envoy(
-                group, binary, write_bootstrap(config, workdir / "envoy.json"), workdir
-            )
+            bootstrap = write_bootstrap(config, workdir / "envoy.json")
+            try:
+                envoy = start_envoy(group, binary, bootstrap, workdir)
+            except BackendError:
+                # Envoy refuses at start what `--mode validate` refuses. Only then is the
+                # validator run: a config a sidecar would reject is exit 2 at the object's
+                # file:line, not a crash of the run (exit 3); a start that fails for another
+                # reason stays the backend's error. (Validating every run up front cost a third
+                # process competing with the stand-ins' start for two cores.)
+                with EnvoyValidation(binary, plan, workdir) as validation:
+                    validation.result()
+                raise
+            standins.wait()
             write_egress_files(proxies, envoy.listener_ports, egress)
             watch = Watchdog(group.processes, envoy.process, envoy.admin_url)
             mesh = EmbeddedMesh(plan, proxies, lab.namespace, addresses, envoy, watch)

@@ -16,11 +16,13 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -29,8 +31,16 @@ from meshlab.backends.embedded.egress import EGRESS_ENV
 from meshlab.backends.embedded.processes import ManagedProcess, ProcessGroup, child_env
 from meshlab.backends.embedded.standins import PodSpec
 from meshlab.backends.embedded.standins.host import pod_record
+from meshlab.backends.embedded.standins.server import HOST, StandinServer
 
-__all__ = ["PODS_PER_HOST", "host_argv", "source_root", "spread", "start_standins"]
+__all__ = [
+    "PODS_PER_HOST",
+    "StandinLaunch",
+    "host_argv",
+    "source_root",
+    "spread",
+    "start_standins",
+]
 
 # A host costs ~35 ms of interpreter start and imports, a pod in it well under 1 ms: a new
 # host per PODS_PER_HOST pods, and no more hosts than cores (more only add start-up CPU;
@@ -38,6 +48,7 @@ __all__ = ["PODS_PER_HOST", "host_argv", "source_root", "spread", "start_standin
 PODS_PER_HOST = 64
 MAX_HOSTS = max(os.cpu_count() or 1, 1)
 STANDIN_MODULE = "meshlab.backends.embedded.standins"
+LISTEN_BACKLOG = StandinServer.request_queue_size  # as a host's own listener would have
 
 
 def host_argv(spec: Path, source_root: str | None = None) -> list[str]:
@@ -99,41 +110,138 @@ def start_standins(
     On failure raises BackendError; hosts already started stay in `group`, whose close() ends
     them.
     """
-    if dupes := sorted(n for n, k in Counter(p.name for p in pods).items() if k > 1):
-        raise ValueError(f"duplicate pod names: {', '.join(dupes)}")
-    root = source_root()
-    env = child_env()
-    env.pop(EGRESS_ENV, None)  # a sidecar is per pod: never one inherited from our environment
-    paths = egress or {}
-    specs_of = [replace(p, egress=_egress(paths.get(p.name))) for p in pods]
-    hosts = spread(
-        specs_of,
-        PODS_PER_HOST if per_host is None else per_host,
-        MAX_HOSTS if max_hosts is None else max_hosts,
+    launch = StandinLaunch(
+        group,
+        pods,
+        timeout,
+        log_dir=log_dir,
+        cwd=cwd,
+        egress=egress,
+        per_host=per_host,
+        max_hosts=max_hosts,
     )
-    folder = Path(cwd) if cwd is not None else Path(tempfile.gettempdir())
-    specs: list[Path] = []
-    started: list[tuple[list[PodSpec], ManagedProcess]] = []
-    try:
-        for n, members in enumerate(hosts, 1):
-            spec = _write_spec(folder, members)
-            specs.append(spec)
-            log = Path(log_dir, f"standins-{n}.log") if log_dir is not None else None
-            name = _host_name(n, len(hosts), members, {p.name for p in group.processes})
-            shown = [f"{p.namespace}/{p.name}" for p in members]
-            proc = group.spawn(
-                name, host_argv(spec, root), env=env, cwd=cwd, log_path=log, members=shown
-            )
-            started.append((members, proc))
-        deadline = time.monotonic() + timeout
-        result: dict[str, dict[int, int]] = {}
-        for members, proc in started:
-            line = proc.read_json_line(max(deadline - time.monotonic(), 0.0))
-            result.update(_check_ready(members, proc, line))
-        return result
-    finally:  # every host read its spec before its ready line (or failed)
-        for spec in specs:
+    return launch.wait()
+
+
+class StandinLaunch:
+    """`start_standins` in two halves: the hosts start at construction, on listening sockets
+    bound here (POSIX) and inherited, so `addresses` is known at once and Envoy can start
+    while the hosts import and print their ready lines; `wait()` then reads those lines.
+    (Where sockets cannot be passed on, each host binds its own and `addresses` is None
+    until `wait()`.)"""
+
+    def __init__(
+        self,
+        group: ProcessGroup,
+        pods: Sequence[PodSpec],
+        timeout: float = 20.0,
+        *,
+        log_dir: str | Path | None = None,
+        cwd: str | Path | None = None,
+        egress: Mapping[str, Path] | None = None,
+        per_host: int | None = None,
+        max_hosts: int | None = None,
+    ) -> None:
+        if dupes := sorted(n for n, k in Counter(p.name for p in pods).items() if k > 1):
+            raise ValueError(f"duplicate pod names: {', '.join(dupes)}")
+        root = source_root()
+        env = child_env()
+        env.pop(EGRESS_ENV, None)  # a sidecar is per pod: never one inherited from our env
+        paths = egress or {}
+        specs_of = [replace(p, egress=_egress(paths.get(p.name))) for p in pods]
+        hosts = spread(
+            specs_of,
+            PODS_PER_HOST if per_host is None else per_host,
+            MAX_HOSTS if max_hosts is None else max_hosts,
+        )
+        folder = Path(cwd) if cwd is not None else Path(tempfile.gettempdir())
+        self._specs: list[Path] = []
+        self._started: list[tuple[list[PodSpec], ManagedProcess]] = []
+        self._bound: dict[str, dict[int, int]] | None = {} if PASS_SOCKETS else None
+        self._deadline = time.monotonic() + timeout
+        self._ready: dict[str, dict[int, int]] | None = None
+        try:
+            for n, members in enumerate(hosts, 1):
+                with _listeners(members) as sockets:
+                    fds = {p: {cp: s.fileno() for cp, s in ss.items()} for p, ss in sockets.items()}
+                    spec = _write_spec(folder, members, fds)
+                    self._specs.append(spec)
+                    log = Path(log_dir, f"standins-{n}.log") if log_dir is not None else None
+                    name = _host_name(n, len(hosts), members, {p.name for p in group.processes})
+                    shown = [f"{p.namespace}/{p.name}" for p in members]
+                    proc = group.spawn(
+                        name,
+                        host_argv(spec, root),
+                        env=env,
+                        cwd=cwd,
+                        log_path=log,
+                        members=shown,
+                        pass_fds=[fd for ports in fds.values() for fd in ports.values()],
+                    )
+                    if self._bound is not None:
+                        self._bound.update(
+                            {
+                                p: {cp: s.getsockname()[1] for cp, s in ss.items()}
+                                for p, ss in sockets.items()
+                            }
+                        )
+                self._started.append((members, proc))
+        except BaseException:
+            self._drop_specs()
+            raise
+
+    @property
+    def addresses(self) -> dict[str, dict[int, int]] | None:
+        """Pod name → {containerPort: local port}, before the hosts are ready (None where
+        sockets cannot be passed on: then from `wait()`)."""
+        return self._bound
+
+    def wait(self) -> dict[str, dict[int, int]]:
+        """Every host's ready line: pod name → {containerPort: local port}; BackendError if a
+        host fails, or answers with ports other than the ones bound for it. Once read, the
+        same answer again."""
+        if self._ready is not None:
+            return self._ready
+        try:
+            result: dict[str, dict[int, int]] = {}
+            for members, proc in self._started:
+                line = proc.read_json_line(max(self._deadline - time.monotonic(), 0.0))
+                ready = _check_ready(members, proc, line)
+                if self._bound is not None and any(
+                    ready[p.name] != self._bound[p.name] for p in members
+                ):
+                    raise proc.failure(f"serves other ports than bound for it: {line}"[:300])
+                result.update(ready)
+            self._ready = result
+            return result
+        finally:  # every host read its spec before its ready line (or failed)
+            self._drop_specs()
+
+    def _drop_specs(self) -> None:
+        for spec in self._specs:
             spec.unlink(missing_ok=True)
+
+
+# POSIX passes listening sockets on to a child (subprocess's pass_fds); Windows does not
+PASS_SOCKETS = sys.platform != "win32"
+
+
+@contextmanager
+def _listeners(members: Sequence[PodSpec]) -> Iterator[dict[str, dict[int, socket.socket]]]:
+    """A listening socket on 127.0.0.1:<ephemeral> per pod port, closed here once the host
+    has its copies (none where sockets cannot be passed on)."""
+    sockets: dict[str, dict[int, socket.socket]] = {}
+    try:
+        if PASS_SOCKETS:
+            for pod in members:
+                ports = sockets.setdefault(pod.name, {})
+                for cp in pod.container_ports:
+                    ports[cp] = socket.create_server((HOST, 0), backlog=LISTEN_BACKLOG)
+        yield sockets
+    finally:
+        for ports in sockets.values():
+            for s in ports.values():
+                s.close()
 
 
 def _egress(path: Path | None) -> str | None:
@@ -152,10 +260,17 @@ def _host_name(n: int, hosts: int, members: Sequence[PodSpec], taken: set[str]) 
     return name
 
 
-def _write_spec(folder: Path, members: Sequence[PodSpec]) -> Path:
+def _write_spec(
+    folder: Path, members: Sequence[PodSpec], listeners: Mapping[str, Mapping[int, int]]
+) -> Path:
     fd, name = tempfile.mkstemp(prefix="meshlab-standins-", suffix=".json", dir=folder)
+    spec: dict[str, Any] = {"pods": [pod_record(p) for p in members]}
+    if listeners:
+        spec["listeners"] = {
+            p: {str(cp): n for cp, n in fds.items()} for p, fds in listeners.items()
+        }
     with os.fdopen(fd, "w", encoding="utf-8") as f:
-        json.dump({"pods": [pod_record(p) for p in members]}, f)
+        json.dump(spec, f)
     return Path(name)
 
 

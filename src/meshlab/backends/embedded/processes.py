@@ -89,6 +89,7 @@ class ManagedProcess:
         cwd: str | Path | None = None,
         log_path: str | Path | None = None,
         members: Sequence[str] = (),
+        pass_fds: Sequence[int] = (),
     ) -> None:
         self.name = name
         self.members = tuple(members)  # what lives and dies with this process (a host's pods)
@@ -111,6 +112,7 @@ class ManagedProcess:
                 stderr=self._log,
                 env=child_env() if env is None else dict(env),
                 cwd=tempfile.gettempdir() if cwd is None else cwd,
+                pass_fds=tuple(pass_fds),  # listening sockets bound for it (hosts.py)
                 **_platform_kwargs(),
             )
         except BaseException:
@@ -308,9 +310,11 @@ class ProcessGroup:
         cwd: str | Path | None = None,
         log_path: str | Path | None = None,
         members: Sequence[str] = (),
+        pass_fds: Sequence[int] = (),
     ) -> ManagedProcess:
         """Start `argv` as `name` (unique here); stderr goes to `log_path` or a temp file;
-        `members` names what goes down with it, for error messages."""
+        `members` names what goes down with it, for error messages; `pass_fds` stay open in
+        the child (POSIX)."""
         with self._lock:
             if self._closed:
                 raise RuntimeError("ProcessGroup is closed")
@@ -321,7 +325,13 @@ class ProcessGroup:
                 self._atexit = True
             with _signals_deferred():  # a stop now would leave this child (and log) unowned
                 proc = ManagedProcess(
-                    name, argv, env=env, cwd=cwd, log_path=log_path, members=members
+                    name,
+                    argv,
+                    env=env,
+                    cwd=cwd,
+                    log_path=log_path,
+                    members=members,
+                    pass_fds=pass_fds,
                 )
                 self._procs[name] = proc
             return proc

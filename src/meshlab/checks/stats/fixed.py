@@ -156,17 +156,14 @@ def _fixed_n(
     """Smallest N whose exact two-sided test (equal tails alpha/2) has power >= 1 - beta at
     every alternative share.
 
-    Binomial power is a sawtooth in N: some N up to ~1.5% above the smallest one dip slightly
+    Binomial power is a sawtooth in N: some N up to ~5% above the smallest one dip slightly
     below 1 - beta. ``stable=True`` returns the smallest N from which the power stays
-    >= 1 - beta (checked over the following 10%). The scan starts at half the normal
-    approximation, which is only 0.3-8% low.
+    >= 1 - beta (checked over the following 10%). The scan starts where :func:`_scan_start`
+    says; it finds the same N as a scan from half the normal approximation (which is 17% high
+    to 11% low), in about a tenth of the steps.
     """
-    approx = _normal_n(p, alpha, beta, alternatives)
-    start = max(1, int(approx / 2))
-    if next(_power_curve(p, alpha, alternatives, start))[1] >= 1.0 - beta:
-        start = 1  # the approximation was far off: scan everything
     first: int | None = None
-    for n, power in _power_curve(p, alpha, alternatives, start):
+    for n, power in _power_curve(p, alpha, alternatives, _scan_start(p, alpha, beta, alternatives)):
         if power < 1.0 - beta:
             first = None
             continue
@@ -174,6 +171,34 @@ def _fixed_n(
         if not stable or n >= first + max(50, first // 10):
             return first
     raise AssertionError("unreachable: the power curve is infinite")
+
+
+# Where the scan may start: an N below the smallest passing one. The smallest N from which the
+# power stays >= 1 - beta is at most 5.1% above the smallest passing N (on the grid of
+# tests/unit/test_fixed_n.py), so if the power fails both at L and at 1.06 L, no N below L
+# passes (else every N from 1.051 N0 < 1.06 L on would). Candidates step down from just under
+# the normal approximation; none found above half of it: the old start, unchanged.
+_GUARD = 1.06
+_FIRST_TRY = 0.97
+_STEP_DOWN = 0.92
+
+
+def _scan_start(p: float, alpha: float, beta: float, alternatives: tuple[float, ...]) -> int:
+    """An N at which the scan for :func:`_fixed_n` may start without missing its answer."""
+    approx = _normal_n(p, alpha, beta, alternatives)
+    target = 1.0 - beta
+
+    def power(n: int) -> float:
+        return next(_power_curve(p, alpha, alternatives, n))[1]
+
+    floor = max(1, int(approx / 2))
+    start = int(_FIRST_TRY * approx)
+    while start > floor:
+        if power(math.ceil(_GUARD * start)) < target and power(start) < target:
+            return start
+        start = int(_STEP_DOWN * start)
+    # half the approximation; if even that passes the approximation was far off: scan all
+    return 1 if power(floor) >= target else floor
 
 
 def fixed_sample_size(

@@ -36,7 +36,9 @@ class RunningEnvoy:
 
 
 def write_bootstrap(config: dict[str, Any], path: Path) -> Path:
-    path.write_text(json.dumps(config, indent=1, sort_keys=True), encoding="utf-8")
+    """Compact JSON: only Envoy reads this file, and `indent` would make json fall back from
+    its C encoder to pure Python (~10 ms of a run's start for lab 2's 200 kB, 8x slower)."""
+    path.write_text(json.dumps(config, separators=(",", ":")), encoding="utf-8")
     return path
 
 

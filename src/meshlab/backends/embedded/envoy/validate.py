@@ -1,12 +1,15 @@
-"""Envoy's own verdict on the bootstrap (`envoy --mode validate`) before the real Envoy starts.
+"""Envoy's own verdict on the bootstrap (`envoy --mode validate`) when the real Envoy would not
+start.
 
 The schemas refuse what Istio's webhook refuses; some configs pass the webhook and still make
 a sidecar reject (NACK) its routes, e.g. an unknown `%VAR%` in a header value. Without this
 net such a config ends the run as a backend failure (exit 3) with Envoy's dump; with it, the
 student gets exit 2, Envoy's sentence, and the file:line of the object that produced it.
 
-The check runs while the stand-ins start (it needs no ports: a copy of the bootstrap with
-placeholder pod ports, otherwise the same), so it adds little to a run's start-up.
+The check runs only after the run's Envoy failed to start (Envoy refuses at start whatever
+validate mode refuses), so a good lab never pays for it; it needs no ports (a copy of the
+bootstrap with placeholder pod ports, otherwise the same) and maps Envoy's message back to the
+object that produced it.
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 
 from meshlab.backends.embedded.standins import PodSpec, behaviour_for
 from meshlab.backends.embedded.standins.egress import ENV as EGRESS_ENV
-from meshlab.backends.embedded.standins.host import load_spec, run
+from meshlab.backends.embedded.standins.host import load_listeners, load_spec, run
 
 
 def _label(text: str) -> tuple[str, str]:
@@ -63,8 +63,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     pods = _pods(parser, args)
+    listeners = {}
+    if args.spec is not None:
+        try:
+            listeners = load_listeners(args.spec, pods)
+        except (OSError, ValueError) as exc:
+            parser.error(f"--spec {args.spec}: {exc}")
     lifeline = None if args.no_lifeline or sys.stdin is None else sys.stdin.fileno()
-    return run([(p, behaviour_for(p.image)) for p in pods], lifeline_fd=lifeline, out=sys.stdout)
+    behaviours = [(p, behaviour_for(p.image)) for p in pods]
+    return run(behaviours, lifeline_fd=lifeline, out=sys.stdout, listeners=listeners)
 
 
 if __name__ == "__main__":

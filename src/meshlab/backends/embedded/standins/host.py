@@ -29,7 +29,7 @@ from typing import Any, TextIO
 
 from meshlab.backends.embedded.standins.server import HOST, Acceptor, Behaviour, PodSpec, Standin
 
-__all__ = ["load_spec", "pod_record", "ready_line", "run"]
+__all__ = ["load_listeners", "load_spec", "pod_record", "ready_line", "run"]
 
 # a host holds a listener per pod port plus the connections Envoy and the pods' own egress
 # pools open: more than the usual soft limit of 1024 descriptors in a large lab
@@ -60,6 +60,30 @@ def load_spec(path: str) -> list[PodSpec]:
     if dupes := sorted({n for n in names if names.count(n) > 1}):
         raise ValueError(f"duplicate pod names: {', '.join(dupes)}")
     return pods
+
+
+def load_listeners(path: str, pods: Sequence[PodSpec]) -> dict[str, dict[int, int]]:
+    """The listening sockets the supervisor bound for the pods (`"listeners": {pod:
+    {containerPort: fd}}` in the spec; none: each pod binds its own); ValueError if they do
+    not match the pods' ports."""
+    with open(path, encoding="utf-8") as f:
+        data = json.load(f)
+    listeners = data.get("listeners", {}) if isinstance(data, dict) else None
+    if not isinstance(listeners, dict):
+        raise ValueError("listeners must map pod names to {containerPort: fd}")
+    out: dict[str, dict[int, int]] = {}
+    ports = {p.name: set(p.container_ports) for p in pods}
+    for name, fds in listeners.items():
+        if name not in ports or not isinstance(fds, dict):
+            raise ValueError(f"listeners[{name!r}]: not a pod of this spec")
+        try:
+            mapping = {int(cp): int(fd) for cp, fd in fds.items()}
+        except (TypeError, ValueError):
+            raise ValueError(f"listeners[{name!r}]: expected {{containerPort: fd}}") from None
+        if set(mapping) != ports[name]:
+            raise ValueError(f"listeners[{name!r}]: ports {sorted(mapping)} != {ports[name]}")
+        out[name] = mapping
+    return out
 
 
 def _pod(index: int, record: Any) -> PodSpec:
@@ -138,8 +162,16 @@ def _signals_to(wake: socket.socket) -> Iterator[None]:
         signal.set_wakeup_fd(previous_fd)
 
 
-def run(pods: Sequence[tuple[PodSpec, Behaviour]], *, lifeline_fd: int | None, out: TextIO) -> int:
-    """Bind every pod's ports, print the ready line, serve until a stop signal or EOF."""
+def run(
+    pods: Sequence[tuple[PodSpec, Behaviour]],
+    *,
+    lifeline_fd: int | None,
+    out: TextIO,
+    listeners: Mapping[str, Mapping[int, int]] | None = None,
+) -> int:
+    """Bind every pod's ports (or take the listening sockets `listeners` names), print the
+    ready line, serve until a stop signal or EOF."""
+    given = listeners or {}
     _raise_file_limit()
     waiter, wake = socket.socketpair()
     wake.setblocking(False)
@@ -149,7 +181,7 @@ def run(pods: Sequence[tuple[PodSpec, Behaviour]], *, lifeline_fd: int | None, o
         try:
             for pod, behaviour in pods:
                 try:
-                    standins.append(Standin(pod, behaviour))
+                    standins.append(Standin(pod, behaviour, fds=given.get(pod.name)))
                 except OSError as exc:
                     print(f"stand-in {pod.name}: cannot listen on {HOST}: {exc}", file=sys.stderr)
                     return 1

@@ -230,11 +230,22 @@ class StandinServer(ThreadingHTTPServer):
         behaviour: Behaviour,
         container_port: int,
         handler_class: type[StandinHandler] = StandinHandler,
+        fd: int | None = None,
     ) -> None:
         self.pod = pod
         self.behaviour = behaviour
         self.container_port = container_port
-        super().__init__((HOST, 0), handler_class)
+        if fd is None:
+            super().__init__((HOST, 0), handler_class)
+            return
+        # a socket the supervisor bound and listens on (hosts.py): it knew the port before
+        # this process started, so Envoy could start meanwhile
+        super().__init__((HOST, 0), handler_class, bind_and_activate=False)
+        self.socket.close()
+        self.socket = socket.socket(fileno=fd)
+        self.server_address = self.socket.getsockname()
+        self.server_name = "localhost"
+        self.server_port = self.server_address[1]
 
     def server_bind(self) -> None:
         """Skip HTTPServer's getfqdn(): a reverse DNS lookup can cost seconds at start-up."""
@@ -323,13 +334,18 @@ class Standin:
         pod: PodSpec,
         behaviour: Behaviour,
         handler_class: type[StandinHandler] = StandinHandler,
+        fds: Mapping[int, int] | None = None,
     ) -> None:
+        """`fds`: containerPort → an inherited listening socket to serve on instead of
+        binding a new one."""
         self.pod = pod
         self.servers: dict[int, StandinServer] = {}
         self._acceptor: Acceptor | None = None
+        given = fds or {}
         try:
             for cp in pod.container_ports:
-                self.servers[cp] = StandinServer(pod, behaviour, cp, handler_class)
+                fd = given.get(cp)
+                self.servers[cp] = StandinServer(pod, behaviour, cp, handler_class, fd)
         except BaseException:
             self.close()
             raise
