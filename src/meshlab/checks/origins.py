@@ -20,6 +20,7 @@ from meshlab.mesh.expect import Cause, ExpectedSplit, Source, configured_split
 from meshlab.mesh.gateway_plan import build_gateway_plan
 from meshlab.mesh.gateways import ProvidedGateway, provided_gateways
 from meshlab.mesh.plan import MeshPlan, build_plan
+from meshlab.mesh.proxies import sidecar_plans
 from meshlab.mesh.request import Origin, ProbeRequest
 from meshlab.mesh.trace import find_workload
 
@@ -100,16 +101,23 @@ def client_plan(origin: Origin, resources: Sequence[Resource] | None, plan: Mesh
     return build_plan(resources, workload.namespace, workload.labels)
 
 
-def configured_for(request: ProbeRequest, label: str | None, plan: MeshPlan) -> ExpectedSplit:
+def configured_for(
+    request: ProbeRequest,
+    label: str | None,
+    plan: MeshPlan,
+    resources: Sequence[Resource] | None = None,
+) -> ExpectedSplit:
     """What the configuration gives this request at its first hop, from `plan` (the plan of
     the proxy it first meets, `client_plan`: the gateway's for a browser); empty when meshlab
     cannot say (by a hop of the chain: those checks state their shares, the schema makes
-    sure)."""
+    sure). With the lab's `resources`, what lies behind the first hop counts too: a failure
+    or a delay there (mesh/chain_answers.py)."""
     if label is None or (request.origin.kind == "browser" and plan.gateway is None):
         return ExpectedSplit()
     if request.origin.kind == "no-sidecar":
         return direct_split(plan, request, label)
-    return configured_split(plan, request, label)
+    plan_of = sidecar_plans(resources) if resources is not None else None
+    return configured_split(plan, request, label, plan_of)
 
 
 def direct_split(plan: MeshPlan, request: ProbeRequest, by: str) -> ExpectedSplit:

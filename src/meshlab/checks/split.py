@@ -132,7 +132,9 @@ class SplitKind(CheckKind):
         spec: SplitSpec = check.spec
         request = spec.request.probe()
         plan = client_plan(request.origin, context.resources, context.plan)
-        configured = configured_for(request, None if spec.hop else spec.label, plan)
+        configured = configured_for(
+            request, None if spec.hop else spec.label, plan, context.resources
+        )
         hashed = configured.hashed_on(request) if spec.expect == "configured" else None
         if hashed is not None and spec.label is not None:
             # one key: the shares hold over many keys, a session sticks to one pod

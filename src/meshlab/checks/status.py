@@ -167,7 +167,9 @@ def _status_and_flag(
     if bucket.startswith("HTTP ") and bucket[5:].isdigit():
         # an abort fault (Envoy flags it FI), or a redirect or direct response (no flag)
         faulted = any(s.what.endswith("fault.abort") for s in sources)
-        return int(bucket[5:]), "FI" if faulted else "-"
+        # a route's timeout answers 504 itself (flag UT); a status from behind a pod, none
+        timed_out = any(" timeout (" in s.what for s in sources)
+        return int(bucket[5:]), "FI" if faulted else "UT" if timed_out else "-"
     return SERVED_STATUS, "-"
 
 
@@ -186,7 +188,9 @@ class StatusKind(CheckKind):
         spec: StatusSpec = check.spec
         request = spec.request.probe()
         plan = client_plan(request.origin, context.resources, context.plan)
-        configured = configured_for(request, None if spec.hop else "version", plan)
+        configured = configured_for(
+            request, None if spec.hop else "version", plan, context.resources
+        )
         seen = as_seen_by_client(configured, spec.field)
         bucket_of = status_bucketer(spec, context.plan.client_namespace)
         return judge_shares(check, context, spec, seen, bucket_of=bucket_of)

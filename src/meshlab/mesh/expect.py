@@ -11,11 +11,13 @@ what was asked and records the cause, so the check fails and says why.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl, urlsplit
 
 from meshlab.errors import Location
 from meshlab.mesh.broken_images import broken_status
+from meshlab.mesh.chain_answers import Answers, PlanOf, pod_answers
 from meshlab.mesh.ejection_forecast import EjectionForecast, forecast_ejection
 from meshlab.mesh.gateway_plan import gateway_refusal
 from meshlab.mesh.matching import mismatch, virtual_host_for
@@ -29,7 +31,7 @@ from meshlab.mesh.plan import (
     RoutePlan,
     WeightedTarget,
 )
-from meshlab.mesh.registry import Endpoint
+from meshlab.mesh.registry import Endpoint, PodInstance
 from meshlab.mesh.request import ProbeRequest
 
 # A share the retries leave below this is predicted as none: the split test tells a share
@@ -110,7 +112,11 @@ def carries_key(policy: HashPolicyPlan, request: ProbeRequest) -> bool:
     return True  # source_ip
 
 
-def configured_split(plan: MeshPlan, request: ProbeRequest, by: str) -> ExpectedSplit:
+def configured_split(
+    plan: MeshPlan, request: ProbeRequest, by: str, plan_of: PlanOf | None = None
+) -> ExpectedSplit:
+    """What the configuration gives `request` (see the module's docstring); with `plan_of`
+    (each pod's sidecar plan), a route timeout cuts the answers that come later than it."""
     expected = ExpectedSplit()
     refusal = gateway_refusal(plan, request.host, request.port) if plan.gateway else None
     if refusal is not None:
@@ -159,7 +165,8 @@ def configured_split(plan: MeshPlan, request: ProbeRequest, by: str) -> Expected
         + (f" {route.name}" if route.name else "")
         + (f" ({route.location.short()})" if route.location else "")
     )
-    _expect_route(plan, route, owner, by, expected)
+    behind = _behind(route, request, plan_of) if plan_of is not None else None
+    _expect_route(plan, route, owner, by, expected, behind)
     if isinstance(route.action, Forward) and route.hash_policies:
         expected.hashing = route.hash_policies
         rules = [
@@ -172,8 +179,24 @@ def configured_split(plan: MeshPlan, request: ProbeRequest, by: str) -> Expected
     return expected
 
 
+def _behind(
+    route: RoutePlan, request: ProbeRequest, plan_of: PlanOf
+) -> Callable[[PodInstance], Answers]:
+    """How a pod of the route answers, from what lies behind it (mesh/chain_answers.py)."""
+
+    def answers(pod: PodInstance) -> Answers:
+        return pod_answers(pod, request.method, request.path, request.headers, plan_of)
+
+    return answers
+
+
 def _expect_route(
-    plan: MeshPlan, route: RoutePlan, owner: str, by: str, expected: ExpectedSplit
+    plan: MeshPlan,
+    route: RoutePlan,
+    owner: str,
+    by: str,
+    expected: ExpectedSplit,
+    behind: Callable[[PodInstance], Answers] | None = None,
 ) -> None:
     action = route.action
     scale = 1.0
@@ -206,7 +229,7 @@ def _expect_route(
     total = sum(t.weight for t in action.targets) if action.weighted else 1
     for target in action.targets:
         share = scale * (target.weight / total if action.weighted else 1.0)
-        _expect_target(plan, target, share, owner, by, expected, route)
+        _expect_target(plan, target, share, owner, by, expected, route, behind)
 
 
 def _expect_target(
@@ -217,6 +240,7 @@ def _expect_target(
     by: str,
     expected: ExpectedSplit,
     route: RoutePlan | None = None,
+    behind: Callable[[PodInstance], Answers] | None = None,
 ) -> None:
     source = Source(owner, target.location, target.weight)
     cluster = plan.clusters.get(target.cluster)
@@ -227,7 +251,7 @@ def _expect_target(
     elif not cluster.endpoints:
         _expect_no_pods(cluster, share, source, by, expected)
     else:
-        _expect_pods(cluster, share, source, owner, by, expected, route)
+        _expect_pods(cluster, share, source, owner, by, expected, route, behind)
 
 
 def _expect_no_cluster(
@@ -288,9 +312,11 @@ def _expect_pods(
     by: str,
     expected: ExpectedSplit,
     route: RoutePlan | None,
+    behind: Callable[[PodInstance], Answers] | None = None,
 ) -> None:
     """The share spread over the cluster's pods: a broken pod's status unless retries move
-    it on, or none at all once outlier detection has ejected it."""
+    it on, or none at all once outlier detection has ejected it; a good pod's answer cut
+    (504 UT) when it comes later than the route's timeout."""
     endpoints = cluster.endpoints
     expected.pods.update(e.pod.name for e in endpoints)
     broken = {e.pod.name: s for e in endpoints if (s := broken_status(e.pod.image)) is not None}
@@ -321,7 +347,12 @@ def _expect_pods(
         status = broken.get(endpoint.pod.name)
         if status is None:
             bucket = endpoint.pod.labels.get(by, "unknown")
-            expected.add(bucket, per_endpoint, source)
+            if behind is None:
+                expected.add(bucket, per_endpoint, source)
+            else:
+                _expect_answers(
+                    behind(endpoint.pod), per_endpoint, bucket, source, owner, route, expected
+                )
             if ejected:
                 expected.add(bucket, 0.0, outlier)  # its share grew by the ejected pods'
             continue
@@ -339,6 +370,42 @@ def _expect_pods(
             for other in good:
                 moved = per_endpoint * (1 - stays) / len(good)
                 expected.add(other.pod.labels.get(by, "unknown"), moved, retried)
+
+
+def _expect_answers(
+    answers: Answers,
+    share: float,
+    bucket: str,
+    source: Source,
+    owner: str,
+    route: RoutePlan | None,
+    expected: ExpectedSplit,
+) -> None:
+    """A good pod's share split by how its answer ends: its own bucket (a status under
+    500, as Outcome.bucket counts it), the status a failure behind it gives, or the route's
+    504 (UT) when the answer comes no sooner than the route's timeout (its timer starts after
+    the route's own fault delay: route.go setTimeout). A share under NEGLIGIBLE stays with
+    the pod: the test cannot tell it, the band absorbs it."""
+    timeout = route.timeout_s if route is not None else 0.0
+    moved: dict[tuple[str, Source], float] = {}
+    for answer, p in answers.items():
+        if timeout > 0 and answer.seconds >= timeout - 1e-9:
+            where = route.location if route is not None else None
+            key = ("HTTP 504", Source(f"{owner} timeout ({timeout:g} s)", where))
+        elif answer.status >= 500:
+            what = f"behind it: {answer.cause}" if answer.cause else "behind it"
+            key = (f"HTTP {answer.status}", Source(what, answer.location))
+        else:
+            continue
+        moved[key] = moved.get(key, 0.0) + p * share
+    kept = share
+    for (name, why), part in moved.items():
+        if part < NEGLIGIBLE:
+            continue
+        expected.add(name, part, why)
+        kept -= part
+    if kept > 0:
+        expected.add(bucket, kept, source)
 
 
 def _ejected(

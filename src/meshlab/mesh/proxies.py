@@ -110,3 +110,21 @@ def build_proxies(
         )
     proxy = ProxyPlan(CLIENT_PROXY, "client", client.client_namespace, {}, client)
     return MeshProxies(proxy, sidecars, gateways, frozenset(meshed))
+
+
+def sidecar_plans(resources: Sequence[Resource]) -> Callable[[PodInstance], MeshPlan | None]:
+    """Each pod's sidecar plan, built on first ask and shared by the pods of one workload
+    (same namespace and labels: istiod gives them one config); None for a pod the injector
+    leaves without a sidecar."""
+    namespaces = namespaces_of(resources)
+    built: dict[tuple[str, tuple[tuple[str, str], ...]], MeshPlan] = {}
+
+    def plan_of(pod: PodInstance) -> MeshPlan | None:
+        if not has_sidecar(pod.owner, namespaces):
+            return None
+        key = (pod.namespace, tuple(sorted(pod.labels.items())))
+        if key not in built:
+            built[key] = build_plan(resources, pod.namespace, dict(pod.labels))
+        return built[key]
+
+    return plan_of

@@ -1,0 +1,176 @@
+"""What a pod answers, and when, from the calls its image makes and the routes those calls
+take: the part of `expect: configured` that lies behind the first hop.
+
+A pod's answer depends on its calls (mesh/image_calls.py): each meets its caller's sidecar
+route (the caller's own plan: namespace, labels), which may hold it back by a fault delay,
+answer it at once with an abort (route.go TranslateFault: both drawn per request, the delay
+first), cut it at the route's timeout (504), or find no route (404), no cluster or no pod
+(503); the callee answers the same way, call after call. A broken image answers its status
+at once (mesh/broken_images.py). The first hop's timeout starts after its own fault delay
+(route.go setTimeout: the router's timer), so it races only what lies behind it.
+
+Left out, and said so in docs/reference/lab-format.md: retries and outlier detection at
+the hops behind the first (the first hop's are predicted), calls from a pod without a
+sidecar (kube-proxy: followed no further), and the stand-ins' own few milliseconds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from meshlab.errors import Location
+from meshlab.mesh.broken_images import broken_status
+from meshlab.mesh.image_calls import Call, answer_status, calls_of
+from meshlab.mesh.matching import mismatch, virtual_host_for
+from meshlab.mesh.model import DirectResponse, Forward, Redirect, RoutePlan
+from meshlab.mesh.plan import MeshPlan
+from meshlab.mesh.registry import PodInstance
+from meshlab.mesh.request import ProbeRequest
+
+PlanOf = Callable[[PodInstance], MeshPlan | None]  # a pod's sidecar plan (None: no sidecar)
+MAX_DEPTH = 8  # the fleetman chain is 3 calls deep; a loop of Services stops here
+
+
+@dataclass(frozen=True)
+class Answer:
+    """One way a request can end: after `seconds`, with `status`; `cause` is the rule that
+    made it fail behind the first hop (what a failure message points at)."""
+
+    seconds: float
+    status: int
+    cause: str | None = None
+    location: Location | None = None
+
+
+Answers = dict[Answer, float]
+SERVED: Answers = {Answer(0.0, 200): 1.0}
+
+
+def pod_answers(
+    pod: PodInstance,
+    method: str,
+    path: str,
+    headers: Mapping[str, str],
+    plan_of: PlanOf,
+    depth: int = 0,
+) -> Answers:
+    """How `pod` answers `method path`: its calls one after the other, then its image's
+    status for what they answered."""
+    broken = broken_status(pod.image)
+    if broken is not None:
+        return {Answer(0.0, broken): 1.0}
+    calls = calls_of(pod.image, method, path, headers) if depth < MAX_DEPTH else ()
+    if not calls:
+        return dict(SERVED)
+    plan = plan_of(pod)
+    combined: dict[tuple[float, tuple[int, ...], str | None, Location | None], float] = {
+        (0.0, (), None, None): 1.0
+    }
+    for call in calls:
+        step = call_answers(plan, call, plan_of, depth + 1)
+        nxt: dict[tuple[float, tuple[int, ...], str | None, Location | None], float] = {}
+        for (t, statuses, cause, where), p in combined.items():
+            for answer, q in step.items():
+                key = (
+                    round(t + answer.seconds, 6),
+                    (*statuses, answer.status),
+                    cause or answer.cause,
+                    where or answer.location,
+                )
+                nxt[key] = nxt.get(key, 0.0) + p * q
+        combined = nxt
+    out: Answers = {}
+    for (t, statuses, cause, where), p in combined.items():
+        status = answer_status(pod.image, statuses)
+        failed = status >= 400
+        answer = Answer(t, status, cause if failed else None, where if failed else None)
+        out[answer] = out.get(answer, 0.0) + p
+    return out
+
+
+def call_answers(plan: MeshPlan | None, call: Call, plan_of: PlanOf, depth: int) -> Answers:
+    """How one call ends, through the caller's sidecar `plan` (None: no sidecar)."""
+    if plan is None:
+        return dict(SERVED)  # kube-proxy to some pod: not followed further
+    request = ProbeRequest(call.url, call.method, dict(call.headers))
+    vhost = virtual_host_for(plan, call.host, call.port)
+    if vhost is None:
+        return {Answer(0.0, 503, f"no Service {call.host} in the caller's sidecar"): 1.0}
+    route = next((r for r in vhost.routes if mismatch(r.match, request) is None), None)
+    if route is None:
+        return {Answer(0.0, 404, f"no route for {call.path} on {call.host}"): 1.0}
+    where = route.location
+    if isinstance(route.action, Redirect):
+        return {Answer(0.0, route.action.code, "a redirect", where): 1.0}
+    if isinstance(route.action, DirectResponse):
+        return {Answer(0.0, route.action.status, "a direct response", where): 1.0}
+    fault = route.fault
+    aborted = fault.abort_percent / 100.0 if fault and fault.abort_status else 0.0
+    answers = {
+        a: p * (1.0 - aborted) for a, p in _upstream(plan, route, call, plan_of, depth).items()
+    }
+    if aborted and fault and fault.abort_status:
+        abort = Answer(0.0, fault.abort_status, f"fault.abort on {call.host}", where)
+        answers[abort] = answers.get(abort, 0.0) + aborted
+    if fault and fault.delay_s and fault.delay_percent > 0:
+        delayed = min(fault.delay_percent, 100.0) / 100.0
+        answers = _delayed(answers, fault.delay_s, delayed)
+    if route.timeout_s > 0:
+        # the router's timer starts after the fault delay: only the upstream's time races it
+        answers = _cut(answers, route.timeout_s, fault.delay_s if fault else None, call, where)
+    return answers
+
+
+def _upstream(plan: MeshPlan, route: RoutePlan, call: Call, plan_of: PlanOf, depth: int) -> Answers:
+    """The callee's answers over the route's weighted destinations and their pods."""
+    assert isinstance(route.action, Forward)
+    targets = route.action.targets
+    weights = sum(t.weight for t in targets) if route.action.weighted else 1
+    mixed: Answers = {}
+    for target in targets:
+        share = target.weight / weights if route.action.weighted else 1.0
+        cluster = plan.clusters.get(target.cluster)
+        pods = [e.pod for e in cluster.endpoints] if cluster else []
+        if not pods:
+            what = "no cluster" if cluster is None else "no pods"
+            failed = Answer(0.0, 503, f"{target.host}: {what}", target.location)
+            mixed[failed] = mixed.get(failed, 0.0) + share
+            continue
+        for pod in pods:
+            for answer, p in pod_answers(
+                pod, call.method, call.path, call.headers, plan_of, depth
+            ).items():
+                mixed[answer] = mixed.get(answer, 0.0) + p * share / len(pods)
+    return mixed
+
+
+def _delayed(answers: Answers, seconds: float, share: float) -> Answers:
+    out: Answers = {}
+    for a, p in answers.items():
+        late = Answer(round(a.seconds + seconds, 6), a.status, a.cause, a.location)
+        out[a] = out.get(a, 0.0) + p * (1.0 - share)
+        out[late] = out.get(late, 0.0) + p * share
+    return out
+
+
+def _cut(
+    answers: Answers, timeout: float, delay: float | None, call: Call, where: Location | None
+) -> Answers:
+    """Answers whose upstream part reaches the timeout become the router's 504 (UT)."""
+    out: Answers = {}
+    for a, p in answers.items():
+        # the delay (when this answer had it) is not the router's: subtract it back out
+        upstream = a.seconds - (delay or 0.0) if delay and a.seconds >= delay else a.seconds
+        ended = a
+        if upstream >= timeout - 1e-9:
+            cut_at = round(a.seconds - upstream + timeout, 6)
+            ended = Answer(cut_at, 504, f"timeout on {call.host}", where)
+        out[ended] = out.get(ended, 0.0) + p
+    return out
+
+
+def late_share(answers: Answers, timeout_s: float) -> float:
+    """The chance an answer comes no sooner than `timeout_s` (Envoy's timer wins the race
+    when they are equal: the answer still has its own way to go)."""
+    return sum(p for a, p in answers.items() if a.seconds >= timeout_s - 1e-9)
