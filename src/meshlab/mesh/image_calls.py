@@ -11,7 +11,7 @@ predicts that from these calls and the callers' routes (mesh/chain_latency.py).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 REPO_PREFIX = "richardchesterwood/istio-fleetman-"
@@ -49,13 +49,14 @@ def image_parts(image: str) -> tuple[str, str]:
     return repo, tag
 
 
-def propagated(tag: str, headers: Mapping[str, str]) -> dict[str, str]:
-    """The Java images' PropagateHeadersInterceptor: every `x-` header (first value) but
-    Envoy's and meshlab's own; the `6-no-header-propagation` images have none."""
+def propagated(tag: str, headers: Iterable[tuple[str, str]]) -> dict[str, str]:
+    """The Java images' PropagateHeadersInterceptor: every `x-` header (its first value:
+    `getHeader`) but Envoy's and meshlab's own (a documented simplification); the
+    `6-no-header-propagation` images have no interceptor."""
     if "no-header-propagation" in tag:
         return {}
     kept: dict[str, str] = {}
-    for raw, value in headers.items():
+    for raw, value in headers:
         name = raw.lower()
         if name.startswith("x-") and not name.startswith(_NOT_PROPAGATED):
             kept.setdefault(name, value)
@@ -80,7 +81,7 @@ def calls_of(image: str, method: str, path: str, headers: Mapping[str, str]) -> 
     if target is None:
         return ()
     (host, port), called = target
-    return (Call(host, port, called, headers=propagated(tag, headers)),)
+    return (Call(host, port, called, headers=propagated(tag, headers.items())),)
 
 
 def _java_target(app: str, parts: tuple[str, ...]) -> tuple[tuple[str, int], str] | None:

@@ -18,8 +18,8 @@ from meshlab.backends.embedded.standins.server import (
     error_response,
     json_response,
 )
+from meshlab.mesh.image_calls import REPO_PREFIX
 
-REPO_PREFIX = "richardchesterwood/istio-fleetman-"
 PHOTO_HOST = "https://rac-istio-course-images.s3.amazonaws.com"
 PLACEHOLDER_PHOTO = f"{PHOTO_HOST}/placeholder.png"
 TIMESTAMP = "2024-05-01T09:00:00.000+00:00"

@@ -32,7 +32,6 @@ from meshlab.backends.embedded.standins.egress import (
 from meshlab.backends.embedded.standins.fleetman import (
     BY_NAME,
     READ_METHODS,
-    REPO_PREFIX,
     VEHICLES,
     history_of,
     position,
@@ -44,6 +43,7 @@ from meshlab.backends.embedded.standins.server import (
     error_response,
     json_response,
 )
+from meshlab.mesh.image_calls import REPO_PREFIX, propagated
 
 # Where each app sends its calls: authority as called (Host unless the app sets its own).
 API_GATEWAY = "fleetman-api-gateway:8080"  # nginx proxy_pass
@@ -52,7 +52,6 @@ TRACKER = "fleetman-position-tracker.default.svc.cluster.local:8080"  # position
 STAFF = "fleetman-staff-service.default.svc.cluster.local:8080"  # staff-service-url
 TELEMETRY = "fleetman-vehicle-telemetry:8080"  # the tracker's telemetry-url
 
-NOT_PROPAGATED = ("x-envoy-", "x-meshlab-")  # a documented simplification (design, issue 10)
 HOP_BY_HOP = frozenset(
     {"connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding"}
     | {"upgrade", "host", "content-length"}
@@ -65,20 +64,9 @@ Route = Callable[[Request, Calls], Response]
 
 
 def propagated_headers(tag: str, headers: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
-    """The request headers a fleetman Java image of `tag` copies onto its downstream calls.
-
-    Fact: the images' PropagateHeadersInterceptor copies every header whose name starts with
-    `x-` (its first value: `getHeader`); `6-no-header-propagation` images have no interceptor.
-    `x-envoy-*` and `x-meshlab-*` stay behind (Envoy's own; meshlab's bookkeeping).
-    """
-    if "no-header-propagation" in tag:
-        return []
-    kept: dict[str, str] = {}
-    for raw, value in headers:
-        name = raw.lower()
-        if name.startswith("x-") and not name.startswith(NOT_PROPAGATED):
-            kept.setdefault(name, value)
-    return list(kept.items())
+    """The request headers a fleetman Java image of `tag` copies onto its downstream calls
+    (the rule lives with the other image facts: mesh/image_calls.py `propagated`)."""
+    return list(propagated(tag, headers).items())
 
 
 def nginx_headers(request: Request) -> list[tuple[str, str]]:
