@@ -7,6 +7,7 @@ imported and which pydantic schemas it built, and the test names what must stay 
 from __future__ import annotations
 
 import ast
+import io
 import json
 import subprocess
 import sys
@@ -44,7 +45,11 @@ from meshlab.pipeline import prepare
 prepare(Path(sys.argv[1]))
 after_prepare = {"modules": sorted(m for m in sys.modules if m.startswith("meshlab")),
                  "built": built()}
-print(json.dumps({"import": after_import, "prepare": after_prepare}))
+from meshlab.progress import progress_display
+with progress_display() as progress:  # stderr is a pipe here: plain lines
+    pass
+drawn = {"modules": sorted(m for m in sys.modules if m.startswith(("meshlab", "rich")))}
+print(json.dumps({"import": after_import, "prepare": after_prepare, "progress": drawn}))
 """
 
 # Check kinds lab 2 does not use; Istio kinds lab 2 does not write.
@@ -95,6 +100,27 @@ def test_loading_lab_2_builds_the_schemas_it_validates_only(
     assert "meshlab.load.istio.virtualservice.VirtualService" in built  # the test can fail
     assert "meshlab.load.k8s.Deployment" in built
     assert "meshlab.load.istio.peerauthentication.PeerAuthentication" not in built
+
+
+def test_progress_without_a_terminal_does_not_import_rich(
+    probe: dict[str, dict[str, list[str]]],
+) -> None:
+    assert "meshlab.progress" in probe["progress"]["modules"]  # the probe did use it
+    assert not [m for m in probe["progress"]["modules"] if m.startswith("rich")]
+
+
+@pytest.mark.parametrize("variable", ["FORCE_COLOR", "TTY_COMPATIBLE"])
+def test_progress_asks_rich_when_a_variable_may_force_drawing(
+    monkeypatch: pytest.MonkeyPatch, variable: str
+) -> None:
+    from meshlab import progress
+
+    for name in ("FORCE_COLOR", "TTY_COMPATIBLE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(sys, "stderr", io.StringIO())  # no tty
+    assert progress._surely_not_a_terminal()
+    monkeypatch.setenv(variable, "1")
+    assert not progress._surely_not_a_terminal()
 
 
 def test_every_builtin_kind_is_listed_with_its_module() -> None:
