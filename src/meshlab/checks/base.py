@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import importlib
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -127,6 +128,18 @@ class CheckKind(ABC):
 
 _REGISTRY: dict[str, CheckKind] = {}
 
+# Each built-in kind's module, imported when a lab names the kind (or the whole registry is
+# read): `meshlab run` imports only the kinds its lab.yaml uses. Importing it registers it.
+BUILTIN_KINDS: dict[str, str] = {
+    "split": "meshlab.checks.split",
+    "status": "meshlab.checks.status",
+    "ejection": "meshlab.checks.ejection",
+    "overflow": "meshlab.checks.overflow",
+    "sticky": "meshlab.checks.sticky",
+    "reachability": "meshlab.checks.reachability",
+    "latency": "meshlab.checks.latency",
+}
+
 
 def register(kind: type[CheckKind]) -> type[CheckKind]:
     """Class decorator: make a check kind available to lab.yaml under `kind.kind`."""
@@ -136,13 +149,29 @@ def register(kind: type[CheckKind]) -> type[CheckKind]:
     return kind
 
 
+class _Kinds(Mapping[str, CheckKind]):
+    """Every kind by name; a built-in kind's module is imported on first lookup."""
+
+    def __getitem__(self, name: str) -> CheckKind:
+        if name not in _REGISTRY and name in BUILTIN_KINDS:
+            importlib.import_module(BUILTIN_KINDS[name])
+        return _REGISTRY[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(sorted({*BUILTIN_KINDS, *_REGISTRY}))
+
+    def __len__(self) -> int:
+        return len({*BUILTIN_KINDS, *_REGISTRY})
+
+
 def registry() -> Mapping[str, CheckKind]:
-    return dict(_REGISTRY)
+    return _Kinds()
 
 
 def parse_check(entry: CheckEntry) -> Check:
     """Validate a lab.yaml check against its kind's schema: InputError with file:line."""
     raw, document, at = entry.raw, entry.document, entry.at
+    kinds = registry()
     where = document.locate(at)
     if not isinstance(raw, dict):
         raise InputError("a check must be a mapping with name and kind", where)
@@ -151,15 +180,15 @@ def parse_check(entry: CheckEntry) -> Check:
         raise InputError(
             'check: missing required field "kind"',
             where,
-            hint=f"known kinds: {', '.join(sorted(_REGISTRY))}",
+            hint=f"known kinds: {', '.join(sorted(kinds))}",
         )
-    if kind not in _REGISTRY:
+    if kind not in kinds:
         raise InputError(
             f'unknown check kind "{kind}"',
             document.locate((*at, "kind")),
-            hint=f"known kinds: {', '.join(sorted(_REGISTRY))}",
+            hint=f"known kinds: {', '.join(sorted(kinds))}",
         )
-    spec = validate(_REGISTRY[kind].spec_model, raw, document, at, what=f"check ({kind})")
+    spec = validate(kinds[kind].spec_model, raw, document, at, what=f"check ({kind})")
     return Check(spec.name, kind, raw, document, at, spec)
 
 

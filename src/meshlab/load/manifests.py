@@ -10,33 +10,38 @@ import itertools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from pydantic import BaseModel
 
 from meshlab.errors import ErrorCollector, InputError, Location
 from meshlab.load import istio, k8s
+from meshlab.load.istio.common import ISTIO_NETWORKING_VERSIONS, SECURITY_VERSIONS
 from meshlab.load.kinds import ServedKinds, Unmodelled, is_istio_install, served_kinds
 from meshlab.load.schema import validate
 from meshlab.load.yamlio import PathKey, YamlDocument, load_documents
 
-_MODELS: dict[tuple[str, str], type[BaseModel]] = {
-    ("apps/v1", "Deployment"): k8s.Deployment,
-    ("v1", "Service"): k8s.Service,
-    ("v1", "Pod"): k8s.Pod,
-    **{(v, "VirtualService"): istio.VirtualService for v in istio.ISTIO_NETWORKING_VERSIONS},
-    **{(v, "DestinationRule"): istio.DestinationRule for v in istio.ISTIO_NETWORKING_VERSIONS},
-    **{(v, "Gateway"): istio.Gateway for v in istio.ISTIO_NETWORKING_VERSIONS},
-    **{(v, "ServiceEntry"): istio.ServiceEntry for v in istio.ISTIO_NETWORKING_VERSIONS},
-    **{(v, "Sidecar"): istio.Sidecar for v in istio.ISTIO_NETWORKING_VERSIONS},
-    **{(v, "PeerAuthentication"): istio.PeerAuthentication for v in istio.SECURITY_VERSIONS},
+# (apiVersion, kind) -> (module, model name). Looked up by name on use: `istio` imports a
+# kind's schema module only when a manifest of that kind is read (load/istio/__init__.py).
+_MODELS: dict[tuple[str, str], tuple[ModuleType, str]] = {
+    ("apps/v1", "Deployment"): (k8s, "Deployment"),
+    ("v1", "Service"): (k8s, "Service"),
+    ("v1", "Pod"): (k8s, "Pod"),
     **{
-        (v, kind): istio.OtherIstioNetworking
-        for v in istio.ISTIO_NETWORKING_VERSIONS
+        (v, kind): (istio, kind)
+        for v in ISTIO_NETWORKING_VERSIONS
+        for kind in ("VirtualService", "DestinationRule", "Gateway", "ServiceEntry", "Sidecar")
+    },
+    **{(v, "PeerAuthentication"): (istio, "PeerAuthentication") for v in SECURITY_VERSIONS},
+    **{
+        (v, kind): (istio, "OtherIstioNetworking")
+        for v in ISTIO_NETWORKING_VERSIONS
         for kind in ("WorkloadEntry", "WorkloadGroup")
     },
     **{
-        ("v1", kind): k8s.Passive for kind in ("Namespace", "ConfigMap", "Secret", "ServiceAccount")
+        ("v1", kind): (k8s, "Passive")
+        for kind in ("Namespace", "ConfigMap", "Secret", "ServiceAccount")
     },
 }
 _KNOWN_KINDS = {kind: sorted(v for v, k in _MODELS if k == kind) for _, kind in _MODELS}
@@ -202,7 +207,7 @@ def _typed(
         raise InputError('missing required field "kind"', where)
     if not isinstance(api_version, str) or not api_version:
         raise InputError('missing required field "apiVersion"', where)
-    model = _MODELS.get((api_version, kind))
+    model = _model(api_version, kind)
     if model is None and served.serves(api_version, kind):
         model = Unmodelled
     if model is None:
@@ -221,6 +226,15 @@ def _typed(
         # (gateway.gateway.networking.k8s.io), it is another object and no analyzer reads it.
         kind = f"{kind}.{api_version.rpartition('/')[0]}"
     return Resource(kind, metadata.name, object_namespace, body, document, at, order, install)
+
+
+def _model(api_version: str, kind: str) -> type[BaseModel] | None:
+    where = _MODELS.get((api_version, kind))
+    if where is None:
+        return None
+    module, name = where
+    model: type[BaseModel] = getattr(module, name)
+    return model
 
 
 def without_nulls(value: Any) -> Any:

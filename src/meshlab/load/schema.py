@@ -19,7 +19,9 @@ M = TypeVar("M", bound=BaseModel)
 class Strict(BaseModel):
     """Base for every schema: unknown keys are errors, values keep their YAML spelling."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    # defer_build: a schema is built on its first validation, so a run pays only for the kinds
+    # its lab writes (a forward reference, such as Subset's TrafficPolicy, resolves then too)
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, defer_build=True)
 
 
 def validate(

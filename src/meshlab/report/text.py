@@ -5,8 +5,8 @@ All three render the typed :class:`~meshlab.report.model.RunReport`.
 
 from __future__ import annotations
 
+import functools
 import re
-import xml.etree.ElementTree as ET
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Literal
@@ -80,18 +80,23 @@ def write_json(report: RunReport, path: Path) -> None:
     path.write_text(report.model_dump_json(indent=2) + "\n", encoding="utf-8")
 
 
-# XML 1.0 allows tab, newline, carriage return and these ranges only; anything else (an ANSI
-# escape from a manifest, a lone surrogate) would make the whole file unreadable.
-_NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+@functools.cache
+def _not_xml() -> re.Pattern[str]:
+    """XML 1.0 allows tab, newline, carriage return and these ranges only; anything else (an
+    ANSI escape from a manifest, a lone surrogate) would make the whole file unreadable.
+    Compiled on first use (~5 ms): only `--junit` writes XML."""
+    return re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 
 def _xml(text: str) -> str:
-    return _NOT_XML.sub(lambda m: f"\\x{ord(m.group()):02x}", printable(text, newlines=True))
+    return _not_xml().sub(lambda m: f"\\x{ord(m.group()):02x}", printable(text, newlines=True))
 
 
 def write_junit(report: RunReport, path: Path) -> None:
     """One <testcase> per check; points and request counts ride along as properties. Every
     string is made valid XML 1.0 text first (`_xml`), whatever the lab's files held."""
+    import xml.etree.ElementTree as ET  # only `--junit` writes XML
+
     failures = sum(not c.passed for c in report.checks)
     suite = ET.Element(
         "testsuite",

@@ -17,6 +17,7 @@ ISTIO_NETWORKING_VERSIONS = (
     "networking.istio.io/v1beta1",
     "networking.istio.io/v1",
 )
+SECURITY_VERSIONS = ("security.istio.io/v1beta1", "security.istio.io/v1")
 IstioNetworkingVersion = Literal[
     "networking.istio.io/v1alpha3", "networking.istio.io/v1beta1", "networking.istio.io/v1"
 ]

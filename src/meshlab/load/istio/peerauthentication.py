@@ -12,7 +12,6 @@ from meshlab.load.istio.common import IstioMeta
 from meshlab.load.k8s import check_labels
 from meshlab.load.schema import Strict
 
-SECURITY_VERSIONS = ("security.istio.io/v1beta1", "security.istio.io/v1")
 MtlsMode = Literal["UNSET", "DISABLE", "PERMISSIVE", "STRICT"]
 
 

@@ -7,7 +7,7 @@ from typing import Any, Literal
 from pydantic import Field, field_validator
 
 from meshlab.load.istio.common import IstioMeta, IstioNetworkingVersion, check_namespaced_host
-from meshlab.load.istio.destinationrule import ConnectionPoolSettings, Subset
+from meshlab.load.istio.destinationrule import ConnectionPoolSettings
 from meshlab.load.istio.gateway import ServerTLSSettings
 from meshlab.load.istio.serviceentry import ServiceEntryPort, WorkloadSelector
 from meshlab.load.istio.virtualservice import Destination
@@ -100,6 +100,3 @@ class OtherIstioNetworking(Strict):
     metadata: IstioMeta
     spec: dict[str, Any]
     status: Any = None
-
-
-Subset.model_rebuild()
