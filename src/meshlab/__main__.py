@@ -3,9 +3,7 @@ scripts folder is not on PATH)."""
 
 from __future__ import annotations
 
-import sys
-
-from meshlab.cli import main
+from meshlab.cli import program
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    program()
