@@ -314,7 +314,12 @@ def process_wall(srcs: dict[str, Path], runs: int) -> dict[str, dict[str, object
     as many runs under bench/phases.py, the median of each phase of `meshlab run
     labs/2-traffic`. Runs alternate between checkouts and kinds, so load drift hits all alike."""
     lab = ["run", str(LAB)]
-    entry = [sys.executable, "-c", "from meshlab.cli import main; main()"]
+    # what each checkout's console script runs: cli.program (the quick exit) where it exists
+    entry = [
+        sys.executable,
+        "-c",
+        "import meshlab.cli as c; (getattr(c, 'program', None) or c.main)()",
+    ]
     walls: dict[str, list[float]] = {name: [] for name in srcs}
     helps: dict[str, list[float]] = {name: [] for name in srcs}
     phases: dict[str, list[dict[str, float]]] = {name: [] for name in srcs}
