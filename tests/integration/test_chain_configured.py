@@ -134,3 +134,22 @@ def test_the_timeouts_504_carries_envoys_ut_flag(tmp_path: Path, backend: Embedd
     )
     assert results["flags"].expected == pytest.approx({"UT": 1.0})
     assert results["flags"].outcome == "pass", results["flags"].message
+
+
+def test_a_delay_behind_the_first_hop_is_the_latency_configured_predicts(
+    tmp_path: Path, backend: EmbeddedBackend
+) -> None:
+    check = (
+        f"  - name: slow\n    kind: latency\n    request: {{url: '{DRIVER}', from: browser}}\n"
+        "    delay: 300ms\n"
+    )
+    results = run(
+        tmp_path,
+        backend,
+        "",
+        "    fault: {delay: {fixedDelay: 0.3s, percentage: {value: 50}}}\n",
+        check,
+    )
+    slow = results["slow"]
+    assert slow.expected == pytest.approx({"delayed": 0.5, "prompt": 0.5})
+    assert slow.outcome == "pass", slow.message

@@ -28,7 +28,7 @@ from meshlab.checks.origins import client_plan, configured_for
 from meshlab.checks.split import SampledSpec, judge_shares, planned_requests
 from meshlab.checks.stats import Design
 from meshlab.load.istio.common import parse_duration
-from meshlab.mesh.expect import ExpectedSplit, Source
+from meshlab.mesh.expect import NEGLIGIBLE, ExpectedSplit, Source
 from meshlab.mesh.plan import MeshPlan
 
 DELAYED, PROMPT, UNMEASURED = "delayed", "prompt", "unmeasured"
@@ -101,15 +101,23 @@ def delay_of(spec: LatencySpec, configured: ExpectedSplit) -> float | None:
 
 
 def configured_latency(configured: ExpectedSplit, delay: float) -> ExpectedSplit:
-    """What the route's fault delay predicts at threshold THRESHOLD·D: its share is delayed
-    when its own delay reaches the threshold (a delayed request takes at least that long),
-    the rest prompt."""
+    """What the configuration predicts at threshold THRESHOLD·D: a request is delayed when
+    the route's own fault delay plus what lies behind the route (a fault delay on a call the
+    answering pod makes, `configured.behind`; drawn independently) reaches the threshold,
+    else prompt. A share under NEGLIGIBLE either way is predicted as none."""
     seen = ExpectedSplit(route=configured.route, delay_s=configured.delay_s)
-    share = configured.delay_share
-    if configured.delay_s is None or configured.delay_s < THRESHOLD * delay:
-        share = 0.0
+    own = {0.0: 1.0}
+    if configured.delay_s is not None and configured.delay_share > 0:
+        own = {0.0: 1.0 - configured.delay_share, configured.delay_s: configured.delay_share}
+    behind = dict(configured.behind)
+    behind[0.0] = behind.get(0.0, 0.0) + max(0.0, 1.0 - sum(behind.values()))
+    threshold = THRESHOLD * delay - 1e-9
+    share = sum(p * q for a, p in own.items() for b, q in behind.items() if a + b >= threshold)
+    share = 0.0 if share < NEGLIGIBLE else 1.0 if share > 1.0 - NEGLIGIBLE else share
     if share > 0:
-        seen.add(DELAYED, share, configured.delay_source)
+        own_part = configured.delay_s is not None and configured.delay_s >= threshold
+        source = configured.delay_source if own_part else Source("a fault delay behind it", None)
+        seen.add(DELAYED, share, source)
     if share < 1:
         route = Source(configured.route or "the request's route (no fault delay)", None)
         seen.add(PROMPT, 1.0 - share, route if share == 0 else None)
@@ -157,7 +165,7 @@ class LatencyKind(CheckKind):
         spec: LatencySpec = check.spec
         request = spec.request.probe()
         plan = client_plan(request.origin, context.resources, context.plan)
-        configured = configured_for(request, "version", plan)
+        configured = configured_for(request, "version", plan, context.resources)
         delay = delay_of(spec, configured)
         if delay is None:
             return CheckResult(

@@ -84,6 +84,10 @@ class ExpectedSplit:
     # Broken pods the route's clusters eject (outlierDetection): the shares above are the
     # steady state once they are out; the errors before it are sent first and not judged.
     ejections: list[EjectionForecast] = field(default_factory=list)
+    # When the answers of the forwarded share come back, behind the route's own fault delay
+    # ({seconds: share}; the rest, aborts and direct answers, at once): the latency kind's
+    # `configured` adds the route's delay to it (filled when `plan_of` is given).
+    behind: dict[float, float] = field(default_factory=dict)
 
     def hashed_on(self, request: ProbeRequest) -> HashPolicyPlan | None:
         """The hash key this request (or its session) carries, if the route hashes on one:
@@ -389,6 +393,8 @@ def _expect_answers(
     timeout = route.timeout_s if route is not None else 0.0
     moved: dict[tuple[str, Source], float] = {}
     for answer, p in answers.items():
+        ended = min(answer.seconds, timeout) if timeout > 0 else answer.seconds
+        expected.behind[ended] = expected.behind.get(ended, 0.0) + p * share
         if timeout > 0 and answer.seconds >= timeout - 1e-9:
             where = route.location if route is not None else None
             key = ("HTTP 504", Source(f"{owner} timeout ({timeout:g} s)", where))
