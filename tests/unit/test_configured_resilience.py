@@ -12,10 +12,11 @@ from meshlab.backends.embedded.standins import behaviour_for
 from meshlab.backends.embedded.standins.server import PodSpec, Request
 from meshlab.load.manifests import load_manifests
 from meshlab.mesh.broken_images import BROKEN, broken_status
-from meshlab.mesh.expect import ExpectedSplit, configured_split, still_failing
+from meshlab.mesh.expect import ExpectedSplit, configured_split
 from meshlab.mesh.model import DEFAULT_RETRY_ON, RetryPlan
 from meshlab.mesh.plan import build_plan
 from meshlab.mesh.request import ProbeRequest
+from meshlab.mesh.retry_forecast import still_failing
 
 ROOT = Path(__file__).resolve().parents[2]
 STAFF = ROOT / "tests" / "data" / "latency" / "staff-bad-and-good.yaml"

@@ -9,9 +9,12 @@ first), cut it at the route's timeout (504), or find no route (404), no cluster 
 at once (mesh/broken_images.py). The first hop's timeout starts after its own fault delay
 (route.go setTimeout: the router's timer), so it races only what lies behind it.
 
-Left out, and said so in docs/reference/lab-format.md: retries and outlier detection at
-the hops behind the first (the first hop's are predicted), calls from a pod without a
-sidecar (kube-proxy: followed no further), and the stand-ins' own few milliseconds.
+Behind the first hop too, a route's retries move a retried failure onto the answers that
+do not fail (as at the first hop: retry_forecast.py), and outlier detection takes a broken
+pod out of its cluster for good once its ejection outlasts a check (ejection_forecast.py;
+the forecast is recorded, so the check meets its errors in its warm-up). Left out, and said
+so in docs/reference/lab-format.md: calls from a pod without a sidecar (kube-proxy: followed
+no further), and the stand-ins' own few milliseconds.
 """
 
 from __future__ import annotations
@@ -21,12 +24,14 @@ from dataclasses import dataclass
 
 from meshlab.errors import Location
 from meshlab.mesh.broken_images import broken_status
+from meshlab.mesh.ejection_forecast import EjectionForecast, forecast_ejection
 from meshlab.mesh.image_calls import Call, answer_status, calls_of
 from meshlab.mesh.matching import mismatch, virtual_host_for
-from meshlab.mesh.model import DirectResponse, Forward, Redirect, RoutePlan
+from meshlab.mesh.model import ClusterPlan, DirectResponse, Forward, Redirect, RoutePlan
 from meshlab.mesh.plan import MeshPlan
 from meshlab.mesh.registry import PodInstance
 from meshlab.mesh.request import ProbeRequest
+from meshlab.mesh.retry_forecast import retries_status, still_failing
 
 PlanOf = Callable[[PodInstance], MeshPlan | None]  # a pod's sidecar plan (None: no sidecar)
 MAX_DEPTH = 8  # the fleetman chain is 3 calls deep; a loop of Services stops here
@@ -54,6 +59,7 @@ def pod_answers(
     headers: Mapping[str, str],
     plan_of: PlanOf,
     depth: int = 0,
+    ejections: list[EjectionForecast] | None = None,
 ) -> Answers:
     """How `pod` answers `method path`: its calls one after the other, then its image's
     status for what they answered."""
@@ -68,7 +74,7 @@ def pod_answers(
         (0.0, (), None, None): 1.0
     }
     for call in calls:
-        step = call_answers(plan, call, plan_of, depth + 1)
+        step = call_answers(plan, call, plan_of, depth + 1, ejections)
         nxt: dict[tuple[float, tuple[int, ...], str | None, Location | None], float] = {}
         for (t, statuses, cause, where), p in combined.items():
             for answer, q in step.items():
@@ -89,7 +95,13 @@ def pod_answers(
     return out
 
 
-def call_answers(plan: MeshPlan | None, call: Call, plan_of: PlanOf, depth: int) -> Answers:
+def call_answers(
+    plan: MeshPlan | None,
+    call: Call,
+    plan_of: PlanOf,
+    depth: int,
+    ejections: list[EjectionForecast] | None = None,
+) -> Answers:
     """How one call ends, through the caller's sidecar `plan` (None: no sidecar)."""
     if plan is None:
         return dict(SERVED)  # kube-proxy to some pod: not followed further
@@ -107,9 +119,8 @@ def call_answers(plan: MeshPlan | None, call: Call, plan_of: PlanOf, depth: int)
         return {Answer(0.0, route.action.status, "a direct response", where): 1.0}
     fault = route.fault
     aborted = fault.abort_percent / 100.0 if fault and fault.abort_status else 0.0
-    answers = {
-        a: p * (1.0 - aborted) for a, p in _upstream(plan, route, call, plan_of, depth).items()
-    }
+    upstream = _retried(_upstream(plan, route, call, plan_of, depth, ejections), route)
+    answers = {a: p * (1.0 - aborted) for a, p in upstream.items()}
     if aborted and fault and fault.abort_status:
         abort = Answer(0.0, fault.abort_status, f"fault.abort on {call.host}", where)
         answers[abort] = answers.get(abort, 0.0) + aborted
@@ -122,8 +133,16 @@ def call_answers(plan: MeshPlan | None, call: Call, plan_of: PlanOf, depth: int)
     return answers
 
 
-def _upstream(plan: MeshPlan, route: RoutePlan, call: Call, plan_of: PlanOf, depth: int) -> Answers:
-    """The callee's answers over the route's weighted destinations and their pods."""
+def _upstream(
+    plan: MeshPlan,
+    route: RoutePlan,
+    call: Call,
+    plan_of: PlanOf,
+    depth: int,
+    ejections: list[EjectionForecast] | None,
+) -> Answers:
+    """The callee's answers over the route's weighted destinations and their pods (less the
+    broken pods outlier detection ejects for longer than a check)."""
     assert isinstance(route.action, Forward)
     targets = route.action.targets
     weights = sum(t.weight for t in targets) if route.action.weighted else 1
@@ -131,18 +150,52 @@ def _upstream(plan: MeshPlan, route: RoutePlan, call: Call, plan_of: PlanOf, dep
     for target in targets:
         share = target.weight / weights if route.action.weighted else 1.0
         cluster = plan.clusters.get(target.cluster)
-        pods = [e.pod for e in cluster.endpoints] if cluster else []
+        pods = _serving(cluster, ejections) if cluster else []
         if not pods:
-            what = "no cluster" if cluster is None else "no pods"
+            what = "no cluster" if cluster is None else "no pod to pick"
             failed = Answer(0.0, 503, f"{target.host}: {what}", target.location)
             mixed[failed] = mixed.get(failed, 0.0) + share
             continue
         for pod in pods:
-            for answer, p in pod_answers(
-                pod, call.method, call.path, call.headers, plan_of, depth
-            ).items():
+            answers = pod_answers(
+                pod, call.method, call.path, call.headers, plan_of, depth, ejections
+            )
+            for answer, p in answers.items():
                 mixed[answer] = mixed.get(answer, 0.0) + p * share / len(pods)
     return mixed
+
+
+def _serving(cluster: ClusterPlan, ejections: list[EjectionForecast] | None) -> list[PodInstance]:
+    """The cluster's pods once outlier detection has ejected the broken ones it ejects."""
+    endpoints = cluster.endpoints
+    broken = {e.pod.name: s for e in endpoints if (s := broken_status(e.pod.image)) is not None}
+    forecast = forecast_ejection(cluster, endpoints, broken)
+    if forecast is None or not forecast.outlasts_a_check:
+        return [e.pod for e in endpoints]
+    if ejections is not None and forecast not in ejections:
+        ejections.append(forecast)
+    return [e.pod for e in endpoints if e.pod.name not in forecast.ejected]
+
+
+def _retried(answers: Answers, route: RoutePlan) -> Answers:
+    """A retried failure moves onto the answers that do not fail, as often as the retry
+    policy gets there (still_failing: previous_hosts, attempts); an abort is never retried
+    (it is answered before the router), so this sees the upstream's answers only."""
+    retry = route.retry
+    if retry is None or retry.attempts <= 0:
+        return answers
+    failing = {a: p for a, p in answers.items() if retries_status(retry, a.status)}
+    mass = sum(failing.values())
+    if mass <= 0 or mass >= 1.0 - 1e-12:
+        return answers
+    kept = {a: p for a, p in answers.items() if a not in failing}
+    out = dict(kept)
+    for answer, p in failing.items():
+        stays = still_failing(retry, answer.status, mass, bool(route.hash_policies))
+        out[answer] = out.get(answer, 0.0) + p * stays
+        for other, q in kept.items():
+            out[other] += p * (1.0 - stays) * q / (1.0 - mass)
+    return out
 
 
 def _delayed(answers: Answers, seconds: float, share: float) -> Answers:

@@ -21,7 +21,7 @@ from meshlab.mesh.chain_answers import Answers, PlanOf, pod_answers
 from meshlab.mesh.ejection_forecast import EjectionForecast, forecast_ejection
 from meshlab.mesh.gateway_plan import gateway_refusal
 from meshlab.mesh.matching import mismatch, virtual_host_for
-from meshlab.mesh.model import ClusterPlan, HashPolicyPlan, RetryPlan
+from meshlab.mesh.model import ClusterPlan, HashPolicyPlan
 from meshlab.mesh.plan import (
     PASSTHROUGH_CLUSTER,
     DirectResponse,
@@ -33,6 +33,7 @@ from meshlab.mesh.plan import (
 )
 from meshlab.mesh.registry import Endpoint, PodInstance
 from meshlab.mesh.request import ProbeRequest
+from meshlab.mesh.retry_forecast import still_failing
 
 # A share the retries leave below this is predicted as none: the split test tells a share
 # from half of it, which for 1% already takes thousands of requests, and the band's upper
@@ -169,7 +170,7 @@ def configured_split(
         + (f" {route.name}" if route.name else "")
         + (f" ({route.location.short()})" if route.location else "")
     )
-    behind = _behind(route, request, plan_of) if plan_of is not None else None
+    behind = _behind(request, plan_of, expected) if plan_of is not None else None
     _expect_route(plan, route, owner, by, expected, behind)
     if isinstance(route.action, Forward) and route.hash_policies:
         expected.hashing = route.hash_policies
@@ -184,12 +185,15 @@ def configured_split(
 
 
 def _behind(
-    route: RoutePlan, request: ProbeRequest, plan_of: PlanOf
+    request: ProbeRequest, plan_of: PlanOf, expected: ExpectedSplit
 ) -> Callable[[PodInstance], Answers]:
-    """How a pod of the route answers, from what lies behind it (mesh/chain_answers.py)."""
+    """How a pod of the route answers, from what lies behind it (mesh/chain_answers.py);
+    the ejections found there join `expected.ejections` (the check's warm-up meets them)."""
 
     def answers(pod: PodInstance) -> Answers:
-        return pod_answers(pod, request.method, request.path, request.headers, plan_of)
+        return pod_answers(
+            pod, request.method, request.path, request.headers, plan_of, 0, expected.ejections
+        )
 
     return answers
 
@@ -443,34 +447,3 @@ def _ejected(
             )
         )
     return frozenset()
-
-
-def retries_status(retry: RetryPlan, status: int) -> bool:
-    """Whether Envoy's retry policy retries an upstream answer of `status` (envoy
-    router/retry_state_impl.cc wouldRetryFromHeaders: `5xx` any 5xx, `gateway-error`
-    502/503/504, `retriable-4xx` 409, `retriable-status-codes` the listed codes). Istio's
-    default policy lists retriable-status-codes with no codes (retry.go defaultRetryOn,
-    RetriableStatusCodes unset), so by default no answered status is retried."""
-    tokens = {t.strip() for t in retry.retry_on.split(",")}
-    return (
-        ("5xx" in tokens and status >= 500)
-        or ("gateway-error" in tokens and status in (502, 503, 504))
-        or ("retriable-4xx" in tokens and status == 409)
-        or ("retriable-status-codes" in tokens and status in retry.retriable_status_codes)
-    )
-
-
-def still_failing(retry: RetryPlan | None, status: int, broken: float, hashed: bool) -> float:
-    """The chance a request that first met a broken pod still ends on one after the retries.
-
-    Each retry picks a host again: with the previous_hosts predicate (retry.go, unless the
-    route hashes on one destination) a host already tried is rejected and picked again, up
-    to host_selection_retry_max_attempts (5) more times, so a retry lands on a broken pod
-    about `broken`**6 of the time (exact with one broken pod; with more, the retry may meet
-    another broken one: a residual the split test's band absorbs); without the predicate,
-    `broken` of the time, and the same pod again on a route that hashes (the key picks it).
-    Load-balancer details beyond that are below the band (delta)."""
-    if retry is None or retry.attempts <= 0 or not retries_status(retry, status):
-        return 1.0
-    per_retry = broken**6 if retry.previous_hosts else (1.0 if hashed else broken)
-    return float(per_retry**retry.attempts)
