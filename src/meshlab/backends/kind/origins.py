@@ -119,20 +119,7 @@ def probe_objects(namespace: str) -> list[Obj]:
                     "proxy.istio.io/config": '{"holdApplicationUntilProxyStarts": true}'
                 },
             },
-            "spec": {
-                "terminationGracePeriodSeconds": 1,
-                "containers": [
-                    {
-                        "name": PROBE_CONTAINER,
-                        "image": PROBE_IMAGE,
-                        "command": SLEEP_FOREVER,
-                        "volumeMounts": [
-                            {"name": "script", "mountPath": SCRIPT_DIR, "readOnly": True}
-                        ],
-                    }
-                ],
-                "volumes": [{"name": "script", "configMap": {"name": PROBE_POD}}],
-            },
+            "spec": _probe_spec(),
         },
     ]
 
@@ -147,18 +134,7 @@ def plain_probe_pod(namespace: str) -> Obj:
             "namespace": namespace,
             "labels": {PROBE_LABEL: "plain", "sidecar.istio.io/inject": "false"},
         },
-        "spec": {
-            "terminationGracePeriodSeconds": 1,
-            "containers": [
-                {
-                    "name": PROBE_CONTAINER,
-                    "image": PROBE_IMAGE,
-                    "command": SLEEP_FOREVER,
-                    "volumeMounts": [{"name": "script", "mountPath": SCRIPT_DIR, "readOnly": True}],
-                }
-            ],
-            "volumes": [{"name": "script", "configMap": {"name": PROBE_POD}}],
-        },
+        "spec": _probe_spec(),
     }
 
 
@@ -397,3 +373,20 @@ def gateway_address(port: int) -> str:
 def lab_pods(pods: Sequence[Obj]) -> list[Obj]:
     """The lab's pods: meshlab's own probes carry PROBE_LABEL."""
     return [p for p in pods if PROBE_LABEL not in ((p.get("metadata") or {}).get("labels") or {})]
+
+
+def _probe_spec() -> Obj:
+    """Both probes' pod spec: the probe image asleep, the probe script mounted from the
+    ConfigMap; they differ only in their labels (and so in the sidecar)."""
+    return {
+        "terminationGracePeriodSeconds": 1,
+        "containers": [
+            {
+                "name": PROBE_CONTAINER,
+                "image": PROBE_IMAGE,
+                "command": SLEEP_FOREVER,
+                "volumeMounts": [{"name": "script", "mountPath": SCRIPT_DIR, "readOnly": True}],
+            }
+        ],
+        "volumes": [{"name": "script", "configMap": {"name": PROBE_POD}}],
+    }
