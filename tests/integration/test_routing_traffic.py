@@ -90,10 +90,15 @@ def test_a_headless_service_answers_its_pod_names(aliases: EmbeddedMesh) -> None
     assert {(o.status, o.upstream_cluster) for o in outcomes} == {(200, cluster)}
 
 
-def test_a_service_exported_elsewhere_is_not_routed(aliases: EmbeddedMesh) -> None:
+def test_a_service_exported_elsewhere_is_not_routed_but_passed_through(
+    aliases: EmbeddedMesh,
+) -> None:
+    """exportTo hides the Service from the client's sidecar (no cluster, no route), not from
+    the cluster's DNS: ALLOW_ANY's PassthroughCluster takes the call on to its ClusterIP,
+    where kube-proxy picks a pod (mesh/passthrough.py)."""
     outcomes = aliases.send(ProbeRequest(f"http://staff-private:8080{PATH}"), 5)
-    assert {o.upstream_cluster for o in outcomes} <= {"PassthroughCluster", None, "-"}
-    assert 200 not in {o.status for o in outcomes}
+    kube_proxy = "kube-proxy~staff-private.default.svc.cluster.local~8080"
+    assert {(o.status, o.upstream_cluster) for o in outcomes} == {(200, kube_proxy)}
 
 
 def test_a_rule_with_a_workload_selector_applies_to_the_client_it_selects(

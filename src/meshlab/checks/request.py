@@ -121,6 +121,11 @@ class RequestSpec(Strict):
                     f"header name {_shown(name)} must be a token: letters, digits and "
                     "!#$%&'*+-.^_`|~ (no spaces, colons or control characters)"
                 )
+            if name.lower().startswith("x-meshlab-"):
+                raise ValueError(
+                    f"header {name!r}: x-meshlab-* headers are meshlab's own bookkeeping "
+                    "(which pod answered, which calls were behind it); a request cannot set them"
+                )
             if name.lower() in _SET_BY_THE_CLIENT:
                 raise ValueError(
                     f"header {name!r} is set by the client from the url; put the host in url"

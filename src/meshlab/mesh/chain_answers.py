@@ -28,8 +28,9 @@ from meshlab.mesh.ejection_forecast import EjectionForecast, forecast_ejection
 from meshlab.mesh.image_calls import Call, answer_status, calls_of
 from meshlab.mesh.matching import mismatch, virtual_host_for
 from meshlab.mesh.model import ClusterPlan, DirectResponse, Forward, Redirect, RoutePlan
+from meshlab.mesh.passthrough import passed_through
 from meshlab.mesh.plan import MeshPlan
-from meshlab.mesh.registry import PodInstance
+from meshlab.mesh.registry import MeshService, PodInstance
 from meshlab.mesh.request import ProbeRequest
 from meshlab.mesh.retry_forecast import retries_status, still_failing
 
@@ -105,6 +106,9 @@ def call_answers(
     """How one call ends, through the caller's sidecar `plan` (None: no sidecar)."""
     if plan is None:
         return dict(SERVED)  # kube-proxy to some pod: not followed further
+    through = passed_through(plan, call.host, call.port, plan.client_namespace)
+    if through is not None:  # ALLOW_ANY: on to the ClusterIP, a pod at random, no routing
+        return _passed_through(through, call, plan_of, depth, ejections)
     request = ProbeRequest(call.url, call.method, dict(call.headers))
     vhost = virtual_host_for(plan, call.host, call.port)
     if vhost is None:
@@ -113,10 +117,10 @@ def call_answers(
     if route is None:
         return {Answer(0.0, 404, f"no route for {call.path} on {call.host}"): 1.0}
     where = route.location
-    if isinstance(route.action, Redirect):
-        return {Answer(0.0, route.action.code, "a redirect", where): 1.0}
-    if isinstance(route.action, DirectResponse):
-        return {Answer(0.0, route.action.status, "a direct response", where): 1.0}
+    if isinstance(route.action, Redirect | DirectResponse):
+        action = route.action
+        code = action.code if isinstance(action, Redirect) else action.status
+        return {Answer(0.0, code, "a redirect or a direct response", where): 1.0}
     fault = route.fault
     aborted = fault.abort_percent / 100.0 if fault and fault.abort_status else 0.0
     upstream = _retried(_upstream(plan, route, call, plan_of, depth, ejections), route)
@@ -131,6 +135,25 @@ def call_answers(
         # the router's timer starts after the fault delay: only the upstream's time races it
         answers = _cut(answers, route.timeout_s, fault.delay_s if fault else None, call, where)
     return answers
+
+
+def _passed_through(
+    service: MeshService,
+    call: Call,
+    plan_of: PlanOf,
+    depth: int,
+    ejections: list[EjectionForecast] | None,
+) -> Answers:
+    """kube-proxy's pick among the Service's pods (mesh/passthrough.py)."""
+    pods = [e.pod for e in service.endpoints.get(call.port, [])]
+    if not pods:
+        return {Answer(0.0, 503, f"{call.host}: no pod to pick"): 1.0}
+    mixed: Answers = {}
+    for pod in pods:
+        got = pod_answers(pod, call.method, call.path, call.headers, plan_of, depth, ejections)
+        for answer, p in got.items():
+            mixed[answer] = mixed.get(answer, 0.0) + p / len(pods)
+    return mixed
 
 
 def _upstream(

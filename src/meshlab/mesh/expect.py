@@ -22,6 +22,7 @@ from meshlab.mesh.ejection_forecast import EjectionForecast, forecast_ejection
 from meshlab.mesh.gateway_plan import gateway_refusal
 from meshlab.mesh.matching import mismatch, virtual_host_for
 from meshlab.mesh.model import ClusterPlan, HashPolicyPlan
+from meshlab.mesh.passthrough import passed_through
 from meshlab.mesh.plan import (
     PASSTHROUGH_CLUSTER,
     DirectResponse,
@@ -31,7 +32,7 @@ from meshlab.mesh.plan import (
     RoutePlan,
     WeightedTarget,
 )
-from meshlab.mesh.registry import Endpoint, PodInstance
+from meshlab.mesh.registry import Endpoint, MeshService, PodInstance
 from meshlab.mesh.request import ProbeRequest
 from meshlab.mesh.retry_forecast import still_failing
 
@@ -131,6 +132,10 @@ def configured_split(
         effect = "404 NR (no route)" if flags else "no response"
         expected.causes.append(Cause(request.host, effect, refusal, None, flags))
         return expected
+    through = passed_through(plan, request.host, request.port, plan.client_namespace)
+    if through is not None:
+        _expect_passed_through(through, request.port, by, expected)
+        return expected
     listener = plan.listener_for(request.port)
     vhost = virtual_host_for(plan, request.host, request.port) if listener else None
     if vhost is None or (vhost.service is None and vhost.virtual_service is None):
@@ -182,6 +187,31 @@ def configured_split(
         if rules:
             expected.hash_source = Source(rules[0].ref, rules[0].location)
     return expected
+
+
+def _expect_passed_through(
+    service: MeshService, port: int, by: str, expected: ExpectedSplit
+) -> None:
+    """ALLOW_ANY passes the name through to the Service's ClusterIP (mesh/passthrough.py):
+    kube-proxy picks any of its pods, none of the caller's routing applies."""
+    expected.route = f"PassthroughCluster (ALLOW_ANY) to Service {service.namespace}/{service.name}"
+    source = Source(
+        f"PassthroughCluster (ALLOW_ANY): the caller's sidecar imports no route for "
+        f"{service.name}, so kube-proxy picks one of its pods",
+        None,
+    )
+    endpoints = service.endpoints.get(port, [])
+    if not endpoints:
+        expected.add(service.name, 1.0, source)
+        expected.causes.append(
+            Cause(service.name, "connection refused", f"Service {service.name} selects no pods")
+        )
+        return
+    expected.pods.update(e.pod.name for e in endpoints)
+    for endpoint in endpoints:
+        status = broken_status(endpoint.pod.image)
+        bucket = f"HTTP {status}" if status else endpoint.pod.labels.get(by, "unknown")
+        expected.add(bucket, 1.0 / len(endpoints), source)
 
 
 def _behind(

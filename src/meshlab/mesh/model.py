@@ -256,6 +256,8 @@ class MeshPlan:
     listeners: list[ListenerPlan]
     notes: list[Note]
     gateway: GatewayView | None = None  # None: a sidecar's plan
+    # the sidecar's outboundTrafficPolicy: what happens to a name or port it imports nothing for
+    outbound_mode: str = "ALLOW_ANY"
 
     def listener_for(self, port: int) -> ListenerPlan | None:
         return next(

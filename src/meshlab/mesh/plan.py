@@ -123,7 +123,15 @@ def build_plan(
         listeners.append(ListenerPlan(f"0.0.0.0_{port}", port, "HTTP", route_table=table))
     _note_unsimulated(resources, notes)
     _note_external(resources, notes)
-    return MeshPlan(client_namespace, registry, clusters, route_tables, listeners, notes)
+    return MeshPlan(
+        client_namespace,
+        registry,
+        clusters,
+        route_tables,
+        listeners,
+        notes,
+        outbound_mode=scope.outbound_mode,
+    )
 
 
 def _listener_ports(scope: SidecarScope) -> list[tuple[int, EgressScope, bool]]:

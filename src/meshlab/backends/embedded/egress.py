@@ -1,7 +1,9 @@
 """How a stand-in finds its sidecar: one small JSON file per meshed pod, named to the stand-in
 in `MESHLAB_EGRESS`, mapping a destination port to its sidecar's outbound listener port on
 127.0.0.1 (`{"listeners": {"8080": 40123}}`). In a pod, iptables sends the app's outbound
-connections to the sidecar; here the app dials the listener itself. Envoy binds its
+connections to the sidecar; here the app dials the listener itself, and for a name only
+ALLOW_ANY passes through (`{"passthrough": {"<host>:<port>": "<cluster>"}}`) it also says
+which ClusterIP it dialled (mesh/passthrough.py). Envoy binds its
 listeners on start, so the files are written after it is up and before any request; each
 is written whole and renamed into place, so a stand-in never reads half a file.
 """
@@ -14,6 +16,9 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from meshlab.backends.embedded.envoy.bootstrap import prefix_of
+from meshlab.backends.embedded.envoy.inbound import kube_proxy_listener_name
+from meshlab.mesh.model import MeshPlan
+from meshlab.mesh.passthrough import passed_through
 from meshlab.mesh.proxies import MeshProxies
 
 EGRESS_ENV = "MESHLAB_EGRESS"
@@ -33,7 +38,8 @@ def write_egress_files(
             for lst in proxy.plan.listeners
             if lst.protocol == "HTTP" and prefix + lst.name in listener_ports
         }
-        payload = json.dumps({"listeners": listeners}, sort_keys=True)
+        passthrough = passthrough_names(proxy.plan, proxy.namespace)
+        payload = json.dumps({"listeners": listeners, "passthrough": passthrough}, sort_keys=True)
         for pod in proxy.pods:
             path = paths.get(pod)
             if path is None:
@@ -42,3 +48,21 @@ def write_egress_files(
             partial = path.with_suffix(".tmp")
             partial.write_text(payload, encoding="utf-8")
             os.replace(partial, path)
+
+
+def passthrough_names(plan: MeshPlan, namespace: str) -> dict[str, str]:
+    """Every name (as an app in `namespace` may write it) of a Service port this sidecar
+    only passes through, with the cluster that plays its ClusterIP (kube-proxy's)."""
+    out: dict[str, str] = {}
+    for service in plan.registry.services:
+        names = [f"{service.name}.{service.namespace}", service.fqdn]
+        names += [f"{service.name}.{service.namespace}.svc"]
+        if service.namespace == namespace:
+            names.append(service.name)
+        for port in service.ports:
+            for name in names:
+                if passed_through(plan, name, port.number, namespace) is service:
+                    out[f"{name}:{port.number}"] = kube_proxy_listener_name(
+                        service.fqdn, port.number
+                    )
+    return out

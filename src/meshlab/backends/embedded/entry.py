@@ -18,7 +18,8 @@ from dataclasses import dataclass
 
 from meshlab.backends.embedded.envoy.bootstrap import prefix_of
 from meshlab.backends.embedded.envoy.inbound import kube_proxy_listener_name
-from meshlab.mesh.names import host_matches, service_fqdn, split_service_host
+from meshlab.mesh.names import host_matches
+from meshlab.mesh.passthrough import cluster_dns, passed_through
 from meshlab.mesh.plan import MeshPlan
 from meshlab.mesh.proxies import MeshProxies, ProxyPlan
 from meshlab.mesh.request import ProbeRequest
@@ -33,6 +34,9 @@ class Entry:
     refusal: str | None = None
     proxy: ProxyPlan | None = None  # None: no proxy on the client side (kube-proxy)
     caller: str | None = None  # the calling pod, when the origin is a workload
+    # the cluster playing the ClusterIP the client dialled, when its sidecar only passes the
+    # name through (ALLOW_ANY's PassthroughCluster: mesh/passthrough.py)
+    passthrough: str | None = None
 
 
 def entry_for(
@@ -61,12 +65,19 @@ def entry_for(
         proxy = None
     if proxy is None:
         return _kube_proxy_entry(proxies, ports, request, namespace, caller)
-    refusal = unreachable(proxy.plan, request)
+    through = passed_through(proxy.plan, request.host, request.port, proxy.namespace)
+    listener = proxy.plan.listener_for(request.port)
+    if through is not None and listener is None:
+        # no listener for the port: the virtual outbound listener passes the bytes on to
+        # the ClusterIP (plaintext), where kube-proxy picks a pod
+        original = ports.get(kube_proxy_listener_name(through.fqdn, request.port))
+        return Entry(original, None if original else "connection refused", None, caller)
+    refusal = unreachable(proxy.plan, request, proxy.namespace)
     if refusal is not None:
         return Entry(refusal=refusal, caller=caller)
-    listener = proxy.plan.listener_for(request.port)
     assert listener is not None
-    return Entry(ports[prefix_of(proxy) + listener.name], proxy=proxy, caller=caller)
+    original_dst = kube_proxy_listener_name(through.fqdn, request.port) if through else None
+    return Entry(ports[prefix_of(proxy) + listener.name], None, proxy, caller, original_dst)
 
 
 def _gateway_entry(proxies: MeshProxies, ports: Mapping[str, int], request: ProbeRequest) -> Entry:
@@ -86,14 +97,18 @@ def _gateway_entry(proxies: MeshProxies, ports: Mapping[str, int], request: Prob
     return Entry(ports[prefix_of(gateway) + listener.name], proxy=gateway)
 
 
-def unreachable(plan: MeshPlan, request: ProbeRequest) -> str | None:
-    """What happens before the client's sidecar: DNS must know the name, and some listener
-    the port."""
+def unreachable(plan: MeshPlan, request: ProbeRequest, namespace: str | None = None) -> str | None:
+    """What happens before the client's sidecar: DNS must know the name (the cluster's DNS
+    knows every Service, whatever the sidecar imports), and some listener the port."""
     known = {d for table in plan.route_tables.values() for v in table for d in v.domains}
     # A headless Service's `*.` names stand for its pods' own DNS names.
     pods = any(host_matches(d, request.host) for d in known if d.startswith("*."))
     public = _public_dns_name(request.host)  # the cluster's DNS asks the outside world
-    if (request.host not in known and not pods and not public) or request.host == "*":
+    fqdn = cluster_dns(request.host, namespace or plan.client_namespace)
+    service = fqdn is not None and plan.registry.service_by_fqdn(fqdn) is not None
+    if (request.host not in known and not pods and not public and not service) or (
+        request.host == "*"
+    ):
         return f"could not resolve host {request.host!r}: no Service has that name"
     if plan.listener_for(request.port) is None:
         return f"connection failed: no Service in the mesh serves HTTP on port {request.port}"
@@ -118,7 +133,7 @@ def _kube_proxy_entry(
     caller: str | None,
 ) -> Entry:
     """A client without a sidecar: cluster DNS gives the Service's ClusterIP."""
-    fqdn = _cluster_dns(request.host, namespace)
+    fqdn = cluster_dns(request.host, namespace)
     service = proxies.client.plan.registry.service_by_fqdn(fqdn) if fqdn else None
     if service is None or service.headless:
         return Entry(
@@ -132,11 +147,3 @@ def _kube_proxy_entry(
             caller=caller,
         )
     return Entry(port, caller=caller)
-
-
-def _cluster_dns(host: str, namespace: str) -> str | None:
-    """Kubernetes DNS for a pod in `namespace`: `name`, `name.ns`, `name.ns.svc`, the FQDN."""
-    if "." not in host:
-        return service_fqdn(host, namespace)
-    parts = split_service_host(host)
-    return service_fqdn(parts[0], parts[1]) if parts else None

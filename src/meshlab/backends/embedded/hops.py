@@ -40,6 +40,8 @@ def service_of(cluster: str | None, host: str) -> str:
     """The Service a call went to: the host part of Istio's cluster name
     (`outbound|8080|safe|<fqdn>`, possibly after a proxy's `name~` prefix), else the host as
     called (no route: no cluster)."""
+    if cluster and cluster.startswith("kube-proxy~"):
+        return cluster.split("~")[1]  # passed through to the Service's ClusterIP
     if cluster:
         name = cluster.rsplit("~", 1)[-1]
         parts = name.split("|")

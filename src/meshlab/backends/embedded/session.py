@@ -14,6 +14,7 @@ from meshlab.backends.embedded.envoy.bootstrap import (
     UPSTREAM_HOST_HEADER,
 )
 from meshlab.backends.embedded.hops import HOPS_HEADER, PodOf, nested_hops, service_of
+from meshlab.backends.embedded.standins.egress import ORIGINAL_DST_HEADER
 from meshlab.mesh.registry import PodInstance
 from meshlab.mesh.request import ProbeRequest
 
@@ -54,6 +55,8 @@ class EmbeddedSession(Session):
         # independent draw of a pod (the sequential test assumes independent draws)
         client = self._client(entry.port, fresh=entry.proxy is None)
         headers = {"host": _authority(request), **request.headers}
+        if entry.passthrough:  # iptables: the address the client dialled
+            headers[ORIGINAL_DST_HEADER] = entry.passthrough
         results = client.batch(request.method, request.path, headers, count, self._watch)
         outcomes = [self._outcome(r, request, entry) for r in results]
         self._after_batch(outcomes)

@@ -30,6 +30,8 @@ from meshlab.backends.embedded.envoy.gateway_inbound import gateway_endpoints, g
 from meshlab.backends.embedded.envoy.inbound import inbound_side, kube_proxy
 from meshlab.backends.embedded.envoy.mtls import MeshTls
 from meshlab.backends.embedded.envoy.routes import T, header, virtual_host
+from meshlab.backends.embedded.standins.egress import ORIGINAL_DST_HEADER
+from meshlab.mesh.passthrough import ALLOW_ANY
 from meshlab.mesh.plan import (
     PASSTHROUGH_CLUSTER,
     ClusterPlan,
@@ -107,6 +109,7 @@ def render_mesh(
     for listener in listeners:
         if fixed_ports and listener["name"] in fixed_ports:
             listener["address"] = socket_address(fixed_ports[listener["name"]])
+        _pass_to_original_destination(listener)
     registry = proxies.client.plan.registry
     inbound_listeners, inbound_clusters = inbound_side(
         registry, proxies.meshed_pods, addresses, tls
@@ -127,6 +130,30 @@ def render_mesh(
             }
         ]
     return out
+
+
+def _pass_to_original_destination(listener: dict[str, Any]) -> None:
+    """Istio's PassthroughCluster is ORIGINAL_DST: on to the address the app dialled, which
+    iptables keeps. Here the client says it (ORIGINAL_DST_HEADER, set only for a Service's
+    ClusterIP, mesh/passthrough.py), and the catch-all's first route sends the call to the
+    cluster that plays that ClusterIP: loopback only, as every cluster here. Without the
+    header (a name outside the cluster) the catch-all's own route stays: no endpoint."""
+    for chain in listener.get("filter_chains", []):
+        for net in chain.get("filters", []):
+            routes = net.get("typed_config", {}).get("route_config", {})
+            for vhost in routes.get("virtual_hosts", []):
+                if vhost["name"] != ALLOW_ANY:
+                    continue
+                present = {"name": ORIGINAL_DST_HEADER, "present_match": True}
+                vhost["routes"].insert(
+                    0,
+                    {
+                        "name": "allow_any~original_dst",
+                        "match": {"prefix": "/", "headers": [present]},
+                        "route": {"cluster_header": ORIGINAL_DST_HEADER, "timeout": "0s"},
+                        "request_headers_to_remove": [ORIGINAL_DST_HEADER],
+                    },
+                )
 
 
 def _upstream_tls(

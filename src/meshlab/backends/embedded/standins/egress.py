@@ -31,6 +31,10 @@ CONNECT_TIMEOUT = 1.0  # loopback: a connect that takes longer is not going to s
 CALL_TIMEOUT = 5.0  # per read; well under the apps' own (Feign 60 s, nginx 90 s)
 POOL_SIZE = 8  # idle connections kept per listener port
 REFUSED = "connection refused"
+# The original destination a sidecar's PassthroughCluster sends a call to (the cluster that
+# plays the Service's ClusterIP): what iptables and the cluster's DNS tell Istio's
+# ORIGINAL_DST cluster, said here in a header (backends/embedded/envoy/bootstrap.py).
+ORIGINAL_DST_HEADER = "x-meshlab-original-dst"
 TIMED_OUT = "timed out"
 
 
@@ -45,7 +49,13 @@ class Reply:
 
 
 def read_listeners(path: str) -> dict[int, int]:
-    """The egress file as {destination port: local listener port}; ValueError when malformed."""
+    """The egress file's {destination port: local listener port}; ValueError when malformed."""
+    return read_egress(path)[0]
+
+
+def read_egress(path: str) -> tuple[dict[int, int], dict[str, str]]:
+    """The egress file: {destination port: local listener port}, and {"host:port": the
+    cluster playing that Service's ClusterIP} for the names only ALLOW_ANY passes through."""
     with open(path, encoding="utf-8") as f:
         data = json.load(f)
     listeners = data.get("listeners") if isinstance(data, dict) else None
@@ -58,7 +68,12 @@ def read_listeners(path: str) -> dict[int, int]:
         if not (ok and 0 < dest < 65536 and 0 < local < 65536):
             raise ValueError(f"bad listener entry {key!r}: {value!r}")
         table[dest] = local
-    return table
+    passthrough = data.get("passthrough", {})
+    if not isinstance(passthrough, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in passthrough.items()
+    ):
+        raise ValueError('expected {"passthrough": {"<host>:<port>": "<cluster>", ...}}')
+    return table, passthrough
 
 
 class EgressClient:
@@ -75,6 +90,7 @@ class EgressClient:
         self.timeout = timeout
         self.connect_timeout = connect_timeout
         self._listeners: dict[int, int] | None = None
+        self._passthrough: dict[str, str] = {}
         self._idle: dict[int, list[http.client.HTTPConnection]] = {}
         self._lock = threading.Lock()
         self._warned = False
@@ -90,13 +106,18 @@ class EgressClient:
         with self._lock:
             if self._listeners is None:
                 try:
-                    self._listeners = read_listeners(self.path)
+                    self._listeners, self._passthrough = read_egress(self.path)
                 except (OSError, ValueError) as exc:  # not cached: the next call tries again
                     if not self._warned:
                         self._warned = True
                         print(f"stand-in: egress file {self.path}: {exc}", file=sys.stderr)
                     return None
             return self._listeners.get(port)
+
+    def passthrough(self, host: str, port: int) -> str | None:
+        """The cluster playing `host`'s ClusterIP when the sidecar passes the call through
+        (read with the listeners: call `listener` first)."""
+        return self._passthrough.get(f"{host}:{port}")
 
     def request(
         self,
@@ -226,6 +247,10 @@ class Calls:
         name, _, port_text = authority.rpartition(":")
         port = int(port_text) if name and port_text.isdigit() else 80
         sent = [("host", host_header or authority), *headers]
+        if self.client.listener(port) is not None and (
+            original := self.client.passthrough(name or authority, port)
+        ):
+            sent.append((ORIGINAL_DST_HEADER, original))  # iptables: the dialled address
         reply = self.client.request(method, port, path, sent, body)
         if self._budget.take():
             self.entries.append(
