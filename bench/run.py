@@ -370,17 +370,19 @@ def lab_session_wall(srcs: dict[str, Path], runs: int) -> dict[str, dict[str, ob
                 wall = _timed(argv, env)
                 if i:
                     walls[name].append(wall)
-    out: dict[str, dict[str, object]] = {}
-    for name in srcs:
-        wall = statistics.median(walls[name])
-        out[name] = {
-            "runs": runs,
-            "median_seconds": wall,
-            "all_seconds": walls[name],
-            "goal_seconds": SESSION_GOAL,
-            "goal_met": wall <= SESSION_GOAL,
-        }
-    return out
+    return {name: _against_goal(walls[name], SESSION_GOAL) for name in srcs}
+
+
+def _against_goal(walls: list[float], goal: float) -> dict[str, object]:
+    """A wall time's median over its runs, beside the goal it is held to."""
+    wall = statistics.median(walls)
+    return {
+        "runs": len(walls),
+        "median_seconds": wall,
+        "all_seconds": walls,
+        "goal_seconds": goal,
+        "goal_met": wall <= goal,
+    }
 
 
 def nox_lab_session(runs: int) -> dict[str, object] | None:
@@ -392,14 +394,7 @@ def nox_lab_session(runs: int) -> dict[str, object] | None:
         return None
     argv = [nox, "-s", "lab-2-traffic"]
     walls = [_timed(argv, _student_env(ROOT / "src")) for _ in range(runs + 1)][1:]
-    wall = statistics.median(walls)
-    return {
-        "runs": runs,
-        "median_seconds": wall,
-        "all_seconds": walls,
-        "goal_seconds": SESSION_GOAL,
-        "goal_met": wall <= SESSION_GOAL,
-    }
+    return _against_goal(walls, SESSION_GOAL)
 
 
 def lab_sessions(srcs: dict[str, Path], runs: int) -> dict[str, dict[str, object]]:

@@ -1,6 +1,7 @@
 """The staff service's rules as tests write them: a VirtualService and a DestinationRule for
-fleetman-staff-service (and the course's ingress Gateway), each built from the one part a test
-varies, so the tests share the rest instead of each spelling it out."""
+fleetman-staff-service (and the course's ingress Gateway, the install's mesh ConfigMap), each
+built from the one part a test varies, so the tests share the rest instead of each spelling
+it out."""
 
 from __future__ import annotations
 
@@ -53,3 +54,11 @@ def source_rules(app: str, api: str = "v1") -> str:
         f"  - route:\n    - destination: {{host: {HOST}, subset: safe}}\n"
     )
     return both(http, api=api)
+
+
+def mesh_config(mesh: str) -> str:
+    """The install's `istio` ConfigMap in istio-system; `mesh` is its one-line `mesh` text."""
+    return (
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: istio, namespace: istio-system}\n"
+        f"data:\n  mesh: |-\n    {mesh}\n"
+    )

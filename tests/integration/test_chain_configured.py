@@ -15,6 +15,7 @@ from meshlab.backends.embedded.backend import EmbeddedBackend
 from meshlab.checks import CheckResult
 from meshlab.checks.stats import Design
 from meshlab.pipeline import RunOptions, run_lab
+from staff_rules import HOST, virtual_service
 
 pytestmark = pytest.mark.envoy
 
@@ -43,15 +44,7 @@ spec:
   - route:
     - destination: {host: fleetman-webapp}
 TIMEOUT---
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata: {name: staff}
-spec:
-  hosts: [fleetman-staff-service]
-  http:
-  - route:
-    - destination: {host: fleetman-staff-service}
-FAULT"""
+"""
 
 
 def run(
@@ -61,7 +54,8 @@ def run(
     lab.mkdir(parents=True)
     for name in ("namespace.yaml", "fleetman.yaml"):
         shutil.copy(FLEETMAN / name, lab / name)
-    (lab / "rules.yaml").write_text(GATEWAY.replace("TIMEOUT", timeout).replace("FAULT", fault))
+    staff = virtual_service(f"  - route:\n    - destination: {{host: {HOST}}}\n{fault}")
+    (lab / "rules.yaml").write_text(GATEWAY.replace("TIMEOUT", timeout) + staff)
     (lab / "lab.yaml").write_text(
         f"title: chain\nmanifests: [namespace.yaml, fleetman.yaml, rules.yaml]\nchecks:\n{checks}"
     )

@@ -14,6 +14,7 @@ from meshlab.backends.embedded.backend import EmbeddedBackend
 from meshlab.checks import CheckResult
 from meshlab.checks.stats import Design
 from meshlab.pipeline import RunOptions, run_lab
+from staff_rules import HOST, virtual_service
 
 pytestmark = pytest.mark.envoy
 
@@ -22,17 +23,9 @@ LAB6 = ROOT / "labs" / "6-circuit-breaking"
 URL = "http://fleetman-api-gateway:8080/vehicles/driver/City%20Truck"
 DESIGN = Design(alpha=1e-4, beta=1e-2, delta=0.2)  # shorter runs, the same margins
 CHECK = f"  - name: driver\n    kind: split\n    request: {{url: '{URL}'}}\n"
-RETRIES = """\
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata: {name: staff}
-spec:
-  hosts: [fleetman-staff-service]
-  http:
-  - route:
-    - destination: {host: fleetman-staff-service}
-    retries: {attempts: 3, retryOn: 5xx}
-"""
+RETRIES = virtual_service(
+    f"  - route:\n    - destination: {{host: {HOST}}}\n    retries: {{attempts: 3, retryOn: 5xx}}\n"
+)
 
 
 def run(tmp_path: Path, backend: EmbeddedBackend, rules: dict[str, str]) -> CheckResult:

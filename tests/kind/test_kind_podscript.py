@@ -40,10 +40,9 @@ class _Handler(BaseHTTPRequestHandler):
         pass
 
 
-@pytest.fixture
-def server() -> Iterator[str]:
-    _Handler.seen = []
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+def _serving(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
+    """A local HTTP server with `handler` for the test's length; its URL."""
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
     try:
@@ -51,6 +50,12 @@ def server() -> Iterator[str]:
     finally:
         httpd.shutdown()
         httpd.server_close()
+
+
+@pytest.fixture
+def server() -> Iterator[str]:
+    _Handler.seen = []
+    yield from _serving(_Handler)
 
 
 def _run(spec: dict[str, object]) -> list[dict[str, object]]:
@@ -258,14 +263,7 @@ class _CookieHandler(BaseHTTPRequestHandler):
 @pytest.fixture
 def cookie_server() -> Iterator[str]:
     _CookieHandler.seen = []
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _CookieHandler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
+    yield from _serving(_CookieHandler)
 
 
 def test_a_batch_with_a_jar_sends_back_what_was_set(cookie_server: str) -> None:

@@ -16,6 +16,7 @@ from meshlab.load.manifests import Resource, load_manifests
 from meshlab.mesh.external import external_hosts
 from meshlab.mesh.plan import build_plan
 from meshlab.mesh.proxies import build_proxies
+from staff_rules import mesh_config
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "external"
 
@@ -136,16 +137,6 @@ def test_the_external_stand_in_says_which_host_it_plays() -> None:
     assert json.loads(reply.body)["answer"] == "external api.example.com"
 
 
-MESH_CONFIG = """
-apiVersion: v1
-kind: ConfigMap
-metadata: {name: istio, namespace: istio-system}
-data:
-  mesh: |-
-    MESH
-"""
-
-
 def catch_all(extra: str) -> tuple[str, list[str]]:
     res = [r for r in load_manifests_text(extra, Path("mesh.yaml")) + resources() if r.simulated]
     plan = build_plan(res, "default")
@@ -153,8 +144,8 @@ def catch_all(extra: str) -> tuple[str, list[str]]:
 
 
 def test_the_mesh_config_map_sets_the_outbound_policy() -> None:
-    assert catch_all(MESH_CONFIG.replace("MESH", "rootNamespace: istio-system"))[0] == "allow_any"
-    blocked = MESH_CONFIG.replace("MESH", "outboundTrafficPolicy: {mode: REGISTRY_ONLY}")
+    assert catch_all(mesh_config("rootNamespace: istio-system"))[0] == "allow_any"
+    blocked = mesh_config("outboundTrafficPolicy: {mode: REGISTRY_ONLY}")
     assert catch_all(blocked)[0] == "block_all"
     # a Sidecar's own policy wins over the mesh's (sidecar.go convertToSidecarScope)
     sidecar = """
@@ -169,9 +160,9 @@ spec:
 
 
 def test_a_broken_mesh_config_is_noted_and_the_default_kept() -> None:
-    name, notes = catch_all(MESH_CONFIG.replace("MESH", "outboundTrafficPolicy: {mode: NONE}"))
+    name, notes = catch_all(mesh_config("outboundTrafficPolicy: {mode: NONE}"))
     assert name == "allow_any"
     assert any("'NONE' is neither ALLOW_ANY nor REGISTRY_ONLY" in n for n in notes), notes
-    name, notes = catch_all(MESH_CONFIG.replace("MESH", "[unclosed"))
+    name, notes = catch_all(mesh_config("[unclosed"))
     assert name == "allow_any"
     assert any("`mesh` is not valid YAML" in n for n in notes), notes

@@ -9,20 +9,12 @@ import pytest
 
 from meshlab.load.manifests import load_manifests
 from meshlab.mesh.meshconfig import MeshSettings, mesh_settings
-
-CONFIG_MAP = """
-apiVersion: v1
-kind: ConfigMap
-metadata: {name: istio, namespace: istio-system}
-data:
-  mesh: |-
-    MESH
-"""
+from staff_rules import mesh_config
 
 
 def settings(tmp_path: Path, mesh: str) -> MeshSettings:
     file = tmp_path / "mesh-config.yaml"
-    file.write_text(CONFIG_MAP.replace("MESH", mesh))
+    file.write_text(mesh_config(mesh))
     return mesh_settings(load_manifests([file], "default"))
 
 

@@ -25,7 +25,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 from meshlab.backends.embedded.egress import EGRESS_ENV
 from meshlab.backends.embedded.processes import ManagedProcess, ProcessGroup, child_env
@@ -89,16 +89,21 @@ def spread(pods: Sequence[PodSpec], per_host: int, max_hosts: int) -> list[list[
     return [list(pods[i::hosts]) for i in range(min(hosts, len(pods)))]
 
 
+class LaunchOptions(TypedDict, total=False):
+    """Where the hosts log and run, which pods have a sidecar, how pods are spread."""
+
+    log_dir: str | Path | None
+    cwd: str | Path | None
+    egress: Mapping[str, Path] | None
+    per_host: int | None
+    max_hosts: int | None
+
+
 def start_standins(
     group: ProcessGroup,
     pods: Sequence[PodSpec],
     timeout: float = 20.0,
-    *,
-    log_dir: str | Path | None = None,
-    cwd: str | Path | None = None,
-    egress: Mapping[str, Path] | None = None,
-    per_host: int | None = None,
-    max_hosts: int | None = None,
+    **options: Unpack[LaunchOptions],
 ) -> dict[str, dict[int, int]]:
     """Start the pods on a few stand-in hosts (`spread`: `per_host` pods to a host, at most
     `max_hosts`; defaults PODS_PER_HOST, MAX_HOSTS), all at once; wait for every ready line.
@@ -110,17 +115,7 @@ def start_standins(
     On failure raises BackendError; hosts already started stay in `group`, whose close() ends
     them.
     """
-    launch = StandinLaunch(
-        group,
-        pods,
-        timeout,
-        log_dir=log_dir,
-        cwd=cwd,
-        egress=egress,
-        per_host=per_host,
-        max_hosts=max_hosts,
-    )
-    return launch.wait()
+    return StandinLaunch(group, pods, timeout, **options).wait()
 
 
 class StandinLaunch:
@@ -135,13 +130,11 @@ class StandinLaunch:
         group: ProcessGroup,
         pods: Sequence[PodSpec],
         timeout: float = 20.0,
-        *,
-        log_dir: str | Path | None = None,
-        cwd: str | Path | None = None,
-        egress: Mapping[str, Path] | None = None,
-        per_host: int | None = None,
-        max_hosts: int | None = None,
+        **options: Unpack[LaunchOptions],
     ) -> None:
+        log_dir, cwd = options.get("log_dir"), options.get("cwd")
+        egress = options.get("egress")
+        per_host, max_hosts = options.get("per_host"), options.get("max_hosts")
         if dupes := sorted(n for n, k in Counter(p.name for p in pods).items() if k > 1):
             raise ValueError(f"duplicate pod names: {', '.join(dupes)}")
         root = source_root()
