@@ -55,23 +55,24 @@ def _envoy(procs: list[psutil.Process]) -> psutil.Process | None:
     return None
 
 
-def _requests_served(tmpdir: Path) -> int:
-    """Requests Envoy's listeners (not its admin) have served, from its admin stats; 0
-    while Envoy is not up."""
+def _connections_open(tmpdir: Path) -> int:
+    """Connections open on Envoy's listeners (not its admin), from its admin stats
+    (`downstream_cx_active` is one Istio's default inclusion list keeps); 0 while Envoy is
+    not up."""
     addresses = list(tmpdir.glob("meshlab-*/admin-address"))
     address = addresses[0].read_text().strip() if addresses else ""
     if not address:
         return 0
     try:
-        _, body = get(f"http://{address}/stats?filter=downstream_rq_total", 2)
+        _, body = get(f"http://{address}/stats?filter=downstream_cx_active", 2)
     except (OSError, HTTPException):
         return 0
-    served = 0
+    open_now = 0
     for line in body.decode().splitlines():
         name, _, value = line.partition(": ")
-        if name.endswith("downstream_rq_total") and ".admin." not in name and value.isdigit():
-            served += int(value)
-    return served
+        if name.startswith("http.outbound_") and value.isdigit():
+            open_now += int(value)
+    return open_now
 
 
 def _standin_host(procs: list[psutil.Process]) -> psutil.Process | None:
@@ -127,10 +128,12 @@ class Watched:
         pytest.fail(f"not seen within {timeout} s\n{self.output()}")
 
     def wait_traffic(self, timeout: float = 30) -> None:
-        """Until Envoy has served some requests (its admin stats): the checks are sending."""
+        """Until the probe holds a connection to a sidecar's outbound listener (Envoy's admin
+        stats) and some requests have gone: the checks are sending."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if _requests_served(self.tmpdir) > 20:
+            if _connections_open(self.tmpdir) > 0:
+                time.sleep(0.1)
                 return
             assert self.process.poll() is None, self.output()
             time.sleep(0.02)

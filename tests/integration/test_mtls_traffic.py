@@ -7,6 +7,7 @@ import json
 import subprocess
 import urllib.request
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -29,6 +30,13 @@ ROOT = Path(__file__).resolve().parents[2]
 APP = ROOT / "labs" / "2-traffic" / "fleetman.yaml"
 STRICT = ROOT / "tests" / "data" / "mtls" / "strict.yaml"
 URL = "http://fleetman-staff-service:8080/driver/City%20Truck"
+
+
+@pytest.fixture(scope="module")
+def backend(backend: EmbeddedBackend) -> EmbeddedBackend:
+    """The shared backend, keeping the listeners' TLS stats (Istio's default list drops
+    them; a pod's proxyStatsMatcher would add them back, as here)."""
+    return EmbeddedBackend(replace(backend.options, stats_prefixes=("listener.",)))
 
 
 def deploy(backend: EmbeddedBackend, *files: Path) -> Iterator[EmbeddedMesh]:

@@ -12,6 +12,7 @@ import pytest
 
 from meshlab.backends.base import LabToDeploy
 from meshlab.backends.embedded.backend import EmbeddedBackend, EmbeddedMesh
+from meshlab.backends.embedded.client import get
 from meshlab.load.manifests import load_manifests
 from meshlab.mesh.plan import build_plan
 from meshlab.mesh.request import Origin, ProbeRequest
@@ -115,3 +116,15 @@ def test_the_dark_release_header_travels_the_chain(
     lost.write_text(text)
     assert "6-no-header-propagation" in text
     assert staff_versions(backend, lost) == {"safe": 20}
+
+
+def test_envoy_keeps_only_the_stats_istio_keeps(mesh: EmbeddedMesh) -> None:
+    """Istio's default inclusion list (envoy/stats.py): Envoy's own health and
+    `downstream_cx_active` are kept, the clusters' and listeners' counters are not."""
+    _, body = get(f"{mesh.envoy.admin_url}/stats", 5)
+    names = [line.partition(": ")[0] for line in body.decode().splitlines()]
+    assert any(n.startswith("server.") for n in names)
+    assert any(n.startswith("cluster_manager.") for n in names)
+    assert any(n.endswith(".downstream_cx_active") for n in names)
+    assert not [n for n in names if n.startswith("cluster.outbound|")]
+    assert not [n for n in names if n.endswith(".downstream_rq_total")]

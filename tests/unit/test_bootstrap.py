@@ -17,6 +17,7 @@ import pytest
 from meshlab.backends.embedded.envoy.binary import EnvoyBinary, find_envoy
 from meshlab.backends.embedded.envoy.bootstrap import placeholder_addresses, render_bootstrap
 from meshlab.backends.embedded.envoy.process import validate_bootstrap
+from meshlab.backends.embedded.envoy.stats import stats_config
 from meshlab.errors import BackendUnavailable
 from meshlab.load.manifests import load_manifests
 from meshlab.mesh.plan import build_plan
@@ -167,3 +168,14 @@ def test_envoy_accepts_golden_config(case: str, envoy_binary: EnvoyBinary) -> No
     ok, output = validate_bootstrap(envoy_binary, path)
     assert ok, f"envoy --mode validate rejected {path.name}:\n{output}"
     assert "OK" in output
+
+
+def test_the_stats_matcher_is_istios_default_list_plus_what_a_pod_asks_for() -> None:
+    patterns = stats_config()["stats_matcher"]["inclusion_list"]["patterns"]
+    prefixes = [p["prefix"] for p in patterns if "prefix" in p]
+    assert {"server", "cluster_manager", "listener_manager", "reporter="} <= set(prefixes)
+    assert {"suffix": "downstream_cx_active"} in patterns
+    assert not any(p.startswith("cluster.outbound") for p in prefixes)
+    more = stats_config(["listener."])["stats_matcher"]["inclusion_list"]["patterns"]
+    assert {"prefix": "listener."} in more
+    assert len(more) == len(patterns) + 1

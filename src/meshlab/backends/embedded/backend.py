@@ -100,6 +100,7 @@ class EmbeddedBackend(Backend):
                 addresses,
                 fixed_ports=self._fixed_ports(proxies),
                 tls=mesh_tls(proxies, lab.resources, certs),
+                stats_prefixes=self.options.stats_prefixes,
             )
             bootstrap = write_bootstrap(config, workdir / "envoy.json")
             try:

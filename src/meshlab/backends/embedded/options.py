@@ -3,6 +3,7 @@ import of Envoy or HTTP code."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,3 +14,7 @@ class EmbeddedOptions:
     # `meshlab up`: the 127.0.0.1 port of the ingress gateway's port-80 server (the course
     # reaches it through NodePort 31380); None: any free port, as runs use
     gateway_port: int | None = None
+    # Envoy stats kept besides Istio's default inclusion list (envoy/stats.py), as a pod's
+    # ProxyConfig proxyStatsMatcher.inclusionPrefixes would add them: for whoever reads
+    # the admin endpoint's /stats (tests, `meshlab up` users); none by default, as in Istio
+    stats_prefixes: Sequence[str] = ()

@@ -13,7 +13,7 @@ throughput; `access_log=PATH` turns it on for debugging).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from meshlab.backends.embedded.envoy.clusters import (
@@ -30,6 +30,7 @@ from meshlab.backends.embedded.envoy.gateway_inbound import gateway_endpoints, g
 from meshlab.backends.embedded.envoy.inbound import inbound_side, kube_proxy
 from meshlab.backends.embedded.envoy.mtls import MeshTls
 from meshlab.backends.embedded.envoy.routes import T, header, virtual_host
+from meshlab.backends.embedded.envoy.stats import stats_config
 from meshlab.backends.embedded.standins.egress import ORIGINAL_DST_HEADER
 from meshlab.mesh.passthrough import ALLOW_ANY
 from meshlab.mesh.plan import (
@@ -85,6 +86,7 @@ def render_mesh(
     access_log: str | None = None,
     fixed_ports: Mapping[str, int] | None = None,
     tls: MeshTls | None = None,
+    stats_prefixes: Sequence[str] = (),
 ) -> dict[str, Any]:
     """Every proxy of the lab in one Envoy: the client's sidecar, each workload's sidecar
     (outbound listeners, and an inbound side per pod and port), the gateways, and a
@@ -121,6 +123,7 @@ def render_mesh(
         listeners + inbound_listeners + proxy_listeners,
         clusters + inbound_clusters + proxy_clusters,
         regex=any(_uses_regex(p.plan) for p in proxies.all),
+        stats_prefixes=stats_prefixes,
     )
     if inbound_listeners:
         out["bootstrap_extensions"] = [
@@ -192,6 +195,7 @@ def _bootstrap(
     listeners: list[dict[str, Any]],
     clusters: list[dict[str, Any]],
     regex: bool | None = None,
+    stats_prefixes: Sequence[str] = (),
 ) -> dict[str, Any]:
     out: dict[str, Any] = {
         "node": {
@@ -201,6 +205,7 @@ def _bootstrap(
         },
         "admin": {"address": socket_address(0)},
         "static_resources": {"listeners": listeners, "clusters": clusters},
+        "stats_config": stats_config(stats_prefixes),
     }
     if _uses_regex(plan) if regex is None else regex:
         # Istio's bootstrap (pkg/bootstrap/config.go) raises Envoy's RE2 program-size limit
