@@ -165,19 +165,28 @@ def cli() -> None:
 @_run_options
 def run(lab_dir: Path, json_path: Path | None, junit_path: Path | None, **values: object) -> None:
     """Apply LAB_DIR's manifests, send traffic as a meshed client, check the observed split."""
-    # imported here: `meshlab --help` and the other commands never pay for the report's and
-    # the checks' schemas, rich, or the backends
-    from meshlab.backends.registry import get_backend
-    from meshlab.pipeline import prepare, run_prepared
-    from meshlab.progress import progress_display
-    from meshlab.report.text import header_lines, render_lines, write_json, write_junit
+    from meshlab.backends.registry import get_backend, warm_start
 
     settings = RunSettings.from_values(values)
     if settings.backend != "kind" and settings.kind_only_given():
         raise click.UsageError(kind_only_message())
-    options = settings.run_options()
-    chosen = get_backend(settings.backend, settings.backend_options())
+    # Envoy, a stand-in host and the CA start now, while the imports below and the lab's
+    # reading keep this core busy; the backend owns them (and ends them) from here on
+    warm = warm_start(settings.backend, settings.backend_options())
     try:
+        chosen = get_backend(settings.backend, settings.backend_options(), warm)
+    except BaseException:
+        if warm is not None:
+            warm.close()
+        raise
+    try:
+        # imported here: `meshlab --help` and the other commands never pay for the report's
+        # and the checks' schemas, rich, or the backends
+        from meshlab.pipeline import prepare, run_prepared
+        from meshlab.progress import progress_display
+        from meshlab.report.text import header_lines, render_lines, write_json, write_junit
+
+        options = settings.run_options()
         prepared = prepare(lab_dir, options.budgets, options.design, options.requests)
         # what the run is about, before the first request: the run may take a while
         for line in header_lines(prepared.lab.name, prepared.lab.title, chosen.describe()):

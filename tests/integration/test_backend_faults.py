@@ -286,3 +286,42 @@ def test_nothing_is_imported_from_the_working_directory_or_the_lab(
     assert code == 0, run.output()
     assert sorted(p.name for p in marks.iterdir()) == []
     run.assert_nothing_left()
+
+
+def _ca_worker(procs: list[psutil.Process]) -> psutil.Process | None:
+    """The mesh CA a run starts before reading the lab (backends/embedded/warm.py)."""
+    for p in procs:
+        try:
+            if any("meshlab.backends.embedded.ca_worker" in c for c in p.cmdline()):
+                return p
+        except psutil.Error:
+            continue
+    return None
+
+
+def test_sigterm_before_the_lab_is_read_leaks_nothing(watched: Start) -> None:
+    """Envoy, a host and the CA start before the lab is read: a stop then ends them too."""
+    run = watched(TRAFFIC_LAB)
+    run.wait_for(_ca_worker, timeout=60)
+    run.process.send_signal(signal.SIGTERM)
+    got, _ = run.finish(FAULT_BOUND)
+    assert got == 143, run.output()
+    run.assert_nothing_left()
+
+
+def test_a_lab_that_does_not_load_leaves_nothing_started_ahead(
+    watched: Start, tmp_path: Path
+) -> None:
+    lab = tmp_path / "broken"
+    lab.mkdir()
+    (lab / "lab.yaml").write_text("title: broken\nmanifests: [missing.yaml]\nchecks: []\n")
+    run = watched(lab)
+    deadline = time.monotonic() + 60
+    while run.process.poll() is None and time.monotonic() < deadline:
+        run.descendants()  # every process as it appears, to check each is gone at the end
+        time.sleep(0.002)
+    got, _ = run.finish(1)
+    assert got == 2, run.output()
+    assert "lab.yaml:3" in run.stderr()
+    assert len(run.seen) >= 3  # Envoy, the stand-in host and the CA had started ahead
+    run.assert_nothing_left()

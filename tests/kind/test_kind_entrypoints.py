@@ -69,8 +69,9 @@ def test_a_failing_run_reports_the_clusters_state(  # type: ignore[no-untyped-de
     kube.mesh.weights = {"safe": 0.5, "risky": 0.5}
     made: list[KindBackend] = []
 
-    def fake_backend(name: str, options: object = None) -> KindBackend:
+    def fake_backend(name: str, options: object = None, warm: object = None) -> KindBackend:
         assert name == "kind"
+        assert warm is None  # nothing starts ahead for kind
         assert isinstance(options, KindOptions)
         assert options.keep_namespace is True
         for tool in ("kind", "istioctl"):

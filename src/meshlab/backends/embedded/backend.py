@@ -15,24 +15,32 @@ from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from meshlab.backends.base import AccessPoint, Backend, Deployed, LabToDeploy, PodInfo
 from meshlab.backends.embedded.access import access_points
-from meshlab.backends.embedded.certs import write_mesh_certs
+from meshlab.backends.embedded.certs import MeshCerts, write_mesh_certs
 from meshlab.backends.embedded.client import Failure, Reply
 from meshlab.backends.embedded.egress import egress_path, write_egress_files
 from meshlab.backends.embedded.entry import Entry, entry_for
 from meshlab.backends.embedded.envoy.binary import EnvoyBinary, find_envoy
 from meshlab.backends.embedded.envoy.bootstrap import prefix_of, render_mesh
+from meshlab.backends.embedded.envoy.clusters import Addresses
 from meshlab.backends.embedded.envoy.mtls import identities, mesh_tls
-from meshlab.backends.embedded.envoy.process import RunningEnvoy, start_envoy, write_bootstrap
+from meshlab.backends.embedded.envoy.process import (
+    ConfigRefused,
+    RunningEnvoy,
+    start_envoy,
+    write_bootstrap,
+)
 from meshlab.backends.embedded.envoy.validate import EnvoyValidation
 from meshlab.backends.embedded.hops import pod_finder
-from meshlab.backends.embedded.hosts import StandinLaunch
+from meshlab.backends.embedded.hosts import StandinLaunch, with_egress
 from meshlab.backends.embedded.options import EmbeddedOptions
-from meshlab.backends.embedded.processes import ProcessGroup
+from meshlab.backends.embedded.processes import ManagedProcess, ProcessGroup
 from meshlab.backends.embedded.session import EmbeddedSession
 from meshlab.backends.embedded.standins import PodSpec, describe
+from meshlab.backends.embedded.warm import WarmStart
 from meshlab.backends.embedded.watch import Watchdog, request_timeout
 from meshlab.errors import BackendError
 from meshlab.mesh.plan import MeshPlan, Note
@@ -40,27 +48,43 @@ from meshlab.mesh.proxies import MeshProxies
 from meshlab.mesh.registry import PodInstance
 from meshlab.mesh.request import ProbeRequest
 
+# a deployment's folder, pods' ports, running Envoy and the processes the watchdog minds
+Started = tuple[Path, Addresses, RunningEnvoy, list[ManagedProcess]]
 GATEWAY_HTTP_PORT = 80  # the course's Gateway server port (NodePort 31380 outside)
 
 
 class EmbeddedBackend(Backend):
     name = "embedded"
 
-    def __init__(self, options: EmbeddedOptions | None = None) -> None:
+    def __init__(
+        self, options: EmbeddedOptions | None = None, warm: WarmStart | None = None
+    ) -> None:
+        """`warm`: processes started before the lab was read (warm.py), used by the first
+        deployment that fits them, ended by close() otherwise."""
         self.options = options or EmbeddedOptions()
         self._binary: EnvoyBinary | None = None
-        # `envoy --version` (~0.1 s, a process) while the caller loads and plans the lab: the
-        # CLI makes its backend first; errors (BackendUnavailable) still surface at `binary`
-        finder = ThreadPoolExecutor(1, thread_name_prefix="meshlab-envoy-find")
-        self._finding: Future[EnvoyBinary] | None = finder.submit(find_envoy, self.options.envoy)
-        finder.shutdown(wait=False)  # the thread ends with its one task
+        self._warm = warm
+        self._finding: Future[EnvoyBinary] | None = None
+        if warm is None:
+            # `envoy --version` (~0.1 s, a process) while the caller loads and plans the lab:
+            # the CLI makes its backend first; errors (BackendUnavailable) surface at `binary`
+            finder = ThreadPoolExecutor(1, thread_name_prefix="meshlab-envoy-find")
+            self._finding = finder.submit(find_envoy, self.options.envoy)
+            finder.shutdown(wait=False)  # the thread ends with its one task
 
     @property
     def binary(self) -> EnvoyBinary:
+        if self._binary is None and self._warm is not None:
+            self._binary = self._warm.binary()  # the running Envoy's answer, if it is one
         if self._binary is None:
             finding, self._finding = self._finding, None
             self._binary = finding.result() if finding else find_envoy(self.options.envoy)
         return self._binary
+
+    def close(self) -> None:
+        warm, self._warm = self._warm, None
+        if warm is not None:
+            warm.close()
 
     def describe(self) -> Mapping[str, str]:
         return {
@@ -77,13 +101,31 @@ class EmbeddedBackend(Backend):
 
     @contextmanager
     def deploy(self, lab: LabToDeploy) -> Iterator[EmbeddedMesh]:
-        plan = lab.plan
+        proxies = lab.proxies
+        # ServiceEntry hosts too: loopback stand-ins in place of the outside world
+        pods = [_pod_spec(p) for p in lab.plan.registry.all_pods]
+        warm, self._warm = self._warm, None
+        if warm is not None and not warm.fits(self.binary, pods):
+            warm.close()
+            warm = None
+        started = self._warm_start(lab, pods, warm) if warm else self._cold_start(lab, pods)
+        with started as (workdir, addresses, envoy, serving):
+            egress = {name: egress_path(workdir, name) for name in proxies.meshed_pods}
+            write_egress_files(proxies, envoy.listener_ports, egress)
+            watch = Watchdog(serving, envoy.process, envoy.admin_url)
+            mesh = EmbeddedMesh(lab.plan, proxies, lab.namespace, addresses, envoy, watch)
+            try:
+                yield mesh
+            finally:
+                mesh.close()
+
+    @contextmanager
+    def _cold_start(self, lab: LabToDeploy, pods: list[PodSpec]) -> Iterator[Started]:
+        """Every process started now, Envoy on the whole (static) bootstrap."""
         proxies = lab.proxies
         binary = self.binary
         with tempfile.TemporaryDirectory(prefix="meshlab-") as tmp, ProcessGroup() as group:
             workdir = Path(tmp)
-            # ServiceEntry hosts too: loopback stand-ins in place of the outside world
-            pods = [_pod_spec(p) for p in plan.registry.all_pods]
             egress = {name: egress_path(workdir, name) for name in proxies.meshed_pods}
             # istiod's CA: a fresh root and a SPIFFE certificate per identity, in this run's
             # temporary directory only, made beside the stand-ins' start (~0.1 s hidden)
@@ -94,15 +136,7 @@ class EmbeddedBackend(Backend):
                 standins = StandinLaunch(group, pods, cwd=workdir, egress=egress)
                 addresses = standins.addresses or standins.wait()
                 certs = made.result()
-            # no access log: nothing reads it, and writing it cost ~20% of Envoy's throughput
-            config = render_mesh(
-                proxies,
-                addresses,
-                fixed_ports=self._fixed_ports(proxies),
-                tls=mesh_tls(proxies, lab.resources, certs),
-                stats_prefixes=self.options.stats_prefixes,
-            )
-            bootstrap = write_bootstrap(config, workdir / "envoy.json")
+            bootstrap = write_bootstrap(self._render(lab, addresses, certs), workdir / "envoy.json")
             try:
                 envoy = start_envoy(group, binary, bootstrap, workdir)
             except BackendError:
@@ -111,17 +145,40 @@ class EmbeddedBackend(Backend):
                 # file:line, not a crash of the run (exit 3); a start that fails for another
                 # reason stays the backend's error. (Validating every run up front cost a third
                 # process competing with the stand-ins' start for two cores.)
-                with EnvoyValidation(binary, plan, workdir) as validation:
-                    validation.result()
+                _explain_refusal(binary, lab, workdir)
                 raise
             standins.wait()
-            write_egress_files(proxies, envoy.listener_ports, egress)
-            watch = Watchdog(group.processes, envoy.process, envoy.admin_url)
-            mesh = EmbeddedMesh(plan, proxies, lab.namespace, addresses, envoy, watch)
-            try:
-                yield mesh
-            finally:
-                mesh.close()
+            yield workdir, addresses, envoy, group.processes
+
+    @contextmanager
+    def _warm_start(
+        self, lab: LabToDeploy, pods: list[PodSpec], warm: WarmStart
+    ) -> Iterator[Started]:
+        """The processes warm.py started before the lab was read, given their work."""
+        egress = {name: egress_path(warm.workdir, name) for name in lab.proxies.meshed_pods}
+        ids = identities(lab.proxies)[1]
+
+        def render(addresses: Addresses, certs: MeshCerts) -> dict[str, Any]:
+            return self._render(lab, addresses, certs)
+
+        try:
+            with warm.deploy(with_egress(pods, egress), ids, render) as deployed:
+                yield deployed.workdir, deployed.addresses, deployed.envoy, deployed.serving
+        except ConfigRefused as refused:
+            # the same exit 2 as a cold start; the warm folder went with its processes
+            with tempfile.TemporaryDirectory(prefix="meshlab-") as tmp:
+                _explain_refusal(self.binary, lab, Path(tmp))
+            raise refused.error from None
+
+    def _render(self, lab: LabToDeploy, addresses: Addresses, certs: MeshCerts) -> dict[str, Any]:
+        # no access log: nothing reads it, and writing it cost ~20% of Envoy's throughput
+        return render_mesh(
+            lab.proxies,
+            addresses,
+            fixed_ports=self._fixed_ports(lab.proxies),
+            tls=mesh_tls(lab.proxies, lab.resources, certs),
+            stats_prefixes=self.options.stats_prefixes,
+        )
 
     def _fixed_ports(self, proxies: MeshProxies) -> dict[str, int]:
         gateway = proxies.ingress()
@@ -133,6 +190,13 @@ class EmbeddedBackend(Backend):
             for lst in gateway.plan.listeners
             if lst.port == GATEWAY_HTTP_PORT
         }
+
+
+def _explain_refusal(binary: EnvoyBinary, lab: LabToDeploy, workdir: Path) -> None:
+    """`envoy --mode validate` on the lab's config: InputError (exit 2) at the object's
+    file:line when Envoy refuses something of the lab's; returns when it does not."""
+    with EnvoyValidation(binary, lab.plan, workdir) as validation:
+        validation.result()
 
 
 def _pod_spec(pod: PodInstance) -> PodSpec:

@@ -28,7 +28,13 @@ from pathlib import Path
 from typing import Any, TypedDict, Unpack
 
 from meshlab.backends.embedded.egress import EGRESS_ENV
-from meshlab.backends.embedded.processes import ManagedProcess, ProcessGroup, child_env
+from meshlab.backends.embedded.processes import (
+    ManagedProcess,
+    ProcessGroup,
+    child_env,
+    module_argv,
+    source_root,
+)
 from meshlab.backends.embedded.standins import PodSpec
 from meshlab.backends.embedded.standins.host import pod_record
 from meshlab.backends.embedded.standins.server import HOST, StandinServer
@@ -36,10 +42,13 @@ from meshlab.backends.embedded.standins.server import HOST, StandinServer
 __all__ = [
     "PODS_PER_HOST",
     "StandinLaunch",
+    "check_ready",
     "host_argv",
+    "host_name",
     "source_root",
     "spread",
     "start_standins",
+    "with_egress",
 ]
 
 # A host costs ~35 ms of interpreter start and imports, a pod in it well under 1 ms: a new
@@ -51,34 +60,10 @@ STANDIN_MODULE = "meshlab.backends.embedded.standins"
 LISTEN_BACKLOG = StandinServer.request_queue_size  # as a host's own listener would have
 
 
-def host_argv(spec: Path, source_root: str | None = None) -> list[str]:
-    """The command line that runs a stand-in host for the pods in `spec` with this
-    interpreter, isolated (`-I`: no working directory, user site or PYTHON* variables on its
-    path). `source_root`, when meshlab runs from a source tree rather than an install, goes
-    first on the path, passed explicitly instead of through an environment variable."""
-    if source_root is None:
-        argv = [sys.executable, "-I", "-m", STANDIN_MODULE]
-    else:
-        argv = [sys.executable, "-I", "-c", _FROM_SOURCE, source_root]
-    return [*argv, "--spec", str(spec)]
-
-
-# `python -I -c _FROM_SOURCE ROOT ARGS...`: like `-m`, with ROOT first on sys.path
-_FROM_SOURCE = (
-    "import runpy, sys; sys.path.insert(0, sys.argv.pop(1)); "
-    f"runpy.run_module({STANDIN_MODULE!r}, run_name='__main__', alter_sys=True)"
-)
-
-
-def source_root() -> str | None:
-    """The folder holding the meshlab package when it is not an installed one, else None."""
-    import site
-
-    root = str(Path(__file__).resolve().parents[3])
-    site_dirs = [*site.getsitepackages(), site.getusersitepackages()]
-    if root in {str(Path(d).resolve()) for d in site_dirs}:
-        return None  # installed: an isolated interpreter finds it in site-packages
-    return root
+def host_argv(spec: Path | str, source_root: str | None = None) -> list[str]:
+    """The command line that runs a stand-in host for the pods in `spec` (a file, or "-":
+    one line on stdin) with this interpreter, isolated (`module_argv`)."""
+    return module_argv(STANDIN_MODULE, ["--spec", str(spec)], source_root)
 
 
 def spread(pods: Sequence[PodSpec], per_host: int, max_hosts: int) -> list[list[PodSpec]]:
@@ -140,10 +125,8 @@ class StandinLaunch:
         root = source_root()
         env = child_env()
         env.pop(EGRESS_ENV, None)  # a sidecar is per pod: never one inherited from our env
-        paths = egress or {}
-        specs_of = [replace(p, egress=_egress(paths.get(p.name))) for p in pods]
         hosts = spread(
-            specs_of,
+            with_egress(pods, egress),
             PODS_PER_HOST if per_host is None else per_host,
             MAX_HOSTS if max_hosts is None else max_hosts,
         )
@@ -160,7 +143,7 @@ class StandinLaunch:
                     spec = _write_spec(folder, members, fds)
                     self._specs.append(spec)
                     log = Path(log_dir, f"standins-{n}.log") if log_dir is not None else None
-                    name = _host_name(n, len(hosts), members, {p.name for p in group.processes})
+                    name = host_name(n, len(hosts), members, {p.name for p in group.processes})
                     shown = [f"{p.namespace}/{p.name}" for p in members]
                     proc = group.spawn(
                         name,
@@ -199,7 +182,7 @@ class StandinLaunch:
             result: dict[str, dict[int, int]] = {}
             for members, proc in self._started:
                 line = proc.read_json_line(max(self._deadline - time.monotonic(), 0.0))
-                ready = _check_ready(members, proc, line)
+                ready = check_ready(members, proc, line)
                 if self._bound is not None and any(
                     ready[p.name] != self._bound[p.name] for p in members
                 ):
@@ -237,11 +220,17 @@ def _listeners(members: Sequence[PodSpec]) -> Iterator[dict[str, dict[int, socke
                 s.close()
 
 
+def with_egress(pods: Sequence[PodSpec], egress: Mapping[str, Path] | None) -> list[PodSpec]:
+    """The pods, each with its egress file when it has a sidecar (`egress` names those)."""
+    paths = egress or {}
+    return [replace(p, egress=_egress(paths.get(p.name))) for p in pods]
+
+
 def _egress(path: Path | None) -> str | None:
     return None if path is None else str(path)
 
 
-def _host_name(n: int, hosts: int, members: Sequence[PodSpec], taken: set[str]) -> str:
+def host_name(n: int, hosts: int, members: Sequence[PodSpec], taken: set[str]) -> str:
     """`stand-in host 2/3 (67 pods)`, or the pod's own name for a host of one; unique in the
     group (a second start in the same group numbers its hosts on)."""
     if len(members) == 1:
@@ -267,7 +256,7 @@ def _write_spec(
     return Path(name)
 
 
-def _check_ready(
+def check_ready(
     members: Sequence[PodSpec], proc: ManagedProcess, line: dict[str, Any]
 ) -> dict[str, dict[int, int]]:
     """Each pod's ports from a host's ready line, which must name exactly its pods and ports."""

@@ -35,13 +35,15 @@ from typing import IO, Any
 
 from meshlab.errors import BackendError
 
-__all__ = ["ManagedProcess", "ProcessGroup", "child_env"]
+__all__ = ["ManagedProcess", "ProcessGroup", "child_env", "module_argv", "source_root"]
 
 TERMINATE_TIMEOUT = 3.0
 # what a child may inherit from us: locale, temp dir, PATH for tools, Windows' system root,
 # and MESHLAB_* (ours, e.g. a grader's tag); never PYTHON*, LD_*, proxies or secrets
 _KEPT_VARIABLES = ("PATH", "LANG", "LANGUAGE", "TZ", "TMPDIR", "TEMP", "TMP", "SYSTEMROOT")
 _KEPT_PREFIXES = ("LC_", "MESHLAB_")
+# ours, yet per child: a stand-in's sidecar (egress.py's MESHLAB_EGRESS) is never inherited
+_PER_CHILD = ("MESHLAB_EGRESS",)
 # signals a user sends to stop a run: while a child is being started they wait, so that
 # every child (and its log) is registered before the stop unwinds into close()
 _STOP_SIGNALS = tuple(
@@ -175,6 +177,17 @@ class ManagedProcess:
         if not isinstance(value, dict):
             raise self.failure(f"printed JSON that is not an object: {text[:200]!r}")
         return value
+
+    def send_json_line(self, value: Any) -> None:
+        """One JSON line on the child's stdin, which stays open (the lifeline): how a child
+        started before the lab was read gets its work. BackendError if it is gone."""
+        stdin = self._popen.stdin
+        try:
+            assert stdin is not None
+            stdin.write(json.dumps(value, separators=(",", ":")).encode() + b"\n")
+            stdin.flush()
+        except (OSError, ValueError):
+            raise self.failure("was gone before it got its work") from None
 
     def log_tail(self, lines: int = 20) -> str:
         """The last `lines` lines the child wrote to stderr."""
@@ -383,4 +396,34 @@ def child_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
         for key, value in os.environ.items()
         if key.upper() in _KEPT_VARIABLES or key.upper().startswith(_KEPT_PREFIXES)
     }
+    for name in _PER_CHILD:
+        env.pop(name, None)
     return {**env, **(extra or {})}
+
+
+def module_argv(module: str, args: Sequence[str], root: str | None = None) -> list[str]:
+    """`python -I -m MODULE ARGS` with this interpreter, isolated (`-I`: no working directory,
+    user site or PYTHON* variables on its path). `root`, when meshlab runs from a source tree
+    rather than an install (`source_root()`), goes first on the path, passed explicitly
+    instead of through an environment variable."""
+    if root is None:
+        return [sys.executable, "-I", "-m", module, *args]
+    return [sys.executable, "-I", "-c", _FROM_SOURCE.format(module=module), root, *args]
+
+
+# `python -I -c _FROM_SOURCE ROOT ARGS...`: like `-m`, with ROOT first on sys.path
+_FROM_SOURCE = (
+    "import runpy, sys; sys.path.insert(0, sys.argv.pop(1)); "
+    "runpy.run_module({module!r}, run_name='__main__', alter_sys=True)"
+)
+
+
+def source_root() -> str | None:
+    """The folder holding the meshlab package when it is not an installed one, else None."""
+    import site
+
+    root = str(Path(__file__).resolve().parents[3])
+    site_dirs = [*site.getsitepackages(), site.getusersitepackages()]
+    if root in {str(Path(d).resolve()) for d in site_dirs}:
+        return None  # installed: an isolated interpreter finds it in site-packages
+    return root

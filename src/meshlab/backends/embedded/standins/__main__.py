@@ -16,7 +16,14 @@ from collections.abc import Sequence
 
 from meshlab.backends.embedded.standins import PodSpec, behaviour_for
 from meshlab.backends.embedded.standins.egress import ENV as EGRESS_ENV
-from meshlab.backends.embedded.standins.host import load_listeners, load_spec, run
+from meshlab.backends.embedded.standins.host import (
+    load_listeners,
+    load_spec,
+    read_spec_line,
+    run,
+)
+
+STDIN_SPEC = "-"  # `--spec -`: the spec as one line on stdin, sent once the lab is read
 
 
 def _label(text: str) -> tuple[str, str]:
@@ -30,7 +37,9 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m meshlab.backends.embedded.standins", description=__doc__
     )
-    p.add_argument("--spec", help="JSON file listing the pods this host serves (see host.py)")
+    p.add_argument(
+        "--spec", help="JSON file listing the pods this host serves (see host.py); - for stdin"
+    )
     p.add_argument("--pod", help="one pod's name (sent back as x-meshlab-pod)")
     p.add_argument("--namespace", default="default")
     p.add_argument("--image", help="container image; picks the behaviour")
@@ -41,10 +50,15 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _pods(parser: argparse.ArgumentParser, args: argparse.Namespace) -> list[PodSpec]:
+def _pods(parser: argparse.ArgumentParser, args: argparse.Namespace) -> list[PodSpec] | None:
     if args.spec is not None:
         if args.pod or args.image or args.port or args.label or args.egress:
             parser.error("--spec lists the pods: give no --pod/--image/--port/--label/--egress")
+        if args.spec == STDIN_SPEC:
+            try:
+                return read_spec_line(sys.stdin.fileno())
+            except (OSError, ValueError) as exc:
+                parser.error(f"--spec -: {exc}")
         try:
             return load_spec(args.spec)
         except (OSError, ValueError) as exc:
@@ -63,8 +77,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     pods = _pods(parser, args)
+    if pods is None:
+        return 0  # started ahead, then not needed: stdin closed before a spec came
     listeners = {}
-    if args.spec is not None:
+    if args.spec is not None and args.spec != STDIN_SPEC:
         try:
             listeners = load_listeners(args.spec, pods)
         except (OSError, ValueError) as exc:

@@ -6,7 +6,8 @@ sockets, its own PodSpec (name, labels, image, behaviour) and its own egress fil
 calls leave through its own sidecar). The supervisor (`processes.py`) spreads a lab's pods over
 a few hosts and names a dead host's pods when it dies.
 
-The spec file (`--spec`) is JSON written by the supervisor:
+The spec file (`--spec`) is JSON written by the supervisor (`--spec -`: the same JSON as one
+line on stdin, for a host started before the lab was read):
 `{"pods": [{"name", "namespace", "image", "labels": {..}, "ports": [8080], "egress": path|null}]}`.
 The host binds every pod's ports, prints ONE ready line naming each pod's ports
 (`{"ready": true, "pods": {"<pod>": {"8080": 40123}}}`), then serves until SIGTERM, SIGINT,
@@ -29,7 +30,15 @@ from typing import Any, TextIO
 
 from meshlab.backends.embedded.standins.server import HOST, Acceptor, Behaviour, PodSpec, Standin
 
-__all__ = ["load_listeners", "load_spec", "pod_record", "ready_line", "run"]
+__all__ = [
+    "load_listeners",
+    "load_spec",
+    "parse_spec",
+    "pod_record",
+    "read_spec_line",
+    "ready_line",
+    "run",
+]
 
 # a host holds a listener per pod port plus the connections Envoy and the pods' own egress
 # pools open: more than the usual soft limit of 1024 descriptors in a large lab
@@ -51,7 +60,24 @@ def pod_record(pod: PodSpec) -> dict[str, Any]:
 def load_spec(path: str) -> list[PodSpec]:
     """The pods a spec file lists; ValueError saying which entry is wrong and why."""
     with open(path, encoding="utf-8") as f:
-        data = json.load(f)
+        return parse_spec(json.load(f))
+
+
+def read_spec_line(fd: int) -> list[PodSpec] | None:
+    """The pods of a spec sent as one JSON line on `fd` (a host started before the lab was
+    read waits for it there); None at EOF before a whole line (the supervisor let it go).
+    os.read, byte by byte: what follows the line is the lifeline's, never buffered here."""
+    data = bytearray()
+    while not data.endswith(b"\n"):
+        chunk = os.read(fd, 1)
+        if not chunk:
+            return None
+        data += chunk
+    return parse_spec(json.loads(data))
+
+
+def parse_spec(data: Any) -> list[PodSpec]:
+    """The pods of a decoded spec; ValueError saying which entry is wrong and why."""
     records = data.get("pods") if isinstance(data, dict) else None
     if not isinstance(records, list) or not records:
         raise ValueError('expected {"pods": [{"name": ..., "image": ..., "ports": [...]}, ...]}')

@@ -1,0 +1,130 @@
+"""A run's Envoy, stand-in host and CA started before the lab is read (backends/embedded/
+warm.py): the same mesh as a cold start, nothing left behind, a cold start when it does not
+fit, and each worker's own protocol (one JSON line in, one out)."""
+
+from __future__ import annotations
+
+import json
+import stat
+import subprocess
+from collections import Counter
+from pathlib import Path
+
+import psutil
+import pytest
+
+from meshlab.backends.base import LabToDeploy
+from meshlab.backends.embedded import hosts
+from meshlab.backends.embedded.backend import EmbeddedBackend
+from meshlab.backends.embedded.envoy.binary import find_envoy
+from meshlab.backends.embedded.processes import module_argv, source_root
+from meshlab.backends.embedded.warm import CA_MODULE, STANDIN_MODULE, WarmStart, begin
+from meshlab.load.manifests import load_manifests
+from meshlab.mesh.plan import build_plan
+from meshlab.mesh.request import ProbeRequest
+
+pytestmark = pytest.mark.envoy
+
+ROOT = Path(__file__).resolve().parents[2]
+LAB2 = ROOT / "labs" / "2-traffic"
+URL = "http://fleetman-staff-service:8080/driver/City%20Truck"
+
+
+def lab2() -> LabToDeploy:
+    resources = load_manifests([LAB2 / "fleetman.yaml", LAB2 / "istio-rules.yaml"], "default")
+    return LabToDeploy("lab2", "default", resources, build_plan(resources, "default"))
+
+
+def started(backend: EmbeddedBackend) -> WarmStart:
+    warm = begin(backend.options)
+    assert warm is not None
+    return warm
+
+
+def gone(warm: WarmStart) -> bool:
+    return not warm.workdir.exists() and all(not p.alive for p in warm.group.processes)
+
+
+def test_a_warm_start_serves_the_lab_like_a_cold_one(backend: EmbeddedBackend) -> None:
+    warm = started(backend)
+    pids = [p.pid for p in warm.group.processes]
+    embedded = EmbeddedBackend(backend.options, warm)
+    cold = find_envoy(backend.options.envoy)
+    assert (embedded.binary.path, embedded.binary.version) == (cold.path, cold.version)
+    with embedded.deploy(lab2()) as mesh, mesh.session() as session:
+        assert [p.pid for p in warm.group.processes] == pids  # no process started anew
+        outcomes = session.send(ProbeRequest(URL), 200)
+        assert {o.status for o in outcomes} == {200}
+        shares = Counter(o.labels.get("version") for o in outcomes)
+        assert set(shares) == {"safe", "risky"}
+        assert shares["risky"] < shares["safe"]
+        assert mesh.envoy.process.name == "Envoy"
+    assert gone(warm)
+    assert not any(psutil.pid_exists(pid) and psutil.Process(pid).status() != "zombie"
+                   for pid in pids)  # fmt: skip
+
+
+def test_a_lab_needing_more_hosts_lets_the_warm_start_go(
+    backend: EmbeddedBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(hosts, "PODS_PER_HOST", 2)  # lab 2's pods now want two hosts
+    warm = started(backend)
+    embedded = EmbeddedBackend(backend.options, warm)
+    with embedded.deploy(lab2()) as mesh, mesh.session() as session:
+        assert gone(warm)  # let go before the cold start
+        assert {o.status for o in session.send(ProbeRequest(URL), 20)} == {200}
+
+
+def test_a_warm_start_never_used_ends_with_the_backend(backend: EmbeddedBackend) -> None:
+    warm = started(backend)
+    EmbeddedBackend(backend.options, warm).close()
+    assert gone(warm)
+
+
+def _worker(module: str, *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        module_argv(module, list(args), source_root()),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def test_the_ca_worker_certifies_what_it_is_sent(tmp_path: Path) -> None:
+    ids = ["spiffe://cluster.local/ns/default/sa/a", "spiffe://cluster.local/ns/default/sa/b"]
+    worker = _worker(CA_MODULE)
+    line = json.dumps({"directory": str(tmp_path / "certs"), "identities": ids})
+    out, err = worker.communicate(line + "\n", timeout=30)
+    assert worker.returncode == 0, err
+    answer = json.loads(out)
+    assert sorted(answer["identities"]) == ids
+    for cert, key in answer["identities"].values():
+        assert Path(cert).read_text().startswith("-----BEGIN CERTIFICATE-----")
+        assert stat.S_IMODE(Path(key).stat().st_mode) == 0o600
+    assert Path(answer["ca"]).is_file()
+
+
+@pytest.mark.parametrize("module", [CA_MODULE, STANDIN_MODULE])
+def test_a_worker_not_needed_exits_quietly_at_eof(module: str, tmp_path: Path) -> None:
+    args = ["--spec", "-"] if module == STANDIN_MODULE else []
+    worker = _worker(module, *args)
+    out, err = worker.communicate("", timeout=30)
+    assert (worker.returncode, out, err) == (0, "", "")
+
+
+def test_a_host_takes_its_pods_as_one_line_on_stdin() -> None:
+    pod = {"name": "p", "namespace": "default", "image": "x/y:1", "labels": {}, "ports": [8080]}
+    worker = _worker(STANDIN_MODULE, "--spec", "-")
+    try:
+        assert worker.stdin is not None
+        assert worker.stdout is not None
+        worker.stdin.write(json.dumps({"pods": [pod]}) + "\n")
+        worker.stdin.flush()
+        ready = json.loads(worker.stdout.readline())
+        assert ready["ready"] is True
+        assert set(ready["pods"]["p"]) == {"8080"}
+    finally:
+        out, _ = worker.communicate(timeout=30)  # closes stdin: the lifeline's EOF ends it
+    assert worker.returncode == 0
+    assert out == ""
