@@ -14,12 +14,12 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from meshlab.backends.base import Backend, Deployed
-from meshlab.backends.registry import get_backend
+from meshlab.backends.registry import get_backend, warm_start
 from meshlab.checks import Check, CheckContext, CheckResult
 from meshlab.errors import BackendUnavailable, InputError, MeshlabError
 from meshlab.load.lab import LAB_FILE
@@ -27,6 +27,9 @@ from meshlab.mesh.plan import Note
 from meshlab.mesh.request import ProbeRequest
 from meshlab.options import RUN_OPTIONS, RunOption, RunSettings
 from meshlab.pipeline import LabReport, PreparedLab, prepare, run_check
+
+if TYPE_CHECKING:
+    from meshlab.backends.embedded.warm import WarmStart
 
 
 def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginManager) -> None:
@@ -155,7 +158,28 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "kind: needs a real cluster (skipped, with the reason, when there is none)"
     )
-    config.stash[_LABS] = _Labs(config)
+    labs = _Labs(config)
+    labs.warm = _warm_start(config, labs)
+    config.stash[_LABS] = labs
+
+
+def _warm_start(config: pytest.Config, labs: _Labs) -> WarmStart | None:
+    """For a session of labs only (every path a lab folder or a lab.yaml, as `nox -s lab-*`
+    runs): the embedded backend's Envoy, stand-in host and CA started now, while pytest
+    collects and reads the lab (backends/embedded/warm.py); the first deployment takes them.
+    Never for a session that may deploy nothing here (other tests, an xdist controller)."""
+    if getattr(config.option, "numprocesses", None) and not hasattr(config, "workerinput"):
+        return None
+    paths = [Path(str(a).split("::", 1)[0]) for a in config.args]
+    if not paths or not all(
+        (p / LAB_FILE).is_file() if p.is_dir() else p.name == LAB_FILE for p in paths
+    ):
+        return None
+    try:
+        settings = labs.settings
+    except pytest.UsageError:
+        return None  # said when the backend is made
+    return warm_start(settings.backend, settings.backend_options())
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
@@ -193,6 +217,7 @@ class _Labs:
 
     config: pytest.Config
     deployments: dict[Path, _Deployment] = field(default_factory=dict)
+    warm: WarmStart | None = None  # processes started ahead, for the backend to take
     _backend: Backend | None = None
     _kind_refusal: str | None = None
 
@@ -209,7 +234,8 @@ class _Labs:
     def backend(self) -> Backend:
         if self._backend is None:
             settings = self.settings
-            self._backend = get_backend(settings.backend, settings.backend_options())
+            warm, self.warm = self.warm, None
+            self._backend = get_backend(settings.backend, settings.backend_options(), warm)
         return self._backend
 
     def kind_refusal(self) -> str:
@@ -230,6 +256,9 @@ class _Labs:
     def close_backend(self) -> None:
         """At session end: the kind backend deletes the cluster it created (unless kept)."""
         backend, self._backend = self._backend, None
+        warm, self.warm = self.warm, None
+        if warm is not None:
+            warm.close()  # no lab was deployed
         if backend is not None:
             backend.close()
 

@@ -9,6 +9,7 @@ from xml.etree import ElementTree
 
 import pytest
 
+from meshlab.pytest_plugin import _LABS
 from meshlab.report.model import RunReport
 
 pytestmark = pytest.mark.envoy
@@ -156,3 +157,21 @@ def test_labs_only_refuses_a_config_file_from_the_graded_folder(
     result = pytester.runpytest_subprocess("--meshlab-labs-only", "--co", str(lab_copy))
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*--meshlab-labs-only: pytest read its configuration from*"])
+
+
+def test_a_session_of_labs_starts_the_embedded_processes_ahead(
+    pytester: pytest.Pytester, lab_copy: Path
+) -> None:
+    """`pytest LAB_DIR` (a lab session) starts Envoy, a host and the CA while pytest collects;
+    a session that may deploy nothing here (other paths) does not."""
+    config = pytester.parseconfigure(str(lab_copy))
+    warm = config.stash[_LABS].warm
+    assert warm is not None
+    try:
+        assert {p.name for p in warm.group.processes} == {"Envoy", "stand-in host", "mesh CA"}
+    finally:
+        config.stash[_LABS].close_backend()
+    assert not warm.workdir.exists()
+    assert all(not p.alive for p in warm.group.processes)
+    other = pytester.parseconfigure(str(lab_copy), str(pytester.path))
+    assert other.stash[_LABS].warm is None
