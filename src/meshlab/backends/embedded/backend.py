@@ -104,8 +104,9 @@ class EmbeddedBackend(Backend):
         proxies = lab.proxies
         # ServiceEntry hosts too: loopback stand-ins in place of the outside world
         pods = [_pod_spec(p) for p in lab.plan.registry.all_pods]
+        binary = self.binary  # asked of the warm Envoy, if any, before it is taken
         warm, self._warm = self._warm, None
-        if warm is not None and not warm.fits(self.binary, pods):
+        if warm is not None and not warm.fits(binary, pods):
             warm.close()
             warm = None
         started = self._warm_start(lab, pods, warm) if warm else self._cold_start(lab, pods)
