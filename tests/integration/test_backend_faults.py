@@ -255,15 +255,6 @@ def test_sigterm_and_sighup_clean_up_like_ctrl_c(watched: Start, sig: int, code:
     run.assert_nothing_left()
 
 
-def test_ctrl_c_while_stand_ins_start_leaks_nothing(watched: Start) -> None:
-    run = watched(TRAFFIC_LAB)
-    run.wait_for(_standin_host, timeout=60)
-    run.process.send_signal(signal.SIGINT)
-    got, _ = run.finish(FAULT_BOUND)
-    assert got == 130, run.output()
-    run.assert_nothing_left()
-
-
 TRAP = "import pathlib; pathlib.Path({path!r}).write_text('imported')\nraise ImportError\n"
 
 
@@ -299,13 +290,23 @@ def _ca_worker(procs: list[psutil.Process]) -> psutil.Process | None:
     return None
 
 
-def test_sigterm_before_the_lab_is_read_leaks_nothing(watched: Start) -> None:
-    """Envoy, a host and the CA start before the lab is read: a stop then ends them too."""
+@pytest.mark.parametrize(
+    ("started", "sig", "code"),
+    [(_standin_host, signal.SIGINT, 130), (_ca_worker, signal.SIGTERM, 143)],
+    ids=["ctrl-c-as-the-host-starts", "sigterm-as-the-ca-starts"],
+)
+def test_a_stop_while_processes_start_leaks_nothing(
+    watched: Start,
+    started: Callable[[list[psutil.Process]], psutil.Process | None],
+    sig: int,
+    code: int,
+) -> None:
+    """Envoy, the host and the CA start before the lab is read: a stop then ends them too."""
     run = watched(TRAFFIC_LAB)
-    run.wait_for(_ca_worker, timeout=60)
-    run.process.send_signal(signal.SIGTERM)
+    run.wait_for(started, timeout=60)
+    run.process.send_signal(sig)
     got, _ = run.finish(FAULT_BOUND)
-    assert got == 143, run.output()
+    assert got == code, run.output()
     run.assert_nothing_left()
 
 
