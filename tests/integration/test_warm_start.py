@@ -5,8 +5,10 @@ fit, and each worker's own protocol (one JSON line in, one out)."""
 from __future__ import annotations
 
 import json
+import os
 import stat
 import subprocess
+import sys
 from collections import Counter
 from pathlib import Path
 
@@ -128,3 +130,20 @@ def test_a_host_takes_its_pods_as_one_line_on_stdin() -> None:
         out, _ = worker.communicate(timeout=30)  # closes stdin: the lifeline's EOF ends it
     assert worker.returncode == 0
     assert out == ""
+
+
+def test_an_envoy_path_that_is_not_envoy_is_refused_as_before(tmp_path: Path) -> None:
+    """The warm start runs whatever --envoy names; when that is no Envoy, the run still ends
+    with the cold start's message (exit 2), and nothing it started is left."""
+    fake = tmp_path / "envoy"
+    fake.write_text("#!/bin/sh\necho not envoy\nexit 1\n")
+    fake.chmod(0o755)
+    env = {**os.environ, "TMPDIR": str(tmp_path)}
+    done = subprocess.run(
+        [sys.executable, "-P", "-c", "from meshlab.cli import main; main()", "run", str(LAB2),
+         "--envoy", str(fake)],
+        capture_output=True, text=True, timeout=60, check=False, env=env,
+    )  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    assert "did not answer `--version` like Envoy" in done.stderr
+    assert [p.name for p in tmp_path.iterdir()] == ["envoy"]

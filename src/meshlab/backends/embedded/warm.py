@@ -25,7 +25,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from meshlab.backends.embedded.certs import Identity, MeshCerts
-from meshlab.backends.embedded.envoy.binary import EnvoyBinary, likely_envoy, version_in
+from meshlab.backends.embedded.envoy.binary import (
+    VERSION_TIMEOUT,
+    EnvoyBinary,
+    likely_envoy,
+    version_in,
+)
 from meshlab.backends.embedded.envoy.dynamic import dynamic_bootstrap, write_empty_resources
 from meshlab.backends.embedded.envoy.spawn import (
     ENVOY,
@@ -110,7 +115,8 @@ class WarmStart:
         from meshlab.backends.embedded.client import get_json
 
         try:
-            admin = self.envoy.admin_url(time.monotonic() + WORK_TIMEOUT)
+            # as long as `--version` would be given: an executable that is not Envoy may hang
+            admin = self.envoy.admin_url(time.monotonic() + VERSION_TIMEOUT)
             info = get_json(f"{admin}/server_info", 5)
         except (BackendError, OSError, ValueError):
             return None
