@@ -372,3 +372,25 @@ def test_a_hanging_envoy_version_is_killed_with_its_child(tmp_path: Path) -> Non
     assert binary._version_of(fake, timeout=0.5) is None
     assert time.monotonic() - started < 5
     assert gone(int(pidfile.read_text()), timeout=2)
+
+
+def test_wait_answers_at_the_exit_or_none_at_the_timeout(no_leaks: None) -> None:
+    with ProcessGroup() as group:
+        quick = group.spawn("quick", py("import sys; sys.exit(7)"))
+        slow = group.spawn("slow", py("import time; time.sleep(60)"))
+        assert quick.wait(timeout=30) == 7
+        assert quick.wait(timeout=0) == 7  # reaped: the same answer again
+        assert slow.wait(timeout=0.05) is None
+        assert slow.alive
+
+
+def test_a_child_spawned_with_another_stop_signal_gets_it_first(no_leaks: None) -> None:
+    """Envoy is stopped with SIGKILL (its shutdown costs a run time, and nothing of it is
+    needed afterwards); others get SIGTERM."""
+    with ProcessGroup() as group:
+        killed = group.spawn(
+            "killed", py("import time; time.sleep(60)"), stop_signal=signal.SIGKILL
+        )
+        termed = group.spawn("termed", py("import time; time.sleep(60)"))
+    assert killed.returncode == -signal.SIGKILL
+    assert termed.returncode == -signal.SIGTERM
