@@ -1,0 +1,119 @@
+"""The stand-in server's own request parsing (standins/server.py `parse_request`) against
+`http.server`'s, request by request: same method, target, version, headers (lower-case
+names, in order), connection rule, or the same error status."""
+
+from __future__ import annotations
+
+import io
+from http.server import BaseHTTPRequestHandler
+from typing import Any
+
+import pytest
+
+from meshlab.backends.embedded.standins import PodSpec, behaviour_for
+from meshlab.backends.embedded.standins.server import StandinHandler
+
+POD = PodSpec("pod-a", "default", "nginx:1", {}, (8080,))
+HEAD = b"GET /driver/City%20Truck HTTP/1.1\r\n"
+CORPUS: dict[str, bytes] = {
+    "envoy": HEAD
+    + b"host: fleetman-staff-service:8080\r\nx-forwarded-proto: http\r\n"
+    + b"x-request-id: 1b2c\r\nx-envoy-attempt-count: 1\r\nx-b3-sampled: 0\r\n\r\n",
+    "repeats and case": HEAD + b"X-A: 1\r\nx-a: 2\r\nCookie: k=v\r\n\r\n",
+    "http/1.0": b"GET / HTTP/1.0\r\nhost: h\r\n\r\n",
+    "http/1.0 keep-alive": b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n",
+    "close": HEAD + b"Connection: close\r\n\r\n",
+    "close twice, first wins": HEAD + b"connection: keep-alive\r\nconnection: close\r\n\r\n",
+    "spaces kept at the end": HEAD + b"x-a:   padded  \r\nx-b:\tq\r\n\r\n",
+    "bare LF": b"GET / HTTP/1.1\nhost: h\nx-a: 1\n\n",
+    "folded": HEAD + b"x-long: one\r\n  two\r\n\tthree\r\nx-b: 2\r\n\r\n",
+    "not a header line": HEAD + b"x-a: 1\r\nnot a header\r\nx-b: 2\r\n\r\n",
+    "space in a name": HEAD + b"x a: 1\r\nx-b: 2\r\n\r\n",
+    "empty value": HEAD + b"x-empty:\r\n\r\n",
+    "latin-1": HEAD + b"x-name: caf\xe9\r\n\r\n",
+    "99 headers": HEAD + b"".join(b"x-%d: v\r\n" % i for i in range(99)) + b"\r\n",
+    "100 headers": HEAD + b"".join(b"x-%d: v\r\n" % i for i in range(100)) + b"\r\n",
+    "line too long": HEAD + b"x: " + b"v" * 65536 + b"\r\n\r\n",
+    "no blank line": HEAD + b"x-a: 1\r\n",
+    "unknown method": b"BREW /pot HTTP/1.1\r\nhost: x\r\n\r\n",
+    "double slash": b"GET //evil.example/x HTTP/1.1\r\nhost: x\r\n\r\n",
+    "http/0.9": b"GET /\r\n",
+    "bad version": b"GET / HTTP/1.x\r\n\r\n",
+    "http/2": b"GET / HTTP/2.0\r\n\r\n",
+    "garbage": b"garbage\r\n\r\n",
+    "too many words": b"GET / x HTTP/1.1\r\n\r\n",
+}
+
+
+class _Server:
+    pod = POD
+    container_port = 8080
+    behaviour = behaviour_for(POD.image)
+
+
+class _Stdlib(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    error: int | None = None
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        self.error = int(code)
+
+
+def _handler(cls: type[Any], data: bytes) -> Any:
+    handler = cls.__new__(cls)  # no socket: the parsing alone
+    line, _, rest = data.partition(b"\n")
+    handler.raw_requestline = line + b"\n"
+    handler.rfile = io.BytesIO(rest)
+    handler.wfile = io.BytesIO()
+    handler.server = _Server()
+    handler.request_version = handler.default_request_version
+    handler.command = None
+    return handler
+
+
+def _parsed(handler: Any, ok: bool, pairs: Any) -> Any:
+    if not ok:
+        return "error"
+    return (
+        handler.command,
+        handler.path,
+        handler.request_version,
+        handler.close_connection,
+        pairs,
+        handler.rfile.read(),
+    )
+
+
+def _by_stdlib(data: bytes) -> Any:
+    handler = _handler(_Stdlib, data)
+    ok = handler.parse_request()
+    pairs = tuple((k.lower(), v) for k, v in handler.headers.items()) if ok else None
+    return _parsed(handler, ok, pairs), handler.error
+
+
+def _by_standin(data: bytes) -> Any:
+    handler = _handler(StandinHandler, data)
+    ok = handler.parse_request()
+    error = None
+    if not ok:
+        status_line = handler.wfile.getvalue().split(b"\r\n", 1)[0]
+        error = int(status_line.split()[1]) if status_line else None
+    return _parsed(handler, ok, handler.header_pairs if ok else None), error
+
+
+@pytest.mark.parametrize("name", sorted(CORPUS))
+def test_parses_as_http_server_does(name: str) -> None:
+    assert _by_standin(CORPUS[name]) == _by_stdlib(CORPUS[name])
+
+
+def test_the_fast_path_does_not_use_the_email_parser(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The point of the own parser: a plain request never reaches http.client's."""
+    import http.client
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("http.client.parse_headers called")
+
+    monkeypatch.setattr(http.client, "parse_headers", refuse)
+    handler = _handler(StandinHandler, CORPUS["envoy"])
+    assert handler.parse_request()
+    assert dict(handler.header_pairs)["x-request-id"] == "1b2c"
