@@ -5,13 +5,15 @@ names, in order), connection rule, or the same error status."""
 from __future__ import annotations
 
 import io
+from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 import pytest
 
 from meshlab.backends.embedded.standins import PodSpec, behaviour_for
-from meshlab.backends.embedded.standins.server import StandinHandler
+from meshlab.backends.embedded.standins.server import Request, Response, StandinHandler
 
 POD = PodSpec("pod-a", "default", "nginx:1", {}, (8080,))
 HEAD = b"GET /driver/City%20Truck HTTP/1.1\r\n"
@@ -117,3 +119,38 @@ def test_the_fast_path_does_not_use_the_email_parser(monkeypatch: pytest.MonkeyP
     handler = _handler(StandinHandler, CORPUS["envoy"])
     assert handler.parse_request()
     assert dict(handler.header_pairs)["x-request-id"] == "1b2c"
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        "/driver/City%20Truck",
+        "/",
+        "/a/b/",
+        "/a?b=c",
+        "/a#frag",
+        "//evil.example/x",
+        "http://host:8080/p?q",
+        "*",
+        "",
+        "\x01/a",
+        "/a;params",
+        "/caf%C3%A9/x%2Fy",
+    ],
+)
+def test_the_path_is_what_urlsplit_gives(target: str) -> None:
+    request = Request(POD, 8080, "GET", target)
+    assert request.path == urlsplit(target).path
+    assert request.segments == tuple(unquote(s) for s in urlsplit(target).path.split("/") if s)
+
+
+@pytest.mark.parametrize("status", [200, 404, 418, 503, 599, 299])
+def test_the_status_line_reason_is_the_stdlib_phrase(status: int) -> None:
+    try:
+        expected = HTTPStatus(status).phrase
+    except ValueError:
+        expected = "Unknown"
+    handler = _handler(StandinHandler, CORPUS["envoy"])
+    handler.parse_request()
+    handler.send_standin_response(Response(status, b"{}"))
+    assert handler.wfile.getvalue().split(b"\r\n", 1)[0] == f"HTTP/1.1 {status} {expected}".encode()

@@ -68,12 +68,15 @@ class Request:
     @property
     def path(self) -> str:
         """The raw path without the query string."""
-        return urlsplit(self.target).path
+        target = self.target
+        if target[:1] == "/" and target[1:2] != "/" and "?" not in target and "#" not in target:
+            return target  # what urlsplit gives for a plain path, without its cost per request
+        return urlsplit(target).path
 
     @property
     def segments(self) -> tuple[str, ...]:
         """Decoded, non-empty path segments: `/driver/City%20Truck` → ("driver", "City Truck")."""
-        return tuple(unquote(s) for s in self.path.split("/") if s)
+        return tuple([unquote(s) for s in self.path.split("/") if s])
 
     def header(self, name: str) -> str | None:
         """The first value of a header, case-insensitively."""
@@ -107,7 +110,7 @@ class Behaviour:
 
 def json_response(status: int, payload: Any, headers: tuple[tuple[str, str], ...] = ()) -> Response:
     """A compact JSON response."""
-    body = json.dumps(payload, separators=(",", ":")).encode()
+    body = _COMPACT.encode(payload).encode()
     return Response(status, body, "application/json", headers)
 
 
@@ -247,10 +250,12 @@ class StandinHandler(BaseHTTPRequestHandler):
 
 
 def _reason(status: int) -> str:
-    try:
-        return HTTPStatus(status).phrase
-    except ValueError:
-        return "Unknown"
+    return _REASONS.get(status, "Unknown")
+
+
+_REASONS = {int(s): s.phrase for s in HTTPStatus}
+# what json.dumps(..., separators=(",", ":")) builds on every call, built once
+_COMPACT = json.JSONEncoder(separators=(",", ":"))
 
 
 _VERSIONS = ("HTTP/1.1", "HTTP/1.0")
