@@ -44,6 +44,11 @@ CORPUS: dict[str, bytes] = {
     "http/2": b"GET / HTTP/2.0\r\n\r\n",
     "garbage": b"garbage\r\n\r\n",
     "too many words": b"GET / x HTTP/1.1\r\n\r\n",
+    "no headers": b"GET / HTTP/1.1\r\n\r\nGET /next HTTP/1.1\r\n\r\n",
+    "a second request behind": HEAD + b"x-a: 1\r\n\r\nGET /next HTTP/1.1\r\nx-b: 2\r\n\r\n",
+    "a body behind": b"POST / HTTP/1.1\r\ncontent-length: 4\r\n\r\nbody",
+    "a lone CR in a value": HEAD + b"x-a: 1\r2\r\n\r\n",
+    "an empty name": HEAD + b": v\r\nx-a: 1\r\n\r\n",
 }
 
 
@@ -61,11 +66,13 @@ class _Stdlib(BaseHTTPRequestHandler):
         self.error = int(code)
 
 
-def _handler(cls: type[Any], data: bytes) -> Any:
-    handler = cls.__new__(cls)  # no socket: the parsing alone
+def _handler(cls: type[Any], data: bytes, buffered: bool = True) -> Any:
+    """A handler with no socket, for the parsing alone; `buffered`: a socket's reader (the
+    whole header block in its buffer), else one without `peek` (read line by line)."""
+    handler = cls.__new__(cls)
     line, _, rest = data.partition(b"\n")
     handler.raw_requestline = line + b"\n"
-    handler.rfile = io.BytesIO(rest)
+    handler.rfile = io.BufferedReader(io.BytesIO(rest)) if buffered else io.BytesIO(rest)
     handler.wfile = io.BytesIO()
     handler.server = _Server()
     handler.request_version = handler.default_request_version
@@ -93,8 +100,8 @@ def _by_stdlib(data: bytes) -> Any:
     return _parsed(handler, ok, pairs), handler.error
 
 
-def _by_standin(data: bytes) -> Any:
-    handler = _handler(StandinHandler, data)
+def _by_standin(data: bytes, buffered: bool) -> Any:
+    handler = _handler(StandinHandler, data, buffered)
     ok = handler.parse_request()
     error = None
     if not ok:
@@ -104,8 +111,9 @@ def _by_standin(data: bytes) -> Any:
 
 
 @pytest.mark.parametrize("name", sorted(CORPUS))
-def test_parses_as_http_server_does(name: str) -> None:
-    assert _by_standin(CORPUS[name]) == _by_stdlib(CORPUS[name])
+@pytest.mark.parametrize("buffered", [True, False], ids=["block", "lines"])
+def test_parses_as_http_server_does(name: str, buffered: bool) -> None:
+    assert _by_standin(CORPUS[name], buffered) == _by_stdlib(CORPUS[name])
 
 
 def test_the_fast_path_does_not_use_the_email_parser(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -116,9 +124,10 @@ def test_the_fast_path_does_not_use_the_email_parser(monkeypatch: pytest.MonkeyP
         raise AssertionError("http.client.parse_headers called")
 
     monkeypatch.setattr(http.client, "parse_headers", refuse)
-    handler = _handler(StandinHandler, CORPUS["envoy"])
-    assert handler.parse_request()
-    assert dict(handler.header_pairs)["x-request-id"] == "1b2c"
+    for buffered in (True, False):
+        handler = _handler(StandinHandler, CORPUS["envoy"], buffered)
+        assert handler.parse_request()
+        assert dict(handler.header_pairs)["x-request-id"] == "1b2c"
 
 
 @pytest.mark.parametrize(

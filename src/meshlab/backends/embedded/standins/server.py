@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import io
 import json
 import selectors
 import socket
@@ -26,6 +25,12 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import unquote, urlsplit
+
+from meshlab.backends.embedded.standins.headers import (
+    buffered_header_pairs,
+    first,
+    read_header_pairs,
+)
 
 HOST = "127.0.0.1"
 
@@ -155,17 +160,18 @@ class StandinHandler(BaseHTTPRequestHandler):
         self.requestline = line
         self.command, self.path, self.request_version = words
         self.close_connection = words[2] == "HTTP/1.0"
-        pairs = _read_header_pairs(self.rfile)
+        buffered = buffered_header_pairs(self.rfile)
+        pairs = read_header_pairs(self.rfile) if buffered is None else buffered
         if isinstance(pairs, str):
             self.send_error(HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE, pairs)
             return False
         self.header_pairs = pairs
-        connection = (_first(pairs, "connection") or "").lower()
+        connection = (first(pairs, "connection") or "").lower()
         if connection == "close":
             self.close_connection = True
         elif connection == "keep-alive":
             self.close_connection = False
-        expect = (_first(pairs, "expect") or "").lower()
+        expect = (first(pairs, "expect") or "").lower()
         if expect == "100-continue" and words[2] == "HTTP/1.1":
             return self.handle_expect_100()
         return True
@@ -193,9 +199,9 @@ class StandinHandler(BaseHTTPRequestHandler):
 
     def _read_body(self) -> bytes | None:
         """Consume the request body so the next request on this connection parses cleanly."""
-        if "chunked" in (_first(self.header_pairs, "transfer-encoding") or "").lower():
+        if "chunked" in (first(self.header_pairs, "transfer-encoding") or "").lower():
             return self._read_chunked()
-        length = _first(self.header_pairs, "content-length")
+        length = first(self.header_pairs, "content-length")
         if length is None:
             return b""
         try:
@@ -259,46 +265,6 @@ _COMPACT = json.JSONEncoder(separators=(",", ":"))
 
 
 _VERSIONS = ("HTTP/1.1", "HTTP/1.0")
-_MAX_LINE = 65536  # http.client._MAXLINE, which http.server applies to header lines
-_MAX_HEADERS = 100  # http.client._MAXHEADERS
-
-
-def _read_header_pairs(rfile: io.BufferedIOBase) -> tuple[tuple[str, str], ...] | str:
-    """The header block up to its blank line as (lower-case name, value) pairs, as
-    `http.client.parse_headers` and the email parser behind it give them: a folded line
-    continues the last value, a line that is not `name: value` ends the headers (the lines
-    after it are read, not kept). Over http.client's limits: the error message instead."""
-    pairs: list[tuple[str, str]] = []
-    count = 0
-    taking = True
-    while True:
-        raw = rfile.readline(_MAX_LINE + 1)
-        if len(raw) > _MAX_LINE:
-            return "Line too long"
-        count += 1
-        if count > _MAX_HEADERS:
-            return "Too many headers"
-        if raw in (b"\r\n", b"\n", b""):
-            return tuple(pairs)
-        if not taking:
-            continue
-        line = str(raw, "iso-8859-1").rstrip("\r\n")
-        if line[:1] in (" ", "\t") and pairs:
-            name, value = pairs[-1]
-            pairs[-1] = (name, f"{value}\r\n{line}")
-            continue
-        name, colon, value = line.partition(":")
-        if not colon or " " in name or not (name.isascii() and name.isprintable()):
-            taking = False
-            continue
-        pairs.append((name.lower(), value.lstrip(" \t")))
-
-
-def _first(pairs: tuple[tuple[str, str], ...], name: str) -> str | None:
-    for key, value in pairs:
-        if key == name:
-            return value
-    return None
 
 
 class StandinServer(ThreadingHTTPServer):
