@@ -62,6 +62,10 @@ CORPUS: dict[str, bytes] = {
     "body cut short": b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nabc",
     "chunk cut short": b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\nab",
     "nothing": b"",
+    "a lone CR in a value": b"HTTP/1.1 200 OK\r\nx-a: 1\r2\r\ncontent-length: 0\r\n\r\n",
+    "an empty name": b"HTTP/1.1 200 OK\r\n: v\r\nx-a: 1\r\ncontent-length: 0\r\n\r\n",
+    "no headers": b"HTTP/1.1 200 OK\r\n\r\nto the end",
+    "folded after a repeat": b"HTTP/1.1 200 OK\r\nv: 1\r\nv: 2\r\n 3\r\ncontent-length: 0\r\n\r\n",
     "cut in the status line": b"HTTP/1.1 20",
     "cut in the headers": b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nx-a: 1",
 }
@@ -176,3 +180,16 @@ def test_writes_the_request_head_http_client_writes(
 def test_a_line_break_in_a_header_is_refused(bad: dict[str, str]) -> None:
     with pytest.raises(ValueError, match="line break"):
         encode_request("GET", "/", bad, 80)
+
+
+def test_a_plain_head_is_read_without_the_line_by_line_reader(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The point of the regex pass: Envoy's usual answer never takes the slow path."""
+    from meshlab.backends.embedded import wire
+
+    def refuse(lines: list[str]) -> Any:
+        raise AssertionError("line by line")
+
+    monkeypatch.setattr(wire, "_header_lines", refuse)
+    assert _by_wire(ENVOY, "GET")[3] == ENVOY[-12:]

@@ -23,6 +23,9 @@ MAX_HEADERS = 100  # http.client._MAXHEADERS
 _RECV = 65536
 _HEAD_END = re.compile(rb"\r?\n\r?\n")
 _NO_BODY = frozenset({204, 304})
+# a header block of plain `name: value` CRLF lines (most responses): read in two regex passes
+_PLAIN_BLOCK = re.compile(r"(?:[!-9;-~]+:[ \t]*[^\r\n]*\r\n)*\r\n")
+_PLAIN_LINE = re.compile(r"([!-9;-~]+):[ \t]*([^\r\n]*)\r\n")
 
 
 def encode_request(method: str, path: str, headers: Mapping[str, str], port: int) -> bytes:
@@ -116,28 +119,21 @@ class Reader:
                 break  # EOF ends the head, as in http.client: parse what came
         start, end = (found.start(), found.end()) if found else (len(buf), len(buf))
         self._buf = buf[end:]
-        lines = buf[:start].decode("latin-1").split("\n")
-        status, version = _status_line(lines[0])
-        headers: dict[str, str] = {}
-        cookies: list[str] = []
-        if len(lines) > MAX_HEADERS:  # the blank line counts too, as in http.client
-            raise http.client.HTTPException(f"got more than {MAX_HEADERS} headers")
-        name = ""
-        for raw in lines[1:]:
-            if len(raw) >= MAX_LINE:
-                raise http.client.LineTooLong("header line")
-            line = raw.rstrip("\r")
-            if line[:1] in (" ", "\t") and name:  # a folded line: kept as email keeps it
-                headers[name] = f"{headers[name]}\r\n{line}"
-                continue
-            key, colon, value = line.partition(":")
-            if not colon or " " in key or not (key.isascii() and key.isprintable()):
-                break  # not a header: email's parser stops here, the rest is lost to it
-            name = key.lower()
-            value = value.lstrip(" \t")
-            headers[name] = f"{headers[name]}, {value}" if name in headers else value
-            if name == "set-cookie":
-                cookies.append(value)
+        text = buf[:start].decode("latin-1")
+        line_end = text.find("\n")
+        status, version = _status_line(text if line_end < 0 else text[:line_end])
+        block = "\r\n" if line_end < 0 else text[line_end + 1 :] + "\r\n\r\n"
+        if (
+            len(block) < MAX_LINE
+            and block.count("\n") <= MAX_HEADERS
+            and _PLAIN_BLOCK.fullmatch(block) is not None
+        ):
+            pairs = _PLAIN_LINE.findall(block)
+            headers = {name.lower(): value for name, value in pairs}
+            if len(headers) == len(pairs):  # no name twice: nothing to join
+                cookie = headers.get("set-cookie")
+                return status, version, headers, [cookie] if cookie is not None else []
+        headers, cookies = _header_lines(text.split("\n")[1:])
         return status, version, headers, cookies
 
     def _exactly(self, n: int) -> bytes:
@@ -185,6 +181,35 @@ class Reader:
         while chunk := self.sock.recv(_RECV):
             parts.append(chunk)
         return b"".join(parts)
+
+
+def _header_lines(lines: list[str]) -> tuple[dict[str, str], list[str]]:
+    """Header lines one by one, as http.client and its email parser read them: the limits,
+    folded lines, a lone CR ending a line, a nameless line dropped, a line that is not a
+    header ending the headers."""
+    headers: dict[str, str] = {}
+    cookies: list[str] = []
+    if len(lines) >= MAX_HEADERS:  # the blank line counts too, as in http.client
+        raise http.client.HTTPException(f"got more than {MAX_HEADERS} headers")
+    name = ""
+    for raw in lines:
+        if len(raw) >= MAX_LINE:
+            raise http.client.LineTooLong("header line")
+        for line in raw.rstrip("\r").split("\r"):
+            if line[:1] in (" ", "\t") and name:  # a folded line: kept as email keeps it
+                headers[name] = f"{headers[name]}\r\n{line}"
+                continue
+            key, colon, value = line.partition(":")
+            if not colon or " " in key or not (key.isascii() and key.isprintable()):
+                return headers, cookies  # not a header: email stops here, the rest is lost
+            if not key:
+                continue  # no name: email drops the line
+            name = key.lower()
+            value = value.lstrip(" \t")
+            headers[name] = f"{headers[name]}, {value}" if name in headers else value
+            if name == "set-cookie":
+                cookies.append(value)
+    return headers, cookies
 
 
 def _status_line(raw: str) -> tuple[int, str]:
