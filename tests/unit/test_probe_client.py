@@ -1,9 +1,11 @@
 """The probe's HTTP client (backends/embedded/client.py) against a local counting server:
 outcomes come back in request order whatever the connections, cookies travel once set,
-a stale keep-alive connection is retried once, and a raising check stops every lane."""
+a stale keep-alive connection is retried once, a raising check stops every lane, and a
+request that gets no answer in time is a timeout."""
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -97,16 +99,14 @@ def test_order_is_the_request_numbering_not_completion(
     """Each request is numbered by a header only the connection's share knows about: the
     numbering of the results must be 0..n-1 whatever lane sent them."""
     sent: list[int] = []
-    original = probe.Connection.request
+    original = probe.Connection.send
 
     def numbered(self: probe.Connection, method: str, path: str, headers: Any, jar: Any) -> Any:
-        with lock:
-            n = len(sent)
-            sent.append(n)
+        n = len(sent)
+        sent.append(n)
         return original(self, method, path, {**headers, "x-n": str(n)}, jar)
 
-    lock = threading.Lock()
-    monkeypatch.setattr(probe.Connection, "request", numbered)
+    monkeypatch.setattr(probe.Connection, "send", numbered)
     c = Client(port(server), 5)
     try:
         c.batch("GET", "/slow", {"host": "h"}, 1)
@@ -191,6 +191,28 @@ def test_a_raising_check_stops_every_lane(server: Server) -> None:
         with pytest.raises(RuntimeError, match="backend fault"):
             c.batch("GET", "/", {"host": "h"}, 400, check)
         assert server.served < 1 + 400  # the lanes stopped early
+        # the answers still due were dropped with their connections: the next batch reads
+        # its own answers, not those
+        after = replies(c.batch("GET", "/after", {"host": "h"}, 12))
+        assert all(r.body.startswith(b"/after|") for r in after)
     finally:
         c.close()
-    assert c._pool is None  # closed: no thread left behind
+    assert c._connections == []
+
+
+def test_an_answer_that_never_comes_is_a_timeout_on_its_own_lane() -> None:
+    """A listener that accepts but never answers: every request times out after the
+    timeout, and the lanes do not wait for one another's timeouts one after the other."""
+    mute = socket.create_server(("127.0.0.1", 0))
+    c = Client(mute.getsockname()[1], 0.3)
+    try:
+        started = time.perf_counter()
+        got = c.batch("GET", "/", {"host": "h"}, 9)
+        took = time.perf_counter() - started
+        assert all(isinstance(r, Failure) and r.timed_out for r in got), got
+        assert all(r.describe() == "TimeoutError: timed out" for r in got)
+        # the first alone (0.3 s), then 8 over 4 lanes: two rounds of 0.3 s at once
+        assert 0.85 <= took < 2.5
+    finally:
+        c.close()
+        mute.close()

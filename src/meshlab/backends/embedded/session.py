@@ -58,7 +58,10 @@ class EmbeddedSession(Session):
         if entry.passthrough:  # iptables: the address the client dialled
             headers[ORIGINAL_DST_HEADER] = entry.passthrough
         results = client.batch(request.method, request.path, headers, count, self._watch)
-        outcomes = [self._outcome(r, request, entry) for r in results]
+        # the request's parts once per batch: `ProbeRequest` parses its URL on each access
+        host, path = request.host, request.path
+        services: dict[str | None, str] = {}
+        outcomes = [self._outcome(r, host, path, entry, services) for r in results]
         self._after_batch(outcomes)
         return outcomes
 
@@ -67,7 +70,15 @@ class EmbeddedSession(Session):
             self._clients[port] = Client(port, self._timeout, fresh)
         return self._clients[port]
 
-    def _outcome(self, result: Reply | Failure, request: ProbeRequest, entry: Entry) -> Outcome:
+    def _outcome(
+        self,
+        result: Reply | Failure,
+        host: str,
+        path: str,
+        entry: Entry,
+        services: dict[str | None, str],
+    ) -> Outcome:
+        """One answer as an Outcome; `services` caches `service_of` by cluster for a batch."""
         if isinstance(result, Failure):
             return Outcome(status=None, error=result.describe(), latency=result.latency)
         headers = result.headers
@@ -79,27 +90,32 @@ class EmbeddedSession(Session):
         else:  # kube-proxy passes bytes: the stand-in names itself
             pod = self._pods_by_name.get(headers.get(POD_HEADER, ""))
             flags, cluster = "-", None
+        service = services.get(cluster)
+        if service is None:
+            service = services[cluster] = service_of(cluster, host)
+        labels = dict(pod.labels) if pod else {}
         first = Hop(
-            service=service_of(cluster, request.host),
+            service=service,
             pod=pod.name if pod else None,
-            labels=dict(pod.labels) if pod else {},
+            labels=labels,
             status=result.status,
             response_flags=flags,
             caller=entry.caller,
             depth=1,
-            path=request.path,
+            path=path,
         )
-        deeper = nested_hops(headers.get(HOPS_HEADER), first.pod, 2, self._pod_of)
+        nested = headers.get(HOPS_HEADER)
+        hops = (first, *nested_hops(nested, first.pod, 2, self._pod_of)) if nested else (first,)
         return Outcome(
             status=result.status,
             pod=first.pod,
-            labels=first.labels,
+            labels=labels,
             response_flags=flags,
             upstream_cluster=cluster,
             body=result.body[: 4 * BODY_LIMIT].decode("utf-8", "replace")[:BODY_LIMIT],
             headers=headers,
             latency=result.latency,
-            hops=(first, *deeper),
+            hops=hops,
         )
 
     def close(self) -> None:
