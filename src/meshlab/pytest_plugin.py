@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -168,7 +169,10 @@ def _warm_start(config: pytest.Config, labs: _Labs) -> WarmStart | None:
     runs): the embedded backend's Envoy, stand-in host and CA started now, while pytest
     collects and reads the lab (backends/embedded/warm.py); the first deployment takes them.
     Never for a session that may deploy nothing here (other tests, an xdist controller)."""
-    if getattr(config.option, "numprocesses", None) and not hasattr(config, "workerinput"):
+    xdist_controller = config.getoption("numprocesses", default=None) and not os.environ.get(
+        "PYTEST_XDIST_WORKER"
+    )
+    if xdist_controller:
         return None
     paths = [Path(str(a).split("::", 1)[0]) for a in config.args]
     if not paths or not all(
