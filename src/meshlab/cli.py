@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 import click
 
 from meshlab.commands.runopts import run_options as _run_options
+from meshlab.commands.startup import collector_paused_until_started
 from meshlab.errors import EXIT_BACKEND, EXIT_FAILED, EXIT_PASSED, MeshlabError, printable
 from meshlab.options import RunSettings, kind_only_message
 
@@ -165,6 +166,18 @@ def cli() -> None:
 @_run_options
 def run(lab_dir: Path, json_path: Path | None, junit_path: Path | None, **values: object) -> None:
     """Apply LAB_DIR's manifests, send traffic as a meshed client, check the observed split."""
+    with collector_paused_until_started() as started:
+        _run(lab_dir, json_path, junit_path, values, started)
+
+
+def _run(
+    lab_dir: Path,
+    json_path: Path | None,
+    junit_path: Path | None,
+    values: dict[str, object],
+    started: Callable[[], None],
+) -> None:
+    """`run`, told when its start-up (imports, then loading the lab) is over."""
     from meshlab.backends.registry import get_backend, warm_start
 
     settings = RunSettings.from_values(values)
@@ -188,6 +201,7 @@ def run(lab_dir: Path, json_path: Path | None, junit_path: Path | None, **values
 
         options = settings.run_options()
         prepared = prepare(lab_dir, options.budgets, options.design, options.requests)
+        started()  # what start-up made lives until exit: later collections skip it
         # what the run is about, before the first request: the run may take a while
         for line in header_lines(prepared.lab.name, prepared.lab.title, chosen.describe()):
             click.echo(line)
