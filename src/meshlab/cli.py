@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from meshlab.commands.lazy import LazyGroup
 from meshlab.commands.runopts import run_options as _run_options
 from meshlab.commands.startup import collector_paused_until_started
 from meshlab.errors import EXIT_BACKEND, EXIT_FAILED, EXIT_PASSED, MeshlabError, printable
@@ -134,7 +135,25 @@ def program() -> None:
         raise
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+# The other subcommands, each family in its module under meshlab.commands, imported when named
+_SUBCOMMANDS = {
+    "list": "meshlab.commands.labs:list_labs",
+    "doctor": "meshlab.commands.labs:doctor",
+    "envoy-config": "meshlab.commands.explain:envoy_config",
+    "explain": "meshlab.commands.explain:explain",
+    "wizard": "meshlab.commands.wizard:wizard",
+    "analyze": "meshlab.commands.analyze:analyze",
+    "results-page": "meshlab.commands.analyze:results_page",
+    "grade": "meshlab.commands.grade:grade",
+    "up": "meshlab.commands.up:up",
+}
+
+
+@click.group(
+    cls=LazyGroup,
+    lazy=_SUBCOMMANDS,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
 @click.option(
     "--version",
     is_flag=True,
@@ -251,24 +270,3 @@ def _colour(line: str, style: Style) -> str:
     if style == "pass":
         return click.style(line, fg="green")
     return line
-
-
-def _add_commands() -> None:
-    """The other subcommands, each family in its module under meshlab.commands."""
-    from meshlab.commands import analyze, explain, grade, labs, up, wizard
-
-    for command in (
-        labs.list_labs,
-        labs.doctor,
-        explain.envoy_config,
-        explain.explain,
-        wizard.wizard,
-        analyze.analyze,
-        analyze.results_page,
-        grade.grade,
-        up.up,
-    ):
-        cli.add_command(command)
-
-
-_add_commands()

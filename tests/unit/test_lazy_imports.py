@@ -18,6 +18,7 @@ import pytest
 
 from meshlab.checks import base as checks_base
 from meshlab.checks import registry
+from meshlab.commands.lazy import LazyGroup
 from meshlab.load import istio
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -114,6 +115,32 @@ def test_importing_reads_no_package_metadata(probe: dict[str, dict[str, list[str
     the first schema build, in prepare: that one is pydantic's to pay.)"""
     assert "meshlab.version" in probe["import"]["stdlib"]  # the probe can see it
     assert "importlib.metadata" not in probe["import"]["stdlib"]
+
+
+@pytest.mark.parametrize("stage", ["import", "prepare"])
+def test_a_run_imports_no_other_subcommand(
+    probe: dict[str, dict[str, list[str]]], stage: str
+) -> None:
+    loaded = set(probe[stage]["modules"])
+    assert "meshlab.cli" in loaded  # the probe imported the command line
+    others = ("analyze", "explain", "grade", "labs", "up", "wizard")
+    assert not {f"meshlab.commands.{name}" for name in others} & loaded
+
+
+def test_every_lazy_subcommand_is_the_command_of_its_name() -> None:
+    """A typo in the table would only show when a student runs that command."""
+    import click
+
+    from meshlab.cli import cli
+
+    assert isinstance(cli, LazyGroup)
+    ctx = click.Context(cli)
+    for name in cli.lazy:
+        command = cli.get_command(ctx, name)
+        assert command is not None
+        assert command.name == name
+    assert "run" in cli.list_commands(ctx)
+    assert cli.list_commands(ctx) == sorted(cli.list_commands(ctx))
 
 
 def test_no_schema_takes_a_builtin_default_factory() -> None:
