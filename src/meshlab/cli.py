@@ -21,7 +21,9 @@ from typing import TYPE_CHECKING
 
 import click
 
+from meshlab.commands.lazy import LazyGroup
 from meshlab.commands.runopts import run_options as _run_options
+from meshlab.commands.startup import collector_paused_until_started
 from meshlab.errors import EXIT_BACKEND, EXIT_FAILED, EXIT_PASSED, MeshlabError, printable
 from meshlab.options import RunSettings, kind_only_message
 
@@ -133,7 +135,25 @@ def program() -> None:
         raise
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+# The other subcommands, each family in its module under meshlab.commands, imported when named
+_SUBCOMMANDS = {
+    "list": "meshlab.commands.labs:list_labs",
+    "doctor": "meshlab.commands.labs:doctor",
+    "envoy-config": "meshlab.commands.explain:envoy_config",
+    "explain": "meshlab.commands.explain:explain",
+    "wizard": "meshlab.commands.wizard:wizard",
+    "analyze": "meshlab.commands.analyze:analyze",
+    "results-page": "meshlab.commands.analyze:results_page",
+    "grade": "meshlab.commands.grade:grade",
+    "up": "meshlab.commands.up:up",
+}
+
+
+@click.group(
+    cls=LazyGroup,
+    lazy=_SUBCOMMANDS,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
 @click.option(
     "--version",
     is_flag=True,
@@ -165,6 +185,18 @@ def cli() -> None:
 @_run_options
 def run(lab_dir: Path, json_path: Path | None, junit_path: Path | None, **values: object) -> None:
     """Apply LAB_DIR's manifests, send traffic as a meshed client, check the observed split."""
+    with collector_paused_until_started() as started:
+        _run(lab_dir, json_path, junit_path, values, started)
+
+
+def _run(
+    lab_dir: Path,
+    json_path: Path | None,
+    junit_path: Path | None,
+    values: dict[str, object],
+    started: Callable[[], None],
+) -> None:
+    """`run`, told when its start-up (imports, then loading the lab) is over."""
     from meshlab.backends.registry import get_backend, warm_start
 
     settings = RunSettings.from_values(values)
@@ -188,6 +220,7 @@ def run(lab_dir: Path, json_path: Path | None, junit_path: Path | None, **values
 
         options = settings.run_options()
         prepared = prepare(lab_dir, options.budgets, options.design, options.requests)
+        started()  # what start-up made lives until exit: later collections skip it
         # what the run is about, before the first request: the run may take a while
         for line in header_lines(prepared.lab.name, prepared.lab.title, chosen.describe()):
             click.echo(line)
@@ -223,7 +256,7 @@ def _echo_diagnostics(info: dict[str, str]) -> None:
 
 
 def _print_version(ctx: click.Context) -> None:
-    """`--version`; the package metadata is read only then (importlib.metadata costs ~50 ms)."""
+    """`--version`: the version meshlab.version declares (pyproject.toml says the same)."""
     from meshlab.version import __version__
 
     click.echo(f"meshlab, version {__version__}")
@@ -237,24 +270,3 @@ def _colour(line: str, style: Style) -> str:
     if style == "pass":
         return click.style(line, fg="green")
     return line
-
-
-def _add_commands() -> None:
-    """The other subcommands, each family in its module under meshlab.commands."""
-    from meshlab.commands import analyze, explain, grade, labs, up, wizard
-
-    for command in (
-        labs.list_labs,
-        labs.doctor,
-        explain.envoy_config,
-        explain.explain,
-        wizard.wizard,
-        analyze.analyze,
-        analyze.results_page,
-        grade.grade,
-        up.up,
-    ):
-        cli.add_command(command)
-
-
-_add_commands()

@@ -7,6 +7,7 @@ imported and which pydantic schemas it built, and the test names what must stay 
 from __future__ import annotations
 
 import ast
+import importlib
 import io
 import json
 import subprocess
@@ -17,6 +18,7 @@ import pytest
 
 from meshlab.checks import base as checks_base
 from meshlab.checks import registry
+from meshlab.commands.lazy import LazyGroup
 from meshlab.load import istio
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -38,9 +40,9 @@ def built():
                 seen.append(f"{sub.__module__}.{sub.__qualname__}")
     return sorted(set(seen))
 
-import meshlab.cli, meshlab.pipeline
+import meshlab.cli, meshlab.pipeline, meshlab.backends.embedded.backend
 after_import = {"modules": sorted(m for m in sys.modules if m.startswith("meshlab")),
-                "built": built()}
+                "built": built(), "stdlib": sorted(sys.modules)}
 from meshlab.pipeline import prepare
 prepare(Path(sys.argv[1]))
 after_prepare = {"modules": sorted(m for m in sys.modules if m.startswith("meshlab")),
@@ -100,6 +102,72 @@ def test_loading_lab_2_builds_the_schemas_it_validates_only(
     assert "meshlab.load.istio.virtualservice.VirtualService" in built  # the test can fail
     assert "meshlab.load.k8s.Deployment" in built
     assert "meshlab.load.istio.peerauthentication.PeerAuthentication" not in built
+
+
+def test_importing_builds_no_report_schema(probe: dict[str, dict[str, list[str]]]) -> None:
+    """The report's schemas are built when the run's report is, and only those it uses."""
+    assert [m for m in probe["import"]["built"] if m.startswith("meshlab.report.")] == []
+    assert [m for m in probe["prepare"]["built"] if m.startswith("meshlab.report.")] == []
+
+
+def test_importing_reads_no_package_metadata(probe: dict[str, dict[str, list[str]]]) -> None:
+    """meshlab.version is a literal. (pydantic's plugin loader imports importlib.metadata on
+    the first schema build, in prepare: that one is pydantic's to pay.)"""
+    assert "meshlab.version" in probe["import"]["stdlib"]  # the probe can see it
+    assert "importlib.metadata" not in probe["import"]["stdlib"]
+
+
+@pytest.mark.parametrize("stage", ["import", "prepare"])
+def test_a_run_imports_no_other_subcommand(
+    probe: dict[str, dict[str, list[str]]], stage: str
+) -> None:
+    loaded = set(probe[stage]["modules"])
+    assert "meshlab.cli" in loaded  # the probe imported the command line
+    others = ("analyze", "explain", "grade", "labs", "up", "wizard")
+    assert not {f"meshlab.commands.{name}" for name in others} & loaded
+
+
+def test_every_lazy_subcommand_is_the_command_of_its_name() -> None:
+    """A typo in the table would only show when a student runs that command."""
+    import click
+
+    from meshlab.cli import cli
+
+    assert isinstance(cli, LazyGroup)
+    ctx = click.Context(cli)
+    for name in cli.lazy:
+        command = cli.get_command(ctx, name)
+        assert command is not None
+        assert command.name == name
+    assert "run" in cli.list_commands(ctx)
+    assert cli.list_commands(ctx) == sorted(cli.list_commands(ctx))
+
+
+def test_no_schema_takes_a_builtin_default_factory() -> None:
+    """`Field(default=[])`, not `Field(default_factory=list)`: pydantic copies a mutable default
+    for each object anyway, and a factory makes every schema build that meets it call
+    inspect.signature(list), which tokenizes list's text signature (~10 ms for lab 2)."""
+    from pydantic import BaseModel
+
+    for path in sorted((SRC / "meshlab").rglob("*.py")):
+        module = ".".join(path.relative_to(SRC).with_suffix("").parts).removesuffix(".__init__")
+        if ".standins" in module or module.endswith("__main__"):
+            continue  # stdlib only, no pydantic there
+        importlib.import_module(module)
+    offenders, todo, seen = [], [BaseModel], 0
+    while todo:
+        for model in todo.pop().__subclasses__():
+            todo.append(model)
+            if not model.__module__.startswith("meshlab."):
+                continue
+            seen += 1
+            offenders += [
+                f"{model.__module__}.{model.__qualname__}.{name}"
+                for name, info in model.model_fields.items()
+                if info.default_factory in (list, dict, set, tuple, frozenset)
+            ]
+    assert seen > 50  # the walk found meshlab's schemas: the test can fail
+    assert offenders == []
 
 
 def test_progress_without_a_terminal_does_not_import_rich(

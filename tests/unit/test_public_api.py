@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -29,9 +30,15 @@ def test_an_unknown_name_is_an_attribute_error() -> None:
         meshlab.no_such_thing  # noqa: B018
 
 
-def test_the_version_comes_from_the_package_metadata() -> None:
+def test_the_version_is_pyprojects_and_the_installed_metadatas() -> None:
+    """meshlab.version is a literal (no importlib.metadata at start-up): it must say what
+    pyproject.toml says, and what the installed package says."""
+    import tomllib
     from importlib.metadata import version
 
+    pyproject = Path(__file__).resolve().parents[2] / "pyproject.toml"
+    declared = tomllib.loads(pyproject.read_text(encoding="utf-8"))["project"]["version"]
+    assert meshlab.__version__ == declared
     assert meshlab.__version__ == version("meshlab")
 
 

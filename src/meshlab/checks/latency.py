@@ -51,7 +51,7 @@ class LatencySpec(SampledSpec):
     # D: the delay a request is judged by; default: the fault delay of the request's route
     delay: str | None = None
     # upper bounds on percentiles of every request's latency, e.g. {p50: 100ms, p99: 2s}
-    within: dict[str, str] = Field(default_factory=dict)
+    within: dict[str, str] = Field(default={})
 
     @field_validator("delay")
     @classmethod

@@ -77,7 +77,7 @@ def _origin_word(value: Any) -> Any:
 class RequestSpec(Strict):
     url: str
     method: _METHODS = "GET"
-    headers: dict[str, str] = Field(default_factory=dict, max_length=MAX_HEADERS)
+    headers: dict[str, str] = Field(default={}, max_length=MAX_HEADERS)
     # `from` is a Python keyword: the field is `from_`, lab.yaml spells it `from`
     from_: Annotated[
         Annotated[Literal["mesh", "browser", "no-sidecar"], Tag("str")]

@@ -32,9 +32,9 @@ class GradedSubmission(_Model):
     max_points: float = 0.0
     passed: bool = False
     error: str | None = None
-    ignored: list[str] = Field(default_factory=list)  # files of the submission not used, why
+    ignored: list[str] = Field(default=[])  # files of the submission not used, why
     seconds: float = 0.0
-    checks: list[GradedCheck] = Field(default_factory=list)
+    checks: list[GradedCheck] = Field(default=[])
 
 
 class ClassReport(_Model):
@@ -43,8 +43,8 @@ class ClassReport(_Model):
     lab: str
     meshlab: str = __version__
     shard: str | None = None  # "I/N" when this report is one shard of a class
-    backend: dict[str, str] = Field(default_factory=dict)  # as `meshlab run --json` says it
-    submissions: list[GradedSubmission] = Field(default_factory=list)
+    backend: dict[str, str] = Field(default={})  # as `meshlab run --json` says it
+    submissions: list[GradedSubmission] = Field(default=[])
 
     @property
     def check_names(self) -> list[str]:

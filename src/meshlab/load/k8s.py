@@ -78,8 +78,8 @@ class ObjectMeta(Strict):
     name: str | None = None
     generateName: str | None = None
     namespace: str | None = None
-    labels: dict[str, str] = Field(default_factory=dict)
-    annotations: dict[str, str] = Field(default_factory=dict)
+    labels: dict[str, str] = Field(default={})
+    annotations: dict[str, str] = Field(default={})
     creationTimestamp: str | None = None
     uid: Any = None
     resourceVersion: Any = None
@@ -147,7 +147,7 @@ class ContainerPort(Strict):
 class Container(Strict):
     name: str
     image: str | None = None
-    ports: list[ContainerPort] = Field(default_factory=list)
+    ports: list[ContainerPort] = Field(default=[])
     args: Any = None
     command: Any = None
     env: Any = None
@@ -189,7 +189,7 @@ class Container(Strict):
 
 class PodSpec(Strict):
     containers: list[Container] = Field(min_length=1)
-    initContainers: list[Container] = Field(default_factory=list)
+    initContainers: list[Container] = Field(default=[])
     activeDeadlineSeconds: Any = None
     affinity: Any = None
     automountServiceAccountToken: Any = None
@@ -238,12 +238,12 @@ class PodTemplate(Strict):
 class LabelSelectorRequirement(Strict):
     key: str
     operator: Literal["In", "NotIn", "Exists", "DoesNotExist"]
-    values: list[str] = Field(default_factory=list)
+    values: list[str] = Field(default=[])
 
 
 class LabelSelector(Strict):
-    matchLabels: dict[str, str] = Field(default_factory=dict)
-    matchExpressions: list[LabelSelectorRequirement] = Field(default_factory=list)
+    matchLabels: dict[str, str] = Field(default={})
+    matchExpressions: list[LabelSelectorRequirement] = Field(default=[])
 
     def matches(self, labels: dict[str, str]) -> bool:
         if any(labels.get(k) != v for k, v in self.matchLabels.items()):
@@ -294,7 +294,7 @@ class ServicePort(Strict):
 
 
 class ServiceSpec(Strict):
-    ports: list[ServicePort] = Field(default_factory=list)
+    ports: list[ServicePort] = Field(default=[])
     selector: dict[str, str] | None = None
     type: Literal["ClusterIP", "NodePort", "LoadBalancer", "ExternalName"] = "ClusterIP"
     clusterIP: str | None = None

@@ -400,7 +400,13 @@ def _pod(name: str, owner: Resource, labels: dict[str, str], spec: k8s.PodSpec) 
 
 
 def _template_hash(resource: Resource) -> str:
-    """Stable like a ReplicaSet's pod-template-hash: the same manifest gives the same pod names."""
-    template = resource.body.spec.template.model_dump(mode="json", exclude_none=True)
+    """Stable like a ReplicaSet's pod-template-hash: the same manifest gives the same pod names.
+
+    Dumped through the Deployment's serializer, built when it was validated: the same dict as
+    the template's own dump, without building PodTemplate's schema again (~3 ms a run)."""
+    body = resource.body.model_dump(
+        mode="json", exclude_none=True, include={"spec": {"template": True}}
+    )
+    template = body["spec"]["template"]
     digest = hashlib.sha256(json.dumps(template, sort_keys=True).encode()).hexdigest()
     return digest[:10]

@@ -40,7 +40,9 @@ __all__ = [
 
 class _Model(BaseModel):
     # Finite numbers only (JSON has no NaN); unknown fields of a newer report are ignored.
-    model_config = ConfigDict(allow_inf_nan=False, extra="ignore")
+    # defer_build: a schema is built on first use, so a run builds the few its report uses
+    # (the split check's, the graph's, RunReport's: ~7 ms) instead of all 13 on import (~24 ms)
+    model_config = ConfigDict(allow_inf_nan=False, extra="ignore", defer_build=True)
 
 
 class NoteReport(_Model):
@@ -94,8 +96,8 @@ class ChainEdge(_Model):
     callee_version: str = ""
     service: str = ""  # the Service called, as the hop named it
     requests: int = 0
-    errors: dict[str, int] = Field(default_factory=dict)  # "HTTP 503", "no response" -> calls
-    flags: dict[str, int] = Field(default_factory=dict)  # Envoy flags of the errors -> calls
+    errors: dict[str, int] = Field(default={})  # "HTTP 503", "no response" -> calls
+    flags: dict[str, int] = Field(default={})  # Envoy flags of the errors -> calls
 
     @property
     def failed(self) -> int:
@@ -113,8 +115,8 @@ class TrafficGraph(_Model):
 
     origin: str = "meshlab probe"
     requests: int = 0
-    nodes: list[GraphNode] = Field(default_factory=list)
-    edges: list[ChainEdge] = Field(default_factory=list)
+    nodes: list[GraphNode] = Field(default=[])
+    edges: list[ChainEdge] = Field(default=[])
     folded: int = 0  # versions merged into an app's "other versions" node to bound the page
 
     @property
@@ -138,11 +140,11 @@ class CheckReport(_Model):
     requests: int = 0
     points: float = 0.0
     points_awarded: float = 0.0
-    expected: dict[str, float] = Field(default_factory=dict)
-    observed: dict[str, int] = Field(default_factory=dict)
+    expected: dict[str, float] = Field(default={})
+    observed: dict[str, int] = Field(default={})
     message: str = ""
     seconds: float = 0.0  # how long the check ran (JUnit's `time`)
-    diagnostics: list[DiagnosticReport] = Field(default_factory=list)
+    diagnostics: list[DiagnosticReport] = Field(default=[])
     traffic: TrafficGraph | None = None  # None: a report from before the chain was traced
 
 
@@ -177,7 +179,7 @@ class BucketReport(_Model):
 
 class PodReport(_Model):
     name: str = "?"
-    labels: dict[str, str] = Field(default_factory=dict)
+    labels: dict[str, str] = Field(default={})
     count: int = 0
 
 
@@ -201,12 +203,12 @@ class SplitCheckReport(CheckReport):
     alpha: float = 1e-6
     beta: float = 1e-3
     delta: float = 0.1
-    buckets: list[BucketReport] = Field(default_factory=list)
-    sources: dict[str, list[str]] = Field(default_factory=dict)
-    causes: list[CauseReport] = Field(default_factory=list)
-    response_flags: dict[str, dict[str, int]] = Field(default_factory=dict)
+    buckets: list[BucketReport] = Field(default=[])
+    sources: dict[str, list[str]] = Field(default={})
+    causes: list[CauseReport] = Field(default=[])
+    response_flags: dict[str, dict[str, int]] = Field(default={})
     pods: list[PodReport] | None = None  # None: a report from before pods were recorded
-    errors: dict[str, int] = Field(default_factory=dict)
+    errors: dict[str, int] = Field(default={})
 
     @model_validator(mode="before")
     @classmethod
@@ -292,13 +294,13 @@ class RunReport(_Model):
     lab_dir: str = ""  # the lab's folder, as given to `meshlab run`
     title: str = ""
     backend: str = ""
-    backend_info: dict[str, str] = Field(default_factory=dict)
+    backend_info: dict[str, str] = Field(default={})
     passed: bool = False
     points: float = 0.0
     points_awarded: float = 0.0
     seconds: float = 0.0
-    notes: list[NoteReport] = Field(default_factory=list)
-    diagnostics: list[DiagnosticReport] = Field(default_factory=list)
+    notes: list[NoteReport] = Field(default=[])
+    diagnostics: list[DiagnosticReport] = Field(default=[])
     checks: list[AnyCheckReport]
 
 

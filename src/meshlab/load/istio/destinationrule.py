@@ -21,7 +21,7 @@ from meshlab.load.schema import Strict
 
 class Subset(Strict):
     name: str
-    labels: dict[str, str] = Field(default_factory=dict)
+    labels: dict[str, str] = Field(default={})
     trafficPolicy: TrafficPolicy | None = None
 
     @field_validator("name")
@@ -182,7 +182,7 @@ class ClientTLSSettings(Strict):
     privateKey: str | None = None
     caCertificates: str | None = None
     credentialName: str | None = None
-    subjectAltNames: list[str] = Field(default_factory=list)
+    subjectAltNames: list[str] = Field(default=[])
     sni: str | None = None
     insecureSkipVerify: bool | None = None
     caCrl: str | None = None
@@ -210,8 +210,8 @@ class TrafficPolicy(Strict):
 class DestinationRuleSpec(Strict):
     host: str = Field(min_length=1)
     trafficPolicy: TrafficPolicy | None = None
-    subsets: list[Subset] = Field(default_factory=list)
-    exportTo: list[str] = Field(default_factory=list)
+    subsets: list[Subset] = Field(default=[])
+    exportTo: list[str] = Field(default=[])
     workloadSelector: Any = None
 
     @field_validator("host")

@@ -40,18 +40,18 @@ class ServerTLSSettings(Strict):
     caCertificates: str | None = None
     caCrl: str | None = None
     credentialName: str | None = None
-    credentialNames: list[str] = Field(default_factory=list)
+    credentialNames: list[str] = Field(default=[])
     tlsCertificates: Any = None
-    subjectAltNames: list[str] = Field(default_factory=list)
-    verifyCertificateSpki: list[str] = Field(default_factory=list)
-    verifyCertificateHash: list[str] = Field(default_factory=list)
+    subjectAltNames: list[str] = Field(default=[])
+    verifyCertificateSpki: list[str] = Field(default=[])
+    verifyCertificateHash: list[str] = Field(default=[])
     minProtocolVersion: Literal["TLS_AUTO", "TLSV1_0", "TLSV1_1", "TLSV1_2", "TLSV1_3"] | None = (
         None
     )
     maxProtocolVersion: Literal["TLS_AUTO", "TLSV1_0", "TLSV1_1", "TLSV1_2", "TLSV1_3"] | None = (
         None
     )
-    cipherSuites: list[str] = Field(default_factory=list)
+    cipherSuites: list[str] = Field(default=[])
 
 
 class Server(Strict):
@@ -79,7 +79,7 @@ class Server(Strict):
 
 class GatewaySpec(Strict):
     servers: list[Server] = Field(min_length=1)
-    selector: dict[str, str] = Field(default_factory=dict)
+    selector: dict[str, str] = Field(default={})
 
     @field_validator("selector")
     @classmethod

@@ -22,7 +22,7 @@ class PeerMtls(Strict):
 class PeerSelector(Strict):
     """`selector.matchLabels`: the workloads (in the policy's namespace) it applies to."""
 
-    matchLabels: dict[str, str] = Field(default_factory=dict)
+    matchLabels: dict[str, str] = Field(default={})
 
     @field_validator("matchLabels")
     @classmethod
@@ -34,7 +34,7 @@ class PeerAuthenticationSpec(Strict):
     selector: PeerSelector | None = None
     mtls: PeerMtls | None = None
     # keys are container (target) port numbers; JSON (and so the API server) has string keys
-    portLevelMtls: dict[str, PeerMtls] = Field(default_factory=dict)
+    portLevelMtls: dict[str, PeerMtls] = Field(default={})
 
     @field_validator("portLevelMtls", mode="before")
     @classmethod

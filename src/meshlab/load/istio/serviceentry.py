@@ -20,7 +20,7 @@ class ServiceEntryPort(Strict):
 
 
 class WorkloadSelector(Strict):
-    labels: dict[str, str] = Field(default_factory=dict)
+    labels: dict[str, str] = Field(default={})
 
     @field_validator("labels")
     @classmethod
@@ -30,8 +30,8 @@ class WorkloadSelector(Strict):
 
 class WorkloadEntrySpec(Strict):
     address: str | None = None
-    ports: dict[str, int] = Field(default_factory=dict)
-    labels: dict[str, str] = Field(default_factory=dict)
+    ports: dict[str, int] = Field(default={})
+    labels: dict[str, str] = Field(default={})
     network: str | None = None
     locality: str | None = None
     weight: int | None = Field(default=None, ge=0)
@@ -40,14 +40,14 @@ class WorkloadEntrySpec(Strict):
 
 class ServiceEntrySpec(Strict):
     hosts: list[str] = Field(min_length=1)
-    addresses: list[str] = Field(default_factory=list)
-    ports: list[ServiceEntryPort] = Field(default_factory=list)
+    addresses: list[str] = Field(default=[])
+    ports: list[ServiceEntryPort] = Field(default=[])
     location: Literal["MESH_EXTERNAL", "MESH_INTERNAL"] | None = None
     resolution: Literal["NONE", "STATIC", "DNS", "DNS_ROUND_ROBIN", "DYNAMIC_DNS"] | None = None
-    endpoints: list[WorkloadEntrySpec] = Field(default_factory=list)
+    endpoints: list[WorkloadEntrySpec] = Field(default=[])
     workloadSelector: WorkloadSelector | None = None
-    exportTo: list[str] = Field(default_factory=list)
-    subjectAltNames: list[str] = Field(default_factory=list)
+    exportTo: list[str] = Field(default=[])
+    subjectAltNames: list[str] = Field(default=[])
 
     @field_validator("hosts")
     @classmethod

@@ -51,8 +51,8 @@ class OutboundTrafficPolicy(Strict):
 
 class SidecarSpec(Strict):
     workloadSelector: WorkloadSelector | None = None
-    ingress: list[IstioIngressListener] = Field(default_factory=list)
-    egress: list[IstioEgressListener] = Field(default_factory=list)
+    ingress: list[IstioIngressListener] = Field(default=[])
+    egress: list[IstioEgressListener] = Field(default=[])
     outboundTrafficPolicy: OutboundTrafficPolicy | None = None
     inboundConnectionPool: ConnectionPoolSettings | None = None
 

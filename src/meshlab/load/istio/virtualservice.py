@@ -67,9 +67,9 @@ class HeaderOperations(Strict):
     """Response headers, and what a request may remove: Istio's ValidateHTTPHeaderOperationName
     (no `host`, no `:` prefix) and ValidateHTTPHeaderValue."""
 
-    set: dict[StrictHeaderName, HeaderValue] = Field(default_factory=dict)
-    add: dict[StrictHeaderName, HeaderValue] = Field(default_factory=dict)
-    remove: list[StrictHeaderName] = Field(default_factory=list)
+    set: dict[StrictHeaderName, HeaderValue] = Field(default={})
+    add: dict[StrictHeaderName, HeaderValue] = Field(default={})
+    remove: list[StrictHeaderName] = Field(default=[])
 
     def authority(self) -> str | None:
         """The value of a `host`/`:authority` set or add (validation allows one)."""
@@ -81,8 +81,8 @@ class RequestHeaderOperations(HeaderOperations):
     """ValidateHTTPHeaderWithAuthorityOperationName: request set/add may name `host` or
     `:authority`; istiod turns that into a host rewrite (route.go translateAppendHeaders)."""
 
-    set: dict[RequestHeaderName, HeaderValue] = Field(default_factory=dict)
-    add: dict[RequestHeaderName, HeaderValue] = Field(default_factory=dict)
+    set: dict[RequestHeaderName, HeaderValue] = Field(default={})
+    add: dict[RequestHeaderName, HeaderValue] = Field(default={})
 
 
 class Headers(Strict):
@@ -124,13 +124,13 @@ class HTTPMatchRequest(Strict):
     scheme: StringMatch | None = None
     method: StringMatch | None = None
     authority: StringMatch | None = None
-    headers: dict[MatchHeaderName, StringMatch] = Field(default_factory=dict)
+    headers: dict[MatchHeaderName, StringMatch] = Field(default={})
     port: int | None = Field(default=None, ge=1, le=65535)
-    sourceLabels: dict[str, str] = Field(default_factory=dict)
-    gateways: list[str] = Field(default_factory=list)
-    queryParams: dict[str, StringMatch] = Field(default_factory=dict)
+    sourceLabels: dict[str, str] = Field(default={})
+    gateways: list[str] = Field(default=[])
+    queryParams: dict[str, StringMatch] = Field(default={})
     ignoreUriCase: bool = False
-    withoutHeaders: dict[MatchHeaderName, WithoutHeaderMatch] = Field(default_factory=dict)
+    withoutHeaders: dict[MatchHeaderName, WithoutHeaderMatch] = Field(default={})
     sourceNamespace: str | None = None
     statPrefix: str | None = None
 
@@ -303,8 +303,8 @@ class HTTPDirectResponse(Strict):
 
 class HTTPRoute(Strict):
     name: str | None = None
-    match: list[HTTPMatchRequest] = Field(default_factory=list)
-    route: list[HTTPRouteDestination] = Field(default_factory=list)
+    match: list[HTTPMatchRequest] = Field(default=[])
+    route: list[HTTPRouteDestination] = Field(default=[])
     redirect: HTTPRedirect | None = None
     directResponse: HTTPDirectResponse | None = None
     delegate: Any = None
@@ -364,12 +364,12 @@ class HTTPRoute(Strict):
 
 
 class VirtualServiceSpec(Strict):
-    hosts: list[str] = Field(default_factory=list)
-    gateways: list[str] = Field(default_factory=list)
-    http: list[HTTPRoute] = Field(default_factory=list)
+    hosts: list[str] = Field(default=[])
+    gateways: list[str] = Field(default=[])
+    http: list[HTTPRoute] = Field(default=[])
     tls: Any = None
     tcp: Any = None
-    exportTo: list[str] = Field(default_factory=list)
+    exportTo: list[str] = Field(default=[])
 
     @field_validator("hosts")
     @classmethod
