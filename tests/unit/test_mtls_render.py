@@ -144,3 +144,15 @@ def test_a_ports_settings_replace_the_rules_tls_on_that_port(tmp_path: Path) -> 
     # no tls on the port's settings: auto mTLS there, not the rule's ISTIO_MUTUAL
     assert "transport_socket" not in staff
     assert staff["transport_socket_matches"][0]["name"] == "tlsMode-istio"
+
+
+def test_every_proxy_shares_the_labs_registry_and_plans_as_if_built_alone() -> None:
+    """build_proxies hands each workload's plan the client's registry (istiod has one service
+    registry): the plans equal those built from scratch, and the registry is built once."""
+    resources = [r for r in load_manifests([APP], "default") if r.simulated]
+    proxies = build_proxies(resources, build_plan(resources, "default"))
+    assert proxies.sidecars
+    for sidecar in proxies.sidecars:
+        assert sidecar.plan.registry is proxies.client.plan.registry
+        alone = build_plan(resources, sidecar.namespace, sidecar.labels)
+        assert sidecar.plan == alone

@@ -80,12 +80,17 @@ def build_plan(
     resources: Sequence[Resource],
     client_namespace: str = "default",
     client_labels: Mapping[str, str] = CLIENT_LABELS,
+    *,
+    registry: Registry | None = None,
 ) -> MeshPlan:
     """The plan for a client sidecar in `client_namespace` whose pod carries `client_labels`
     (by default the probe's; a workload's own for `meshlab explain --from`). Every lookup goes
-    through an index (hosts, namespaces, labels), so the time grows linearly with the objects."""
-    # the install's egress gateway is a Service sidecars may route to (mesh/egress_gateway.py)
-    registry = with_egress_gateway(build_registry(resources), resources)
+    through an index (hosts, namespaces, labels), so the time grows linearly with the objects.
+    `registry`: another plan's of the same resources (every proxy of a lab shares it, as they
+    share istiod's service registry), not built again."""
+    if registry is None:
+        # the install's egress gateway is a Service sidecars may route to (egress_gateway.py)
+        registry = with_egress_gateway(build_registry(resources), resources)
     # What the proxy's Sidecar (or istiod's default `*/*` scope) lets it see: Services not
     # exported to its namespace or not imported get no cluster and no vhost.
     scope = sidecar_scope(resources, registry, client_namespace, client_labels)

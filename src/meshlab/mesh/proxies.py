@@ -84,7 +84,7 @@ def build_proxies(
     gateway_pods = {pod for g in gateways for pod in g.pods}
 
     def default_plan(namespace: str, labels: Mapping[str, str]) -> MeshPlan:
-        return build_plan(resources, namespace, labels)
+        return build_plan(resources, namespace, labels, registry=client.registry)
 
     make = plan_for or default_plan
     groups: dict[tuple[str, tuple[tuple[str, str], ...]], list[PodInstance]] = {}
@@ -124,7 +124,8 @@ def sidecar_plans(resources: Sequence[Resource]) -> Callable[[PodInstance], Mesh
             return None
         key = (pod.namespace, tuple(sorted(pod.labels.items())))
         if key not in built:
-            built[key] = build_plan(resources, pod.namespace, dict(pod.labels))
+            shared = next(iter(built.values())).registry if built else None
+            built[key] = build_plan(resources, pod.namespace, dict(pod.labels), registry=shared)
         return built[key]
 
     return plan_of
