@@ -8,7 +8,7 @@ absolutes), and writes them to reports/bench.json:
     check alone;
   * requests the sequential test used vs the design's expected N for a correct config;
   * requests/s through Envoy to the stand-ins, one session sending batches of --rps-requests
-    (spread over up to 4 keep-alive connections);
+    (spread over up to 10 keep-alive connections, client.PARALLEL);
   * static analysis of the lab folder (`meshlab analyze labs/2-traffic`): first call in the
     process, then the median of warm calls;
   * planning time for generated labs of N Services (each with a Deployment, a VirtualService
@@ -592,7 +592,7 @@ def main() -> None:
     )
     print(
         f"embedded mesh: median {rps['median_requests_per_second']:.0f} requests/s "
-        "(one session, large batches over up to 4 keep-alive connections)"
+        "(one session, large batches over up to 10 keep-alive connections)"
     )
     print(
         f"static analysis of lab 2 ({analysis['objects']} objects): first call "
