@@ -281,10 +281,10 @@ ORPHANING_PARENT = """
         ),
     ],
 )
-def test_children_die_with_a_killed_parent(mode: str) -> None:
-    parent = subprocess.Popen(
-        [*py(ORPHANING_PARENT), mode], stdout=subprocess.PIPE, env=dict(os.environ)
-    )
+def test_children_die_with_a_killed_parent(mode: str, tmp_path: Path) -> None:
+    # a killed parent removes none of its children's log files: they go to tmp_path
+    env = {**os.environ, "TMPDIR": str(tmp_path)}
+    parent = subprocess.Popen([*py(ORPHANING_PARENT), mode], stdout=subprocess.PIPE, env=env)
     try:
         assert parent.stdout is not None
         pid = int(parent.stdout.readline())
