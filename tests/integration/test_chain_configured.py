@@ -11,10 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from lab_runs import check_results
 from meshlab.backends.embedded.backend import EmbeddedBackend
 from meshlab.checks import CheckResult
-from meshlab.checks.stats import Design
-from meshlab.pipeline import RunOptions, run_lab
 from staff_rules import HOST, virtual_service
 
 pytestmark = pytest.mark.envoy
@@ -23,7 +22,6 @@ ROOT = Path(__file__).resolve().parents[2]
 FLEETMAN = ROOT / "labs" / "5-fault-injection"
 DRIVER = "http://192.168.49.2:31380/api/vehicles/driver/City%20Truck"
 PAGE = "http://192.168.49.2:31380/"
-DESIGN = Design(alpha=1e-4, beta=1e-2, delta=0.2)  # shorter runs, the same margins
 GATEWAY = """\
 apiVersion: networking.istio.io/v1
 kind: Gateway
@@ -59,8 +57,7 @@ def run(
     (lab / "lab.yaml").write_text(
         f"title: chain\nmanifests: [namespace.yaml, fleetman.yaml, rules.yaml]\nchecks:\n{checks}"
     )
-    report = run_lab(lab, RunOptions(design=DESIGN), backend=backend)
-    return {r.name: r for r in report.results}
+    return check_results(lab, backend)
 
 
 def status_check(name: str, url: str) -> str:

@@ -10,17 +10,15 @@ from pathlib import Path
 
 import pytest
 
+from lab_runs import check_results
 from meshlab.backends.embedded.backend import EmbeddedBackend
 from meshlab.checks import CheckResult
-from meshlab.checks.stats import Design
-from meshlab.pipeline import RunOptions, run_lab
 
 pytestmark = pytest.mark.envoy
 
 ROOT = Path(__file__).resolve().parents[2]
 STAFF = ROOT / "tests" / "data" / "latency" / "staff-bad-and-good.yaml"
 DRIVER = "http://fleetman-staff-service:8080/driver/City%20Truck"
-DESIGN = Design(alpha=1e-4, beta=1e-2, delta=0.2)  # shorter runs, the same margins
 CHECKS = f"""\
   - name: split-configured
     kind: split
@@ -47,8 +45,7 @@ def run(
     (lab / "lab.yaml").write_text(
         f"title: ejection\nmanifests: [{STAFF.name}, dr.yaml]\nchecks:\n{checks}"
     )
-    report = run_lab(lab, RunOptions(design=DESIGN), backend=backend)
-    return {r.name: r for r in report.results}
+    return check_results(lab, backend)
 
 
 def test_the_broken_pod_is_met_then_gone_and_configured_passes(

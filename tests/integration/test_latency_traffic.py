@@ -10,10 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from lab_runs import check_results
 from meshlab.backends.embedded.backend import EmbeddedBackend
 from meshlab.checks import CheckResult
-from meshlab.checks.stats import Design
-from meshlab.pipeline import RunOptions, run_lab
 
 pytestmark = pytest.mark.envoy
 
@@ -22,7 +21,6 @@ FLEETMAN = ROOT / "labs" / "5-fault-injection"
 STAFF = ROOT / "tests" / "data" / "latency" / "staff-bad-and-good.yaml"
 DRIVER = "http://fleetman-staff-service:8080/driver/City%20Truck"
 # a looser contract than grading's keeps these runs short; the margins are the same
-DESIGN = Design(alpha=1e-4, beta=1e-2, delta=0.2)
 
 
 def vs(host: str, body: str) -> str:
@@ -53,8 +51,7 @@ def run(
         (lab / "rules.yaml").write_text(rules)
         names.append("rules.yaml")
     (lab / "lab.yaml").write_text(f"title: latency\nmanifests: {names}\nchecks:\n{checks}")
-    report = run_lab(lab, RunOptions(design=DESIGN), backend=backend)
-    return {r.name: r for r in report.results}
+    return check_results(lab, backend)
 
 
 def test_a_half_delay_is_seen_as_half_delayed_and_its_own_timeout_does_not_cut_it(

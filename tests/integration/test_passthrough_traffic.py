@@ -11,18 +11,17 @@ from pathlib import Path
 
 import pytest
 
+from lab_runs import check_results
 from meshlab.backends.embedded.backend import EmbeddedBackend
 from meshlab.checks import CheckResult
-from meshlab.checks.stats import Design
 from meshlab.errors import InputError
-from meshlab.pipeline import RunOptions, prepare, run_lab
+from meshlab.pipeline import prepare
 
 pytestmark = pytest.mark.envoy
 
 ROOT = Path(__file__).resolve().parents[2]
 LAB2 = ROOT / "labs" / "2-traffic"
 LAB6 = ROOT / "labs" / "6-circuit-breaking"
-DESIGN = Design(alpha=1e-4, beta=1e-2, delta=0.2)  # shorter runs, the same margins
 STAFF = "http://fleetman-staff-service:8080/driver/City%20Truck"
 DRIVER = "http://fleetman-api-gateway:8080/vehicles/driver/City%20Truck"
 
@@ -46,7 +45,7 @@ def run(
     (lab / "sidecar.yaml").write_text(side)
     names = ", ".join([*(f.name for f in files), "sidecar.yaml"])
     (lab / "lab.yaml").write_text(f"title: passthrough\nmanifests: [{names}]\nchecks:\n{checks}")
-    return {r.name: r for r in run_lab(lab, RunOptions(design=DESIGN), backend=backend).results}
+    return check_results(lab, backend)
 
 
 def split(name: str, url: str, expect: str = "") -> str:

@@ -12,6 +12,7 @@ from meshlab.load.manifests import load_manifests
 from meshlab.mesh.expect import ExpectedSplit, configured_split
 from meshlab.mesh.plan import MeshPlan, build_plan
 from meshlab.mesh.request import ProbeRequest
+from staff_rules import virtual_service
 
 ROOT = Path(__file__).resolve().parents[2]
 LAB2 = ROOT / "labs" / "2-traffic"
@@ -36,21 +37,10 @@ def write(tmp_path: Path, text: str, name: str = "rules.yaml") -> Path:
     return path
 
 
-VS_HEAD = """\
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata:
-  name: fleetman-staff-service
-spec:
-  hosts: [fleetman-staff-service]
-  http:
-"""
-
-
 def write_vs(tmp_path: Path, http: str) -> Path:
     """rules.yaml with a VirtualService for the staff service whose `http` list is `http`."""
     rules = textwrap.indent(textwrap.dedent(http).strip("\n") + "\n", "  ")
-    return write(tmp_path, VS_HEAD + rules)
+    return write(tmp_path, virtual_service(rules))
 
 
 def line_of(path: Path, text: str) -> int:
