@@ -50,15 +50,20 @@ def test_a_caller_that_disabled_the_collector_keeps_it_disabled() -> None:
     assert gc.get_freeze_count() == 0
 
 
-def test_a_caller_that_froze_objects_keeps_its_freeze() -> None:
+def test_a_caller_that_froze_objects_keeps_its_freeze(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Neither frozen more nor unfrozen. Watched through the calls: the freeze count itself
+    drifts down when a frozen object is freed (another thread of the test worker does that)."""
     gc.enable()
     gc.freeze()
-    frozen = gc.get_freeze_count()
+    calls: list[str] = []
+    monkeypatch.setattr(gc, "freeze", lambda: calls.append("freeze"))
+    monkeypatch.setattr(gc, "unfreeze", lambda: calls.append("unfreeze"))
     with collector_paused_until_started() as started:
         started()
-        assert gc.get_freeze_count() == frozen  # not ours to freeze more, or to unfreeze
-    assert gc.get_freeze_count() == frozen
+        assert gc.isenabled()
+    assert calls == []  # not ours to freeze more, or to unfreeze
     assert gc.isenabled()
+    assert gc.get_freeze_count() > 0
 
 
 def test_meshlab_run_loads_the_lab_paused_checks_collecting_and_leaves_it_as_before(
