@@ -245,3 +245,48 @@ def test_time_budget_paces_batches_and_stops() -> None:
     stop = ledger.for_check().allow(10, 3.0)[1]
     assert stop is not None
     assert stop.reason == "time: the run took 26.0 s; the limit is 25 s"
+
+
+def test_the_memory_reader_loads_while_the_lab_deploys(monkeypatch: pytest.MonkeyPatch) -> None:
+    """psutil (the first memory reading's import) is loaded in a thread started just before
+    the deployment, whose waits hide it; the checks still read memory as before."""
+    import threading
+
+    from meshlab import pipeline
+
+    loaded = threading.Event()
+    deploying: list[bool] = []
+    monkeypatch.setattr(pipeline, "load_memory_reader", loaded.set)
+    backend = FakeBackend(weighted_pods({"safe": 9, "risky": 1}))
+    deploy = backend.deploy
+
+    def watched_deploy(lab: object) -> object:
+        deploying.append(loaded.wait(5))  # started before the deployment began
+        return deploy(lab)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(backend, "deploy", watched_deploy)
+    report = run_lab(LAB2, RunOptions(requests=20), backend=backend)
+    assert deploying == [True]
+    assert report.results[0].requests == 20
+
+
+def test_work_while_deploying_fails_quietly(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An error there is not the student's to read (whoever needs the work meets it later)."""
+    import threading
+
+    from meshlab import pipeline
+
+    reported: list[object] = []
+    monkeypatch.setattr(threading, "excepthook", reported.append)
+    done = threading.Event()
+
+    def work() -> None:
+        done.set()
+        raise ImportError("no psutil here")
+
+    pipeline._while_deploying(work)
+    assert done.wait(5)
+    for thread in threading.enumerate():
+        if thread.name == "meshlab-while-deploying":
+            thread.join(5)
+    assert reported == []

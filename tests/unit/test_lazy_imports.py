@@ -117,6 +117,27 @@ def test_importing_reads_no_package_metadata(probe: dict[str, dict[str, list[str
     assert "importlib.metadata" not in probe["import"]["stdlib"]
 
 
+def test_the_run_process_imports_no_stand_in_server(
+    probe: dict[str, dict[str, list[str]]],
+) -> None:
+    """The run hands pods to a stand-in host and never serves one: the pods' types come
+    from standins.pods, not from the server (http.server, socketserver: ~10 ms). A cold
+    start's thread pool (concurrent.futures, logging) and `--mode validate`'s module (a
+    refused config's) are imported when used."""
+    loaded = set(probe["import"]["stdlib"])
+    assert "meshlab.backends.embedded.standins.pods" in loaded  # the probe can see it
+    assert (
+        not {
+            "meshlab.backends.embedded.standins.server",
+            "http.server",
+            "socketserver",
+            "concurrent.futures",
+            "meshlab.backends.embedded.envoy.validate",
+        }
+        & loaded
+    )
+
+
 @pytest.mark.parametrize("stage", ["import", "prepare"])
 def test_a_run_imports_no_other_subcommand(
     probe: dict[str, dict[str, list[str]]], stage: str

@@ -41,6 +41,12 @@ def tree_rss_mb() -> float:
     return total / (1024 * 1024)
 
 
+def load_memory_reader() -> None:
+    """Import what `tree_rss_mb` reads with (psutil, ~15 ms of a run) before the first check
+    asks: the pipeline calls it in a thread while the deployment waits for its processes."""
+    import psutil  # noqa: F401
+
+
 @dataclass(frozen=True)
 class BudgetStop:
     """Why a check may send no more: the words after "inconclusive: budget (", and the flag."""

@@ -12,10 +12,9 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from meshlab.backends.base import AccessPoint, Backend, Deployed, LabToDeploy, PodInfo
 from meshlab.backends.embedded.access import access_points
@@ -33,7 +32,6 @@ from meshlab.backends.embedded.envoy.process import (
     start_envoy,
     write_bootstrap,
 )
-from meshlab.backends.embedded.envoy.validate import EnvoyValidation
 from meshlab.backends.embedded.hops import pod_finder
 from meshlab.backends.embedded.hosts import StandinLaunch, with_egress
 from meshlab.backends.embedded.options import EmbeddedOptions
@@ -47,6 +45,9 @@ from meshlab.mesh.plan import MeshPlan, Note
 from meshlab.mesh.proxies import MeshProxies
 from meshlab.mesh.registry import PodInstance
 from meshlab.mesh.request import ProbeRequest
+
+if TYPE_CHECKING:
+    from concurrent.futures import Future
 
 # a deployment's folder, pods' ports, running Envoy and the processes the watchdog minds
 Started = tuple[Path, Addresses, RunningEnvoy, list[ManagedProcess]]
@@ -66,6 +67,8 @@ class EmbeddedBackend(Backend):
         self._warm = warm
         self._finding: Future[EnvoyBinary] | None = None
         if warm is None:
+            from concurrent.futures import ThreadPoolExecutor  # a cold start's only (~10 ms)
+
             # `envoy --version` (~0.1 s, a process) while the caller loads and plans the lab:
             # the CLI makes its backend first; errors (BackendUnavailable) surface at `binary`
             finder = ThreadPoolExecutor(1, thread_name_prefix="meshlab-envoy-find")
@@ -128,6 +131,8 @@ class EmbeddedBackend(Backend):
         with tempfile.TemporaryDirectory(prefix="meshlab-") as tmp, ProcessGroup() as group:
             workdir = Path(tmp)
             egress = {name: egress_path(workdir, name) for name in proxies.meshed_pods}
+            from concurrent.futures import ThreadPoolExecutor
+
             # istiod's CA: a fresh root and a SPIFFE certificate per identity, in this run's
             # temporary directory only, made beside the stand-ins' start (~0.1 s hidden)
             with ThreadPoolExecutor(1, thread_name_prefix="meshlab-ca") as ca:
@@ -196,6 +201,8 @@ class EmbeddedBackend(Backend):
 def _explain_refusal(binary: EnvoyBinary, lab: LabToDeploy, workdir: Path) -> None:
     """`envoy --mode validate` on the lab's config: InputError (exit 2) at the object's
     file:line when Envoy refuses something of the lab's; returns when it does not."""
+    from meshlab.backends.embedded.envoy.validate import EnvoyValidation  # refusals only
+
     with EnvoyValidation(binary, lab.plan, workdir) as validation:
         validation.result()
 

@@ -36,8 +36,7 @@ from meshlab.backends.embedded.processes import (
     source_root,
 )
 from meshlab.backends.embedded.standins import PodSpec
-from meshlab.backends.embedded.standins.host import pod_record
-from meshlab.backends.embedded.standins.server import HOST, StandinServer
+from meshlab.backends.embedded.standins.pods import HOST, LISTEN_BACKLOG, pod_record
 
 __all__ = [
     "PODS_PER_HOST",
@@ -57,7 +56,6 @@ __all__ = [
 PODS_PER_HOST = 64
 MAX_HOSTS = max(os.cpu_count() or 1, 1)
 STANDIN_MODULE = "meshlab.backends.embedded.standins"
-LISTEN_BACKLOG = StandinServer.request_queue_size  # as a host's own listener would have
 
 
 def host_argv(spec: Path | str, source_root: str | None = None) -> list[str]:

@@ -144,7 +144,7 @@ class WarmStart:
         `render` makes of their ports and certificates to Envoy. Ends every process on exit."""
         from meshlab.backends.embedded.envoy.process import take_resources
         from meshlab.backends.embedded.hosts import check_ready, host_name
-        from meshlab.backends.embedded.standins.host import pod_record
+        from meshlab.backends.embedded.standins.pods import pod_record
 
         assert self.envoy is not None, "fits() first"
         envoy = self.envoy

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from meshlab.backends.embedded.standins import external, fleetman, fleetman_chain
-from meshlab.backends.embedded.standins.server import (
+from meshlab.backends.embedded.standins.pods import (
     Behaviour,
     PodSpec,
     Request,

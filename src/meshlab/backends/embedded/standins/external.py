@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from meshlab.backends.embedded.standins.server import Behaviour, Request, Response, json_response
+from meshlab.backends.embedded.standins.pods import Behaviour, Request, Response, json_response
 
 REPOSITORY = "meshlab/external"
 

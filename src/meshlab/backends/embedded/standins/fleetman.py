@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from meshlab.backends.embedded.standins.server import (
+from meshlab.backends.embedded.standins.pods import (
     Behaviour,
     Request,
     Response,

@@ -36,7 +36,7 @@ from meshlab.backends.embedded.standins.fleetman import (
     history_of,
     position,
 )
-from meshlab.backends.embedded.standins.server import (
+from meshlab.backends.embedded.standins.pods import (
     Behaviour,
     Request,
     Response,

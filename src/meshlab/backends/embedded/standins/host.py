@@ -28,7 +28,8 @@ from contextlib import contextmanager
 from types import FrameType
 from typing import Any, TextIO
 
-from meshlab.backends.embedded.standins.server import HOST, Acceptor, Behaviour, PodSpec, Standin
+from meshlab.backends.embedded.standins.pods import HOST, Behaviour, PodSpec, pod_record
+from meshlab.backends.embedded.standins.server import Acceptor, Standin
 
 __all__ = [
     "load_listeners",
@@ -43,18 +44,6 @@ __all__ = [
 # a host holds a listener per pod port plus the connections Envoy and the pods' own egress
 # pools open: more than the usual soft limit of 1024 descriptors in a large lab
 WANTED_FILES = 65536
-
-
-def pod_record(pod: PodSpec) -> dict[str, Any]:
-    """One pod as the spec file lists it (the inverse of `load_spec`)."""
-    return {
-        "name": pod.name,
-        "namespace": pod.namespace,
-        "image": pod.image,
-        "labels": dict(pod.labels),
-        "ports": list(pod.container_ports),
-        "egress": pod.egress,
-    }
 
 
 def load_spec(path: str) -> list[PodSpec]:

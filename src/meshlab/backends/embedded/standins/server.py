@@ -12,125 +12,31 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import json
 import selectors
 import socket
 import socketserver
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import unquote, urlsplit
 
 from meshlab.backends.embedded.standins.headers import (
     buffered_header_pairs,
     first,
     read_header_pairs,
 )
-
-HOST = "127.0.0.1"
-
-
-@dataclass(frozen=True)
-class PodSpec:
-    """What a stand-in needs to know about the pod it plays (no Kubernetes types: stdlib only)."""
-
-    name: str
-    namespace: str
-    image: str
-    labels: Mapping[str, str] = field(default_factory=dict, hash=False)
-    container_ports: tuple[int, ...] = ()
-    # this pod's egress file (`egress.py`): where its sidecar listens; None = no sidecar
-    egress: str | None = None
-
-    def __post_init__(self) -> None:
-        if not self.name:
-            raise ValueError("pod name must not be empty")
-        ports = tuple(int(p) for p in self.container_ports)
-        if bad := [p for p in ports if not 0 < p < 65536]:
-            raise ValueError(f"pod {self.name}: container ports out of range: {bad}")
-        if len(set(ports)) != len(ports):
-            raise ValueError(f"pod {self.name}: duplicate container ports {list(ports)}")
-        object.__setattr__(self, "container_ports", ports)
-        object.__setattr__(self, "labels", dict(self.labels))  # a private copy: frozen means frozen
-
-
-@dataclass(frozen=True)
-class Request:
-    """One parsed request as a behaviour sees it; the body has already been read in full."""
-
-    pod: PodSpec
-    container_port: int
-    method: str
-    target: str  # exactly as received, query included
-    headers: tuple[tuple[str, str], ...] = ()  # lower-case names, in arrival order
-    body: bytes = b""
-
-    @property
-    def path(self) -> str:
-        """The raw path without the query string."""
-        target = self.target
-        if target[:1] == "/" and target[1:2] != "/" and "?" not in target and "#" not in target:
-            return target  # what urlsplit gives for a plain path, without its cost per request
-        return urlsplit(target).path
-
-    @property
-    def segments(self) -> tuple[str, ...]:
-        """Decoded, non-empty path segments: `/driver/City%20Truck` → ("driver", "City Truck")."""
-        return tuple([unquote(s) for s in self.path.split("/") if s])
-
-    def header(self, name: str) -> str | None:
-        """The first value of a header, case-insensitively."""
-        name = name.lower()
-        return next((v for k, v in self.headers if k == name), None)
-
-
-@dataclass(frozen=True)
-class Response:
-    """What a behaviour returns; the server adds content-length and x-meshlab-pod."""
-
-    status: int
-    body: bytes = b""
-    content_type: str = "application/json"
-    headers: tuple[tuple[str, str], ...] = ()
-
-
-Handler = Callable[[Request], Response]
-
-
-@dataclass(frozen=True)
-class Behaviour:
-    """How a stand-in answers: `name` and `summary` are for reports, `handle` does the work;
-    `downstream` lists the authorities it may call (`fleetman-staff-service:8080`), for reports."""
-
-    name: str
-    summary: str
-    handle: Handler
-    downstream: tuple[str, ...] = ()
-
-
-def json_response(status: int, payload: Any, headers: tuple[tuple[str, str], ...] = ()) -> Response:
-    """A compact JSON response."""
-    body = _COMPACT.encode(payload).encode()
-    return Response(status, body, "application/json", headers)
-
-
-def error_response(
-    request: Request, status: int, message: str, headers: tuple[tuple[str, str], ...] = ()
-) -> Response:
-    """A Spring-Boot-shaped JSON error, like the fleetman services send, naming the pod."""
-    payload = {
-        "status": status,
-        "error": HTTPStatus(status).phrase,
-        "message": message,
-        "path": request.path,
-        "pod": request.pod.name,
-    }
-    return json_response(status, payload, headers)
+from meshlab.backends.embedded.standins.pods import (
+    HOST,
+    LISTEN_BACKLOG,
+    Behaviour,
+    PodSpec,
+    Request,
+    Response,
+    error_response,
+)
 
 
 class StandinHandler(BaseHTTPRequestHandler):
@@ -260,8 +166,6 @@ def _reason(status: int) -> str:
 
 
 _REASONS = {int(s): s.phrase for s in HTTPStatus}
-# what json.dumps(..., separators=(",", ":")) builds on every call, built once
-_COMPACT = json.JSONEncoder(separators=(",", ":"))
 
 
 _VERSIONS = ("HTTP/1.1", "HTTP/1.0")
@@ -272,7 +176,7 @@ class StandinServer(ThreadingHTTPServer):
 
     daemon_threads = True
     block_on_close = False  # idle keep-alive connections must not hold up close()
-    request_queue_size = 128
+    request_queue_size = LISTEN_BACKLOG
 
     def __init__(
         self,
