@@ -16,7 +16,10 @@ absolutes), and writes them to reports/bench.json:
   * whole-process wall time of `meshlab run labs/2-traffic` (goal 0.7 s) with its phases, and
     `meshlab --help`, bytecode cached as on a student's machine (median of
     --runs after a warm-up), and with --baseline-src DIR (another checkout's `src`) the same
-    for it, side by side, with the ratio (runs alternate between the two checkouts);
+    for it, side by side, with the ratio (runs alternate between the two checkouts); and the
+    CPU seconds each process of that run spends (the run itself, Envoy, the stand-in hosts,
+    the CA) with the wall no schedule beats with them: their total over the cores, or the
+    run's own CPU if more (one process runs on one core at a time);
   * the lab session's wall: what `nox -s lab-2-traffic` runs once its virtualenv is ready
     (`pytest -q -rP labs/2-traffic --meshlab-reports DIR`; goal 3 s), median of 3-5;
     `--only walls` measures these two alone;
