@@ -34,6 +34,9 @@ ProgressFactory = Callable[[Check], Progress]  # a progress display per check
 
 @dataclass
 class RunOptions:
+    """How to run a lab (`run_lab`, `meshlab run`, `meshlab grade`): the backend, a fixed
+    request count or the sequential design, the Envoy binary, the budgets."""
+
     backend: str = "embedded"
     requests: int | None = None  # fixed N for every split check (None: the sequential design)
     envoy: Path | None = None  # the embedded backend's Envoy (None: its usual search)
@@ -103,6 +106,9 @@ def prepare(
 
 @dataclass
 class LabReport:
+    """One lab's run as it ended: its check results, the notes on what was not simulated, the
+    analysis findings and how long it took; every output is rendered from its `model()`."""
+
     lab: Lab
     backend: dict[str, str]
     results: list[CheckResult]

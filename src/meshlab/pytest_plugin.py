@@ -208,6 +208,9 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 
 @dataclass
 class _Deployment:
+    """One lab deployed for a pytest session: its prepared plan, the running mesh, what tears it
+    down, and the results of its checks so far (for --meshlab-reports)."""
+
     prepared: PreparedLab
     mesh: Deployed
     stack: contextlib.ExitStack

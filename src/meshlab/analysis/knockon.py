@@ -36,6 +36,9 @@ _ROUTES_MISSING = {"SubsetNotReferenced", "SubsetsWithoutVirtualService"}
 
 @dataclass
 class _Refused:
+    """What the refused objects would have provided (hosts, rule hosts, routed hosts, Gateways,
+    workload namespaces), to recognise findings that only blame their absence."""
+
     hosts: set[str] = field(default_factory=set)  # Services and ServiceEntry hosts
     rule_hosts: set[str] = field(default_factory=set)  # DestinationRule hosts
     routed_hosts: set[str] = field(default_factory=set)  # VirtualService destinations

@@ -66,6 +66,9 @@ class Outcome:
 
 @dataclass(frozen=True)
 class PodInfo:
+    """A pod of the deployed mesh as its backend reports it: name, labels, image, and one line on it
+    (the stand-in answering for the image; on kind, the pod's phase and IP)."""
+
     name: str
     labels: Mapping[str, str]
     image: str

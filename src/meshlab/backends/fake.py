@@ -116,6 +116,9 @@ class FakeSession(Session):
 
 @dataclass
 class FakeMesh(Deployed):
+    """A deployed fake mesh: the responder that decides each outcome, its seeded random source, and
+    what the tests inspect afterwards (requests sent, sessions opened)."""
+
     responder: Responder
     rng: random.Random
     pods: Sequence[PodInfo] = ()

@@ -90,6 +90,10 @@ class CheckContext:
 
 @dataclass
 class CheckResult:
+    """What one check found, in the form every report reads: the verdict (pass, fail, inconclusive
+    or error) and its message, the requests spent, the points, and the expected against the observed
+    traffic."""
+
     name: str
     kind: str
     passed: bool

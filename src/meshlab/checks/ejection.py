@@ -74,6 +74,9 @@ class EjectionSpec(CheckSpec):
 
 @dataclass
 class Sent:
+    """One request the ejection check sent and what came back, with when, to place each 5xx and each
+    later request on the timeline of an ejection."""
+
     at: float
     outcome: Outcome
 
@@ -86,6 +89,9 @@ class Sent:
 
 @dataclass
 class PodVerdict:
+    """One failing pod's record: its 5xx count, when the error that should eject it came back and
+    how many requests still reached it afterwards (leaks: the rule did not eject it)."""
+
     pod: str
     name: str  # `pod (version=risky)`
     errors: int

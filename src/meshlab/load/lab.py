@@ -68,6 +68,9 @@ class CheckEntry:
 
 @dataclass(frozen=True)
 class Lab:
+    """A loaded lab: its folder, title, the namespace it deploys to, the manifests to apply and the
+    checks to run, with the parsed lab.yaml kept so later errors can point into it."""
+
     root: Path
     file: Path
     title: str

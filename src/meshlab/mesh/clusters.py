@@ -111,6 +111,10 @@ def workload_selector(rule: Resource) -> dict[str, str] | None:
 
 @dataclass
 class MergedRule:
+    """The DestinationRule one client applies to a host: same-host rules merged as istiod merges
+    them (first trafficPolicy, first definition of each subset), each subset with its rule and
+    index, for messages."""
+
     rules: list[Resource]
     policy: istio.TrafficPolicy | None
     subsets: list[tuple[istio.Subset, Resource, int]]

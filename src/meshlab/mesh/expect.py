@@ -67,6 +67,10 @@ class Cause:
 
 @dataclass
 class ExpectedSplit:
+    """What the configuration asks for one request: each bucket's share of it, with the lines that
+    set it, and the causes of what the mesh cannot deliver, for the checks to judge traffic against
+    and to explain a failure."""
+
     shares: dict[str, float] = field(default_factory=dict)
     sources: dict[str, list[Source]] = field(default_factory=lambda: defaultdict(list))
     causes: list[Cause] = field(default_factory=list)

@@ -49,6 +49,9 @@ class ExternalHost:
 
 @dataclass
 class ExternalHosts:
+    """The ServiceEntry hosts a lab's mesh will serve, plus what the plan must say out loud: the
+    entries left out (and why) and the addresses that loopback stand-ins answer for instead."""
+
     hosts: list[ExternalHost] = field(default_factory=list)
     skipped: list[tuple[Resource, str]] = field(default_factory=list)  # (entry, what)
     replaced: list[tuple[Resource, str]] = field(default_factory=list)  # (entry, addresses)

@@ -42,6 +42,9 @@ HTTP_SERVER_PROTOCOLS = frozenset({"HTTP", "HTTP2", "GRPC", "GRPC-WEB"})
 
 @dataclass(frozen=True)
 class _Server:
+    """One plain-HTTP server of a Gateway selecting the proxy, with its hosts sanitized as istiod
+    does; the servers on one port share that port's route table."""
+
     gateway: Resource
     key: tuple[str, str]  # the Gateway's (namespace, name)
     index: int

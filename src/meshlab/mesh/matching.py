@@ -17,6 +17,9 @@ from meshlab.mesh.request import ProbeRequest
 
 @dataclass(frozen=True)
 class VirtualHostChoice:
+    """The virtual host Envoy picks for a request's Host header, and the domain that won, so
+    `meshlab explain` can say why this vhost and not another."""
+
     vhost: VirtualHostPlan
     domain: str  # the domain that named the request's host
 

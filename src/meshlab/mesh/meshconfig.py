@@ -23,6 +23,9 @@ DEFAULT_OUTBOUND_MODE: OutboundMode = "ALLOW_ANY"
 
 @dataclass(frozen=True)
 class MeshSettings:
+    """The MeshConfig settings meshlab reads (the outbound traffic policy), the ConfigMap that set
+    them, and, when its `mesh` could not be used, why, so a note can say so."""
+
     outbound_mode: OutboundMode = DEFAULT_OUTBOUND_MODE
     source: Resource | None = None  # the ConfigMap that set it
     problem: str | None = None  # why the ConfigMap's `mesh` was not used, for a note

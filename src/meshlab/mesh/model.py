@@ -35,6 +35,10 @@ class Note:
 
 @dataclass
 class ClusterPlan:
+    """One Envoy cluster istiod builds for a Service port, or for one DestinationRule subset of it
+    (`outbound|port|subset|host`): its endpoints and the rule's load balancing, outlier detection
+    and connection pool."""
+
     name: str
     service: MeshService
     port: int
@@ -52,12 +56,18 @@ class ClusterPlan:
 
 @dataclass(frozen=True)
 class StringMatchPlan:
+    """Istio's StringMatch as a route matches it: exact, prefix, regex, or `present` (an empty
+    matcher or regex `*`: any value, as long as there is one)."""
+
     kind: Literal["exact", "prefix", "regex", "present"]
     value: str = ""
 
 
 @dataclass(frozen=True)
 class HeaderMatchPlan:
+    """One header condition of a route: a header (or pseudo-header such as `:method`) and its
+    matcher; `invert` for withoutHeaders, `claim` when it names a JWT claim instead."""
+
     name: str
     match: StringMatchPlan
     invert: bool = False
@@ -68,6 +78,9 @@ class HeaderMatchPlan:
 
 @dataclass(frozen=True)
 class RouteMatchPlan:
+    """One HTTPMatchRequest of a VirtualService, as the Envoy route's match: path, headers and query
+    parameters must all match; the default matches everything."""
+
     path: StringMatchPlan = StringMatchPlan("prefix", "/")
     case_sensitive: bool = True
     headers: tuple[HeaderMatchPlan, ...] = ()
@@ -114,6 +127,9 @@ def _internal(name: str) -> bool:
 
 @dataclass(frozen=True)
 class WeightedTarget:
+    """One destination of an HTTP route: the cluster it sends to, its weight and the header
+    operations Istio attaches to that destination, with where it was written for messages."""
+
     cluster: str
     weight: int
     host: str
@@ -128,12 +144,16 @@ class WeightedTarget:
 
 @dataclass(frozen=True)
 class Forward:
+    """A route's forwarding action: one destination, or several split by weight."""
+
     targets: tuple[WeightedTarget, ...]
     weighted: bool  # False: one destination, all traffic (its weight is ignored)
 
 
 @dataclass(frozen=True)
 class Redirect:
+    """An HTTPRedirect: Envoy answers the client itself with a redirect, sends nothing upstream."""
+
     uri: str | None
     authority: str | None
     code: int
@@ -141,12 +161,18 @@ class Redirect:
 
 @dataclass(frozen=True)
 class DirectResponse:
+    """An HTTPDirectResponse, or REGISTRY_ONLY's 502 for a host it does not know: Envoy answers
+    with this status and body itself and sends nothing upstream."""
+
     status: int
     body: str | None
 
 
 @dataclass(frozen=True)
 class RetryPlan:
+    """A route's retry policy: a VirtualService's HTTPRetry, or Istio's default of two attempts when
+    it says nothing."""
+
     attempts: int
     retry_on: str
     per_try_timeout_s: float | None = None
@@ -158,6 +184,9 @@ class RetryPlan:
 
 @dataclass(frozen=True)
 class FaultPlan:
+    """An HTTPFaultInjection: delay and/or abort a percentage of a route's requests (Envoy's fault
+    filter), to test how callers cope."""
+
     delay_s: float | None = None
     delay_percent: float = 0.0
     abort_status: int | None = None
@@ -178,6 +207,10 @@ class HashPolicyPlan:
 
 @dataclass
 class RoutePlan:
+    """One Envoy route in a virtual host: a match, what to do with what it matches, and the timeout,
+    retries, fault, hashing and rewrites Istio attaches; the VirtualService it came from and where,
+    for messages."""
+
     name: str
     match: RouteMatchPlan
     action: Forward | Redirect | DirectResponse
@@ -202,6 +235,9 @@ class RoutePlan:
 
 @dataclass
 class VirtualHostPlan:
+    """One virtual host of a route table: the domains (Host header values) it answers for and its
+    routes in order; the first that matches wins."""
+
     name: str
     domains: list[str]
     routes: list[RoutePlan]
@@ -249,6 +285,9 @@ class GatewayView:
 
 @dataclass
 class MeshPlan:
+    """All a proxy is given, as istiod would give it: listeners, route tables, clusters and the
+    outbound policy, with the registry it was built from and what is not simulated."""
+
     client_namespace: str
     registry: Registry
     clusters: dict[str, ClusterPlan]

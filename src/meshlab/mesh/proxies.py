@@ -39,6 +39,9 @@ class ProxyPlan:
 
 @dataclass
 class MeshProxies:
+    """Every proxy of the lab's mesh and its plan: the test client's sidecar, one sidecar per
+    workload, and the gateways; a backend that runs the proxies renders each one's config."""
+
     client: ProxyPlan
     sidecars: list[ProxyPlan] = field(default_factory=list)
     gateways: list[ProxyPlan] = field(default_factory=list)

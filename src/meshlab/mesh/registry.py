@@ -70,6 +70,9 @@ def convert_protocol(
 
 @dataclass(frozen=True)
 class ContainerPortInfo:
+    """A container port of a pod: declared in its spec, or added because a Service targets it
+    (Kubernetes routes to an undeclared port all the same). A named one resolves a targetPort."""
+
     number: int
     name: str | None
 
@@ -98,12 +101,18 @@ class PodInstance:
 
 @dataclass(frozen=True)
 class Endpoint:
+    """One address of a Service port: the pod and the container port the Service's targetPort lands
+    on (an Envoy cluster's LbEndpoint)."""
+
     pod: PodInstance
     port: int  # container port on the pod
 
 
 @dataclass(frozen=True)
 class ServicePortInfo:
+    """A Service port: its number, its name, the protocol istiod derives from them (an HTTP one gets
+    routes, others a TCP proxy) and the targetPort it forwards to."""
+
     number: int
     name: str | None
     protocol: str
@@ -116,6 +125,9 @@ class ServicePortInfo:
 
 @dataclass
 class MeshService:
+    """A Service (or ServiceEntry host) as istiod's registry holds it: its ports, the pods its
+    selector picks per port, who may see it (exportTo) and the other names it answers to."""
+
     name: str
     namespace: str
     resource: Resource
@@ -155,6 +167,9 @@ class MeshService:
 
 @dataclass
 class Registry:
+    """istiod's service registry for a lab: the Services and ServiceEntry hosts, the pods (and
+    loopback stand-ins) behind them, and ExternalName aliases, indexed by host name."""
+
     services: list[MeshService]
     pods: list[PodInstance]
     # ExternalName Services: no endpoints, no cluster of their own; a route to one goes to the

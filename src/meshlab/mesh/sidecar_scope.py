@@ -183,6 +183,9 @@ class EgressScope:
 
 @dataclass
 class SidecarScope:
+    """Istio's SidecarScope for one proxy: the Sidecar that shapes it (or the default `*/*`), what
+    each egress listener imports, the Services it gets clusters for and its outbound policy."""
+
     sidecar: Resource | None  # None: istiod's default scope (`*/*`)
     namespace: str
     egress: list[EgressScope]

@@ -50,6 +50,9 @@ class TargetTrace:
 
 @dataclass(frozen=True)
 class RequestTrace:
+    """One request followed through the client's plan: listener, virtual host, the routes passed
+    over, the route taken and its destinations, or why it goes nowhere (`meshlab explain`)."""
+
     request: ProbeRequest
     namespace: str  # the client's
     listener: ListenerPlan | None

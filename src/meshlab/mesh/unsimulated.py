@@ -18,6 +18,9 @@ from meshlab.mesh.model import Note
 
 @dataclass(frozen=True)
 class UnsimulatedKind:
+    """The objects of one kind that no backend runs (most of them Istio's own install), grouped to
+    be named once in the report rather than silently ignored."""
+
     kind: str
     objects: tuple[Resource, ...]
 

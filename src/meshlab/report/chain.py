@@ -79,6 +79,9 @@ class _Block:
 
 @dataclass
 class _Layout:
+    """Where the chain graph's nodes ended up and the SVG drawn so far (app boxes behind, nodes and
+    edges in front), shared by the steps that place nodes and route edges."""
+
     places: dict[str, tuple[float, float, float, float]] = field(default_factory=dict)
     shapes: list[ET.Element] = field(default_factory=list)
     backdrops: list[ET.Element] = field(default_factory=list)

@@ -32,6 +32,8 @@ CHART_AXIS = 26
 
 @dataclass(frozen=True)
 class _Scale:
+    """Maps a share (0 to 1, clamped) to an x position on the chart's axis."""
+
     x0: float
     width: float
 

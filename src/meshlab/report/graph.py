@@ -50,6 +50,9 @@ def _is_error_bucket(name: str) -> bool:
 
 @dataclass
 class _VersionNode:
+    """One version of an app in the split graph: the requests it answered, the buckets they count
+    in, and how many pods served them."""
+
     app: str
     version: str
     count: int = 0
@@ -59,6 +62,9 @@ class _VersionNode:
 
 @dataclass
 class _Graph:
+    """The split graph before it is drawn: the versions by app, the buckets the check judged, the
+    configured buckets no pod answered for, and the requests nobody answered."""
+
     buckets: list[BucketReport]
     apps: dict[str, list[_VersionNode]]
     missing: list[str]  # configured buckets that no pod answered for: the subset never reached

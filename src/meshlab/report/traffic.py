@@ -84,6 +84,9 @@ def _failure(hop: Hop) -> str | None:
 
 @dataclass
 class _Node:
+    """A node of the traffic graph while it is tallied: an app's version (the pods seen in it) or
+    the calls to a Service no pod answered, at the shallowest call depth it was reached."""
+
     kind: str
     app: str
     version: str
@@ -93,6 +96,9 @@ class _Node:
 
 @dataclass
 class _Edge:
+    """The calls from one node to another through one Service, while tallied: how many, which failed
+    and how, and Envoy's response flags."""
+
     service: str
     requests: int = 0
     errors: Counter[str] = field(default_factory=Counter)

@@ -31,6 +31,9 @@ from meshlab.mesh.names import (
 
 @dataclass(frozen=True)
 class GatewayPod:
+    """A pod a Gateway's selector may pick (the lab's, or the install's default gateways) and the
+    ports its Services reach it on, for the selector and port analyzers."""
+
     name: str
     namespace: str
     labels: dict[str, str]

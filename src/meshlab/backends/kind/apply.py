@@ -256,6 +256,9 @@ class Clock:
 
 @dataclass
 class Waiter:
+    """Waits, by watching the run's namespace, until named Deployments have rolled out or Pods are
+    ready; on timeout, the error says what each one is still waiting for."""
+
     kube: Kube
     namespace: str
     progress: Progress

@@ -80,6 +80,9 @@ LAB_LABEL = "meshlab.io/lab"
 
 @dataclass
 class KindOptions:
+    """What a user may choose about a kind run: their own cluster or meshlab's, what to keep
+    afterwards, the Istio version, the rollout timeout, and grading's restrictions."""
+
     kubeconfig: Path | None = None  # an existing cluster instead of a kind cluster
     keep_cluster: bool = False
     keep_namespace: bool = False

@@ -61,6 +61,9 @@ def standin_name(index: int, host: str) -> str:
 
 @dataclass(frozen=True)
 class StandIn:
+    """The stand-in pod answering for one ServiceEntry host in the run namespace: its Deployment and
+    headless Service, the ports it serves and its `meshlab.external` label."""
+
     host: str
     name: str  # its Deployment and headless Service
     ports: tuple[int, ...]

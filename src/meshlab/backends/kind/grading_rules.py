@@ -30,6 +30,9 @@ Rule = Callable[[Any, FieldPath, "Policy"], Iterator[Finding]]
 
 @dataclass(frozen=True)
 class Policy:
+    """What a graded submission may use beyond the fixed allow-list: the image repositories its pods
+    may run."""
+
     images: tuple[str, ...] = GRADING_IMAGE_PREFIXES
 
 

@@ -25,6 +25,9 @@ EGRESS_SELECTOR = ("istio", "egressgateway")  # the label istioctl gives its egr
 
 @dataclass(frozen=True)
 class IstioState:
+    """What Istio a cluster already runs: istiod's version and whether the ingress and egress
+    gateways exist, to decide whether to install, keep, or refuse."""
+
     version: str | None  # istiod's image tag, None when there is no istiod
     gateway: bool  # an istio-ingressgateway Deployment exists
     egress: bool = False  # an istio-egressgateway Deployment exists

@@ -53,6 +53,9 @@ def plural_of(api_version: str, kind: str) -> tuple[str, bool]:
 
 @dataclass(frozen=True)
 class ExecResult:
+    """What a command run inside a pod's container printed and how it exited, as `kubectl exec`
+    would show it."""
+
     stdout: str
     stderr: str
     returncode: int | None  # None: still running when the timeout hit

@@ -80,6 +80,9 @@ PINNED, SAME_ORIGIN = "pinned", "same-origin"  # how a cached tool was verified
 
 @dataclass(frozen=True)
 class Completed:
+    """A finished external command: its argv, exit code and output, and a failure message that
+    quotes them."""
+
     argv: tuple[str, ...]
     returncode: int
     stdout: str = ""
@@ -245,6 +248,9 @@ def _published_digest(text: str, url: str) -> str:
 
 @dataclass(frozen=True)
 class ResolvedTool:
+    """A kind or istioctl binary ready to run: where it is, its version, and where it came from, for
+    progress lines and diagnostics."""
+
     name: str
     path: Path
     version: str

@@ -159,6 +159,9 @@ def _prior(share: float, delta: float) -> tuple[float, float]:
 
 @dataclass(frozen=True)
 class _BucketPlan:
+    """How one bucket of a split is judged: tested against its band (with its alpha and
+    mixture prior), mirrored from the bucket tested, or held to exactly 0% or 100%."""
+
     name: str
     share: float
     role: _Role  # tested | mirror (complement of the one tested) | zero | one (100%)

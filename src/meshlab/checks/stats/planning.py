@@ -17,6 +17,9 @@ from meshlab.checks.stats.sequential import _confidence_sequence, _sequential_de
 
 @dataclass(frozen=True)
 class _OperatingCharacteristic:
+    """What a design does for given shares, computed exactly: the chance it fails, passes or stops
+    undecided at the cap, and the mean number of requests it sends."""
+
     p_fail: float
     p_pass: float
     p_cap: float  # undecided at the cap -> "inconclusive"

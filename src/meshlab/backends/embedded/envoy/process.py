@@ -48,6 +48,9 @@ _UPDATES = re.compile(
 
 @dataclass
 class RunningEnvoy:
+    """A started Envoy: its process, its admin API, and the 127.0.0.1 port each listener really
+    bound (they ask for port 0), where requests are sent."""
+
     process: ManagedProcess
     admin_url: str
     listener_ports: dict[str, int]  # listener name -> bound port on 127.0.0.1

@@ -151,6 +151,9 @@ def envoy_message(output: str) -> str:
 
 @dataclass(frozen=True)
 class _Site:
+    """One route of the plan beside the Envoy route rendered from it, with the listener, vhost and
+    route indices an Envoy message names it by."""
+
     listener: int
     vhost: int
     route: int

@@ -28,6 +28,9 @@ READ_METHODS = ("GET", "HEAD")
 
 @dataclass(frozen=True)
 class Vehicle:
+    """One vehicle of the course's fleet: the fixed position, speed, driver and photo the fleetman
+    stand-ins report for it."""
+
     name: str
     lat: float
     lng: float
