@@ -108,11 +108,11 @@ def meshlab_watched(
             if process.poll() is None:
                 process.kill()
             process.wait()
-        if interrupt_when is not None:
-            assert interrupted, "the run ended before it could be interrupted"
         out.seek(0)
         err.seek(0)
         run.returncode, run.stdout, run.stderr = process.returncode, out.read(), err.read()
+    if interrupt_when is not None:  # what the run said, should it end first (a flake's cause)
+        assert interrupted, f"the run ended before it could be interrupted: {run}"
     return run
 
 
