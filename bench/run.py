@@ -22,7 +22,10 @@ absolutes), and writes them to reports/bench.json:
     run's own CPU if more (one process runs on one core at a time);
   * the lab session's wall: what `nox -s lab-2-traffic` runs once its virtualenv is ready
     (`pytest -q -rP labs/2-traffic --meshlab-reports DIR`; goal 3 s), median of 3-5;
-    `--only walls` measures these two alone;
+    `--only walls` measures these two alone, with the next;
+  * the instructions (callgrind) the run's own process executes to import what it imports,
+    then also to prepare lab 2, for each checkout: the start-up figure the machine's load
+    does not move (bench/startup.py);
   * the probe's rate (batches of 10, as a check sends them) against Envoy's limit on the same
     mesh (wrk, 32 connections, installed with apt-get when missing), and their ratio;
   * a lab of --pods pods (lab 2 with every Deployment scaled up): seconds to ready and to
@@ -56,6 +59,8 @@ from mtls import describe as describe_mtls  # bench/mtls.py
 from mtls import mtls_cost
 from resilience import circuit_breaking  # bench/resilience.py
 from resilience import describe as describe_resilience
+from startup import describe as describe_startup  # bench/startup.py
+from startup import startup_instructions
 
 from grading import describe, grading_bench  # bench/grading.py, next to this script
 from meshlab.backends.embedded.backend import EmbeddedBackend
@@ -572,8 +577,10 @@ def main() -> None:
             f"  this/baseline: run x{ratios['run_lab2']:.2f}, --help x{ratios['help']:.2f}, "
             f"lab session x{ratios['lab_session']:.2f}"
         )
+    startup = startup_instructions(srcs, LAB)
+    print(describe_startup(startup))
     if args.only == "walls":
-        _write({"process_wall": walls, "lab_session_wall": sessions})
+        _write({"process_wall": walls, "lab_session_wall": sessions, "startup": startup})
         return
     grading = grading_bench(args.grade_jobs)
     mesh = whole_mesh(args.runs)
@@ -640,6 +647,7 @@ def main() -> None:
             "folder_analysis": folder,
             "planning": planning,
             "process_wall": walls,
+            "startup": startup,
             "lab_session_wall": sessions,
             "probe_vs_envoy": probe,
             "many_pods": scaled,

@@ -15,9 +15,10 @@ import functools
 import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import ParamSpec, TypeVar
+
+from meshlab.records import dataclass
 
 EXIT_PASSED = 0
 EXIT_FAILED = 1

@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from meshlab.backends.registry import EmbeddedOptions, available_backends
 from meshlab.load.budgets import Budgets, flag_for
+from meshlab.records import dataclass
 
 if TYPE_CHECKING:
     from meshlab.backends.kind import KindOptions

@@ -9,7 +9,7 @@ import contextlib
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import field, replace
 from pathlib import Path
 
 from meshlab.analysis import Diagnostic, analyze
@@ -26,6 +26,7 @@ from meshlab.load.lab import Lab, find_lab_file
 from meshlab.load.manifests import Resource, load_manifests
 from meshlab.mesh.plan import MeshPlan, Note, build_plan
 from meshlab.mesh.unsimulated import unsimulated_notes
+from meshlab.records import dataclass
 from meshlab.report.model import RunReport, run_report
 from meshlab.report.traffic import TracedMesh
 

@@ -13,7 +13,7 @@ import os
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -28,6 +28,7 @@ from meshlab.mesh.plan import Note
 from meshlab.mesh.request import ProbeRequest
 from meshlab.options import RUN_OPTIONS, RunOption, RunSettings
 from meshlab.pipeline import LabReport, PreparedLab, prepare, run_check
+from meshlab.records import dataclass
 
 if TYPE_CHECKING:
     from meshlab.backends.embedded.warm import WarmStart

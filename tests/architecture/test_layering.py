@@ -17,7 +17,7 @@ PACKAGE = SRC / "meshlab"
 # Stage by module prefix, earliest first. The first matching prefix wins, so the longer
 # prefixes come before the package they sit in.
 STAGES: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("foundation", ("meshlab.errors", "meshlab.version")),
+    ("foundation", ("meshlab.errors", "meshlab.records", "meshlab.version")),
     ("load", ("meshlab.load",)),
     ("mesh", ("meshlab.mesh",)),
     ("analysis", ("meshlab.analysis",)),

@@ -8,7 +8,6 @@ plus Kiali's validations and meshlab's own (see docs/reference/analyzer.md for e
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +27,7 @@ from meshlab.analysis.knockon import without_knock_on
 from meshlab.analysis.registry import analyzers
 from meshlab.errors import InputError, reading_input
 from meshlab.load.manifests import Rejected, Resource, load_manifests_partial
+from meshlab.records import dataclass
 
 __all__ = [
     "LEVELS",

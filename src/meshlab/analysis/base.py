@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import field
 from functools import cached_property
 from typing import Any, ClassVar, Literal
 
@@ -17,6 +17,7 @@ from meshlab.errors import Location, printable
 from meshlab.load.manifests import Rejected, Resource
 from meshlab.mesh.names import CLUSTER_DOMAIN
 from meshlab.mesh.registry import PodInstance, Registry, build_registry
+from meshlab.records import dataclass
 
 Level = Literal["error", "warning", "info"]
 LEVELS: tuple[Level, ...] = ("info", "warning", "error")  # ascending severity

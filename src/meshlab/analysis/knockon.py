@@ -9,12 +9,13 @@ invalid. Here the findings that name a refused object as missing are dropped.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any
 
 from meshlab.analysis.base import Diagnostic
 from meshlab.load.manifests import Rejected
 from meshlab.mesh.names import resolve_host
+from meshlab.records import dataclass
 
 _HOST_MISSING = {
     "ReferencedResourceNotFound/host",

@@ -9,12 +9,12 @@ analyzers only call these constructors. `docs/reference/analyzer.md` documents e
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import Any, Literal
 
 from meshlab.analysis.base import Diagnostic, Level
 from meshlab.errors import Location
 from meshlab.load.manifests import Resource
+from meshlab.records import dataclass
 
 Origin = Literal["istioctl", "kiali", "meshlab"]
 

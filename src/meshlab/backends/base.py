@@ -7,7 +7,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, field
+from dataclasses import field
 from functools import cached_property
 from types import TracebackType
 from typing import Self
@@ -16,6 +16,7 @@ from meshlab.load.manifests import Resource
 from meshlab.mesh.plan import MeshPlan, Note
 from meshlab.mesh.proxies import MeshProxies, build_proxies
 from meshlab.mesh.request import ProbeRequest
+from meshlab.records import dataclass
 
 NO_RESPONSE = "no response"
 

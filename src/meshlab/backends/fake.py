@@ -12,11 +12,12 @@ from __future__ import annotations
 import random
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import field
 
 from meshlab.backends.base import Backend, Deployed, Hop, LabToDeploy, Outcome, PodInfo, Session
 from meshlab.errors import BackendError
 from meshlab.mesh.request import ProbeRequest
+from meshlab.records import dataclass
 
 Responder = Callable[[ProbeRequest, random.Random], Outcome]
 

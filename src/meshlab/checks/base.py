@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -19,6 +19,7 @@ from meshlab.load.lab import CheckEntry, Lab, load_lab
 from meshlab.load.manifests import Resource
 from meshlab.load.schema import Strict, validate
 from meshlab.mesh.plan import MeshPlan
+from meshlab.records import dataclass
 
 if TYPE_CHECKING:
     from meshlab.analysis import Diagnostic

@@ -20,7 +20,6 @@ configured ejection time) of it, so it gives its verdict in about `window` plus 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from typing import Literal
 
 from pydantic import Field, field_validator
@@ -44,6 +43,7 @@ from meshlab.load.schema import Strict
 from meshlab.mesh.ejection_forecast import ejectable_hosts
 from meshlab.mesh.plan import ClusterPlan, MeshPlan
 from meshlab.mesh.resilience import OutlierPlan
+from meshlab.records import dataclass
 
 PACE_S = 0.01  # pause between the window's requests
 MAX_WINDOW_REQUESTS = 400

@@ -9,7 +9,6 @@ neither imports the other. The design is stated in docs/statistics.md ("The stic
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import Any
 
 from meshlab.checks.base import Check, CheckContext, CheckResult
@@ -18,6 +17,7 @@ from meshlab.checks.stats import Design
 from meshlab.mesh.expect import ExpectedSplit
 from meshlab.mesh.model import HashPolicyPlan
 from meshlab.mesh.request import ProbeRequest
+from meshlab.records import dataclass
 
 # The largest share of random keys one pod may get from a correct hash over two or more
 # pods. Envoy's ring (1024 points at least, istiod's default) or Maglev table (65537) gives

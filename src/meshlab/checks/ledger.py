@@ -19,9 +19,10 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import field
 
 from meshlab.load.budgets import Budgets, flag_for
+from meshlab.records import dataclass
 
 MEMORY_EVERY_S = 1.0  # how often the memory budget is read (a /proc walk per child)
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 import secrets
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any, Literal
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
@@ -47,6 +47,7 @@ from meshlab.mesh.expect import ExpectedSplit
 from meshlab.mesh.model import HashPolicyPlan
 from meshlab.mesh.plan import MeshPlan
 from meshlab.mesh.request import ProbeRequest
+from meshlab.records import dataclass
 
 POD = "pod"
 _KEY_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")

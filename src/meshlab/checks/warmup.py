@@ -13,10 +13,10 @@ test that follows sees fresh, independent requests and keeps its error rates.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 
 from meshlab.checks.sampling import Sampler
 from meshlab.mesh.expect import ExpectedSplit
+from meshlab.records import dataclass
 
 SETTLE_S = 0.05  # pause after the last error, so Envoy's main thread has ejected the host
 # With LEAST_REQUEST over P pods a given pod is picked about once in P requests: waiting for

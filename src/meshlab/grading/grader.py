@@ -17,7 +17,6 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
-from dataclasses import dataclass
 from pathlib import Path
 
 from meshlab.backends.base import Backend
@@ -26,6 +25,7 @@ from meshlab.errors import InputError, MeshlabError, printable
 from meshlab.grading.model import ClassReport, GradedCheck, GradedSubmission
 from meshlab.grading.submissions import discover, merge
 from meshlab.pipeline import PreparedLab, RunOptions, prepare, run_prepared
+from meshlab.records import dataclass
 
 Done = Callable[[GradedSubmission], None]  # called as each submission is graded
 

@@ -12,12 +12,12 @@ from __future__ import annotations
 import os
 import shutil
 import stat
-from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from meshlab.errors import InputError, Location, printable
 from meshlab.load.budgets import Budgets, over
 from meshlab.load.lab import Lab
+from meshlab.records import dataclass
 
 MAX_LISTED = 50  # ignored files listed per submission (a report stays readable)
 

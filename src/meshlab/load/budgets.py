@@ -12,11 +12,12 @@ time, memory) are enforced while running (meshlab.checks.ledger).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from meshlab.errors import InputError, Location
+from meshlab.records import dataclass
 
 if TYPE_CHECKING:
     from meshlab.load.manifests import Resource

@@ -11,13 +11,13 @@ not simulated, never refused. A kind nobody serves is still refused, like kubect
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import Any
 
 from pydantic import ConfigDict
 
 from meshlab.load.k8s import ObjectMeta
 from meshlab.load.schema import Strict
+from meshlab.records import dataclass
 
 ISTIO_SYSTEM_NAMESPACE = "istio-system"
 

@@ -9,7 +9,6 @@ entry here (its name and kind checked); the check kinds, a later stage, validate
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +18,7 @@ from meshlab.errors import ErrorCollector, InputError, Location
 from meshlab.load.k8s import check_dns1123_label
 from meshlab.load.schema import Strict, validate
 from meshlab.load.yamlio import PathKey, YamlDocument, load_documents
+from meshlab.records import dataclass
 
 LAB_FILE = "lab.yaml"
 _CHECK_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,252}$")

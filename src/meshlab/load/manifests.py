@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -21,6 +20,7 @@ from meshlab.load.istio.common import ISTIO_NETWORKING_VERSIONS, SECURITY_VERSIO
 from meshlab.load.kinds import ServedKinds, Unmodelled, is_istio_install, served_kinds
 from meshlab.load.schema import validate
 from meshlab.load.yamlio import PathKey, YamlDocument, load_documents
+from meshlab.records import dataclass
 
 # (apiVersion, kind) -> (module, model name). Looked up by name on use: `istio` imports a
 # kind's schema module only when a manifest of that kind is read (load/istio/__init__.py).

@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import yaml
+
+from meshlab.records import dataclass
 
 
 @dataclass(frozen=True)

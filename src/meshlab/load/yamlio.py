@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +36,7 @@ from meshlab.load.yamldoc import (
     PathKey,
     YamlDocument,
 )
+from meshlab.records import dataclass
 
 __all__ = [
     "MAX_DEPTH",

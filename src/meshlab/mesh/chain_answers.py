@@ -20,7 +20,6 @@ no further), and the stand-ins' own few milliseconds.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 
 from meshlab.errors import Location
 from meshlab.mesh.broken_images import broken_status
@@ -33,6 +32,7 @@ from meshlab.mesh.plan import MeshPlan
 from meshlab.mesh.registry import MeshService, PodInstance
 from meshlab.mesh.request import ProbeRequest
 from meshlab.mesh.retry_forecast import retries_status, still_failing
+from meshlab.records import dataclass
 
 PlanOf = Callable[[PodInstance], MeshPlan | None]  # a pod's sidecar plan (None: no sidecar)
 MAX_DEPTH = 8  # the fleetman chain is 3 calls deep; a loop of Services stops here

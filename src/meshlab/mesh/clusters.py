@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from meshlab.load import istio
@@ -23,6 +22,7 @@ from meshlab.mesh.names import (
 )
 from meshlab.mesh.registry import MeshService, Registry
 from meshlab.mesh.resilience import outlier_plan, pool_plan
+from meshlab.records import dataclass
 
 
 def destination_rule_for(

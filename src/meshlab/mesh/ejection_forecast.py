@@ -10,11 +10,10 @@ steady state `configured` predicts, and the errors before it are the forecast's 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from meshlab.mesh.model import ClusterPlan
 from meshlab.mesh.registry import Endpoint
 from meshlab.mesh.resilience import OutlierPlan
+from meshlab.records import dataclass
 
 # envoy/config/cluster/v3/outlier_detection.proto: interval 10 s and max_ejection_percent
 # 10 when unset (Istio writes maxEjectionPercent only when > 0: ctp.go applyOutlierDetection)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import field
 from urllib.parse import parse_qsl, urlsplit
 
 from meshlab.errors import Location
@@ -35,6 +35,7 @@ from meshlab.mesh.plan import (
 from meshlab.mesh.registry import Endpoint, MeshService, PodInstance
 from meshlab.mesh.request import ProbeRequest
 from meshlab.mesh.retry_forecast import still_failing
+from meshlab.records import dataclass
 
 # A share the retries leave below this is predicted as none: the split test tells a share
 # from half of it, which for 1% already takes thousands of requests, and the band's upper

@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import field
 
 from meshlab.load import istio
 from meshlab.load.manifests import Resource
+from meshlab.records import dataclass
 
 EXTERNAL_IMAGE = "meshlab/external"
 EXTERNAL_LABEL = "meshlab.external"

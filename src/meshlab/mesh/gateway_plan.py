@@ -15,7 +15,6 @@ NamesForNamespace, Intersection). Routes and clusters are built as for a sidecar
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 
 from meshlab.load import istio
 from meshlab.load.manifests import Resource
@@ -34,6 +33,7 @@ from meshlab.mesh.model import (
 from meshlab.mesh.names import host_matches, is_wildcard, resolve_host, split_namespaced_host
 from meshlab.mesh.registry import Registry, build_registry
 from meshlab.mesh.routes import mesh_virtual_services, virtual_service_routes
+from meshlab.records import dataclass
 
 # protocol.Parse(...).IsHTTP() (pkg/config/protocol/instance.go): the servers that get an HTTP
 # connection manager and a route table `http.<port>`.

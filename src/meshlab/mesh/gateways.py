@@ -12,12 +12,13 @@ in Istio and gets no gateway configuration.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import field
 
 from meshlab.load.manifests import Resource
 from meshlab.mesh.model import config_order
 from meshlab.mesh.names import ISTIO_SYSTEM_NAMESPACE, selects
 from meshlab.mesh.registry import PodInstance, Registry, build_registry
+from meshlab.records import dataclass
 
 INGRESS = "istio-ingressgateway"
 EGRESS = "istio-egressgateway"

@@ -12,7 +12,9 @@ predicts that from these calls and the callers' routes (mesh/chain_latency.py).
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
+
+from meshlab.records import dataclass
 
 REPO_PREFIX = "richardchesterwood/istio-fleetman-"
 _HUB_PREFIXES = ("docker.io/library/", "docker.io/", "index.docker.io/")

@@ -7,12 +7,12 @@ each earlier route did not match.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from urllib.parse import parse_qsl, urlsplit
 
 from meshlab.mesh.model import MeshPlan, RouteMatchPlan, StringMatchPlan, VirtualHostPlan
 from meshlab.mesh.names import most_specific, specificity
 from meshlab.mesh.request import ProbeRequest
+from meshlab.records import dataclass
 
 
 @dataclass(frozen=True)

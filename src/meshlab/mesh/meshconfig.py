@@ -8,13 +8,13 @@ the catch-all of every sidecar without a Sidecar resource of its own saying othe
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any, Literal
 
 import yaml
 
 from meshlab.errors import Location
 from meshlab.load.manifests import MESH_CONFIG, Resource
+from meshlab.records import dataclass
 
 OutboundMode = Literal["ALLOW_ANY", "REGISTRY_ONLY"]
 # pkg/config/mesh/mesh.go DefaultMeshConfig: outboundTrafficPolicy ALLOW_ANY

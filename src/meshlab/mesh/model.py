@@ -4,7 +4,7 @@ expectations and the kind backend read."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Literal
 
 from meshlab.errors import Location
@@ -15,6 +15,7 @@ from meshlab.mesh.names import (
 )
 from meshlab.mesh.registry import Endpoint, MeshService, Registry
 from meshlab.mesh.resilience import OutlierPlan, PoolPlan
+from meshlab.records import dataclass
 
 PASSTHROUGH_CLUSTER = "PassthroughCluster"
 DEFAULT_RETRY_ON = "connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes"

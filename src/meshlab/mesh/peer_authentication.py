@@ -14,13 +14,14 @@ first applied here: a lab applies its files in order.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Literal
 
 from meshlab.load.istio.peerauthentication import PeerAuthentication
 from meshlab.load.manifests import Resource
 from meshlab.mesh.names import ROOT_NAMESPACE, selects
 from meshlab.mesh.registry import PodInstance
+from meshlab.records import dataclass
 
 Mode = Literal["DISABLE", "PERMISSIVE", "STRICT"]
 DEFAULT_MODE: Mode = "PERMISSIVE"  # ComposePeerAuthentication's starting point

@@ -9,7 +9,7 @@ DestinationRule and Sidecar `workloadSelector`, exportTo), so each workload gets
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Literal
 
 from meshlab.load.manifests import Resource
@@ -19,6 +19,7 @@ from meshlab.mesh.injection import has_sidecar, namespaces_of
 from meshlab.mesh.model import MeshPlan
 from meshlab.mesh.plan import build_plan
 from meshlab.mesh.registry import PodInstance
+from meshlab.records import dataclass
 
 ProxyKind = Literal["client", "sidecar", "gateway"]
 CLIENT_PROXY = "client"

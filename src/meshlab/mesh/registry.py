@@ -10,13 +10,14 @@ import hashlib
 import json
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import field, replace
 from functools import cached_property
 
 from meshlab.load import k8s
 from meshlab.load.manifests import Resource
 from meshlab.mesh.external import EXTERNAL_LABEL, external_hosts
 from meshlab.mesh.names import selects, service_fqdn
+from meshlab.records import dataclass
 
 _PROTOCOLS = {
     "http": "HTTP",

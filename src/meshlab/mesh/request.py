@@ -4,9 +4,11 @@ sidecar's listeners see), method and headers. Every stage speaks of requests in 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Literal
 from urllib.parse import urlsplit
+
+from meshlab.records import dataclass
 
 OriginKind = Literal["mesh", "browser", "workload", "no-sidecar"]
 

@@ -5,9 +5,8 @@ renderer, `expect: configured` and the checks read the same numbers."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from meshlab.load import istio
+from meshlab.records import dataclass
 
 UINT32_MAX = 4294967295
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import bisect
 import functools
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import field, replace
 from typing import Literal
 
 from meshlab.errors import Location
@@ -38,6 +38,7 @@ from meshlab.mesh.names import (
 )
 from meshlab.mesh.registry import MeshService, Registry
 from meshlab.mesh.routes import mesh_virtual_services
+from meshlab.records import dataclass
 
 OutboundMode = Literal["ALLOW_ANY", "REGISTRY_ONLY"]
 # pkg/config/mesh/mesh.go DefaultMeshConfig: outboundTrafficPolicy ALLOW_ANY; the course's

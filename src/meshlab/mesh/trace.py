@@ -8,8 +8,6 @@ will do (`meshlab explain`; like `istioctl x describe` next to Envoy's route tab
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from meshlab.mesh.gateway_plan import gateway_refusal
 from meshlab.mesh.matching import VirtualHostChoice, choose_virtual_host, mismatch
 from meshlab.mesh.model import (
@@ -23,6 +21,7 @@ from meshlab.mesh.model import (
 )
 from meshlab.mesh.registry import PodInstance, Registry
 from meshlab.mesh.request import ProbeRequest
+from meshlab.records import dataclass
 
 
 @dataclass(frozen=True)

@@ -9,11 +9,11 @@ cluster needs them; meshlab plays istiod itself, so they are accepted and named,
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 from meshlab.load.k8s import Passive
 from meshlab.load.manifests import MESH_CONFIG, Resource
 from meshlab.mesh.model import Note
+from meshlab.records import dataclass
 
 
 @dataclass(frozen=True)

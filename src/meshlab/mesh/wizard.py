@@ -15,10 +15,10 @@ course used the older wizard ids `weighted_routing` and `matching_routing`):
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any, Literal
 
 from meshlab.mesh.registry import MeshService, Registry, selects_pod
+from meshlab.records import dataclass
 
 WEIGHTED = "weighted_routing"
 MATCHING = "matching_routing"

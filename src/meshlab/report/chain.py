@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 from collections import Counter, defaultdict
-from dataclasses import dataclass, field
+from dataclasses import field
 
+from meshlab.records import dataclass
 from meshlab.report.model import ChainEdge, GraphNode, TrafficGraph
 from meshlab.report.svg import (
     BLUE,

@@ -5,8 +5,8 @@ rests on (read from the report: the chart never recomputes a verdict's numbers).
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
-from dataclasses import dataclass
 
+from meshlab.records import dataclass
 from meshlab.report.model import BucketReport, SplitCheckReport
 from meshlab.report.svg import (
     BLUE,

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import re
 import xml.etree.ElementTree as ET
-from dataclasses import dataclass, field
+from dataclasses import field
 
 from meshlab.backends.base import NO_RESPONSE
+from meshlab.records import dataclass
 from meshlab.report.model import BucketReport, SplitCheckReport
 from meshlab.report.svg import (
     BLUE,

@@ -12,10 +12,11 @@ from __future__ import annotations
 import threading
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import field
 
 from meshlab.backends.base import NO_RESPONSE, Deployed, Hop, Outcome, PodInfo, Session
 from meshlab.mesh.request import MESH, Origin, ProbeRequest
+from meshlab.records import dataclass
 from meshlab.report.model import ChainEdge, GraphNode, TrafficGraph
 
 __all__ = [

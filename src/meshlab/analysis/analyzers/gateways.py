@@ -8,8 +8,6 @@ installed unless the files define pods with those labels themselves.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from meshlab.analysis import messages as msg
 from meshlab.analysis.base import Analyzer, Context, Metadata
 from meshlab.analysis.util import INTERNAL_GATEWAY, labels_text
@@ -27,6 +25,7 @@ from meshlab.mesh.names import (
     selects,
     split_namespaced_host,
 )
+from meshlab.records import dataclass
 
 
 @dataclass(frozen=True)

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 from meshlab.load import istio
 from meshlab.load.manifests import Resource
 from meshlab.load.yamlio import PathKey
+from meshlab.records import dataclass
 
 
 @dataclass(frozen=True)

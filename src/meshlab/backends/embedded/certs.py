@@ -12,8 +12,9 @@ from __future__ import annotations
 import datetime
 import os
 from collections.abc import Iterable
-from dataclasses import dataclass
 from pathlib import Path
+
+from meshlab.records import dataclass
 
 _VALID = datetime.timedelta(days=1)  # a run lasts minutes; Istio's default is 24 h too
 

@@ -22,10 +22,11 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any
 
 from meshlab.backends.embedded.wire import Reader, encode_request
+from meshlab.records import dataclass
 
 # Connections a batch may use at once: a check's batch of 10 goes out whole, one request per
 # connection, so it costs one round trip rather than three (one thread drives them all; with

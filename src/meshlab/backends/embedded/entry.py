@@ -14,7 +14,6 @@ refusals are said here, as the client's own error, never as a proxy's answer.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 
 from meshlab.backends.embedded.envoy.bootstrap import prefix_of
 from meshlab.backends.embedded.envoy.inbound import kube_proxy_listener_name
@@ -24,6 +23,7 @@ from meshlab.mesh.plan import MeshPlan
 from meshlab.mesh.proxies import MeshProxies, ProxyPlan
 from meshlab.mesh.request import ProbeRequest
 from meshlab.mesh.trace import find_workload
+from meshlab.records import dataclass
 
 
 @dataclass(frozen=True)

@@ -4,8 +4,9 @@ import of Envoy or HTTP code."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
+
+from meshlab.records import dataclass
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,6 @@ import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -47,6 +46,7 @@ from meshlab.backends.embedded.processes import (
     source_root,
 )
 from meshlab.errors import BackendError
+from meshlab.records import dataclass
 
 if TYPE_CHECKING:
     from meshlab.backends.embedded.envoy.process import RunningEnvoy

@@ -11,10 +11,10 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from meshlab.backends.kind.kube import Kube
+from meshlab.records import dataclass
 
 PROBE_POD = "meshlab-probe"
 SIDECAR = "istio-proxy"

@@ -12,7 +12,7 @@ from __future__ import annotations
 import copy
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -22,6 +22,7 @@ from meshlab.errors import BackendError, BackendUnavailable
 from meshlab.load.manifests import MESH_CONFIG, Resource
 from meshlab.mesh import names
 from meshlab.mesh.registry import EXPORT_TO_ANNOTATION
+from meshlab.records import dataclass
 
 Progress = Callable[[str], None]
 

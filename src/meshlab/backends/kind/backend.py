@@ -24,7 +24,6 @@ import shutil
 import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 from meshlab.backends.base import Backend, LabToDeploy
@@ -73,6 +72,7 @@ from meshlab.backends.kind.tools import (
 from meshlab.errors import BackendError, BackendUnavailable, MeshlabError
 from meshlab.load.manifests import Resource
 from meshlab.mesh.model import Note
+from meshlab.records import dataclass
 
 MANAGED_BY = "app.kubernetes.io/managed-by"
 LAB_LABEL = "meshlab.io/lab"

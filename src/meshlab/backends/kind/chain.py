@@ -16,13 +16,13 @@ it called is reported (backend.py says so in the lab's notes), and nothing is gu
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 
 from meshlab.backends.base import Hop, PodInfo
 from meshlab.backends.kind.accesslog import AccessEntry
 from meshlab.backends.kind.apply import raw_object
 from meshlab.load.manifests import Resource
 from meshlab.mesh.model import Note
+from meshlab.records import dataclass
 
 MAX_HOPS = 64  # as the embedded backend caps them (backends/embedded/hops.py)
 MAX_DEPTH = 16

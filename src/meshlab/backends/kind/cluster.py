@@ -14,7 +14,7 @@ import contextlib
 import shlex
 import subprocess
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
@@ -23,6 +23,7 @@ from meshlab.backends.kind.apply import Progress
 from meshlab.backends.kind.kube import _EXTRA_HINT
 from meshlab.backends.kind.tools import NODE_IMAGE, Runner, Tools
 from meshlab.errors import BackendError, BackendUnavailable
+from meshlab.records import dataclass
 
 OWNER_MARKER = "created-by-meshlab"
 

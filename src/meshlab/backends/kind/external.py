@@ -31,7 +31,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any
 
 from meshlab.backends.kind.accesslog import PROBE_POD
@@ -44,6 +44,7 @@ from meshlab.mesh.meshconfig import mesh_settings
 from meshlab.mesh.model import Note
 from meshlab.mesh.names import ISTIO_SYSTEM_NAMESPACE as ISTIO_SYSTEM
 from meshlab.mesh.names import SERVICE_HOST_SUFFIXES
+from meshlab.records import dataclass
 
 STANDIN_LABEL = "meshlab.io/external"
 UNREGISTERED = "unregistered"

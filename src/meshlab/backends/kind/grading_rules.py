@@ -9,10 +9,10 @@ said next to it; grading.py explains the choice between refusing and neutralisin
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from meshlab.backends.kind.images import GRADING_IMAGE_PREFIXES, image_allowed
+from meshlab.records import dataclass
 
 FieldPath = tuple[str | int, ...]
 

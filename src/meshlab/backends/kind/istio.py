@@ -7,7 +7,6 @@ meshlab installs Istio only into a kind cluster it created. A cluster given with
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 from meshlab.backends.kind.apply import Progress
@@ -16,6 +15,7 @@ from meshlab.backends.kind.tools import SUPPORTED_ISTIO_VERSIONS, Runner, Tools
 from meshlab.errors import BackendError, BackendUnavailable
 from meshlab.load.manifests import Resource
 from meshlab.mesh.names import ISTIO_SYSTEM_NAMESPACE
+from meshlab.records import dataclass
 
 ISTIO_NAMESPACE = ISTIO_SYSTEM_NAMESPACE
 INSTALL_TIMEOUT = 900.0

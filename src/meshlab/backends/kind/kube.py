@@ -11,11 +11,11 @@ import json
 import re
 import threading
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 from meshlab.errors import BackendError, BackendUnavailable
+from meshlab.records import dataclass
 
 Obj = dict[str, Any]
 

@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import importlib.resources
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 from meshlab.backends.base import PodInfo
 from meshlab.backends.kind.accesslog import PROBE_POD, SIDECAR, TELEMETRY_NAME, LogSource
@@ -41,6 +40,7 @@ from meshlab.backends.kind.kube import Kube, Obj
 from meshlab.errors import BackendError
 from meshlab.mesh.names import CLIENT_LABELS, ISTIO_SYSTEM_NAMESPACE
 from meshlab.mesh.request import Origin
+from meshlab.records import dataclass
 
 PROBE_CONTAINER = "probe"
 PROBE_LABEL = "meshlab.io/probe"

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from meshlab.backends.kind.accesslog import PROBE_POD
@@ -15,6 +14,7 @@ from meshlab.backends.kind.kube import Kube
 from meshlab.backends.kind.origins import PROBE_CONTAINER, SCRIPT_PATH
 from meshlab.errors import BackendError
 from meshlab.mesh.plan import Forward, MeshPlan
+from meshlab.records import dataclass
 
 
 @dataclass(frozen=True)

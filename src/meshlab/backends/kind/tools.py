@@ -27,11 +27,11 @@ import sys
 import tarfile
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
 from meshlab.errors import BackendError, BackendUnavailable
+from meshlab.records import dataclass
 
 # kind v0.32.0 defaults to this node image (kind pkg/apis/config/defaults/image.go); Istio
 # 1.30 and 1.31 support Kubernetes 1.32-1.36. pytest-kind's own defaults date from 2022.

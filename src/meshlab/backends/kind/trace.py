@@ -6,7 +6,6 @@ namespace. meshlab never guesses: a request whose origin line never shows up sto
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
 
 from meshlab.backends.base import Hop, PodInfo
 from meshlab.backends.kind.accesslog import AccessEntry, LogSource, read_logs
@@ -16,6 +15,7 @@ from meshlab.backends.kind.istio import ISTIO_NAMESPACE
 from meshlab.backends.kind.kube import Kube
 from meshlab.backends.kind.origins import USER_AGENT, OriginPoint
 from meshlab.errors import BackendError
+from meshlab.records import dataclass
 
 LOG_TIMEOUT = 20.0
 LOG_POLL = 0.5

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Literal
+
+from meshlab.records import dataclass
 
 Outcome = Literal["pass", "fail", "continue", "inconclusive"]
 Status = Literal["ok", "off", "undecided"]

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
 
 from meshlab.checks.stats.design import DEFAULT_DESIGN, Design, _plan, _prior, normalise_shares
 from meshlab.checks.stats.fixed import fixed_sample_size, fixed_sample_size_estimate
 from meshlab.checks.stats.sequential import _confidence_sequence, _sequential_decision
+from meshlab.records import dataclass
 
 # --------------------------------------------------------------------------------------------
 # Planning: exact operating characteristics of the sequential design

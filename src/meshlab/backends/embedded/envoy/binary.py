@@ -15,11 +15,11 @@ import signal
 import subprocess
 import sys
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 
 from meshlab.backends.embedded.processes import child_env
 from meshlab.errors import BackendUnavailable
+from meshlab.records import dataclass
 
 ENV_VAR = "MESHLAB_ENVOY"
 # `envoy --version` answers in about 0.1 s; 10 s allows a cold disk cache on a loaded machine

@@ -5,10 +5,10 @@ directly at its stand-in's 127.0.0.1 port, as a sidecar reaches a pod outside th
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from meshlab.mesh.plan import ClusterPlan
+from meshlab.records import dataclass
 
 HTTP_OPTIONS = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
 Addresses = Mapping[str, Mapping[int, int]]  # pod name -> container port -> 127.0.0.1 port

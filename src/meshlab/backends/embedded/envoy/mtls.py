@@ -17,7 +17,6 @@ two chains (TLS and plaintext); DISABLE = plaintext only.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from meshlab.backends.embedded.certs import Identity, MeshCerts
@@ -36,6 +35,7 @@ from meshlab.mesh.peer_authentication import (
 from meshlab.mesh.plan import ClusterPlan
 from meshlab.mesh.proxies import MeshProxies, ProxyPlan
 from meshlab.mesh.registry import PodInstance
+from meshlab.records import dataclass
 
 TLS_SOCKET = "envoy.transport_sockets.tls"
 _UPSTREAM = T + "extensions.transport_sockets.tls.v3.UpstreamTlsContext"

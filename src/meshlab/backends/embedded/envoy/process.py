@@ -10,7 +10,6 @@ import re
 import subprocess
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from http.client import HTTPException
 from pathlib import Path
 from typing import Any
@@ -28,6 +27,7 @@ from meshlab.backends.embedded.envoy.spawn import (
 )
 from meshlab.backends.embedded.processes import ManagedProcess, ProcessGroup, child_env
 from meshlab.errors import BackendError
+from meshlab.records import dataclass
 
 __all__ = [
     "ENVOY",

@@ -6,12 +6,12 @@ from __future__ import annotations
 import json
 import signal
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from meshlab.backends.embedded.processes import ManagedProcess, ProcessGroup, child_env
 from meshlab.errors import BackendError
+from meshlab.records import dataclass
 
 START_TIMEOUT = 30.0
 ENVOY = "Envoy"  # its name in the process group and in every message about it

@@ -18,7 +18,6 @@ import json
 import re
 import subprocess
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -28,6 +27,7 @@ from meshlab.backends.embedded.envoy.bootstrap import placeholder_addresses, ren
 from meshlab.errors import BackendError, InputError, Location
 from meshlab.load.manifests import Resource
 from meshlab.mesh.plan import MeshPlan, RoutePlan
+from meshlab.records import dataclass
 
 VALIDATE_TIMEOUT = 60.0
 MESSAGE_LIMIT = 800

@@ -21,9 +21,10 @@ import os
 import sys
 import threading
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import field
 
 from meshlab.backends.embedded.standins import hops
+from meshlab.records import dataclass
 
 ENV = "MESHLAB_EGRESS"
 HOST = "127.0.0.1"

@@ -9,7 +9,6 @@ position-tracker) are in `fleetman_chain`; this module has the data and the leaf
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from meshlab.backends.embedded.standins.pods import (
     Behaviour,
@@ -19,6 +18,7 @@ from meshlab.backends.embedded.standins.pods import (
     json_response,
 )
 from meshlab.mesh.image_calls import REPO_PREFIX
+from meshlab.records import dataclass
 
 PHOTO_HOST = "https://rac-istio-course-images.s3.amazonaws.com"
 PLACEHOLDER_PHOTO = f"{PHOTO_HOST}/placeholder.png"

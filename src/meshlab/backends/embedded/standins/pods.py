@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from http import HTTPStatus
 from typing import Any
 from urllib.parse import unquote, urlsplit
+
+from meshlab.records import dataclass
 
 HOST = "127.0.0.1"
 LISTEN_BACKLOG = 128  # each pod listener's backlog, in a host or bound by the supervisor
