@@ -71,7 +71,8 @@ def _observe(parent: psutil.Process, run: Run) -> None:
     for child in children:
         run.descendants.setdefault(child.pid, child)
         try:
-            run.names.setdefault(child.pid, child.name())
+            # the latest name: a child seen between fork and exec is still "python"
+            run.names[child.pid] = child.name()
             for conn in child.net_connections(kind="tcp"):
                 if conn.status == psutil.CONN_LISTEN:
                     run.listening.add(conn.laddr.port)
