@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -11,10 +13,22 @@ import pytest
 import scipy.optimize
 import scipy.special  # noqa: F401
 
+from meshlab.backends.embedded.castore import OFF_ENV, STORE_ENV
+
 # meshlab imports scipy on first use. pytester's in-process runs restore sys.modules after
 # each run, and numpy refuses to load twice in one process: load scipy before any of them.
 
 pytest_plugins = ["pytester"]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Each test process keeps its mesh CA (castore.py) in a folder of its own, never in the
+    user's cache: the first Envoy test of a process fills it, the later ones read it."""
+    store = Path(tempfile.mkdtemp(prefix="castore-test-"))
+    config.add_cleanup(lambda: shutil.rmtree(store, ignore_errors=True))
+    os.environ[STORE_ENV] = str(store)
+    os.environ.pop(OFF_ENV, None)
+
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -25,6 +25,7 @@ from pathlib import Path
 import psutil
 import pytest
 
+from meshlab.backends.embedded.castore import STORE_ENV
 from meshlab.backends.embedded.client import get
 
 pytestmark = pytest.mark.envoy
@@ -93,7 +94,8 @@ class Watched:
     def __init__(self, *args: str | Path, tmp: Path, cwd: Path | None = None) -> None:
         self.tmpdir = tmp / "tmpdir"
         self.tmpdir.mkdir()
-        env = {**os.environ, "TMPDIR": str(self.tmpdir)}
+        # an empty mesh CA store: the run starts its CA ahead, as a first run does
+        env = {**os.environ, "TMPDIR": str(self.tmpdir), STORE_ENV: str(tmp / "cache")}
         self.out = (tmp / "stdout").open("w+")
         self.err = (tmp / "stderr").open("w+")
         self.process = subprocess.Popen(

@@ -477,6 +477,7 @@ def test_doctor_prints_the_envoy_version() -> None:
     assert re.search(
         r"^embedded backend: Envoy \d+\.\d+\.\d+\S* \(from .*\) at /", run.stdout, re.MULTILINE
     )
+    assert re.search(r"^mesh CA: ", run.stdout, re.MULTILINE)  # where it is kept, if it is
 
 
 @pytest.fixture(scope="module")

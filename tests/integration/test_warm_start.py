@@ -4,6 +4,7 @@ fit, and each worker's own protocol (one JSON line in, one out)."""
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
 import stat
@@ -18,9 +19,10 @@ import pytest
 from meshlab.backends.base import LabToDeploy
 from meshlab.backends.embedded import hosts
 from meshlab.backends.embedded.backend import EmbeddedBackend
+from meshlab.backends.embedded.castore import STORE_ENV, cached_certs, fill_store
 from meshlab.backends.embedded.envoy.binary import find_envoy
 from meshlab.backends.embedded.processes import module_argv, source_root
-from meshlab.backends.embedded.warm import CA_MODULE, STANDIN_MODULE, WarmStart, begin
+from meshlab.backends.embedded.warm import CA_MODULE, CA_NAME, STANDIN_MODULE, WarmStart, begin
 from meshlab.load.manifests import load_manifests
 from meshlab.mesh.plan import build_plan
 from meshlab.mesh.request import ProbeRequest
@@ -30,6 +32,11 @@ pytestmark = pytest.mark.envoy
 ROOT = Path(__file__).resolve().parents[2]
 LAB2 = ROOT / "labs" / "2-traffic"
 URL = "http://fleetman-staff-service:8080/driver/City%20Truck"
+DEFAULT_SA = "spiffe://cluster.local/ns/default/sa/default"  # every pod of lab 2, the client
+
+
+def now() -> datetime.datetime:
+    return datetime.datetime.now(datetime.UTC)
 
 
 def lab2() -> LabToDeploy:
@@ -77,6 +84,40 @@ def test_a_lab_needing_more_hosts_lets_the_warm_start_go(
         assert {o.status for o in session.send(ProbeRequest(URL), 20)} == {200}
 
 
+def _ca_started(warm: WarmStart) -> bool:
+    return any(p.name == CA_NAME for p in warm.group.processes)
+
+
+def test_a_store_holding_the_labs_identities_starts_no_ca(
+    backend: EmbeddedBackend, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A later run reads the mesh CA kept by an earlier one: no CA process, same traffic."""
+    monkeypatch.setenv(STORE_ENV, str(tmp_path))
+    kept = fill_store(tmp_path / "mesh-ca", [DEFAULT_SA], now())
+    warm = started(backend)
+    assert not _ca_started(warm)
+    with EmbeddedBackend(backend.options, warm).deploy(lab2()) as mesh, mesh.session() as s:
+        assert {o.status for o in s.send(ProbeRequest(URL), 20)} == {200}  # mTLS both ways
+        assert not _ca_started(warm)
+        tls = json.dumps(json.loads((warm.workdir / "cds.json").read_text()))
+        assert str(kept.of(DEFAULT_SA).certificate) in tls
+    assert gone(warm)
+
+
+def test_an_identity_the_store_lacks_starts_the_ca_at_deployment(
+    backend: EmbeddedBackend, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv(STORE_ENV, str(tmp_path))
+    store = tmp_path / "mesh-ca"
+    fill_store(store, ["spiffe://cluster.local/ns/other/sa/other"], now())  # a root, not lab 2's
+    warm = started(backend)
+    assert not _ca_started(warm)
+    with EmbeddedBackend(backend.options, warm).deploy(lab2()) as mesh, mesh.session() as s:
+        assert _ca_started(warm)
+        assert {o.status for o in s.send(ProbeRequest(URL), 20)} == {200}
+    assert cached_certs(store, [DEFAULT_SA], now()) is not None  # kept for the next run
+
+
 def test_a_warm_start_never_used_ends_with_the_backend(backend: EmbeddedBackend) -> None:
     warm = started(backend)
     EmbeddedBackend(backend.options, warm).close()
@@ -93,18 +134,22 @@ def _worker(module: str, *args: str) -> subprocess.Popen[str]:
     )
 
 
-def test_the_ca_worker_certifies_what_it_is_sent(tmp_path: Path) -> None:
+@pytest.mark.parametrize("kept", [True, False], ids=["into-the-store", "without-a-store"])
+def test_the_ca_worker_certifies_what_it_is_sent(tmp_path: Path, kept: bool) -> None:
     ids = ["spiffe://cluster.local/ns/default/sa/a", "spiffe://cluster.local/ns/default/sa/b"]
     worker = _worker(CA_MODULE)
-    line = json.dumps({"directory": str(tmp_path / "certs"), "identities": ids})
-    out, err = worker.communicate(line + "\n", timeout=30)
+    store = tmp_path / "store" / "mesh-ca"
+    request = {"store": str(store) if kept else None, "directory": str(tmp_path / "certs")}
+    out, err = worker.communicate(json.dumps({**request, "identities": ids}) + "\n", timeout=30)
     assert worker.returncode == 0, err
     answer = json.loads(out)
     assert sorted(answer["identities"]) == ids
     for cert, key in answer["identities"].values():
         assert Path(cert).read_text().startswith("-----BEGIN CERTIFICATE-----")
         assert stat.S_IMODE(Path(key).stat().st_mode) == 0o600
+        assert Path(cert).is_relative_to(store if kept else tmp_path / "certs")
     assert Path(answer["ca"]).is_file()
+    assert (cached_certs(store, ids, now()) is not None) is kept
 
 
 @pytest.mark.parametrize("module", [CA_MODULE, STANDIN_MODULE])

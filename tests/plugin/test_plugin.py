@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import json
 import shutil
 from pathlib import Path
@@ -9,6 +10,7 @@ from xml.etree import ElementTree
 
 import pytest
 
+from meshlab.backends.embedded.castore import STORE_ENV, fill_store
 from meshlab.pytest_plugin import _LABS
 from meshlab.report.model import RunReport
 
@@ -159,16 +161,23 @@ def test_labs_only_refuses_a_config_file_from_the_graded_folder(
     result.stderr.fnmatch_lines(["*--meshlab-labs-only: pytest read its configuration from*"])
 
 
+@pytest.mark.parametrize("kept", [False, True], ids=["first-run", "ca-kept"])
 def test_a_session_of_labs_starts_the_embedded_processes_ahead(
-    pytester: pytest.Pytester, lab_copy: Path
+    pytester: pytest.Pytester, lab_copy: Path, monkeypatch: pytest.MonkeyPatch, kept: bool
 ) -> None:
-    """`pytest LAB_DIR` (a lab session) starts Envoy, a host and the CA while pytest collects;
-    a session that may deploy nothing here (other paths) does not."""
+    """`pytest LAB_DIR` (a lab session) starts Envoy, a host and (unless a mesh CA is kept
+    from an earlier run) the CA while pytest collects; a session that may deploy nothing
+    here (other paths) does not."""
+    store = pytester.path / "cache"
+    monkeypatch.setenv(STORE_ENV, str(store))
+    if kept:
+        fill_store(store / "mesh-ca", [], datetime.datetime.now(datetime.UTC))
     config = pytester.parseconfigure(str(lab_copy))
     warm = config.stash[_LABS].warm
     assert warm is not None
     try:
-        assert {p.name for p in warm.group.processes} == {"Envoy", "stand-in host", "mesh CA"}
+        names = {p.name for p in warm.group.processes}
+        assert names == {"Envoy", "stand-in host"} | (set() if kept else {"mesh CA"})
     finally:
         config.stash[_LABS].close_backend()
     assert not warm.workdir.exists()

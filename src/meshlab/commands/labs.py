@@ -56,10 +56,14 @@ def _find_labs(start: Path) -> Path:
 )
 def doctor(envoy: Path | None) -> None:
     """Say which Envoy the embedded backend would run, and whether it works."""
+    import datetime
+
+    from meshlab.backends.embedded.castore import describe, store_path
     from meshlab.backends.embedded.envoy.binary import find_envoy
 
     binary = find_envoy(envoy)
     click.echo(f"embedded backend: {binary.describe()} at {binary.path}")
+    click.echo(describe(store_path(), datetime.datetime.now(datetime.UTC)))
     click.echo(f"kind backend: {_kind_status()}")
 
 

@@ -10,6 +10,7 @@ written once Envoy is up, before any request is sent.
 
 from __future__ import annotations
 
+import datetime
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -18,7 +19,8 @@ from typing import TYPE_CHECKING, Any
 
 from meshlab.backends.base import AccessPoint, Backend, Deployed, LabToDeploy, PodInfo
 from meshlab.backends.embedded.access import access_points
-from meshlab.backends.embedded.certs import MeshCerts, write_mesh_certs
+from meshlab.backends.embedded.castore import mesh_certs, store_path
+from meshlab.backends.embedded.certs import MeshCerts
 from meshlab.backends.embedded.client import Failure, Reply
 from meshlab.backends.embedded.egress import egress_path, write_egress_files
 from meshlab.backends.embedded.entry import Entry, entry_for
@@ -133,10 +135,11 @@ class EmbeddedBackend(Backend):
             egress = {name: egress_path(workdir, name) for name in proxies.meshed_pods}
             from concurrent.futures import ThreadPoolExecutor
 
-            # istiod's CA: a fresh root and a SPIFFE certificate per identity, in this run's
-            # temporary directory only, made beside the stand-ins' start (~0.1 s hidden)
+            # istiod's CA: the root and a SPIFFE certificate per identity, from the store
+            # kept between runs (castore.py), made beside the stand-ins' start where missing
+            ids, now = identities(proxies)[1], datetime.datetime.now(datetime.UTC)
             with ThreadPoolExecutor(1, thread_name_prefix="meshlab-ca") as ca:
-                made = ca.submit(write_mesh_certs, workdir / "certs", identities(proxies)[1])
+                made = ca.submit(mesh_certs, store_path(), workdir / "certs", ids, now)
                 # the hosts start on sockets bound here: their ports are known now, and Envoy
                 # starts while they import (they are waited for before any request)
                 standins = StandinLaunch(group, pods, cwd=workdir, egress=egress)

@@ -4,17 +4,19 @@
 Envoy's own start (~0.1 s), the stand-in host's interpreter and imports and the CA's
 `cryptography` import (~0.1 s each) need nothing from the lab. Started first, they run on the
 idle core, and the deployment that follows only hands them their work: the pods (one JSON
-line on the host's stdin), the identities to certify (one line to the CA) and the lab's
-clusters and listeners (Envoy's file subscription, envoy/dynamic.py).
+line on the host's stdin), the identities to certify (one line to the CA, when the mesh CA
+kept between runs lacks one: castore.py) and the lab's clusters and listeners (Envoy's file
+subscription, envoy/dynamic.py). With a usable store the CA is not started at all.
 
 What it does not change: the processes, their isolation and their teardown are the ones of
 a cold start (processes.py); the config Envoy runs is the same (`render_mesh`). A lab whose
 pods need more than one host, or a run whose Envoy turns out to be another binary, lets the
-warm processes go and starts cold. Nothing here is kept between runs.
+warm processes go and starts cold. Nothing but the mesh CA's store outlives the run.
 """
 
 from __future__ import annotations
 
+import datetime
 import shutil
 import tempfile
 import time
@@ -23,6 +25,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from meshlab.backends.embedded.castore import cached_certs, has_root, store_path
 from meshlab.backends.embedded.certs import Identity, MeshCerts
 from meshlab.backends.embedded.envoy.binary import (
     VERSION_TIMEOUT,
@@ -100,12 +103,23 @@ class WarmStart:
                 env=env,
                 cwd=self.workdir,
             )
-            self.ca = self.group.spawn(
-                CA_NAME, module_argv(CA_MODULE, [], root), env=child_env(), cwd=self.workdir
-            )
+            # the CA only where a run may need to sign: a store with a usable root lets the
+            # lab's identities be read from it (castore.py); a missing one starts it later
+            self.store = store_path()
+            self.ca: ManagedProcess | None = None
+            if self.store is None or not has_root(self.store, _now()):
+                self.ca = self._start_ca()
         except BaseException:
             self.close()
             raise
+
+    def _start_ca(self) -> ManagedProcess:
+        return self.group.spawn(
+            CA_NAME,
+            module_argv(CA_MODULE, [], source_root()),
+            env=child_env(),
+            cwd=self.workdir,
+        )
 
     def binary(self) -> EnvoyBinary | None:
         """The running Envoy's binary and version (its admin /server_info), without a
@@ -150,16 +164,23 @@ class WarmStart:
         envoy = self.envoy
         with self:
             deadline = time.monotonic() + WORK_TIMEOUT
-            self.ca.send_json_line(
-                {"directory": str(self.workdir / "certs"), "identities": sorted(identities)}
-            )
+            ids = sorted(set(identities))
+            certs = None if self.store is None else cached_certs(self.store, ids, _now())
+            ca = None
+            if certs is None:  # something to sign: the CA, started now if it was not
+                ca = self.ca or self._start_ca()
+                store = None if self.store is None else str(self.store)
+                directory = str(self.workdir / "certs")
+                ca.send_json_line({"store": store, "directory": directory, "identities": ids})
             # named and membered as a cold start names its one host, for every message
             self.host.name = host_name(1, 1, pods, set())
             self.host.members = tuple(f"{p.namespace}/{p.name}" for p in pods)
             self.host.send_json_line({"pods": [pod_record(p) for p in pods]})
             line = self.host.read_json_line(max(deadline - time.monotonic(), 0.0))
             addresses = check_ready(pods, self.host, line)
-            certs = _certs(self.ca.read_json_line(max(deadline - time.monotonic(), 0.0)))
+            if certs is None:
+                assert ca is not None
+                certs = _certs(ca.read_json_line(max(deadline - time.monotonic(), 0.0)))
             running = take_resources(envoy, self.workdir, render(addresses, certs))
             yield WarmDeployment(
                 self.group, self.workdir, addresses, running, [self.host, self.group[ENVOY]]
@@ -189,6 +210,10 @@ def _certs(line: dict[str, Any]) -> MeshCerts:
         return MeshCerts(Path(line["ca"]), identities)
     except (KeyError, TypeError, IndexError, AttributeError):
         raise BackendError(f"the mesh CA answered something else: {str(line)[:300]}") from None
+
+
+def _now() -> datetime.datetime:
+    return datetime.datetime.now(datetime.UTC)
 
 
 def begin(options: EmbeddedOptions) -> WarmStart | None:
