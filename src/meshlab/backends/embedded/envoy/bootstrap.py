@@ -30,7 +30,7 @@ from meshlab.backends.embedded.envoy.gateway_inbound import gateway_endpoints, g
 from meshlab.backends.embedded.envoy.inbound import inbound_side, kube_proxy
 from meshlab.backends.embedded.envoy.mtls import MeshTls
 from meshlab.backends.embedded.envoy.routes import T, header, virtual_host
-from meshlab.backends.embedded.envoy.stats import stats_config
+from meshlab.backends.embedded.envoy.stats import DEFERRED_STAT_OPTIONS, stats_config
 from meshlab.backends.embedded.standins.egress import ORIGINAL_DST_HEADER
 from meshlab.mesh.passthrough import ALLOW_ANY
 from meshlab.mesh.plan import (
@@ -206,6 +206,7 @@ def _bootstrap(
         "admin": {"address": socket_address(0)},
         "static_resources": {"listeners": listeners, "clusters": clusters},
         "stats_config": stats_config(stats_prefixes),
+        "deferred_stat_options": DEFERRED_STAT_OPTIONS,
     }
     if _uses_regex(plan) if regex is None else regex:
         # Istio's bootstrap (pkg/bootstrap/config.go) raises Envoy's RE2 program-size limit

@@ -20,7 +20,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from meshlab.backends.embedded.envoy.stats import stats_config
+from meshlab.backends.embedded.envoy.stats import DEFERRED_STAT_OPTIONS, stats_config
 
 CDS_FILE = "cds.json"
 LDS_FILE = "lds.json"
@@ -41,6 +41,7 @@ def dynamic_bootstrap(folder: Path, stats_prefixes: Sequence[str] = ()) -> dict[
             "lds_config": _file_source(folder / LDS_FILE),
         },
         "stats_config": stats_config(stats_prefixes),
+        "deferred_stat_options": DEFERRED_STAT_OPTIONS,
         # pkg/bootstrap/config.go: istiod's bootstrap always raises RE2's program-size limit
         "layered_runtime": {
             "layers": [

@@ -7,6 +7,9 @@ Envoy's own health (`server`, `cluster_manager`, `listener_manager`), RBAC verdi
 `istio`, `component`). Per-cluster and per-listener stats are off unless a pod asks for them
 (ProxyConfig `proxyStatsMatcher`). Doing the same here is faithful, and cheaper: creating
 every cluster's few hundred stats was ~0.12 s of lab 2's Envoy start (0.29 -> 0.17 s).
+The same template always sets `deferred_stat_options.enable_deferred_creation_stats`: a
+cluster's traffic stats are made when it first carries traffic, not with the cluster (lab
+2's config: 571 -> 508 M instructions in `envoy --mode validate`).
 """
 
 from __future__ import annotations
@@ -29,6 +32,10 @@ ISTIO_PREFIXES = (
 ISTIO_SUFFIXES = ("rbac.allowed", "rbac.denied", "shadow_allowed", "shadow_denied",
                   "downstream_cx_active")  # fmt: skip
 ISTIO_REGEXES = (r"vhost\..*\.route\..*",)  # requiredEnvoyStatsMatcherInclusionRegexes
+
+
+# tools/packaging/common/envoy_bootstrap.json, unconditional
+DEFERRED_STAT_OPTIONS: dict[str, Any] = {"enable_deferred_creation_stats": True}
 
 
 def stats_config(extra_prefixes: Sequence[str] = ()) -> dict[str, Any]:
