@@ -8,7 +8,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import field, replace
 from pathlib import Path
 
@@ -19,12 +19,14 @@ from meshlab.checks import Check, CheckContext, CheckResult, load_checked_lab, r
 from meshlab.checks.base import Progress
 from meshlab.checks.budget import refuse_checks
 from meshlab.checks.ledger import RunLedger, load_memory_reader
+from meshlab.checks.request import RequestedSpec
 from meshlab.checks.stats import Design
 from meshlab.errors import reading_input
 from meshlab.load.budgets import Budgets, refuse_files, refuse_objects
 from meshlab.load.lab import Lab, find_lab_file
 from meshlab.load.manifests import Resource, load_manifests
 from meshlab.mesh.plan import MeshPlan, Note, build_plan
+from meshlab.mesh.request import Origin
 from meshlab.mesh.unsimulated import unsimulated_notes
 from meshlab.records import dataclass
 from meshlab.report.model import RunReport, run_report
@@ -57,9 +59,13 @@ class PreparedLab:
     ledger: RunLedger = field(default_factory=RunLedger)  # the run's budgets, as spent
     unsimulated: list[Note] = field(default_factory=list)  # kinds listed, not run
 
-    def to_deploy(self) -> LabToDeploy:
-        """What a backend deploys: this plan, as built here (backends never re-plan)."""
-        return LabToDeploy(self.lab.name, self.lab.namespace, tuple(self.resources), self.plan)
+    def to_deploy(self, *, checks_only: bool = False) -> LabToDeploy:
+        """What a backend deploys: this plan, as built here (backends never re-plan).
+        `checks_only`: nothing but this lab's checks sends requests (`meshlab run`, grading),
+        so their origins bound the sidecars a backend has to run (LabToDeploy.origins)."""
+        origins = _origins(self.checks) if checks_only else None
+        lab = self.lab
+        return LabToDeploy(lab.name, lab.namespace, tuple(self.resources), self.plan, origins)
 
     def context(
         self, mesh: Deployed, *, design: Design | None = None, requests: int | None = None
@@ -167,7 +173,7 @@ def run_prepared(
     info = dict(backend.describe())
     started = time.perf_counter()
     results = []
-    lab = prepared.to_deploy()
+    lab = prepared.to_deploy(checks_only=True)
     notes = [*prepared.unsimulated, *backend.notes(lab)]
     _while_deploying(load_memory_reader)
     with backend.deploy(lab) as mesh:
@@ -178,6 +184,17 @@ def run_prepared(
             results.append(run_check(check, context))
     seconds = time.perf_counter() - started
     return LabReport(prepared.lab, info, results, notes, seconds, prepared.diagnostics)
+
+
+def _origins(checks: Sequence[Check]) -> tuple[Origin, ...] | None:
+    """Where the checks' requests start (`request.from`); None when a check's kind has no
+    request to say it (then every sidecar is run)."""
+    found: dict[Origin, None] = {}
+    for check in checks:
+        if not isinstance(check.spec, RequestedSpec):
+            return None
+        found[check.spec.request.origin] = None
+    return tuple(found)
 
 
 def _while_deploying(work: Callable[[], None]) -> None:

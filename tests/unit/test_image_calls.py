@@ -10,7 +10,7 @@ import pytest
 from meshlab.backends.embedded.standins.egress import EgressClient, Reply
 from meshlab.backends.embedded.standins.fleetman_chain import api_gateway, position_tracker, webapp
 from meshlab.backends.embedded.standins.server import PodSpec, Request
-from meshlab.mesh.image_calls import REPO_PREFIX, answer_status, calls_of
+from meshlab.mesh.image_calls import REPO_PREFIX, answer_status, calls_anyone, calls_of
 
 HEADERS = {"x-my-header": "canary", "x-request-id": "r1", "user-agent": "t", "accept": "*/*"}
 CASES = [
@@ -91,3 +91,33 @@ def test_the_answer_to_a_failed_call_is_the_stand_ins(
     if not recorder.calls:
         return  # answered without a call: nothing to compare
     assert answer_status(REPO_PREFIX + image, (status,) * len(recorder.calls)) == answered
+
+
+def _lab_images() -> set[str]:
+    """Every image the course's labs run, plus each registered stand-in's repository."""
+    from pathlib import Path
+
+    import yaml
+
+    from meshlab.backends.embedded.standins import _REGISTRY
+
+    images = {f"{repo}:6" for repo in _REGISTRY} | {"nginx:1.27", "curlimages/curl:8.5.0"}
+    for manifest in (Path(__file__).resolve().parents[2] / "labs").glob("*/*.yaml"):
+        for doc in yaml.safe_load_all(manifest.read_text()):
+            text = repr(doc)
+            images.update(
+                word.strip("'\",{}[]")
+                for word in text.split()
+                if word.strip("'\",{}[]").startswith(("richardchesterwood/", "docker.io/"))
+            )
+    return images
+
+
+@pytest.mark.parametrize("image", sorted(_lab_images()))
+def test_an_image_calls_anyone_exactly_when_its_stand_in_may_call(image: str) -> None:
+    """`meshlab run` leaves out the sidecar of a workload that sends nothing (LabToDeploy.
+    origins): the mesh layer's `calls_anyone` must agree with the stand-in that plays the
+    image, whose `downstream` lists what it may call (a calling behaviour always has one)."""
+    from meshlab.backends.embedded.standins import behaviour_for
+
+    assert calls_anyone(image) == bool(behaviour_for(image).downstream), image

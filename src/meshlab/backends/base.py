@@ -14,8 +14,8 @@ from typing import Self
 
 from meshlab.load.manifests import Resource
 from meshlab.mesh.plan import MeshPlan, Note
-from meshlab.mesh.proxies import MeshProxies, build_proxies
-from meshlab.mesh.request import ProbeRequest
+from meshlab.mesh.proxies import MeshProxies, build_proxies, senders_for
+from meshlab.mesh.request import Origin, ProbeRequest
 from meshlab.records import dataclass
 
 NO_RESPONSE = "no response"
@@ -93,12 +93,18 @@ class LabToDeploy:
     namespace: str  # the namespace the lab's objects are written for
     resources: Sequence[Resource]
     plan: MeshPlan
+    # where every request of the run starts (its checks' origins); None: anywhere (a lab's
+    # own tests, `meshlab up`), so every sidecar is there
+    origins: tuple[Origin, ...] | None = None
 
     @cached_property
     def proxies(self) -> MeshProxies:
         """Every proxy's plan (a sidecar per workload, the gateways), built once on first use:
-        only a backend that runs the proxies itself needs them."""
-        return build_proxies(self.resources, self.plan)
+        only a backend that runs the proxies itself needs them. With `origins`, a workload
+        that sends nothing (not an origin, an image that calls nobody) keeps its inbound side
+        only: its sidecar's outbound config could never be exercised."""
+        senders = None if self.origins is None else senders_for(self.origins, self.namespace)
+        return build_proxies(self.resources, self.plan, senders=senders)
 
 
 class Session(ABC):

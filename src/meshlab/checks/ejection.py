@@ -30,12 +30,11 @@ from meshlab.checks.base import (
     CheckContext,
     CheckKind,
     CheckResult,
-    CheckSpec,
     ProgressUpdate,
     register,
 )
 from meshlab.checks.origins import client_plan
-from meshlab.checks.request import RequestSpec
+from meshlab.checks.request import RequestedSpec
 from meshlab.checks.stats import Design
 from meshlab.checks.warmup import SETTLE_S
 from meshlab.load import istio
@@ -55,9 +54,8 @@ class EjectionExpect(Strict):
     errors: int = Field(ge=1, le=100)
 
 
-class EjectionSpec(CheckSpec):
+class EjectionSpec(RequestedSpec):
     kind: Literal["ejection"]
-    request: RequestSpec
     by: str = Field(default="version", min_length=1)  # the pod label that names pods in messages
     expect: Literal["configured"] | EjectionExpect = "configured"
     requests: int = Field(default=30, ge=4, le=1000)

@@ -25,18 +25,17 @@ from typing import Literal
 from pydantic import Field
 
 from meshlab.backends.base import Outcome
-from meshlab.checks.base import Check, CheckContext, CheckKind, CheckResult, CheckSpec, register
+from meshlab.checks.base import Check, CheckContext, CheckKind, CheckResult, register
 from meshlab.checks.origins import client_plan
-from meshlab.checks.request import RequestSpec
+from meshlab.checks.request import RequestedSpec
 from meshlab.checks.stats import Design
 from meshlab.mesh.plan import ClusterPlan, MeshPlan
 
 OVERFLOW_FLAG = "UO"
 
 
-class OverflowSpec(CheckSpec):
+class OverflowSpec(RequestedSpec):
     kind: Literal["overflow"]
-    request: RequestSpec
     concurrency: int = Field(default=8, ge=1, le=64)
     requests: int = Field(default=200, ge=1, le=10000)
     expect: Literal["overflow", "no-overflow", "configured"] = "configured"

@@ -23,9 +23,9 @@ from urllib.parse import urlsplit
 from pydantic import Field, PositiveInt
 
 from meshlab.backends.base import Outcome
-from meshlab.checks.base import Check, CheckContext, CheckKind, CheckResult, CheckSpec, register
+from meshlab.checks.base import Check, CheckContext, CheckKind, CheckResult, register
 from meshlab.checks.hops import check_context, service_host
-from meshlab.checks.request import RequestSpec
+from meshlab.checks.request import RequestedSpec
 from meshlab.checks.sampling import Sampler
 from meshlab.checks.stats import Design
 from meshlab.mesh.peer_authentication import explain, misplaced, peer_policies
@@ -42,9 +42,8 @@ MAX_REQUESTS = 1000
 _DROPPED = ("reset", "closed", "refused", "remotedisconnected", "brokenpipe", "connection failed")
 
 
-class ReachabilitySpec(CheckSpec):
+class ReachabilitySpec(RequestedSpec):
     kind: Literal["reachability"]
-    request: RequestSpec
     expect: Literal["served", "refused"]
     requests: PositiveInt = Field(default=10, le=MAX_REQUESTS)
 

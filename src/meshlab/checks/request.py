@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 
 from pydantic import Discriminator, Field, Tag, field_validator
 
+from meshlab.checks.base import CheckSpec
 from meshlab.load.schema import Strict
 from meshlab.mesh.request import MESH, Origin, ProbeRequest
 
@@ -158,3 +159,10 @@ def _is_ip(host: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+class RequestedSpec(CheckSpec):
+    """A check kind whose requests are all shaped by its `request:` (and so start at its
+    `from:`): what lets a run know where its requests can start (pipeline.py)."""
+
+    request: RequestSpec

@@ -13,7 +13,7 @@ from pydantic import Discriminator, Field, PositiveInt, Tag, ValidationInfo, fie
 from meshlab.analysis import Diagnostic
 from meshlab.analysis.explain import explaining, request_hosts
 from meshlab.backends.base import Outcome
-from meshlab.checks.base import Check, CheckContext, CheckKind, CheckResult, CheckSpec, register
+from meshlab.checks.base import Check, CheckContext, CheckKind, CheckResult, register
 from meshlab.checks.hashing import judge_one_key, one_key_requests
 from meshlab.checks.hops import (
     LABEL_KEY,
@@ -27,7 +27,7 @@ from meshlab.checks.hops import (
     unmatched_headers,
 )
 from meshlab.checks.origins import client_plan, configured_for
-from meshlab.checks.request import MAPPING, RequestSpec, word_or_mapping
+from meshlab.checks.request import MAPPING, RequestedSpec, RequestSpec, word_or_mapping
 from meshlab.checks.sampling import Sampler
 from meshlab.checks.stats import (
     BucketVerdict,
@@ -46,10 +46,9 @@ from meshlab.mesh.request import ProbeRequest
 MAX_WEIGHT = 1e9  # relative weights: any finite scale works, this one cannot overflow a sum
 
 
-class SampledSpec(CheckSpec):
+class SampledSpec(RequestedSpec):
     """What every kind that samples one request and judges shares of its answers has."""
 
-    request: RequestSpec
     # a label of the answering pod, or of the pod that served a hop of the chain (HopBy)
     by: Annotated[
         Annotated[str, Field(min_length=1), Tag("str")] | Annotated[HopBy, Tag(MAPPING)],

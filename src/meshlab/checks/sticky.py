@@ -26,7 +26,6 @@ from meshlab.checks.base import (
     CheckContext,
     CheckKind,
     CheckResult,
-    CheckSpec,
     ProgressUpdate,
     register,
 )
@@ -39,7 +38,7 @@ from meshlab.checks.hashing import (
 )
 from meshlab.checks.hops import LABEL_KEY
 from meshlab.checks.origins import client_plan, configured_for
-from meshlab.checks.request import RequestSpec
+from meshlab.checks.request import RequestedSpec
 from meshlab.checks.sampling import Sampler
 from meshlab.checks.stats import Design
 from meshlab.load.schema import Strict
@@ -96,9 +95,8 @@ class HashKeySpec(Strict):
         return key_words(HashPolicyPlan(self.kind, self.name))
 
 
-class StickySpec(CheckSpec):
+class StickySpec(RequestedSpec):
     kind: Literal["sticky"]
-    request: RequestSpec
     key: HashKeySpec
     keys: Literal["auto"] | int = "auto"
     per_key: Literal["auto"] | int = "auto"

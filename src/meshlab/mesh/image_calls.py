@@ -65,6 +65,16 @@ def propagated(tag: str, headers: Iterable[tuple[str, str]]) -> dict[str, str]:
     return kept
 
 
+CALLING_APPS = frozenset({"webapp-angular", "api-gateway", "position-tracker"})
+
+
+def calls_anyone(image: str) -> bool:
+    """Whether `image` calls another service for some request (`calls_of` is never empty
+    for it): a pod running any other image never sends a request through its sidecar."""
+    repo, _ = image_parts(image)
+    return repo.startswith(REPO_PREFIX) and repo[len(REPO_PREFIX) :] in CALLING_APPS
+
+
 def calls_of(image: str, method: str, path: str, headers: Mapping[str, str]) -> tuple[Call, ...]:
     """The calls `image` makes, one after the other, to answer `method path` (none for an
     image that calls nobody, or a path it answers itself)."""

@@ -8,17 +8,19 @@ DestinationRule and Sidecar `workloadSelector`, exportTo), so each workload gets
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import field
 from typing import Literal
 
 from meshlab.load.manifests import Resource
 from meshlab.mesh.gateway_plan import build_gateway_plan
 from meshlab.mesh.gateways import provided_gateways
+from meshlab.mesh.image_calls import calls_anyone
 from meshlab.mesh.injection import has_sidecar, namespaces_of
 from meshlab.mesh.model import MeshPlan
 from meshlab.mesh.plan import build_plan
 from meshlab.mesh.registry import PodInstance
+from meshlab.mesh.request import Origin
 from meshlab.records import dataclass
 
 ProxyKind = Literal["client", "sidecar", "gateway"]
@@ -47,12 +49,17 @@ class MeshProxies:
     sidecars: list[ProxyPlan] = field(default_factory=list)
     gateways: list[ProxyPlan] = field(default_factory=list)
     meshed_pods: frozenset[str] = frozenset()  # pods with a sidecar (an inbound side)
+    left_out: frozenset[str] = frozenset()  # meshed pods whose sidecar sends nothing here
 
     @property
     def all(self) -> list[ProxyPlan]:
         return [self.client, *self.sidecars, *self.gateways]
 
     def sidecar_of(self, pod: str) -> ProxyPlan | None:
+        """The pod's sidecar; None for a pod without one. A sidecar left out (`senders`)
+        is a LookupError: nothing may send from it, and it must not pass for no sidecar."""
+        if pod in self.left_out:
+            raise LookupError(f"the sidecar of pod {pod} was left out: no request starts there")
         return next((p for p in self.sidecars if pod in p.pods), None)
 
     def gateway(self, name: str) -> ProxyPlan | None:
@@ -70,9 +77,14 @@ def build_proxies(
     resources: Sequence[Resource],
     client: MeshPlan,
     plan_for: PlanFor | None = None,
+    senders: Callable[[PodInstance], bool] | None = None,
 ) -> MeshProxies:
     """The client's plan (already built), a plan per meshed workload, and the gateways' (the
-    install's ingress gateway when a Gateway selects it, or the lab's own gateway workload)."""
+    install's ingress gateway when a Gateway selects it, or the lab's own gateway workload).
+
+    `senders`: the pods that may send a request through their sidecar (None: every one). A
+    workload none of whose pods may send keeps its inbound side (`meshed_pods`) but gets no
+    sidecar plan (`left_out`): its outbound config would never be exercised."""
     namespaces = namespaces_of(resources)
     gateways = [
         ProxyPlan(
@@ -100,7 +112,11 @@ def build_proxies(
         key = (pod.namespace, tuple(sorted(pod.labels.items())))
         groups.setdefault(key, []).append(pod)
     sidecars = []
+    left_out: set[str] = set()
     for (namespace, labels), pods in groups.items():
+        if senders is not None and not any(senders(p) for p in pods):
+            left_out.update(p.name for p in pods)
+            continue
         owner = pods[0].owner
         sidecars.append(
             ProxyPlan(
@@ -113,7 +129,24 @@ def build_proxies(
             )
         )
     proxy = ProxyPlan(CLIENT_PROXY, "client", client.client_namespace, {}, client)
-    return MeshProxies(proxy, sidecars, gateways, frozenset(meshed))
+    return MeshProxies(proxy, sidecars, gateways, frozenset(meshed), frozenset(left_out))
+
+
+def senders_for(origins: Iterable[Origin], namespace: str) -> Callable[[PodInstance], bool]:
+    """The pods that may send through their sidecar when a run's requests start at `origins`
+    (names as in the lab's `namespace`): the workloads named as origins, and every pod whose
+    image calls another service (mesh/image_calls.py), since a request may reach any pod.
+    The test client and the gateways, where the other origins start, are always there."""
+    named = set()
+    for origin in origins:
+        if origin.kind == "workload" and origin.workload is not None:
+            ns, _, short = origin.workload.rpartition("/")
+            named.add((ns or namespace, short))
+
+    def sends(pod: PodInstance) -> bool:
+        return (pod.namespace, pod.owner.name) in named or calls_anyone(pod.image)
+
+    return sends
 
 
 def sidecar_plans(resources: Sequence[Resource]) -> Callable[[PodInstance], MeshPlan | None]:

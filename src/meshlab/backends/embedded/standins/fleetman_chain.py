@@ -90,7 +90,11 @@ def _calling(
     router: Callable[[Request], Route | None],
     read_only: bool = True,
 ) -> Behaviour:
-    """A behaviour whose routes may call other services; the calls go into x-meshlab-hops."""
+    """A behaviour whose routes may call other services; the calls go into x-meshlab-hops.
+    Its `downstream` is never empty: it is how a run knows the pod sends (image_calls.py's
+    `calls_anyone` agrees, tested), and keeps the pod's sidecar."""
+    if not downstream:
+        raise ValueError(f"{name}: a calling behaviour names what it may call")
     # each pod calls out through its own sidecar: the client of the pod being served
     source: ClientSource = (
         (lambda request: client) if client is not None else (lambda r: client_for(r.pod.egress))
