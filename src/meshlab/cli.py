@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from meshlab.report.text import Style
 
 EXIT_INTERRUPTED = 130
+PYDANTIC_PLUGINS_ENV = "PYDANTIC_DISABLE_PLUGINS"  # pydantic/plugin/_loader.py
 STOP_SIGNALS = ("SIGTERM", "SIGHUP")  # exit 128 + the signal's number: 143, 129
 
 
@@ -113,7 +114,13 @@ def program() -> None:
     folders removed), what is left of an exit is the interpreter tearing down each module it
     imported, ~0.1 s for meshlab's; the process skips that (os._exit) after flushing its
     output. main() itself exits normally, for callers that go on running.
+
+    It also turns pydantic's plugins off unless the user set PYDANTIC_DISABLE_PLUGINS: on
+    its first schema pydantic reads every installed distribution's entry points for them
+    (observers of every validation, such as logfire's), ~5 ms of a run's start for nothing
+    meshlab's own schemas use.
     """
+    os.environ.setdefault(PYDANTIC_PLUGINS_ENV, "__all__")
     exit_code: list[int] = []
 
     def quick_exit() -> None:  # registered first, so it runs after every other handler
