@@ -16,9 +16,9 @@ certified reads files and never imports `cryptography` (~0.1 s of CPU and a proc
 Every file is written under a new name and renamed into place, and a certificate's pair of
 files is never rewritten: runs at the same time (a grading job's workers) each read a
 consistent root and pair, whichever wins a race. An index whose files do not hash as it
-says is a miss, made again. The store is found at $MESHLAB_CACHE_DIR, else
-$XDG_CACHE_HOME/meshlab, else ~/.cache/meshlab; MESHLAB_NO_CACHE=1 turns it off, and a run
-then makes a fresh CA in its own temporary folder (certs.write_mesh_certs).
+says is a miss, made again. The store is `mesh-ca` in meshlab's cache folder (cachedir.py:
+$MESHLAB_CACHE_DIR, else the platform's user cache); MESHLAB_NO_CACHE=1 turns it off, and a
+run then makes a fresh CA in its own temporary folder (certs.write_mesh_certs).
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from meshlab.backends.cachedir import ENV_CACHE, cache_dir
 from meshlab.backends.embedded.certs import (
     WORKLOAD_TTL,
     Identity,
@@ -45,7 +46,7 @@ from meshlab.backends.embedded.certs import (
     write_mesh_certs,
 )
 
-STORE_ENV = "MESHLAB_CACHE_DIR"
+STORE_ENV = ENV_CACHE
 OFF_ENV = "MESHLAB_NO_CACHE"
 ROOT_RENEW_LEFT = 0.2  # CITADEL_SELF_SIGNED_ROOT_CERT_GRACE_PERIOD_PERCENTILE (20%)
 WORKLOAD_RENEW_LEFT = 0.5  # pilot-agent SECRET_GRACE_PERIOD_RATIO
@@ -59,19 +60,12 @@ class StoreUnusable(OSError):
 
 
 def store_path(env: Mapping[str, str] | None = None) -> Path | None:
-    """Where the mesh CA is kept (its `mesh-ca` folder), or None when turned off."""
+    """Where the mesh CA is kept (`mesh-ca` in meshlab's cache folder), or None when
+    MESHLAB_NO_CACHE turns it off."""
     env = os.environ if env is None else env
     if env.get(OFF_ENV, "") not in ("", "0"):
         return None
-    base = env.get(STORE_ENV) or (
-        str(Path(env["XDG_CACHE_HOME"]) / "meshlab") if env.get("XDG_CACHE_HOME") else ""
-    )
-    if not base:
-        home = env.get("HOME") or os.path.expanduser("~")
-        if not home or home == "~":
-            return None
-        base = str(Path(home) / ".cache" / "meshlab")
-    return Path(base) / "mesh-ca"
+    return cache_dir(env) / "mesh-ca"
 
 
 def cached_certs(

@@ -30,6 +30,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Protocol
 
+from meshlab.backends.cachedir import cache_dir
 from meshlab.errors import BackendError, BackendUnavailable
 from meshlab.records import dataclass
 
@@ -44,7 +45,6 @@ SUPPORTED_ISTIO_VERSIONS = ("1.31.1", "1.30.5")
 
 ENV_KIND = "MESHLAB_KIND"
 ENV_ISTIOCTL = "MESHLAB_ISTIOCTL"
-ENV_CACHE = "MESHLAB_CACHE_DIR"
 
 # SHA-256 of each pinned release asset, as published beside it (`<asset>.sha256sum`). They
 # could not be read from the releases here (no internet); each kind digest is the one that
@@ -221,18 +221,6 @@ class HttpDownloader:
                 f"the binary (${ENV_KIND} / ${ENV_ISTIOCTL})."
             ) from None
         return response.content
-
-
-def cache_dir() -> Path:
-    """$MESHLAB_CACHE_DIR, else the platform's user cache directory plus `meshlab`."""
-    if os.environ.get(ENV_CACHE):
-        return Path(os.environ[ENV_CACHE])
-    if sys.platform == "darwin":
-        return Path.home() / "Library" / "Caches" / "meshlab"
-    if sys.platform == "win32":
-        base = os.environ.get("LOCALAPPDATA") or str(Path.home() / "AppData" / "Local")
-        return Path(base) / "meshlab" / "Cache"
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "meshlab"
 
 
 def sha256_of(data: bytes) -> str:
