@@ -113,12 +113,13 @@ def test_a_replaced_pair_goes_once_no_run_can_use_it(tmp_path: Path) -> None:
     store = tmp_path / "mesh-ca"
     first = fill_store(store, [A], NOW)
     renewed = fill_store(store, [A], NOW + 13 * HOUR)
-    old = (first.of(A).certificate, first.of(A).key)
-    made = old[0].stat().st_mtime
-    later = datetime.datetime.fromtimestamp(made, datetime.UTC) + 25 * HOUR
-    fill_store(store, [A], later)
-    assert not any(p.exists() for p in old)
-    assert renewed.of(A).certificate.exists()  # replaced too by now, but made recently
+    for certs, made in ((first, NOW), (renewed, NOW + 13 * HOUR)):  # as if written then
+        for path in (certs.of(A).certificate, certs.of(A).key):
+            os.utime(path, (made.timestamp(), made.timestamp()))
+    fill_store(store, [A], NOW + 25 * HOUR)  # renews again, and prunes
+    assert not first.of(A).certificate.exists()  # unnamed, and older than any run's use
+    assert not first.of(A).key.exists()
+    assert renewed.of(A).certificate.exists()  # unnamed too, but a run may still load it
 
 
 def test_a_root_with_a_fifth_of_its_life_left_is_replaced(tmp_path: Path) -> None:

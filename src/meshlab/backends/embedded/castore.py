@@ -135,7 +135,8 @@ def describe(store: Path | None, now: datetime.datetime) -> str:
     record = _read_json(root / "root.json") or {}
     until = datetime.datetime.fromtimestamp(int(record.get("not_after", 0)), datetime.UTC)
     pairs = sum(1 for p in root.glob("*.json") if p.name != "root.json")
-    return f"mesh CA: {root} (root valid until {until:%Y-%m-%d}), {pairs} workload identities"
+    certified = f"{pairs} workload {'identity' if pairs == 1 else 'identities'}"
+    return f"mesh CA: {root} (root valid until {until:%Y-%m-%d}), {certified}"
 
 
 def _current_root(store: Path, now: datetime.datetime) -> Path | None:
