@@ -241,3 +241,12 @@ def test_doctor_says_where_the_ca_is_and_until_when(tmp_path: Path) -> None:
     said = describe(store, NOW)
     assert "root valid until 2036-" in said
     assert "2 workload identities" in said
+
+
+def test_no_home_folder_means_no_store(monkeypatch: pytest.MonkeyPatch) -> None:
+    def homeless() -> Path:
+        raise RuntimeError("Could not determine home directory.")
+
+    monkeypatch.setattr(Path, "home", staticmethod(homeless))
+    assert store_path({}) is None
+    assert store_path({STORE_ENV: "/x"}) == Path("/x/mesh-ca")

@@ -65,7 +65,10 @@ def store_path(env: Mapping[str, str] | None = None) -> Path | None:
     env = os.environ if env is None else env
     if env.get(OFF_ENV, "") not in ("", "0"):
         return None
-    return cache_dir(env) / "mesh-ca"
+    try:
+        return cache_dir(env) / "mesh-ca"
+    except RuntimeError:  # no home folder to be found (Path.home()): a CA per run
+        return None
 
 
 def cached_certs(
@@ -142,7 +145,7 @@ def describe(store: Path | None, now: datetime.datetime) -> str:
 def _current_root(store: Path, now: datetime.datetime) -> Path | None:
     try:
         _check_private(store)
-        current = (store / "current").read_text(encoding="ascii").strip()
+        current = (store / "current").read_bytes()[:64].decode("ascii").strip()
     except (OSError, UnicodeError):
         return None
     if not _ID.fullmatch(current):
