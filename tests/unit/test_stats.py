@@ -636,3 +636,36 @@ def test_fixed_sample_size_uses_the_band() -> None:
     # three-way: each share at alpha/3; the 10% share's lower margin sets N (70%: 1513-1524)
     assert fixed_sample_size({"a": 70, "b": 20, "c": 10}) > 1524
     assert fixed_sample_size({"only": 1}) == 66
+
+
+@pytest.mark.parametrize(
+    ("expected", "truth"),
+    [
+        ({"safe": 90, "risky": 10}, {"safe": 0.9, "risky": 0.1}),
+        ({"safe": 90, "risky": 10}, {"safe": 0.75, "risky": 0.25}),
+        ({"a": 50, "b": 50}, {"a": 0.5, "b": 0.5}),
+        ({"a": 34, "b": 33, "c": 33}, {"a": 0.5, "b": 0.25, "c": 0.25}),
+        ({"safe": 100, "risky": 0}, {"safe": 0.99, "risky": 0.01}),
+    ],
+)
+def test_a_look_without_intervals_decides_as_the_full_one(
+    expected: dict[str, float], truth: dict[str, float]
+) -> None:
+    """The sampler's looks between batches skip the intervals (observe's intervals=False):
+    batch after batch, the outcome and every bucket's status are the full verdict's."""
+    rng = np.random.default_rng(7)
+    names = list(truth)
+    for _ in range(5):
+        light, full = SequentialSplitTest(expected), SequentialSplitTest(expected)
+        counts = dict.fromkeys(names, 0)
+        while True:
+            for name in rng.choice(names, size=10, p=[truth[n] for n in names]):
+                counts[str(name)] += 1
+            quick, whole = light.observe(counts, intervals=False), full.observe(counts)
+            assert quick.outcome == whole.outcome
+            assert [b.status for b in quick.buckets] == [b.status for b in whole.buckets]
+            assert all(b.interval == (0.0, 1.0) for b in quick.buckets)
+            if whole.outcome != "continue":
+                assert light.observe(counts) == whole  # the same counts again: the full verdict
+                assert any(b.interval != (0.0, 1.0) for b in whole.buckets)
+                break

@@ -132,15 +132,20 @@ class Sampler:
         test = SequentialSplitTest(expected, design)
         cap = min(design.cap, self.context.budget.ledger.budgets.check_requests)
         focus = focus_bucket(expected)
+        estimate, next_estimate = None, 0.0
         try:
             while True:
                 self.send(min(design.batch, design.cap - self.sent))
-                verdict = test.observe(self.counts)
-                if verdict.outcome != "continue":
-                    return verdict
-                if self.stopped is not None:
+                look = test.observe(self.counts, intervals=False)  # go on, or stop?
+                if look.outcome != "continue" or self.stopped is not None:
+                    verdict = test.observe(self.counts)  # the same outcome, with its intervals
+                    if verdict.outcome != "continue":
+                        return verdict
                     return replace(verdict, outcome="inconclusive")
-                self.report(estimated_total(verdict, cap), focus)
+                if time.perf_counter() >= next_estimate:  # a display refreshes ~10 times/s
+                    estimate = estimated_total(look, cap)
+                    next_estimate = time.perf_counter() + ESTIMATE_EVERY_S
+                self.report(estimate, focus)
         finally:
             self.report(None, focus, done=True)
             self.close()
@@ -171,6 +176,9 @@ def focus_bucket(expected: dict[str, float]) -> str | None:
     """The bucket a reader watches: the smallest share configured to get traffic (the canary)."""
     shares = {bucket: share for bucket, share in expected.items() if 0 < share < 1}
     return min(shares, key=lambda b: shares[b]) if shares else None
+
+
+ESTIMATE_EVERY_S = 0.1  # how often a sequential check works out its likely total
 
 
 def estimated_total(verdict: SplitVerdict, cap: int) -> int:

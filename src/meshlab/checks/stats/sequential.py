@@ -152,6 +152,9 @@ def _combine(verdicts: list[BucketVerdict], n: int, cap: int | None) -> Outcome:
 # Sequential test
 
 
+_NONE = (0.0, 1.0)  # an interval not worked out (observe's `intervals=False`)
+
+
 class SequentialSplitTest:
     """Anytime-valid check of a split: feed cumulative counts until the outcome is decided.
 
@@ -173,11 +176,15 @@ class SequentialSplitTest:
         self._plans = _plan(self.expected, design)
         self._last: dict[str, int] = {}
 
-    def observe(self, counts: Mapping[str, int]) -> SplitVerdict:
+    def observe(self, counts: Mapping[str, int], *, intervals: bool = True) -> SplitVerdict:
         """Judge the cumulative counts so far; stop sending once the outcome is not "continue".
 
         Counts must be cumulative: a bucket's count or the total going down raises ValueError,
         because restarting the count silently would void the error bounds.
+
+        `intervals=False` gives the same outcome and statuses with every interval left at
+        (0, 1): for a look that only says whether to go on (each interval is a root search,
+        most of a look's cost). Observing the same counts again gives the full verdict.
         """
         n = _check_counts(counts)
         for name, before in self._last.items():
@@ -213,7 +220,9 @@ class SequentialSplitTest:
                 status = "off" if decision < 0 else "ok" if decision > 0 else "undecided"
             else:
                 status = _deterministic_status(plan, count, n, design)
-            interval = _confidence_sequence(count, n, plan.prior, plan.alpha)
+            interval = (
+                _confidence_sequence(count, n, plan.prior, plan.alpha) if intervals else _NONE
+            )
             verdicts.append(
                 BucketVerdict(
                     plan.name, plan.share, count, n, plan.band, interval, status, plan.alpha
