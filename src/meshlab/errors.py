@@ -166,6 +166,9 @@ def reading_input(what: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
                     f"{what} is too large or too deeply nested to read ({type(exc).__name__})"
                 ) from exc
             except Exception as exc:
+                stop = _stop_behind(exc)
+                if stop is not None:
+                    raise stop from None  # Ctrl-C or SIGTERM while reading: a stop, not input
                 raise InputError(
                     f"{what} could not be read: {type(exc).__name__}: {exc}",
                     hint="this input is unusual, but meshlab should have said what is wrong "
@@ -175,3 +178,17 @@ def reading_input(what: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
         return guarded
 
     return decorate
+
+
+def _stop_behind(error: BaseException) -> BaseException | None:
+    """A KeyboardInterrupt or SystemExit (the CLI's SIGTERM is one) that `error` wraps: Python
+    3.11 turns one raised in a class's `__set_name__` (pydantic builds classes as a lab is
+    read) into a RuntimeError caused by it."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if not isinstance(current, Exception):
+            return current
+        current = current.__cause__ or current.__context__
+    return None

@@ -26,7 +26,7 @@ from meshlab.load.budgets import Budgets, refuse_files, refuse_objects
 from meshlab.load.lab import Lab, find_lab_file
 from meshlab.load.manifests import Resource, load_manifests
 from meshlab.mesh.plan import MeshPlan, Note, build_plan
-from meshlab.mesh.request import Origin
+from meshlab.mesh.request import ProbeRequest
 from meshlab.mesh.unsimulated import unsimulated_notes
 from meshlab.records import dataclass
 from meshlab.report.model import RunReport, run_report
@@ -62,10 +62,10 @@ class PreparedLab:
     def to_deploy(self, *, checks_only: bool = False) -> LabToDeploy:
         """What a backend deploys: this plan, as built here (backends never re-plan).
         `checks_only`: nothing but this lab's checks sends requests (`meshlab run`, grading),
-        so their origins bound the sidecars a backend has to run (LabToDeploy.origins)."""
-        origins = _origins(self.checks) if checks_only else None
+        so their requests bound the sidecars a backend has to run (LabToDeploy.requests)."""
+        requests = _requests(self.checks) if checks_only else None
         lab = self.lab
-        return LabToDeploy(lab.name, lab.namespace, tuple(self.resources), self.plan, origins)
+        return LabToDeploy(lab.name, lab.namespace, tuple(self.resources), self.plan, requests)
 
     def context(
         self, mesh: Deployed, *, design: Design | None = None, requests: int | None = None
@@ -186,14 +186,14 @@ def run_prepared(
     return LabReport(prepared.lab, info, results, notes, seconds, prepared.diagnostics)
 
 
-def _origins(checks: Sequence[Check]) -> tuple[Origin, ...] | None:
-    """Where the checks' requests start (`request.from`); None when a check's kind has no
-    request to say it (then every sidecar is run)."""
-    found: dict[Origin, None] = {}
+def _requests(checks: Sequence[Check]) -> tuple[ProbeRequest, ...] | None:
+    """The checks' requests (`request:`: where each starts, to which host and port); None
+    when a check's kind has no request to say it (then every sidecar is run)."""
+    found: list[ProbeRequest] = []
     for check in checks:
         if not isinstance(check.spec, RequestedSpec):
             return None
-        found[check.spec.request.origin] = None
+        found.append(check.spec.request.probe())
     return tuple(found)
 
 

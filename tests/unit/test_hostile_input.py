@@ -234,6 +234,37 @@ def test_an_unexpected_exception_while_reading_input_is_exit_2() -> None:
     assert "report it" in str(caught.value)
 
 
+class _Stop(SystemExit):
+    """What the CLI raises on SIGTERM (cli.Stopped)."""
+
+
+class _Stopping:
+    def __set_name__(self, owner: type, name: str) -> None:
+        raise _Stop(143)
+
+
+def test_a_stop_while_reading_input_stays_a_stop() -> None:
+    """SIGTERM as pydantic builds a class: Python 3.11 wraps what `__set_name__` raises in a
+    RuntimeError; the stop goes on unwinding (exit 143), not as unreadable input (exit 2)."""
+
+    @reading_input("the lab")
+    def load() -> None:
+        type("Model", (), {"field": _Stopping()})
+
+    with pytest.raises(_Stop):
+        load()
+
+    @reading_input("the lab")
+    def interrupted() -> None:
+        try:
+            raise KeyboardInterrupt
+        except KeyboardInterrupt as exc:
+            raise ValueError("while handling it") from exc
+
+    with pytest.raises(KeyboardInterrupt):
+        interrupted()
+
+
 def test_a_bug_elsewhere_is_exit_3_internal_error(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

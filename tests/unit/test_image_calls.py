@@ -10,7 +10,13 @@ import pytest
 from meshlab.backends.embedded.standins.egress import EgressClient, Reply
 from meshlab.backends.embedded.standins.fleetman_chain import api_gateway, position_tracker, webapp
 from meshlab.backends.embedded.standins.server import PodSpec, Request
-from meshlab.mesh.image_calls import REPO_PREFIX, answer_status, calls_anyone, calls_of
+from meshlab.mesh.image_calls import (
+    REPO_PREFIX,
+    answer_status,
+    callees,
+    calls_anyone,
+    calls_of,
+)
 
 HEADERS = {"x-my-header": "canary", "x-request-id": "r1", "user-agent": "t", "accept": "*/*"}
 CASES = [
@@ -121,3 +127,22 @@ def test_an_image_calls_anyone_exactly_when_its_stand_in_may_call(image: str) ->
     from meshlab.backends.embedded.standins import behaviour_for
 
     assert calls_anyone(image) == bool(behaviour_for(image).downstream), image
+
+
+@pytest.mark.parametrize("image", sorted(_lab_images()))
+def test_an_images_callees_are_what_its_stand_in_may_call(image: str) -> None:
+    """mesh/reach.py follows a reached pod's calls to `callees`: they must be the services
+    the stand-in calls (its `downstream` authorities), so no call leaves unfollowed."""
+    from meshlab.backends.embedded.standins import behaviour_for
+
+    named = {f"{host}:{port}" for host, port in callees(image)}
+    assert named == set(behaviour_for(image).downstream), image
+
+
+@pytest.mark.parametrize("image", sorted(i for i in _lab_images() if calls_anyone(i)))
+def test_every_call_an_image_makes_is_one_of_its_callees(image: str) -> None:
+    paths = ["/", "/api/vehicles/", "/api/vehicles/driver/City%20Truck", "/api/history/A",
+             "/vehicles/", "/vehicles/driver/A", "/vehicles/A", "/history/A", "/api/x"]  # fmt: skip
+    for path in paths:
+        for call in calls_of(image, "GET", path, {"x-user": "a"}):
+            assert (call.host, call.port) in callees(image), (image, path, call)

@@ -5,7 +5,7 @@ and everything a backend may offer is declared here (nothing is looked up with g
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import field
 from functools import cached_property
@@ -14,8 +14,10 @@ from typing import Self
 
 from meshlab.load.manifests import Resource
 from meshlab.mesh.plan import MeshPlan, Note
-from meshlab.mesh.proxies import MeshProxies, build_proxies, senders_for
-from meshlab.mesh.request import Origin, ProbeRequest
+from meshlab.mesh.proxies import MeshProxies, SidecarPlans, build_proxies, senders_for
+from meshlab.mesh.reach import sending_pods
+from meshlab.mesh.registry import PodInstance
+from meshlab.mesh.request import ProbeRequest
 from meshlab.records import dataclass
 
 NO_RESPONSE = "no response"
@@ -93,18 +95,34 @@ class LabToDeploy:
     namespace: str  # the namespace the lab's objects are written for
     resources: Sequence[Resource]
     plan: MeshPlan
-    # where every request of the run starts (its checks' origins); None: anywhere (a lab's
-    # own tests, `meshlab up`), so every sidecar is there
-    origins: tuple[Origin, ...] | None = None
+    # every request the run sends, as its checks' `request:` write them (host, port and
+    # origin are what count); None: anything, from anywhere (a lab's own tests, `meshlab up`),
+    # so every sidecar is there
+    requests: tuple[ProbeRequest, ...] | None = None
 
     @cached_property
     def proxies(self) -> MeshProxies:
         """Every proxy's plan (a sidecar per workload, the gateways), built once on first use:
-        only a backend that runs the proxies itself needs them. With `origins`, a workload
-        that sends nothing (not an origin, an image that calls nobody) keeps its inbound side
-        only: its sidecar's outbound config could never be exercised."""
-        senders = None if self.origins is None else senders_for(self.origins, self.namespace)
-        return build_proxies(self.resources, self.plan, senders=senders)
+        only a backend that runs the proxies itself needs them. With `requests`, a workload
+        none of them can send from (mesh/reach.py) keeps its inbound side only: its
+        sidecar's outbound config could never be exercised."""
+        if self.requests is None:
+            return build_proxies(self.resources, self.plan)
+        plans = SidecarPlans(self.resources, self.plan.registry)
+        reached = sending_pods(self.resources, self.plan, self.requests, plans, self.namespace)
+        if reached is None:  # a call may reach any pod: any that calls on may send
+            origins = [r.origin for r in self.requests]
+            senders = senders_for(origins, self.namespace)
+        else:
+            senders = _named_in(reached)
+        return build_proxies(self.resources, self.plan, plans.for_labels, senders)
+
+
+def _named_in(names: frozenset[str]) -> Callable[[PodInstance], bool]:
+    def sends(pod: PodInstance) -> bool:
+        return pod.name in names
+
+    return sends
 
 
 class Session(ABC):

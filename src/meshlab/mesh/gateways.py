@@ -105,7 +105,7 @@ def provided_gateways(
     seen: set[tuple[str, str]] = set()
     for pod in registry.pods:
         key = (pod.namespace, pod.owner.name)
-        if key in seen or pod.owner.install or not _is_gateway_workload(pod):
+        if key in seen or pod.owner.install or not is_gateway_workload(pod):
             continue
         if any(
             g.body.spec.selector and selects(g.body.spec.selector, pod.labels) for g in gateways
@@ -126,7 +126,7 @@ def find_gateway(gateways: Sequence[ProvidedGateway], name: str) -> ProvidedGate
     return next((g for g in gateways if name in (g.name, g.ref)), None)
 
 
-def _is_gateway_workload(pod: PodInstance) -> bool:
+def is_gateway_workload(pod: PodInstance) -> bool:
     """A pod Istio would run as a gateway proxy: it carries an `istio` label (the install's
     convention, `istio: ingressgateway`) or runs Istio's proxy image."""
     image = pod.image.rsplit("/", 1)[-1]

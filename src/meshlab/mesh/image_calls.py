@@ -65,14 +65,27 @@ def propagated(tag: str, headers: Iterable[tuple[str, str]]) -> dict[str, str]:
     return kept
 
 
-CALLING_APPS = frozenset({"webapp-angular", "api-gateway", "position-tracker"})
+# Every service each calling app may call, whatever the request (`calls_of` picks among them)
+_CALLEES: Mapping[str, tuple[tuple[str, int], ...]] = {
+    "webapp-angular": (API_GATEWAY,),
+    "api-gateway": (TRACKER, STAFF),
+    "position-tracker": (TELEMETRY,),
+}
+
+
+def callees(image: str) -> tuple[tuple[str, int], ...]:
+    """Every (host, port) `image` may call to answer some request, as its code names them;
+    none for an image that calls nobody."""
+    repo, _ = image_parts(image)
+    if not repo.startswith(REPO_PREFIX):
+        return ()
+    return _CALLEES.get(repo[len(REPO_PREFIX) :], ())
 
 
 def calls_anyone(image: str) -> bool:
     """Whether `image` calls another service for some request (`calls_of` is never empty
     for it): a pod running any other image never sends a request through its sidecar."""
-    repo, _ = image_parts(image)
-    return repo.startswith(REPO_PREFIX) and repo[len(REPO_PREFIX) :] in CALLING_APPS
+    return bool(callees(image))
 
 
 def calls_of(image: str, method: str, path: str, headers: Mapping[str, str]) -> tuple[Call, ...]:

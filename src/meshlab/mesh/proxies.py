@@ -19,7 +19,7 @@ from meshlab.mesh.image_calls import calls_anyone
 from meshlab.mesh.injection import has_sidecar, namespaces_of
 from meshlab.mesh.model import MeshPlan
 from meshlab.mesh.plan import build_plan
-from meshlab.mesh.registry import PodInstance
+from meshlab.mesh.registry import PodInstance, Registry
 from meshlab.mesh.request import Origin
 from meshlab.records import dataclass
 
@@ -149,20 +149,32 @@ def senders_for(origins: Iterable[Origin], namespace: str) -> Callable[[PodInsta
     return sends
 
 
-def sidecar_plans(resources: Sequence[Resource]) -> Callable[[PodInstance], MeshPlan | None]:
+class SidecarPlans:
     """Each pod's sidecar plan, built on first ask and shared by the pods of one workload
     (same namespace and labels: istiod gives them one config); None for a pod the injector
-    leaves without a sidecar."""
-    namespaces = namespaces_of(resources)
-    built: dict[tuple[str, tuple[tuple[str, str], ...]], MeshPlan] = {}
+    leaves without a sidecar. `registry`: the one every plan reads (default: the first
+    plan's)."""
 
-    def plan_of(pod: PodInstance) -> MeshPlan | None:
-        if not has_sidecar(pod.owner, namespaces):
+    def __init__(self, resources: Sequence[Resource], registry: Registry | None = None) -> None:
+        self.resources = resources
+        self.registry = registry
+        self.namespaces = namespaces_of(resources)
+        self.built: dict[tuple[str, tuple[tuple[str, str], ...]], MeshPlan] = {}
+
+    def __call__(self, pod: PodInstance) -> MeshPlan | None:
+        if not has_sidecar(pod.owner, self.namespaces):
             return None
-        key = (pod.namespace, tuple(sorted(pod.labels.items())))
-        if key not in built:
-            shared = next(iter(built.values())).registry if built else None
-            built[key] = build_plan(resources, pod.namespace, dict(pod.labels), registry=shared)
-        return built[key]
+        return self.for_labels(pod.namespace, pod.labels)
 
-    return plan_of
+    def for_labels(self, namespace: str, labels: Mapping[str, str]) -> MeshPlan:
+        """The plan of the workload with these labels in `namespace` (PlanFor)."""
+        key = (namespace, tuple(sorted(labels.items())))
+        if key not in self.built:
+            shared = self.registry or next((p.registry for p in self.built.values()), None)
+            self.built[key] = build_plan(self.resources, namespace, dict(labels), registry=shared)
+        return self.built[key]
+
+
+def sidecar_plans(resources: Sequence[Resource]) -> Callable[[PodInstance], MeshPlan | None]:
+    """Each pod's sidecar plan (SidecarPlans), for a caller that asks pod by pod."""
+    return SidecarPlans(resources)
