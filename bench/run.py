@@ -21,7 +21,9 @@ absolutes), and writes them to reports/bench.json:
     checkouts); and the CPU seconds each process of that run spends (the run itself,
     Envoy, the stand-in hosts, the CA) with the wall no schedule beats with them: their
     total over the cores, or the run's own CPU if more (one process runs on one core at a
-    time);
+    time); and how fast the machine was meanwhile (a fixed loop in a fresh interpreter,
+    timed before each round: the walls' goal is in seconds, and this machine's speed moves
+    ~2x within minutes);
   * the lab session's wall: what `nox -s lab-2-traffic` runs once its virtualenv is ready
     (`pytest -q -rP labs/2-traffic --meshlab-reports DIR`; goal 3 s), median of 3-5;
     `--only walls` measures these two alone, with the next;
@@ -336,6 +338,20 @@ def _phases(src: Path, args: list[str]) -> dict[str, float]:
 
 
 CPU_ROLES = ("main", "envoy", "hosts", "others")  # bench/phases.py's; others: the CA
+# The machine's speed while the walls are timed: a fixed pure-Python loop in a fresh
+# interpreter. The walls' goal is in seconds, and this shared machine's speed moves ~2x
+# within minutes (other tenants): the loop says which kind of minute a wall was timed in.
+SPEED_PROBE = (
+    "import time; t = time.perf_counter(); sum(range(3_000_000)); print(time.perf_counter() - t)"
+)
+
+
+def machine_speed() -> float:
+    """Seconds the probe loop takes here, now: compare it between bench runs."""
+    done = subprocess.run(
+        [sys.executable, "-I", "-c", SPEED_PROBE], capture_output=True, text=True, check=True
+    )
+    return float(done.stdout)
 
 
 def _cpu_budget(phased: list[dict[str, float]]) -> dict[str, float]:
@@ -365,7 +381,9 @@ def process_wall(srcs: dict[str, Path], runs: int) -> dict[str, dict[str, object
     firsts: dict[str, list[float]] = {name: [] for name in srcs}
     helps: dict[str, list[float]] = {name: [] for name in srcs}
     phases: dict[str, list[dict[str, float]]] = {name: [] for name in srcs}
+    speeds: list[float] = []
     for i in range(runs + 1):
+        speeds.append(machine_speed())
         for name, src in srcs.items():
             env = _student_env(src)
             wall, phased = _timed([*entry, *lab], env), _phases(src, lab)
@@ -393,6 +411,7 @@ def process_wall(srcs: dict[str, Path], runs: int) -> dict[str, dict[str, object
             "cpu_run_lab2": _cpu_budget(phases[name]),
             "goal_seconds": PROCESS_GOAL,
             "goal_met": wall <= PROCESS_GOAL,
+            "speed_probe_seconds": speeds,  # machine_speed() before each round
         }
     return out
 
@@ -485,6 +504,13 @@ def describe_walls(walls: dict[str, dict[str, object]]) -> str:
             f"\n  CPU (s): {spent}; total {cpu['total']:.2f} on {cpu['cores']} cores: no "
             f"schedule runs it in under {cpu['floor']:.2f} s"
         )
+    speeds = next(iter(walls.values()))["speed_probe_seconds"]
+    assert isinstance(speeds, list)
+    lines.append(
+        f"machine speed while timed: the probe loop took median {statistics.median(speeds):.3f}"
+        f" s (range {min(speeds):.3f}-{max(speeds):.3f}; the same loop is faster on a quieter "
+        "machine, and every wall above with it)"
+    )
     return "\n".join(lines)
 
 
