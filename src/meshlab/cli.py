@@ -24,7 +24,14 @@ import click
 from meshlab.commands.lazy import LazyGroup
 from meshlab.commands.runopts import run_options as _run_options
 from meshlab.commands.startup import collector_paused_until_started
-from meshlab.errors import EXIT_BACKEND, EXIT_FAILED, EXIT_PASSED, MeshlabError, printable
+from meshlab.errors import (
+    EXIT_BACKEND,
+    EXIT_FAILED,
+    EXIT_PASSED,
+    MeshlabError,
+    printable,
+    stop_behind,
+)
 from meshlab.options import RunSettings, kind_only_message
 
 if TYPE_CHECKING:
@@ -95,6 +102,12 @@ def main(argv: list[str] | None = None) -> None:
         click.echo("interrupted: every process meshlab started has been stopped", err=True)
         code = EXIT_INTERRUPTED
     except Exception as exc:  # a bug in meshlab: said plainly, traced only when asked
+        stop = stop_behind(exc)  # or a stop that Python wrapped on its way (errors.py)
+        if isinstance(stop, SystemExit):
+            raise stop from None
+        if stop is not None:
+            click.echo("interrupted: every process meshlab started has been stopped", err=True)
+            sys.exit(EXIT_INTERRUPTED)
         if os.environ.get("MESHLAB_DEBUG") == "1":
             traceback.print_exc()
         click.echo(

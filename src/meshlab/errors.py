@@ -166,7 +166,7 @@ def reading_input(what: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
                     f"{what} is too large or too deeply nested to read ({type(exc).__name__})"
                 ) from exc
             except Exception as exc:
-                stop = _stop_behind(exc)
+                stop = stop_behind(exc)
                 if stop is not None:
                     raise stop from None  # Ctrl-C or SIGTERM while reading: a stop, not input
                 raise InputError(
@@ -180,10 +180,11 @@ def reading_input(what: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
     return decorate
 
 
-def _stop_behind(error: BaseException) -> BaseException | None:
-    """A KeyboardInterrupt or SystemExit (the CLI's SIGTERM is one) that `error` wraps: Python
-    3.11 turns one raised in a class's `__set_name__` (pydantic builds classes as a lab is
-    read) into a RuntimeError caused by it."""
+def stop_behind(error: BaseException) -> BaseException | None:
+    """The KeyboardInterrupt or SystemExit (the CLI's SIGTERM is one) that `error` wraps, if
+    any: Python 3.11 turns one raised in a class's `__set_name__` (pydantic builds classes as
+    a lab is read and as check kinds are imported) into a RuntimeError caused by it. Whoever
+    catches Exception re-raises it, so a stop stays a stop."""
     seen: set[int] = set()
     current: BaseException | None = error
     while current is not None and id(current) not in seen:

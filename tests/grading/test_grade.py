@@ -200,6 +200,24 @@ def test_an_interrupted_batch_stops_the_running_submissions_within_a_request(
     assert all(0 < len(m.sent) < 100 for m in backend.meshes), [len(m.sent) for m in backend.meshes]
 
 
+def test_a_stop_wrapped_in_another_error_stops_the_batch(tmp_path: Path) -> None:
+    """SIGTERM as a class is built mid-submission reaches the grader inside a RuntimeError
+    (Python 3.11's `__set_name__`): the batch stops, the submission is not graded 0 for an
+    "internal error" while the CI job is being cancelled."""
+    lab, subs = instructor_lab(tmp_path), write_class(tmp_path, ["correct-as-shipped"])
+    backend = ConfiguredBackend()
+
+    @contextmanager
+    def deploy(to: LabToDeploy) -> Iterator[FakeMesh]:
+        raise RuntimeError("Error calling __set_name__") from SystemExit(143)
+        yield  # a generator, as the real deploy is
+
+    backend.deploy = deploy  # type: ignore[method-assign]
+    with pytest.raises(SystemExit) as stopped:
+        grade(lab, subs, RunOptions(), backend)
+    assert stopped.value.code == 143
+
+
 def test_errors_name_the_students_file_from_any_working_folder(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -265,6 +265,21 @@ def test_a_stop_while_reading_input_stays_a_stop() -> None:
         interrupted()
 
 
+@pytest.mark.parametrize(("stop", "code"), [(_Stop(143), 143), (KeyboardInterrupt(), 130)])
+def test_a_stop_python_wrapped_is_still_a_stop_at_the_cli(
+    stop: BaseException, code: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A SIGTERM or Ctrl-C that reaches the CLI inside another exception (a class built
+    lazily mid-command) exits as the stop it is, not as an internal error (exit 3)."""
+    import meshlab.backends.embedded.envoy.bootstrap as bootstrap
+
+    def stopped(*args: object) -> object:
+        raise RuntimeError("Error calling __set_name__") from stop
+
+    monkeypatch.setattr(bootstrap, "render_bootstrap", stopped)
+    assert run_cli("envoy-config", TRAFFIC_LAB)[0] == code
+
+
 def test_a_bug_elsewhere_is_exit_3_internal_error(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from meshlab.backends.base import Backend
 from meshlab.checks import Check
-from meshlab.errors import InputError, MeshlabError, printable
+from meshlab.errors import InputError, MeshlabError, printable, stop_behind
 from meshlab.grading.model import ClassReport, GradedCheck, GradedSubmission
 from meshlab.grading.submissions import discover, merge
 from meshlab.pipeline import PreparedLab, RunOptions, prepare, run_prepared
@@ -123,6 +123,9 @@ def grade_one(
         except OSError as exc:  # unreadable, vanished while copied: the submission's files
             error = unmerged(f"cannot read the submission: {exc.strerror or exc}")
         except Exception as exc:  # a bug in meshlab: this submission's, said plainly
+            interrupt = stop_behind(exc)  # unless it is Ctrl-C or SIGTERM, wrapped on its way
+            if interrupt is not None:
+                raise interrupt from None
             error = unmerged(f"internal error: {type(exc).__name__}: {exc}")
         else:
             checks = [
