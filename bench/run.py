@@ -315,6 +315,13 @@ def _student_env(src: Path, store: str | None = None) -> dict[str, str]:
     return {**env, "PYTHONPATH": str(src), "MESHLAB_CACHE_DIR": store or _store()}
 
 
+def _in_turn(srcs: dict[str, Path], round_: int) -> list[tuple[str, Path]]:
+    """The checkouts in this round's order: the first of a pair runs in the wake of the
+    bench's previous step, so the order flips every round and neither always goes first."""
+    order = list(srcs.items())
+    return order[::-1] if round_ % 2 else order
+
+
 def _timed(argv: list[str], env: dict[str, str], cwd: Path = ROOT) -> float:
     started = time.perf_counter()
     done = subprocess.run(argv, env=env, cwd=cwd, capture_output=True, check=False)
@@ -384,7 +391,7 @@ def process_wall(srcs: dict[str, Path], runs: int) -> dict[str, dict[str, object
     speeds: list[float] = []
     for i in range(runs + 1):
         speeds.append(machine_speed())
-        for name, src in srcs.items():
+        for name, src in _in_turn(srcs, i):
             env = _student_env(src)
             wall, phased = _timed([*entry, *lab], env), _phases(src, lab)
             first = _timed([*entry, *lab], _student_env(src, _store(fresh=True)))
@@ -430,7 +437,7 @@ def lab_session_wall(srcs: dict[str, Path], runs: int) -> dict[str, dict[str, ob
         argv += ["-p", "meshlab.pytest_plugin"]
         argv += [str(LAB.relative_to(ROOT)), "--meshlab-reports", reports]
         for i in range(runs + 1):
-            for name, src in srcs.items():
+            for name, src in _in_turn(srcs, i):
                 env = {**_student_env(src), "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}
                 wall = _timed(argv, env)
                 if i:
