@@ -54,6 +54,28 @@ def test_lab2s_checks_pass_out_through_no_sidecar() -> None:
     assert pruned.gateways == full.gateways
 
 
+def test_lab2s_checks_enter_only_the_staff_pods_and_dial_no_cluster_ip() -> None:
+    """The inbound side of a pod no request reaches, and the kube-proxy listener of a Service
+    no call dials without a proxy, are left out too; a client without a sidecar dials it."""
+    proxies = lab2(ProbeRequest(STAFF)).proxies
+    entered = proxies.meshed_pods - proxies.unreached
+    assert {pod.rsplit("-", 2)[0] for pod in entered} == {"staff-service", "staff-service-risky"}
+    assert proxies.direct == frozenset()
+    plain = lab2(ProbeRequest(API_GATEWAY, origin=Origin("no-sidecar"))).proxies
+    assert plain.direct == {"fleetman-api-gateway.default.svc.cluster.local"}
+    entered = plain.meshed_pods - plain.unreached
+    assert {pod.rsplit("-", 2)[0] for pod in entered} == {
+        "api-gateway",
+        "position-tracker",
+        "staff-service",
+        "staff-service-risky",
+        "vehicle-telemetry",
+    }
+    everything = lab2(ProbeRequest("http://10.0.0.7:8080/")).proxies
+    assert everything.unreached == frozenset()
+    assert everything.direct is None
+
+
 @pytest.mark.parametrize(
     ("url", "origin", "kept"),
     [

@@ -7,7 +7,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import field
+from dataclasses import field, replace
 from functools import cached_property
 from types import TracebackType
 from typing import Self
@@ -15,7 +15,7 @@ from typing import Self
 from meshlab.load.manifests import Resource
 from meshlab.mesh.plan import MeshPlan, Note
 from meshlab.mesh.proxies import MeshProxies, SidecarPlans, build_proxies, senders_for
-from meshlab.mesh.reach import sending_pods
+from meshlab.mesh.reach import reach_of
 from meshlab.mesh.registry import PodInstance
 from meshlab.mesh.request import ProbeRequest
 from meshlab.records import dataclass
@@ -103,19 +103,23 @@ class LabToDeploy:
     @cached_property
     def proxies(self) -> MeshProxies:
         """Every proxy's plan (a sidecar per workload, the gateways), built once on first use:
-        only a backend that runs the proxies itself needs them. With `requests`, a workload
-        none of them can send from (mesh/reach.py) keeps its inbound side only: its
-        sidecar's outbound config could never be exercised."""
+        only a backend that runs the proxies itself needs them. With `requests`, what none
+        of them can use is left out (mesh/reach.py): a workload's sidecar they cannot pass
+        out through (its pods keep their inbound side), a pod's inbound side they cannot
+        enter, a Service's ClusterIP they cannot dial."""
         if self.requests is None:
             return build_proxies(self.resources, self.plan)
         plans = SidecarPlans(self.resources, self.plan.registry)
-        reached = sending_pods(self.resources, self.plan, self.requests, plans, self.namespace)
-        if reached is None:  # a call may reach any pod: any that calls on may send
+        reach = reach_of(self.resources, self.plan, self.requests, plans, self.namespace)
+        if reach is None:  # a call may reach any pod: any that calls on may send
             origins = [r.origin for r in self.requests]
             senders = senders_for(origins, self.namespace)
-        else:
-            senders = _named_in(reached)
-        return build_proxies(self.resources, self.plan, plans.for_labels, senders)
+            return build_proxies(self.resources, self.plan, plans.for_labels, senders)
+        proxies = build_proxies(
+            self.resources, self.plan, plans.for_labels, _named_in(reach.senders)
+        )
+        unreached = proxies.meshed_pods - reach.reached
+        return replace(proxies, unreached=unreached, direct=reach.direct)
 
 
 def _named_in(names: frozenset[str]) -> Callable[[PodInstance], bool]:

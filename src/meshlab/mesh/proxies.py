@@ -50,6 +50,10 @@ class MeshProxies:
     gateways: list[ProxyPlan] = field(default_factory=list)
     meshed_pods: frozenset[str] = frozenset()  # pods with a sidecar (an inbound side)
     left_out: frozenset[str] = frozenset()  # meshed pods whose sidecar sends nothing here
+    # where no request of the run can go (mesh/reach.py): meshed pods whose inbound side is
+    # never entered, and (not None) the only Services whose ClusterIP a call can dial
+    unreached: frozenset[str] = frozenset()
+    direct: frozenset[str] | None = None
 
     @property
     def all(self) -> list[ProxyPlan]:

@@ -1,7 +1,9 @@
-"""Which sidecars a run's requests can pass out through: those of the pods its checks send
-from, and of the pods those requests can reach whose image calls on (and so on down the
-chain). A run whose requests all come from its checks gives Envoy only these sidecars'
-outbound config; every other pod keeps its inbound side (mesh/proxies.py `left_out`).
+"""Where a run's requests can go: the pods they can reach, the sidecars they can pass out
+through (those of the pods its checks send from, and of the reached pods whose image calls
+on, and so on down the chain), and the Services they can reach with no proxy on the way. A
+run whose requests all come from its checks gives Envoy only these: the other sidecars'
+outbound config (mesh/proxies.py `left_out`), the other pods' inbound side (`unreached`)
+and the other Services' kube-proxy listeners are left out, as no request can use them.
 
 A request starts at its origin with its URL's host and port. A proxy sends a host:port where
 its plan says: every route of the virtual host Envoy picks for the name (whatever headers,
@@ -30,8 +32,9 @@ from meshlab.mesh.model import PASSTHROUGH_CLUSTER, DirectResponse, Forward, Mes
 from meshlab.mesh.passthrough import cluster_dns
 from meshlab.mesh.registry import PodInstance
 from meshlab.mesh.request import ProbeRequest
+from meshlab.records import dataclass
 
-__all__ = ["sending_pods"]
+__all__ = ["Reach", "reach_of"]
 
 PlanOf = Callable[[PodInstance], MeshPlan | None]  # a pod's sidecar plan; None: no sidecar
 BLACK_HOLE = "BlackHoleCluster"  # REGISTRY_ONLY's catch-all: the call goes nowhere
@@ -41,16 +44,26 @@ class _Anywhere(Exception):
     """A call the plan cannot follow: it may reach any pod."""
 
 
-def sending_pods(
+@dataclass(frozen=True)
+class Reach:
+    """Where a run's requests can go: the pods they can reach, those of them (and of the
+    origins) that send on through their sidecar, and the Services whose ClusterIP a call
+    can dial with no proxy on the way (kube-proxy's part)."""
+
+    reached: frozenset[str]
+    senders: frozenset[str]
+    direct: frozenset[str]  # Service FQDNs
+
+
+def reach_of(
     resources: Sequence[Resource],
     client: MeshPlan,
     requests: Iterable[ProbeRequest],
     plan_of: PlanOf,
     namespace: str,
-) -> frozenset[str] | None:
-    """The names of the pods that may send a request through their sidecar when a run sends
-    only `requests` (the client's plan is `client`, the lab's namespace `namespace`); None
-    when some call may reach any pod (then any pod whose image calls on may send)."""
+) -> Reach | None:
+    """Where `requests` can go, and nothing else is sent (the client's plan is `client`, the
+    lab's namespace `namespace`); None when some call may reach any pod."""
     walk = _Walk(resources, client, plan_of)
     try:
         for request in requests:
@@ -58,7 +71,7 @@ def sending_pods(
         walk.follow()
     except _Anywhere:
         return None
-    return frozenset(walk.senders)
+    return Reach(frozenset(walk.reached), frozenset(walk.senders), frozenset(walk.dialled))
 
 
 class _Walk:
@@ -71,6 +84,7 @@ class _Walk:
         self.plan_of = plan_of
         self.reached: set[str] = set()
         self.senders: set[str] = set()
+        self.dialled: set[str] = set()
         self.pending: list[PodInstance] = []
         self.gateways_followed = False
 
@@ -151,6 +165,7 @@ class _Walk:
         service = self.registry.service_by_fqdn(fqdn) if fqdn else None
         if service is None:
             raise _Anywhere
+        self.dialled.add(service.fqdn)
         for endpoints in service.endpoints.values():
             for endpoint in endpoints:
                 self.reach(endpoint.pod)

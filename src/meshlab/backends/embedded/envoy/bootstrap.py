@@ -114,10 +114,10 @@ def render_mesh(
         _pass_to_original_destination(listener)
     registry = proxies.client.plan.registry
     inbound_listeners, inbound_clusters = inbound_side(
-        registry, proxies.meshed_pods, addresses, tls
+        registry, proxies.meshed_pods - proxies.unreached, addresses, tls
     )
     inbound_listeners += gateway_twins(proxies, listeners)
-    proxy_listeners, proxy_clusters = kube_proxy(registry, endpoint_of)
+    proxy_listeners, proxy_clusters = kube_proxy(registry, endpoint_of, proxies.direct)
     out = _bootstrap(
         proxies.client.plan,
         listeners + inbound_listeners + proxy_listeners,

@@ -116,14 +116,17 @@ def _tcp_filter(cluster: str) -> dict[str, Any]:
 
 
 def kube_proxy(
-    registry: Registry, endpoint_of: EndpointOf
+    registry: Registry, endpoint_of: EndpointOf, dialled: frozenset[str] | None = None
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """A TCP listener per Service port, spreading connections over its pods at random."""
+    """A TCP listener per Service port, spreading connections over its pods at random; only
+    for the Services in `dialled` (their FQDNs) when a run knows which it can dial."""
     listeners: list[dict[str, Any]] = []
     clusters: list[dict[str, Any]] = []
     for service in registry.services:
         if service.headless:
             continue  # no ClusterIP: a client resolves the pods themselves
+        if dialled is not None and service.fqdn not in dialled:
+            continue
         for sport in service.ports:
             if sport.protocol == "UDP":
                 continue
