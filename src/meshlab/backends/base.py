@@ -14,7 +14,13 @@ from typing import Self
 
 from meshlab.load.manifests import Resource
 from meshlab.mesh.plan import MeshPlan, Note
-from meshlab.mesh.proxies import MeshProxies, SidecarPlans, build_proxies, senders_for
+from meshlab.mesh.proxies import (
+    MeshProxies,
+    SidecarPlans,
+    build_proxies,
+    gateway_proxies,
+    senders_for,
+)
 from meshlab.mesh.reach import reach_of
 from meshlab.mesh.registry import PodInstance
 from meshlab.mesh.request import ProbeRequest
@@ -110,14 +116,13 @@ class LabToDeploy:
         if self.requests is None:
             return build_proxies(self.resources, self.plan)
         plans = SidecarPlans(self.resources, self.plan.registry)
-        reach = reach_of(self.resources, self.plan, self.requests, plans, self.namespace)
+        gateways = gateway_proxies(self.resources, self.plan.registry)
+        reach = reach_of(self.plan, gateways, self.requests, plans, self.namespace)
         if reach is None:  # a call may reach any pod: any that calls on may send
-            origins = [r.origin for r in self.requests]
-            senders = senders_for(origins, self.namespace)
-            return build_proxies(self.resources, self.plan, plans.for_labels, senders)
-        proxies = build_proxies(
-            self.resources, self.plan, plans.for_labels, _named_in(reach.senders)
-        )
+            senders = senders_for([r.origin for r in self.requests], self.namespace)
+            return build_proxies(self.resources, self.plan, plans.for_labels, senders, gateways)
+        sends = _named_in(reach.senders)
+        proxies = build_proxies(self.resources, self.plan, plans.for_labels, sends, gateways)
         unreached = proxies.meshed_pods - reach.reached
         return replace(proxies, unreached=unreached, direct=reach.direct)
 

@@ -77,20 +77,10 @@ class MeshProxies:
 PlanFor = Callable[[str, Mapping[str, str]], MeshPlan]
 
 
-def build_proxies(
-    resources: Sequence[Resource],
-    client: MeshPlan,
-    plan_for: PlanFor | None = None,
-    senders: Callable[[PodInstance], bool] | None = None,
-) -> MeshProxies:
-    """The client's plan (already built), a plan per meshed workload, and the gateways' (the
-    install's ingress gateway when a Gateway selects it, or the lab's own gateway workload).
-
-    `senders`: the pods that may send a request through their sidecar (None: every one). A
-    workload none of whose pods may send keeps its inbound side (`meshed_pods`) but gets no
-    sidecar plan (`left_out`): its outbound config would never be exercised."""
-    namespaces = namespaces_of(resources)
-    gateways = [
+def gateway_proxies(resources: Sequence[Resource], registry: Registry) -> list[ProxyPlan]:
+    """The gateways' proxies and plans: the install's ingress gateway when a Gateway selects
+    it, or the lab's own gateway workload."""
+    return [
         ProxyPlan(
             g.name,
             "gateway",
@@ -99,8 +89,26 @@ def build_proxies(
             build_gateway_plan(resources, g),
             (g.pod.name,) if g.pod is not None else (),
         )
-        for g in provided_gateways(resources, client.registry)
+        for g in provided_gateways(resources, registry)
     ]
+
+
+def build_proxies(
+    resources: Sequence[Resource],
+    client: MeshPlan,
+    plan_for: PlanFor | None = None,
+    senders: Callable[[PodInstance], bool] | None = None,
+    gateways: Sequence[ProxyPlan] | None = None,
+) -> MeshProxies:
+    """The client's plan (already built), a plan per meshed workload, and the gateways'
+    (`gateway_proxies`, unless given).
+
+    `senders`: the pods that may send a request through their sidecar (None: every one). A
+    workload none of whose pods may send keeps its inbound side (`meshed_pods`) but gets no
+    sidecar plan (`left_out`): its outbound config would never be exercised."""
+    namespaces = namespaces_of(resources)
+    if gateways is None:
+        gateways = gateway_proxies(resources, client.registry)
     gateway_pods = {pod for g in gateways for pod in g.pods}
 
     def default_plan(namespace: str, labels: Mapping[str, str]) -> MeshPlan:
@@ -133,7 +141,7 @@ def build_proxies(
             )
         )
     proxy = ProxyPlan(CLIENT_PROXY, "client", client.client_namespace, {}, client)
-    return MeshProxies(proxy, sidecars, gateways, frozenset(meshed), frozenset(left_out))
+    return MeshProxies(proxy, sidecars, list(gateways), frozenset(meshed), frozenset(left_out))
 
 
 def senders_for(origins: Iterable[Origin], namespace: str) -> Callable[[PodInstance], bool]:

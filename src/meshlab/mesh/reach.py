@@ -23,13 +23,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 
-from meshlab.load.manifests import Resource
-from meshlab.mesh.gateway_plan import build_gateway_plan
-from meshlab.mesh.gateways import is_gateway_workload, provided_gateways
+from meshlab.mesh.gateways import is_gateway_workload
 from meshlab.mesh.image_calls import callees
 from meshlab.mesh.matching import choose_virtual_host
 from meshlab.mesh.model import PASSTHROUGH_CLUSTER, DirectResponse, Forward, MeshPlan
 from meshlab.mesh.passthrough import cluster_dns
+from meshlab.mesh.proxies import ProxyPlan
 from meshlab.mesh.registry import PodInstance
 from meshlab.mesh.request import ProbeRequest
 from meshlab.records import dataclass
@@ -56,15 +55,16 @@ class Reach:
 
 
 def reach_of(
-    resources: Sequence[Resource],
     client: MeshPlan,
+    gateways: Sequence[ProxyPlan],
     requests: Iterable[ProbeRequest],
     plan_of: PlanOf,
     namespace: str,
 ) -> Reach | None:
     """Where `requests` can go, and nothing else is sent (the client's plan is `client`, the
-    lab's namespace `namespace`); None when some call may reach any pod."""
-    walk = _Walk(resources, client, plan_of)
+    gateways' `gateways`, the lab's namespace `namespace`); None when some call may reach
+    any pod."""
+    walk = _Walk(client, gateways, plan_of)
     try:
         for request in requests:
             walk.enter(request, namespace)
@@ -77,9 +77,9 @@ def reach_of(
 class _Walk:
     """The calls still to follow, the pods reached, and the pods that send."""
 
-    def __init__(self, resources: Sequence[Resource], client: MeshPlan, plan_of: PlanOf):
-        self.resources = resources
+    def __init__(self, client: MeshPlan, gateways: Sequence[ProxyPlan], plan_of: PlanOf):
         self.client = client
+        self.gateways = gateways
         self.registry = client.registry
         self.plan_of = plan_of
         self.reached: set[str] = set()
@@ -176,8 +176,8 @@ class _Walk:
         if self.gateways_followed:
             return
         self.gateways_followed = True
-        for gateway in provided_gateways(self.resources, self.registry):
-            plan = build_gateway_plan(self.resources, gateway)
+        for gateway in self.gateways:
+            plan = gateway.plan
             for table in plan.route_tables.values():
                 for vhost in table:
                     for route in vhost.routes:
