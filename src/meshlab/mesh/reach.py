@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterable, Sequence
 from meshlab.mesh.gateways import is_gateway_workload
 from meshlab.mesh.image_calls import callees
 from meshlab.mesh.matching import choose_virtual_host
-from meshlab.mesh.model import PASSTHROUGH_CLUSTER, DirectResponse, Forward, MeshPlan
+from meshlab.mesh.model import PASSTHROUGH_CLUSTER, DirectResponse, Forward, MeshPlan, RoutePlan
 from meshlab.mesh.passthrough import cluster_dns
 from meshlab.mesh.proxies import ProxyPlan
 from meshlab.mesh.registry import PodInstance
@@ -36,7 +36,6 @@ from meshlab.records import dataclass
 __all__ = ["Reach", "reach_of"]
 
 PlanOf = Callable[[PodInstance], MeshPlan | None]  # a pod's sidecar plan; None: no sidecar
-BLACK_HOLE = "BlackHoleCluster"  # REGISTRY_ONLY's catch-all: the call goes nowhere
 
 
 class _Anywhere(Exception):
@@ -139,17 +138,21 @@ class _Walk:
             for listener in tcp:
                 self.cluster(plan, listener.tcp_cluster, host, namespace)
             return
-        for route in choice.vhost.routes:
+        self.routes(plan, choice.vhost.routes, namespace, host)
+
+    def routes(
+        self, plan: MeshPlan, routes: Iterable[RoutePlan], namespace: str, host: str | None
+    ) -> None:
+        """Every destination of every route (`host`: the name called; None: each target's)."""
+        for route in routes:
             if isinstance(route.action, DirectResponse):
-                continue
+                continue  # answered by the proxy itself (REGISTRY_ONLY's 502 among them)
             if not isinstance(route.action, Forward):
                 raise _Anywhere  # a redirect: the client may follow it anywhere
             for target in route.action.targets:
-                self.cluster(plan, target.cluster, host, namespace)
+                self.cluster(plan, target.cluster, host or target.host, namespace)
 
     def cluster(self, plan: MeshPlan, name: str | None, host: str, namespace: str) -> None:
-        if name == BLACK_HOLE:
-            return
         if name == PASSTHROUGH_CLUSTER:
             self.direct(host, namespace)
             return
@@ -180,13 +183,7 @@ class _Walk:
             plan = gateway.plan
             for table in plan.route_tables.values():
                 for vhost in table:
-                    for route in vhost.routes:
-                        if isinstance(route.action, DirectResponse):
-                            continue
-                        if not isinstance(route.action, Forward):
-                            raise _Anywhere
-                        for target in route.action.targets:
-                            self.cluster(plan, target.cluster, target.host, gateway.namespace)
+                    self.routes(plan, vhost.routes, gateway.namespace, None)
             for listener in plan.listeners:
                 if listener.tcp_cluster is not None:
                     self.cluster(plan, listener.tcp_cluster, "", gateway.namespace)
